@@ -1,0 +1,397 @@
+//! Verdicts from observations: pure, synchronous and deterministic.
+//!
+//! Each expectation that applies to the case's protocol is judged against the exchange it is
+//! about. An unmet expectation becomes a finding whose verdict follows the cited requirement's
+//! level; an expectation without the observation it needs becomes an ERROR, never a PASS; one
+//! that cannot apply to this target is not applicable, and a case where nothing applied is SKIP.
+
+use crate::deployment::{Deployment, Role, normalize_host, san_covers};
+use crate::observe::{ConnectionResult, Exchange, ExchangeOutcome, Observations};
+use crate::outcome::{Cited, Finding, Verdict};
+use crate::scenario::{Check, Expectation, Protocol, Scenario, Step};
+
+/// HTTP/2 error code PROTOCOL_ERROR (RFC 9113 §7).
+const PROTOCOL_ERROR: u32 = 0x1;
+
+/// A case's verdict and the findings behind it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evaluation {
+    pub verdict: Verdict,
+    pub findings: Vec<Finding>,
+}
+
+/// Judges `observations` of one run of `scenario` over `protocol`.
+pub fn evaluate(
+    scenario: &Scenario,
+    protocol: Protocol,
+    deployment: &Deployment,
+    observations: &Observations,
+) -> Evaluation {
+    let mut findings = Vec::new();
+    let mut skips = Vec::new();
+    let mut met = 0usize;
+    for (step_index, step) in scenario.steps.iter().enumerate() {
+        let Step::Send(send) = step else { continue };
+        for (request_index, request) in send.requests.iter().enumerate() {
+            for round in 0..send.rounds {
+                let exchange = observations.exchanges.iter().find(|exchange| {
+                    exchange.step == step_index
+                        && exchange.request == request_index
+                        && exchange.round == round
+                });
+                for expectation in request.expect.iter().filter(|e| e.applies_to(protocol)) {
+                    let judged = match exchange {
+                        Some(exchange) => judge(expectation, exchange, deployment, observations),
+                        None => Judgement::Missing("the request was never sent".to_owned()),
+                    };
+                    let requirement = scenario.requirement(expectation.requirement);
+                    let finding = |verdict, expected: String, observed: String| Finding {
+                        verdict,
+                        requirement: Some(Cited {
+                            id: requirement.id.clone(),
+                            level: requirement.level,
+                            section: requirement.section.clone(),
+                        }),
+                        expected,
+                        observed,
+                        location: Some(expectation.span.clone()),
+                    };
+                    match judged {
+                        Judgement::Met => met += 1,
+                        Judgement::Unmet { expected, observed } => findings.push(finding(
+                            requirement.level.verdict_when_unmet(),
+                            expected,
+                            observed,
+                        )),
+                        Judgement::Missing(observed) => findings.push(finding(
+                            Verdict::Error,
+                            describe(&expectation.check, deployment),
+                            observed,
+                        )),
+                        Judgement::NotApplicable(reason) => {
+                            skips.push(finding(Verdict::Skip, describe(&expectation.check, deployment), reason));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let verdict = findings
+        .iter()
+        .map(|finding| finding.verdict)
+        .max()
+        .unwrap_or(if met == 0 { Verdict::Skip } else { Verdict::Pass });
+    if verdict == Verdict::Skip {
+        findings = skips;
+    }
+    Evaluation { verdict, findings }
+}
+
+enum Judgement {
+    Met,
+    Unmet { expected: String, observed: String },
+    /// The observation this check needs is not there.
+    Missing(String),
+    NotApplicable(String),
+}
+
+fn judge(
+    expectation: &Expectation,
+    exchange: &Exchange,
+    deployment: &Deployment,
+    observations: &Observations,
+) -> Judgement {
+    let outcome = &exchange.outcome;
+    let connection = observations.connection(&exchange.connection);
+    if let Some(record) = connection {
+        if let (Some(source), false) = (&record.resume_source, record.resumption_offered) {
+            return Judgement::NotApplicable(format!(
+                "no session ticket to offer: the target issued none on connection {source}"
+            ));
+        }
+    }
+    let Some(refused) = outcome.refused() else {
+        return Judgement::Missing(outcome.to_string());
+    };
+    let unmet = |expected: String| Judgement::Unmet {
+        expected,
+        observed: outcome.to_string(),
+    };
+    let expected = describe(&expectation.check, deployment);
+    match &expectation.check {
+        Check::Refused => {
+            if refused {
+                Judgement::Met
+            } else {
+                unmet(expected)
+            }
+        }
+        Check::UncoveredRefused => {
+            let host = host_of(&exchange.authority);
+            let sans = match connection.map(|record| &record.result) {
+                Some(ConnectionResult::Established(established)) => &established.peer_sans,
+                // A refused handshake presented no certificate the request could ride on.
+                _ if refused => return Judgement::Met,
+                _ => return Judgement::Missing("no certificate was observed on the connection".to_owned()),
+            };
+            if sans.iter().any(|san| san_covers(san, &host)) {
+                Judgement::NotApplicable(format!(
+                    "the certificate presented ({}) covers {host}",
+                    sans.join(", ")
+                ))
+            } else if refused {
+                Judgement::Met
+            } else {
+                unmet(format!(
+                    "refused, because the certificate presented ({}) does not cover {host}",
+                    sans.join(", ")
+                ))
+            }
+        }
+        Check::Status(codes) => match outcome {
+            ExchangeOutcome::Response(response) if codes.contains(&response.status) => Judgement::Met,
+            _ => unmet(expected),
+        },
+        Check::Malformed => match outcome {
+            ExchangeOutcome::StreamReset { code, .. } if *code == PROTOCOL_ERROR => Judgement::Met,
+            ExchangeOutcome::Response(response) if response.status == 400 => Judgement::Met,
+            _ => unmet(expected),
+        },
+        Check::ServedBy(role) | Check::TenantIfServed(role) => {
+            let must_serve = matches!(expectation.check, Check::ServedBy(_));
+            match outcome {
+                ExchangeOutcome::Response(response) if !refused => {
+                    match (&response.tenant, role.tenant()) {
+                        (None, _) => Judgement::Missing(format!(
+                            "{} names no tenant: the target must identify its tenant in every response",
+                            response.status
+                        )),
+                        (Some(tenant), Some(wanted)) if tenant == wanted && response.status < 300 => Judgement::Met,
+                        _ => unmet(expected),
+                    }
+                }
+                _ if must_serve => unmet(expected),
+                _ => Judgement::Met,
+            }
+        }
+        Check::NotCacheable => match outcome {
+            ExchangeOutcome::Response(response) => match response.explicit_freshness() {
+                None => Judgement::Met,
+                Some(freshness) => Judgement::Unmet {
+                    expected,
+                    observed: format!("{} with {freshness}", response.status),
+                },
+            },
+            _ => Judgement::NotApplicable(format!("no response that a cache could store ({outcome})")),
+        },
+    }
+}
+
+/// What an expectation asks for, in words.
+pub fn describe(check: &Check, deployment: &Deployment) -> String {
+    let served = |role: &Role| match role.tenant() {
+        Some(tenant) => format!("served by tenant {tenant} ({} role, {})", role, deployment.name(*role)),
+        None => format!("served for {role}, which no tenant is configured for"),
+    };
+    match check {
+        Check::ServedBy(role) => format!("2xx {}", served(role)),
+        Check::TenantIfServed(role) => format!("refused, or {}", served(role)),
+        Check::Refused => "refused (4xx/5xx, stream reset, closed connection or refused handshake)".to_owned(),
+        Check::UncoveredRefused => "refused unless the certificate presented covers the authority".to_owned(),
+        Check::Status(codes) => {
+            let codes: Vec<String> = codes.iter().map(u16::to_string).collect();
+            format!("status {}", codes.join(" or "))
+        }
+        Check::Malformed => "treated as malformed: RST_STREAM(PROTOCOL_ERROR) or 400".to_owned(),
+        Check::NotCacheable => "no explicit freshness (max-age, s-maxage, public, Expires)".to_owned(),
+    }
+}
+
+/// The host of an authority: without port and brackets.
+fn host_of(authority: &str) -> String {
+    let without_port = if let Some(rest) = authority.strip_prefix('[') {
+        rest.split(']').next().unwrap_or(rest)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+            _ => authority,
+        }
+    };
+    normalize_host(without_port)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::observe::{ConnectionRecord, Established, Response};
+    use crate::scenario::load_str;
+
+    const SCENARIO: &str = "\
+title: t
+requirements:
+  - { id: R9110-7.4-b, level: MUST, section: RFC 9110 §7.4 }
+  - { id: R9110-7.4-c, level: SHOULD, section: RFC 9110 §7.4 }
+  - { id: R9113-9.1.1-a, level: MAY, section: RFC 9113 §9.1.1 }
+protocols: [h1, h2]
+steps:
+  - connect: { name: main, sni: primary }
+  - send:
+      on: main
+      authority: foreign
+      expect:
+        - { requirement: R9110-7.4-b, uncovered_refused: true }
+        - { requirement: R9110-7.4-c, status: 421 }
+  - send:
+      on: main
+      authority: sibling
+      expect:
+        - { requirement: R9113-9.1.1-a, served_by: sibling, protocols: [h2] }
+";
+
+    fn scenario() -> Scenario {
+        load_str(Path::new("t.yaml"), "t", SCENARIO).unwrap()
+    }
+
+    fn response(status: u16, tenant: Option<&str>) -> ExchangeOutcome {
+        ExchangeOutcome::Response(Response {
+            status,
+            tenant: tenant.map(str::to_owned),
+            cache_control: None,
+            expires: None,
+            body_excerpt: String::new(),
+        })
+    }
+
+    fn observations(foreign: ExchangeOutcome, sibling: ExchangeOutcome) -> Observations {
+        let exchange = |step, authority: &str, outcome| Exchange {
+            step,
+            request: 0,
+            round: 0,
+            connection: "main".into(),
+            method: "GET".into(),
+            authority: authority.into(),
+            host: None,
+            outcome,
+        };
+        Observations {
+            connections: vec![ConnectionRecord {
+                name: "main".into(),
+                sni: Some("a.test".into()),
+                resume_source: None,
+                resumption_offered: false,
+                result: ConnectionResult::Established(Established {
+                    alpn: Some("h2".into()),
+                    tls_version: "TLSv1.3".into(),
+                    peer_sans: vec!["a.test".into(), "b.test".into()],
+                    resumed: false,
+                    client_certificate_sent: false,
+                }),
+            }],
+            exchanges: vec![
+                exchange(1, "c.test:443", foreign),
+                exchange(2, "b.test:443", sibling),
+            ],
+        }
+    }
+
+    fn verdict(protocol: Protocol, foreign: ExchangeOutcome, sibling: ExchangeOutcome) -> Evaluation {
+        evaluate(&scenario(), protocol, &Deployment::standard(), &observations(foreign, sibling))
+    }
+
+    #[test]
+    fn correct_behaviour_passes() {
+        let evaluation = verdict(Protocol::Http2, response(421, None), response(200, Some("bravo")));
+        assert_eq!(evaluation.verdict, Verdict::Pass, "{:?}", evaluation.findings);
+    }
+
+    #[test]
+    fn serving_an_uncovered_authority_fails_the_must() {
+        let evaluation = verdict(Protocol::Http2, response(200, Some("charlie")), response(200, Some("bravo")));
+        assert_eq!(evaluation.verdict, Verdict::Fail);
+        let ids: Vec<_> = evaluation.findings.iter().map(|f| f.requirement.as_ref().unwrap().id.as_str()).collect();
+        assert_eq!(ids, ["R9110-7.4-b", "R9110-7.4-c"]);
+        assert_eq!(evaluation.findings[0].location.as_ref().unwrap().line, 13);
+    }
+
+    #[test]
+    fn wrong_refusal_status_warns() {
+        let evaluation = verdict(Protocol::Http2, response(404, None), response(200, Some("bravo")));
+        assert_eq!(evaluation.verdict, Verdict::Warn);
+    }
+
+    #[test]
+    fn refused_coalescing_is_info() {
+        let evaluation = verdict(Protocol::Http2, response(421, None), response(421, None));
+        assert_eq!(evaluation.verdict, Verdict::Info);
+    }
+
+    #[test]
+    fn expectations_for_other_protocols_are_not_judged() {
+        let evaluation = verdict(Protocol::Http1, response(421, None), response(421, None));
+        assert_eq!(evaluation.verdict, Verdict::Pass);
+    }
+
+    #[test]
+    fn a_timeout_is_an_error_not_a_pass() {
+        let timeout = ExchangeOutcome::TimedOut { after: Duration::from_secs(2) };
+        let evaluation = verdict(Protocol::Http2, timeout.clone(), response(200, Some("bravo")));
+        assert_eq!(evaluation.verdict, Verdict::Error);
+        let evaluation = verdict(Protocol::Http2, response(421, None), timeout);
+        assert_eq!(evaluation.verdict, Verdict::Error);
+    }
+
+    #[test]
+    fn a_response_without_tenant_is_an_error() {
+        let evaluation = verdict(Protocol::Http2, response(421, None), response(200, None));
+        assert_eq!(evaluation.verdict, Verdict::Error);
+    }
+
+    #[test]
+    fn a_fail_outranks_an_error() {
+        let timeout = ExchangeOutcome::TimedOut { after: Duration::from_secs(2) };
+        let evaluation = verdict(Protocol::Http2, response(200, Some("charlie")), timeout);
+        assert_eq!(evaluation.verdict, Verdict::Fail);
+    }
+
+    #[test]
+    fn a_certificate_covering_the_authority_makes_the_check_not_applicable() {
+        let mut observed = observations(response(200, Some("charlie")), response(200, Some("bravo")));
+        if let ConnectionResult::Established(established) = &mut observed.connections[0].result {
+            established.peer_sans.push("*.test".into());
+            established.peer_sans.push("c.test".into());
+        }
+        let evaluation = evaluate(&scenario(), Protocol::Http2, &Deployment::standard(), &observed);
+        // The SHOULD (status 421) still applies and is unmet; the MUST is not applicable.
+        assert_eq!(evaluation.verdict, Verdict::Warn);
+        assert_eq!(evaluation.findings.len(), 1);
+    }
+
+    #[test]
+    fn malformed_accepts_protocol_error_or_400() {
+        let reset = ExchangeOutcome::StreamReset { code: 1, name: "PROTOCOL_ERROR".into() };
+        let check = Check::Malformed;
+        let expectation = Expectation {
+            requirement: 0,
+            check,
+            protocols: Vec::new(),
+            span: scenario().span,
+        };
+        let observed = observations(reset, response(400, None));
+        for exchange in &observed.exchanges {
+            assert!(matches!(
+                judge(&expectation, exchange, &Deployment::standard(), &observed),
+                Judgement::Met
+            ));
+        }
+    }
+
+    #[test]
+    fn hosts_lose_port_and_case() {
+        assert_eq!(host_of("A.Test.:8443"), "a.test");
+        assert_eq!(host_of("[::1]:443"), "::1");
+        assert_eq!(host_of("c.test"), "c.test");
+    }
+}

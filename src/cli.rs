@@ -1,0 +1,365 @@
+//! The command line: flags → what to run, and the exit code contract.
+//!
+//! Exit codes (documented in README.md): 0 no FAIL and no ERROR; 1 at least one FAIL; 2 at least
+//! one ERROR and no FAIL; 3 invalid input (arguments or scenario files).
+
+use std::fs;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+use crate::deployment::{Deployment, Role};
+use crate::outcome::Tally;
+use crate::pki::Pki;
+use crate::report::{junit, terminal};
+use crate::runner::{self, RunOptions, Runner};
+use crate::scenario::{self, Protocol, Scenario};
+use crate::target::embedded::EmbeddedTarget;
+use crate::target::{Fault, Remote, Target};
+
+/// Exit code for invalid input: bad arguments or a broken scenario file.
+pub const EXIT_INVALID_INPUT: u8 = 3;
+
+/// Conformance harness for 421 Misdirected Request and HTTP connection reuse.
+#[derive(Debug, Parser)]
+#[command(name = "misdirect", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the suites against a target and write the reports.
+    Run(RunArgs),
+    /// List scenario IDs with their protocols and requirement IDs.
+    List(SuiteArgs),
+    /// List the faults of the embedded target, one per line.
+    Faults,
+    /// Run the embedded target standalone and show how to point curl at it.
+    Serve(ServeArgs),
+    /// Write the generated PKI as PEM, to configure a real server with it.
+    Certs {
+        /// Folder to write into (private keys get mode 0600).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct SuiteArgs {
+    /// Scenario file or folder (repeatable); default: ./suites.
+    #[arg(long = "suite", value_name = "PATH")]
+    suites: Vec<PathBuf>,
+    /// Only scenarios whose ID matches this glob, e.g. 'server/mtls-*' (repeatable).
+    #[arg(long = "filter", value_name = "GLOB")]
+    filters: Vec<String>,
+    /// Only these protocols (repeatable): h1, h2.
+    #[arg(long = "protocol", value_name = "PROTOCOL")]
+    protocols: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    #[command(flatten)]
+    suites: SuiteArgs,
+    /// `embedded`, `embedded:<fault>`, or the address of your server (IP:PORT).
+    #[arg(long, default_value = "embedded")]
+    target: String,
+    /// For a server of yours: folder with ca.pem, client.pem and client.key (see `misdirect certs`).
+    #[arg(long, value_name = "DIR")]
+    certs: Option<PathBuf>,
+    /// For a server of yours: map a role onto one of its hostnames, e.g. primary=a.example.com (repeatable).
+    #[arg(long = "name", value_name = "ROLE=HOST")]
+    names: Vec<String>,
+    /// Where to write the JUnit report.
+    #[arg(long, default_value = "reports/junit.xml", value_name = "PATH")]
+    junit: PathBuf,
+    /// Deadline in seconds for each connection and each request.
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+    timeout: f64,
+    /// Cases run at once.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Also list passing cases and print every transcript.
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Serve with this fault instead of correctly.
+    #[arg(long)]
+    fault: Option<String>,
+    /// Port on 127.0.0.1 (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Folder to write the CA and certificates into, for curl --cacert.
+    #[arg(long, default_value = "certs", value_name = "DIR")]
+    certs: PathBuf,
+    /// Stop after this many seconds (default: on Ctrl-C).
+    #[arg(long = "for", value_name = "SECONDS")]
+    duration: Option<u64>,
+}
+
+/// An error that ends the command, with the exit code it ends with.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    fn invalid(message: impl Into<String>) -> Self {
+        Self {
+            code: EXIT_INVALID_INPUT,
+            message: message.into(),
+        }
+    }
+
+    fn harness(message: impl Into<String>) -> Self {
+        Self {
+            code: 2,
+            message: message.into(),
+        }
+    }
+}
+
+/// Parses the arguments; help and version print and end with 0, anything invalid with 3.
+pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Cli, Failure> {
+    Cli::try_parse_from(args).map_err(|error| {
+        let code = if error.use_stderr() { EXIT_INVALID_INPUT } else { 0 };
+        Failure {
+            code,
+            message: error.render().to_string(),
+        }
+    })
+}
+
+/// Runs a parsed command and returns its exit code.
+pub fn run(cli: Cli) -> Result<u8, Failure> {
+    match cli.command {
+        Command::Run(args) => run_suites(&args),
+        Command::List(args) => {
+            for scenario in select(&args)? {
+                let protocols: Vec<&str> = scenario.protocols.iter().map(|p| p.key()).collect();
+                let requirements: Vec<&str> = scenario.requirements.iter().map(|r| r.id.as_str()).collect();
+                println!("{}\t{}\t{}", scenario.id, protocols.join(","), requirements.join(","));
+            }
+            Ok(0)
+        }
+        Command::Faults => {
+            for fault in Fault::ALL {
+                println!("{fault}");
+            }
+            Ok(0)
+        }
+        Command::Serve(args) => serve(&args),
+        Command::Certs { out } => {
+            let pki = Pki::generate().map_err(|error| Failure::harness(error.to_string()))?;
+            for path in pki.write_pem(&out).map_err(|error| Failure::harness(error.to_string()))? {
+                println!("{}", path.display());
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| Failure::harness(format!("failed to start the async runtime: {error}")))
+}
+
+fn run_suites(args: &RunArgs) -> Result<u8, Failure> {
+    let scenarios = select(&args.suites)?;
+    let protocols = protocols(&args.suites.protocols)?;
+    let target = parse_target(args)?;
+    if !(args.timeout > 0.0 && args.timeout <= 600.0) {
+        return Err(Failure::invalid("--timeout must be between 0 and 600 seconds"));
+    }
+    let step_timeout = Duration::from_secs_f64(args.timeout);
+    let options = RunOptions {
+        step_timeout,
+        case_timeout: step_timeout * 6,
+        concurrency: args.concurrency.max(1),
+    };
+    let runner = Runner::new(target, options).map_err(|error| Failure::harness(error.to_string()))?;
+    let runner = Arc::new(runner);
+    let cases: Vec<_> = runner::cases(&scenarios)
+        .into_iter()
+        .filter(|case| protocols.is_empty() || protocols.contains(&case.protocol))
+        .collect();
+    if cases.is_empty() {
+        return Err(Failure::invalid("no scenario matches the selection"));
+    }
+    let started = Instant::now();
+    let results = runtime()?.block_on(runner.run_all(cases));
+    let wall = started.elapsed();
+    let label = runner.target().label();
+    let detail = terminal::Detail {
+        passes: args.verbose,
+        transcripts: args.verbose,
+    };
+    print!("{}", terminal::render(&results, &label, wall, detail));
+    let xml = junit::render(&results, &label)
+        .map_err(|error| Failure::harness(format!("failed to render the JUnit report: {error}")))?;
+    write_report(&args.junit, &xml)?;
+    println!("JUnit report: {}", args.junit.display());
+    Ok(Tally::of(&results).exit_code())
+}
+
+fn write_report(path: &Path, contents: &str) -> Result<(), Failure> {
+    if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+        fs::create_dir_all(parent)
+            .map_err(|error| Failure::harness(format!("failed to create {}: {error}", parent.display())))?;
+    }
+    fs::write(path, contents).map_err(|error| Failure::harness(format!("failed to write {}: {error}", path.display())))
+}
+
+/// Loads the selected scenarios; broken files are invalid input.
+fn select(args: &SuiteArgs) -> Result<Vec<Arc<Scenario>>, Failure> {
+    let paths = if args.suites.is_empty() {
+        vec![default_suites()]
+    } else {
+        args.suites.clone()
+    };
+    let scenarios = scenario::load_paths(&paths).map_err(|errors| {
+        let rendered: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        Failure::invalid(format!(
+            "{}\n{} scenario file(s) could not be loaded",
+            rendered.join("\n\n"),
+            errors.len()
+        ))
+    })?;
+    let filter = globs(&args.filters)?;
+    Ok(scenarios
+        .into_iter()
+        .filter(|scenario| filter.as_ref().is_none_or(|set| set.is_match(&scenario.id)))
+        .map(Arc::new)
+        .collect())
+}
+
+/// `./suites` when run from a checkout, else the suites this binary was built with.
+fn default_suites() -> PathBuf {
+    let local = PathBuf::from("suites");
+    if local.is_dir() {
+        local
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("suites")
+    }
+}
+
+fn globs(patterns: &[String]) -> Result<Option<GlobSet>, Failure> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let mut builder = GlobSetBuilder::new();
+    for pattern in patterns {
+        let glob = Glob::new(pattern).map_err(|error| Failure::invalid(format!("invalid --filter: {error}")))?;
+        builder.add(glob);
+    }
+    builder
+        .build()
+        .map(Some)
+        .map_err(|error| Failure::invalid(format!("invalid --filter: {error}")))
+}
+
+fn protocols(keys: &[String]) -> Result<Vec<Protocol>, Failure> {
+    keys.iter()
+        .map(|key| key.parse().map_err(Failure::invalid))
+        .collect()
+}
+
+fn parse_target(args: &RunArgs) -> Result<Target, Failure> {
+    if let Some(rest) = args.target.strip_prefix("embedded") {
+        if args.certs.is_some() || !args.names.is_empty() {
+            return Err(Failure::invalid("--certs and --name apply to a server of yours, not to the embedded target"));
+        }
+        return match rest.strip_prefix(':') {
+            None if rest.is_empty() => Ok(Target::Embedded(None)),
+            Some(fault) => fault
+                .parse()
+                .map(|fault| Target::Embedded(Some(fault)))
+                .map_err(|error: crate::target::UnknownFault| Failure::invalid(error.to_string())),
+            None => Err(Failure::invalid(format!("unknown target `{}`", args.target))),
+        };
+    }
+    let address: SocketAddr = args.target.parse().map_err(|_| {
+        Failure::invalid(format!(
+            "unknown target `{}`: expected embedded, embedded:<fault> or IP:PORT",
+            args.target
+        ))
+    })?;
+    let certificates = args
+        .certs
+        .clone()
+        .ok_or_else(|| Failure::invalid("a server of yours needs --certs DIR (the CA to trust and the client certificate)"))?;
+    let mut deployment = Deployment::standard();
+    for mapping in &args.names {
+        let (role, host) = mapping
+            .split_once('=')
+            .ok_or_else(|| Failure::invalid(format!("--name takes ROLE=HOST, not `{mapping}`")))?;
+        let role: Role = role
+            .parse()
+            .map_err(|error: crate::deployment::UnknownRole| Failure::invalid(error.to_string()))?;
+        deployment.set_name(role, host.to_owned());
+    }
+    Ok(Target::Remote(Remote {
+        address,
+        deployment,
+        certificates,
+    }))
+}
+
+fn serve(args: &ServeArgs) -> Result<u8, Failure> {
+    let fault = args
+        .fault
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(|error: crate::target::UnknownFault| Failure::invalid(error.to_string()))?;
+    let pki = Pki::generate().map_err(|error| Failure::harness(error.to_string()))?;
+    pki.write_pem(&args.certs).map_err(|error| Failure::harness(error.to_string()))?;
+    runtime()?.block_on(async {
+        let target = EmbeddedTarget::start_on(&pki, fault, args.port)
+            .await
+            .map_err(|error| Failure::harness(error.to_string()))?;
+        let port = target.address().port();
+        let ca = args.certs.join("ca.pem");
+        println!(
+            "embedded target{} listening on {} (HTTP/1.1 and HTTP/2 over TLS)",
+            fault.map(|fault| format!(" with fault {fault}")).unwrap_or_default(),
+            target.address()
+        );
+        println!("roles: {}", role_table());
+        println!("served on its own connection:");
+        println!("  curl --cacert {} --resolve a.test:{port}:127.0.0.1 https://a.test:{port}/", ca.display());
+        println!("misdirected (connection for a.test, request for c.test) gets 421:");
+        println!(
+            "  curl --cacert {} --resolve a.test:{port}:127.0.0.1 --http2 -H 'Host: c.test:{port}' https://a.test:{port}/",
+            ca.display()
+        );
+        match args.duration {
+            Some(seconds) => tokio::time::sleep(Duration::from_secs(seconds)).await,
+            None => {
+                println!("Ctrl-C stops it.");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+        Ok(0)
+    })
+}
+
+fn role_table() -> String {
+    Role::ALL
+        .iter()
+        .map(|role| format!("{role}={}", role.standard_name()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}

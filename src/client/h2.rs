@@ -1,0 +1,126 @@
+//! HTTP/2 over TLS with the `h2` crate: `:authority` comes from the request URI and a `Host`
+//! header, when a scenario sets one, travels beside it untouched.
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, EXPIRES, HOST};
+use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
+use tokio_rustls::client::TlsStream;
+
+use super::{ResponseFields, WireRequest};
+use crate::observe::ExchangeOutcome;
+
+const MAX_BODY: usize = 1024 * 1024;
+
+#[derive(Debug)]
+pub struct Http2Connection {
+    sender: h2::client::SendRequest<Bytes>,
+    driver: JoinHandle<()>,
+}
+
+impl Drop for Http2Connection {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+impl Http2Connection {
+    pub(super) async fn handshake(stream: TlsStream<TcpStream>) -> Result<Self, String> {
+        let (sender, connection) = h2::client::Builder::new()
+            .enable_push(false)
+            .handshake(stream)
+            .await
+            .map_err(|error| format!("HTTP/2 handshake failed: {error}"))?;
+        // The connection future does the I/O; requests see its failures as their own errors.
+        let driver = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(Self { sender, driver })
+    }
+
+    pub(super) fn sender(&self) -> Http2Sender {
+        Http2Sender(self.sender.clone())
+    }
+}
+
+/// A cloneable handle that sends requests on one HTTP/2 connection.
+#[derive(Debug, Clone)]
+pub struct Http2Sender(h2::client::SendRequest<Bytes>);
+
+impl Http2Sender {
+    pub async fn send(self, request: &WireRequest) -> ExchangeOutcome {
+        match self.exchange(request).await {
+            Ok(outcome) | Err(outcome) => outcome,
+        }
+    }
+
+    async fn exchange(self, request: &WireRequest) -> Result<ExchangeOutcome, ExchangeOutcome> {
+        let mut sender = self.0.ready().await.map_err(|error| classify(&error))?;
+        let mut builder = http::Request::builder()
+            .method(request.method.as_str())
+            .uri(format!("https://{}{}", request.authority, request.path))
+            .version(http::Version::HTTP_2);
+        if let Some(host) = &request.host {
+            builder = builder.header(HOST, host.as_str());
+        }
+        for (name, value) in &request.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        let head = builder.body(()).map_err(|error| ExchangeOutcome::NotSent {
+            detail: format!("cannot express the request in HTTP/2: {error}"),
+        })?;
+        let (response, mut body_stream) = sender
+            .send_request(head, request.body.is_none())
+            .map_err(|error| classify(&error))?;
+        if let Some(body) = &request.body {
+            // A target may answer (and reset the stream) before reading the body: the
+            // response still counts, so a failed send is not reported on its own.
+            let _ = body_stream.send_data(body.clone(), true);
+        }
+        let response = response.await.map_err(|error| classify(&error))?;
+        let status = response.status().as_u16();
+        let header = |name: &http::HeaderName| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned)
+        };
+        let fields = ResponseFields {
+            tenant: header(&http::HeaderName::from_static(crate::deployment::TENANT_HEADER)),
+            cache_control: header(&CACHE_CONTROL),
+            expires: header(&EXPIRES),
+        };
+        let mut body = response.into_body();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk.map_err(|error| classify(&error))?;
+            let _ = body.flow_control().release_capacity(chunk.len());
+            if bytes.len() < MAX_BODY {
+                bytes.extend_from_slice(&chunk);
+            }
+        }
+        Ok(ExchangeOutcome::Response(fields.into_response(status, &bytes)))
+    }
+}
+
+fn classify(error: &h2::Error) -> ExchangeOutcome {
+    match error.reason() {
+        Some(reason) if error.is_reset() => ExchangeOutcome::StreamReset {
+            code: reason.into(),
+            name: format!("{reason:?}"),
+        },
+        Some(reason) if error.is_go_away() => ExchangeOutcome::ConnectionClosed {
+            detail: format!("GOAWAY {reason:?}"),
+        },
+        _ if error.is_io() => ExchangeOutcome::ConnectionClosed {
+            detail: error.to_string(),
+        },
+        _ if error.is_library() || error.is_remote() => ExchangeOutcome::ConnectionClosed {
+            detail: error.to_string(),
+        },
+        _ => ExchangeOutcome::NotSent {
+            detail: format!("the HTTP/2 client refused the request: {error}"),
+        },
+    }
+}

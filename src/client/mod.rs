@@ -1,0 +1,226 @@
+//! The harness's HTTP clients: one interface over HTTP/1.1 and HTTP/2, with independent control
+//! of SNI, ALPN, `:authority`, `Host` and the connection a request travels on.
+//!
+//! There is no pooling: the runner decides which connection carries which request, because
+//! connection reuse is what is under test. Only `h1.rs` and `h2.rs` name protocol crate types.
+
+mod h1;
+mod h2;
+pub mod tls;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rustls::HandshakeKind;
+use rustls_pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use crate::observe::{Established, ExchangeOutcome};
+use crate::scenario::{Protocol, TargetForm};
+use tls::{ConnectionTickets, Credentials};
+
+/// A request exactly as it goes on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireRequest {
+    pub method: String,
+    /// `:authority` (h2), or the authority in `Host` / the absolute-form target (h1).
+    pub authority: String,
+    /// A separate `Host` header.
+    pub host: Option<String>,
+    pub form: TargetForm,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Bytes>,
+}
+
+/// How to open one connection.
+#[derive(Debug)]
+pub struct ConnectRequest<'a> {
+    pub address: SocketAddr,
+    /// `None` sends no SNI.
+    pub sni: Option<&'a str>,
+    pub protocol: Protocol,
+    pub client_certificate: bool,
+    pub tickets: Arc<ConnectionTickets>,
+}
+
+/// Why a connection could not be opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectError {
+    /// The target refused the handshake (TLS alert, reset): an observation.
+    Refused(String),
+    /// The target does not speak the protocol (ALPN): the case does not apply.
+    Unsupported(String),
+    /// The harness could not get a connection to test with.
+    Failed(String),
+}
+
+/// An open connection of either protocol.
+#[derive(Debug)]
+pub enum Connection {
+    Http1(h1::Http1Connection),
+    Http2(h2::Http2Connection),
+}
+
+impl Connection {
+    /// Sends one request and waits for its outcome (no deadline here; the runner sets it).
+    pub async fn send(&mut self, request: &WireRequest) -> ExchangeOutcome {
+        match self {
+            Self::Http1(connection) => connection.send(request).await,
+            Self::Http2(connection) => connection.sender().send(request).await,
+        }
+    }
+
+    /// A handle that sends requests concurrently, for protocols that multiplex.
+    pub fn multiplexer(&self) -> Option<Http2Sender> {
+        match self {
+            Self::Http1(_) => None,
+            Self::Http2(connection) => Some(connection.sender()),
+        }
+    }
+}
+
+pub use h2::Http2Sender;
+
+/// Opens a TCP connection, runs the TLS handshake with the requested SNI, ALPN, client
+/// certificate and ticket, and sets up the protocol.
+pub async fn connect(
+    credentials: &Credentials,
+    request: ConnectRequest<'_>,
+    deadline: Duration,
+) -> Result<(Connection, Established), ConnectError> {
+    let attempt = async {
+        let config = credentials
+            .client_config(
+                request.protocol.alpn(),
+                request.client_certificate,
+                request.tickets.clone(),
+            )
+            .map_err(|error| ConnectError::Failed(error.to_string()))?;
+        let server_name = match request.sni {
+            Some(name) => ServerName::try_from(name.to_owned())
+                .map_err(|error| ConnectError::Failed(format!("invalid SNI `{name}`: {error}")))?,
+            // rustls sends no SNI for an IP address.
+            None => ServerName::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST).into()),
+        };
+        let tcp = TcpStream::connect(request.address).await.map_err(|error| {
+            ConnectError::Failed(format!("cannot reach {}: {error}", request.address))
+        })?;
+        // Requests are small and latency matters more than throughput on loopback.
+        let _ = tcp.set_nodelay(true);
+        let tls = TlsConnector::from(Arc::new(config))
+            .connect(server_name, tcp)
+            .await
+            .map_err(classify_handshake_error)?;
+        let established = describe(&tls, request.client_certificate);
+        let expected_alpn = String::from_utf8_lossy(request.protocol.alpn()).into_owned();
+        if established.alpn.as_deref() != Some(expected_alpn.as_str()) {
+            return Err(ConnectError::Unsupported(format!(
+                "the target negotiated ALPN {} instead of {expected_alpn}",
+                established.alpn.as_deref().unwrap_or("(none)")
+            )));
+        }
+        let connection = match request.protocol {
+            Protocol::Http1 => Connection::Http1(h1::Http1Connection::new(tls)),
+            Protocol::Http2 => Connection::Http2(
+                h2::Http2Connection::handshake(tls)
+                    .await
+                    .map_err(ConnectError::Refused)?,
+            ),
+        };
+        Ok((connection, established))
+    };
+    tokio::time::timeout(deadline, attempt)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ConnectError::Failed(format!(
+                "no handshake within {} ms",
+                deadline.as_millis()
+            )))
+        })
+}
+
+fn describe(tls: &TlsStream<TcpStream>, client_certificate: bool) -> Established {
+    let (_, session) = tls.get_ref();
+    Established {
+        alpn: session
+            .alpn_protocol()
+            .map(|alpn| String::from_utf8_lossy(alpn).into_owned()),
+        tls_version: session
+            .protocol_version()
+            .and_then(|version| version.as_str())
+            .unwrap_or("unknown")
+            .to_owned(),
+        peer_sans: session
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .map(tls::subject_alt_names)
+            .unwrap_or_default(),
+        resumed: session.handshake_kind() == Some(HandshakeKind::Resumed),
+        client_certificate_sent: client_certificate,
+    }
+}
+
+fn classify_handshake_error(error: std::io::Error) -> ConnectError {
+    use std::io::ErrorKind;
+    if let Some(tls_error) = error.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+        return match tls_error {
+            rustls::Error::AlertReceived(alert) => ConnectError::Refused(format!("TLS alert {alert:?}")),
+            rustls::Error::InvalidCertificate(reason) => ConnectError::Failed(format!(
+                "the target's certificate is not trusted ({reason:?}); check the CA the harness trusts"
+            )),
+            other => ConnectError::Failed(format!("TLS handshake failed: {other}")),
+        };
+    }
+    match error.kind() {
+        ErrorKind::ConnectionReset | ErrorKind::UnexpectedEof | ErrorKind::BrokenPipe => {
+            ConnectError::Refused(format!("connection closed during the handshake ({error})"))
+        }
+        _ => ConnectError::Failed(format!("TLS handshake failed: {error}")),
+    }
+}
+
+/// Turns a read or write error on an established connection into an outcome: TLS alerts and
+/// resets are the target closing the connection.
+fn closed_by(error: &std::io::Error) -> ExchangeOutcome {
+    let detail = match error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(rustls::Error::AlertReceived(alert)) => format!("TLS alert {alert:?}"),
+        _ => error.to_string(),
+    };
+    ExchangeOutcome::ConnectionClosed { detail }
+}
+
+/// The response fields a verdict can depend on, before the body is attached.
+#[derive(Debug, Default)]
+struct ResponseFields {
+    tenant: Option<String>,
+    cache_control: Option<String>,
+    expires: Option<String>,
+}
+
+impl ResponseFields {
+    /// The tenant comes from its header, or else from `tenant=<label>` in the body, so that
+    /// servers that cannot add headers to every response can still say who answered.
+    fn into_response(self, status: u16, body: &[u8]) -> crate::observe::Response {
+        let text = String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned();
+        let tenant = self.tenant.or_else(|| {
+            text.split_whitespace()
+                .find_map(|word| word.strip_prefix("tenant="))
+                .map(str::to_owned)
+        });
+        crate::observe::Response {
+            status,
+            tenant,
+            cache_control: self.cache_control,
+            expires: self.expires,
+            body_excerpt: text.chars().take(160).collect(),
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! TLS for the harness's clients: what to trust, which certificate to present, and session
+//! tickets that a scenario can carry from one connection to another.
+//!
+//! The verifier checks the chain, validity period and key usage against the trusted CA, but not
+//! the name: whether the certificate covers an authority is exactly what the scenarios observe,
+//! so its SANs are recorded instead of enforced.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{ClientSessionStore, Tls12ClientSessionValue, Tls13ClientSessionValue};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::{ClientConfig, DigitallySignedStruct, NamedGroup, RootCertStore, SignatureScheme};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+
+use crate::pki::Pki;
+
+/// The one crypto provider of the harness (ring), selected explicitly everywhere.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// TLS 1.3 and 1.2: many deployed servers still default to 1.2.
+pub const VERSIONS: &[&rustls::SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
+
+/// A failure to set up client TLS.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    #[error("failed to read {path}: {detail}")]
+    Read { path: String, detail: String },
+    #[error("failed to build the TLS configuration: {0}")]
+    Config(#[from] rustls::Error),
+    #[error("failed to build the certificate verifier: {0}")]
+    Verifier(#[from] rustls::client::VerifierBuilderError),
+}
+
+/// What the clients trust and may present.
+#[derive(Debug)]
+pub struct Credentials {
+    verifier: Arc<ChainOnlyVerifier>,
+    client_chain: Vec<CertificateDer<'static>>,
+    client_key: PrivateKeyDer<'static>,
+}
+
+impl Credentials {
+    /// Trust the run's own CA and present its client certificate.
+    pub fn from_pki(pki: &Pki) -> Result<Self, TlsSetupError> {
+        Self::new(
+            vec![pki.server_ca.certificate.clone()],
+            pki.client.chain(),
+            pki.client.private_key(),
+        )
+    }
+
+    /// Read `ca.pem`, `client.pem` and `client.key` from a folder written by `misdirect certs`.
+    pub fn from_dir(dir: &Path) -> Result<Self, TlsSetupError> {
+        let read_error = |path: &Path, detail: String| TlsSetupError::Read {
+            path: path.display().to_string(),
+            detail,
+        };
+        let certificates = |name: &str| {
+            let path = dir.join(name);
+            let text = fs::read(&path).map_err(|error| read_error(&path, error.to_string()))?;
+            let certificates = CertificateDer::pem_slice_iter(&text)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|error| read_error(&path, error.to_string()))?;
+            if certificates.is_empty() {
+                return Err(read_error(&path, "no certificate in it".to_owned()));
+            }
+            Ok(certificates)
+        };
+        let key_path = dir.join("client.key");
+        let key = PrivateKeyDer::from_pem_file(&key_path)
+            .map_err(|error| read_error(&key_path, error.to_string()))?;
+        Self::new(certificates("ca.pem")?, certificates("client.pem")?, key)
+    }
+
+    fn new(
+        roots: Vec<CertificateDer<'static>>,
+        client_chain: Vec<CertificateDer<'static>>,
+        client_key: PrivateKeyDer<'static>,
+    ) -> Result<Self, TlsSetupError> {
+        let mut store = RootCertStore::empty();
+        for root in roots {
+            store.add(root)?;
+        }
+        let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider()).build()?;
+        Ok(Self {
+            verifier: Arc::new(ChainOnlyVerifier { inner }),
+            client_chain,
+            client_key,
+        })
+    }
+
+    /// A client configuration for one connection.
+    pub fn client_config(
+        &self,
+        alpn: &[u8],
+        present_client_certificate: bool,
+        tickets: Arc<ConnectionTickets>,
+    ) -> Result<ClientConfig, TlsSetupError> {
+        let builder = ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(VERSIONS)?
+            .dangerous()
+            .with_custom_certificate_verifier(self.verifier.clone());
+        let mut config = if present_client_certificate {
+            builder.with_client_auth_cert(self.client_chain.clone(), self.client_key.clone_key())?
+        } else {
+            builder.with_no_client_auth()
+        };
+        config.alpn_protocols = vec![alpn.to_vec()];
+        config.resumption = rustls::client::Resumption::store(tickets);
+        Ok(config)
+    }
+}
+
+/// Verifies everything about the server certificate except that it names the SNI.
+#[derive(Debug)]
+struct ChainOnlyVerifier {
+    inner: Arc<WebPkiServerVerifier>,
+}
+
+impl ServerCertVerifier for ChainOnlyVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        // Verify against a name the certificate itself claims, so that only the chain, validity
+        // and usage are judged here; name coverage is observed by the scenarios.
+        let own_name = subject_alt_names(end_entity)
+            .into_iter()
+            .find_map(|san| {
+                let concrete = match san.strip_prefix("*.") {
+                    Some(parent) => format!("wildcard.{parent}"),
+                    None => san,
+                };
+                ServerName::try_from(concrete).ok()
+            })
+            .ok_or(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForName,
+            ))?;
+        self.inner
+            .verify_server_cert(end_entity, intermediates, &own_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// DNS names and IP addresses in a certificate's subjectAltName extension.
+pub fn subject_alt_names(certificate: &CertificateDer<'_>) -> Vec<String> {
+    use x509_parser::extensions::GeneralName;
+    let Ok((_, parsed)) = x509_parser::parse_x509_certificate(certificate.as_ref()) else {
+        return Vec::new();
+    };
+    let Ok(Some(extension)) = parsed.subject_alternative_name() else {
+        return Vec::new();
+    };
+    extension
+        .value
+        .general_names
+        .iter()
+        .filter_map(|name| match name {
+            GeneralName::DNSName(dns) => Some((*dns).to_owned()),
+            GeneralName::IPAddress(bytes) => match bytes.len() {
+                4 => <[u8; 4]>::try_from(*bytes).ok().map(|b| std::net::Ipv4Addr::from(b).to_string()),
+                16 => <[u8; 16]>::try_from(*bytes).ok().map(|b| std::net::Ipv6Addr::from(b).to_string()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+/// Session tickets received in one case, kept by the name of the connection that received them.
+#[derive(Debug, Default)]
+pub struct TicketJar {
+    tls13: Mutex<HashMap<String, Vec<Tls13ClientSessionValue>>>,
+    tls12: Mutex<HashMap<String, Tls12ClientSessionValue>>,
+}
+
+/// One connection's view of the jar: it files the tickets it receives under its own name and,
+/// only when a scenario asks it to resume, offers a ticket of the named earlier connection,
+/// whatever SNI it now uses. No connection resumes by accident.
+#[derive(Debug)]
+pub struct ConnectionTickets {
+    jar: Arc<TicketJar>,
+    name: String,
+    resume_from: Option<String>,
+    offered: AtomicBool,
+}
+
+impl ConnectionTickets {
+    pub fn new(jar: Arc<TicketJar>, name: &str, resume_from: Option<&str>) -> Self {
+        Self {
+            jar,
+            name: name.to_owned(),
+            resume_from: resume_from.map(str::to_owned),
+            offered: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether a ticket was handed to the TLS stack for the ClientHello.
+    pub fn offered(&self) -> bool {
+        self.offered.load(Ordering::Relaxed)
+    }
+}
+
+impl ClientSessionStore for ConnectionTickets {
+    fn set_kx_hint(&self, _: ServerName<'static>, _: NamedGroup) {}
+
+    fn kx_hint(&self, _: &ServerName<'_>) -> Option<NamedGroup> {
+        None
+    }
+
+    fn set_tls12_session(&self, _: ServerName<'static>, value: Tls12ClientSessionValue) {
+        lock(&self.jar.tls12).insert(self.name.clone(), value);
+    }
+
+    fn tls12_session(&self, _: &ServerName<'_>) -> Option<Tls12ClientSessionValue> {
+        let source = self.resume_from.as_ref()?;
+        let session = lock(&self.jar.tls12).get(source).cloned();
+        if session.is_some() {
+            self.offered.store(true, Ordering::Relaxed);
+        }
+        session
+    }
+
+    fn remove_tls12_session(&self, _: &ServerName<'static>) {}
+
+    fn insert_tls13_ticket(&self, _: ServerName<'static>, value: Tls13ClientSessionValue) {
+        lock(&self.jar.tls13).entry(self.name.clone()).or_default().push(value);
+    }
+
+    fn take_tls13_ticket(&self, _: &ServerName<'static>) -> Option<Tls13ClientSessionValue> {
+        let source = self.resume_from.as_ref()?;
+        let ticket = lock(&self.jar.tls13).get_mut(source).and_then(Vec::pop);
+        if ticket.is_some() {
+            self.offered.store(true, Ordering::Relaxed);
+        }
+        ticket
+    }
+}
+
+/// Locks a mutex whose data stays consistent even if a holder panicked (plain inserts/removes).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

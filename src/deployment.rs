@@ -1,0 +1,259 @@
+//! The standard multi-tenant deployment that every suite assumes.
+//!
+//! Suites must run against any server, so they never name hosts. They name *roles* of one small
+//! deployment, and a target maps each role onto a hostname: the embedded target and the PKI use
+//! the standard `.test` names below, an operator's edge maps them onto its own names.
+//!
+//! | role           | standard name | tenant  | certificate                | client certificate |
+//! |----------------|---------------|---------|----------------------------|--------------------|
+//! | `primary`      | `a.test`      | alpha   | `shared` (a.test, b.test)  | no                 |
+//! | `sibling`      | `b.test`      | bravo   | `shared` (a.test, b.test)  | no                 |
+//! | `foreign`      | `c.test`      | charlie | `separate` (c.test)        | no                 |
+//! | `wildcard`     | `t1.w.test`   | delta   | `wildcard` (*.w.test)      | no                 |
+//! | `mtls`         | `t2.w.test`   | echo    | `wildcard` (*.w.test)      | required           |
+//! | `unconfigured` | `x.w.test`    | (none)  | covered by `wildcard` only | —                  |
+//!
+//! `primary` and `sibling` are legitimate coalescing across virtual hosts; `foreign` is a name the
+//! primary's certificate does not cover; `wildcard` and `mtls` share a wildcard certificate while
+//! only `mtls` requires a client certificate (the mTLS-bypass case); `unconfigured` is covered by a
+//! certificate the target holds but served by no tenant, which is the case where servers fall back
+//! to a default virtual host.
+//!
+//! Every tenant identifies itself in each response, so that a verdict can say *who* answered:
+//! the response header [`TENANT_HEADER`] carries the tenant label, or the body contains
+//! `tenant=<label>`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+
+/// Response header through which a tenant names itself.
+pub const TENANT_HEADER: &str = "x-misdirect-tenant";
+
+/// A role of the standard deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    Primary,
+    Sibling,
+    Foreign,
+    Wildcard,
+    Mtls,
+    Unconfigured,
+}
+
+impl Role {
+    pub const ALL: [Self; 6] = [
+        Self::Primary,
+        Self::Sibling,
+        Self::Foreign,
+        Self::Wildcard,
+        Self::Mtls,
+        Self::Unconfigured,
+    ];
+
+    /// The key used for this role in scenario files and on the command line.
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Primary => "primary",
+            Self::Sibling => "sibling",
+            Self::Foreign => "foreign",
+            Self::Wildcard => "wildcard",
+            Self::Mtls => "mtls",
+            Self::Unconfigured => "unconfigured",
+        }
+    }
+
+    /// The label the tenant serving this role puts in its responses; `None` for the role that no
+    /// tenant serves.
+    pub fn tenant(self) -> Option<&'static str> {
+        match self {
+            Self::Primary => Some("alpha"),
+            Self::Sibling => Some("bravo"),
+            Self::Foreign => Some("charlie"),
+            Self::Wildcard => Some("delta"),
+            Self::Mtls => Some("echo"),
+            Self::Unconfigured => None,
+        }
+    }
+
+    /// The hostname of this role in the standard deployment.
+    pub fn standard_name(self) -> &'static str {
+        match self {
+            Self::Primary => "a.test",
+            Self::Sibling => "b.test",
+            Self::Foreign => "c.test",
+            Self::Wildcard => "t1.w.test",
+            Self::Mtls => "t2.w.test",
+            Self::Unconfigured => "x.w.test",
+        }
+    }
+
+    /// Whether the tenant of this role accepts requests only on connections that presented a
+    /// client certificate.
+    pub fn requires_client_certificate(self) -> bool {
+        self == Self::Mtls
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+/// A role key that names no role.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown role `{0}` (expected one of: {roles})", roles = role_keys())]
+pub struct UnknownRole(pub String);
+
+fn role_keys() -> String {
+    Role::ALL.map(Role::key).join(", ")
+}
+
+impl FromStr for Role {
+    type Err = UnknownRole;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|role| role.key() == s)
+            .ok_or_else(|| UnknownRole(s.to_owned()))
+    }
+}
+
+/// A server certificate of the standard deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CertificateId {
+    Shared,
+    Separate,
+    Wildcard,
+}
+
+impl CertificateId {
+    pub const ALL: [Self; 3] = [Self::Shared, Self::Separate, Self::Wildcard];
+
+    /// File stem used when the certificate is written to disk.
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Shared => "shared",
+            Self::Separate => "separate",
+            Self::Wildcard => "wildcard",
+        }
+    }
+
+    /// Subject alternative names (DNS) of this certificate.
+    pub fn sans(self) -> &'static [&'static str] {
+        match self {
+            Self::Shared => &["a.test", "b.test"],
+            Self::Separate => &["c.test"],
+            Self::Wildcard => &["*.w.test"],
+        }
+    }
+
+    /// The certificate a server presents for the given SNI: the one whose SANs cover it.
+    pub fn for_server_name(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|cert| cert.sans().iter().any(|san| san_covers(san, name)))
+    }
+}
+
+/// Role → hostname mapping of one target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deployment {
+    names: [String; 6],
+}
+
+impl Deployment {
+    /// The standard `.test` names, used by the embedded target and the generated PKI.
+    pub fn standard() -> Self {
+        Self {
+            names: Role::ALL.map(|role| role.standard_name().to_owned()),
+        }
+    }
+
+    pub fn name(&self, role: Role) -> &str {
+        &self.names[role.index()]
+    }
+
+    /// Maps `role` onto `name` instead of its standard name.
+    pub fn set_name(&mut self, role: Role, name: String) {
+        self.names[role.index()] = name;
+    }
+
+    /// The role whose hostname is `name` (ASCII case-insensitive, trailing dot ignored).
+    pub fn role_of(&self, name: &str) -> Option<Role> {
+        let name = normalize_host(name);
+        Role::ALL
+            .into_iter()
+            .find(|role| normalize_host(self.name(*role)) == name)
+    }
+}
+
+/// Lowercases a host and removes one trailing dot, the comparison form used for verdicts.
+pub fn normalize_host(host: &str) -> String {
+    host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase()
+}
+
+/// Whether a DNS SAN (possibly a `*.` wildcard for one left-most label) covers `host`, per
+/// RFC 6125 as RFC 9110 §4.3.4 uses it: ASCII case-insensitive, wildcard matches exactly one label.
+pub fn san_covers(san: &str, host: &str) -> bool {
+    let san = normalize_host(san);
+    let host = normalize_host(host);
+    match san.strip_prefix("*.") {
+        Some(parent) => host
+            .split_once('.')
+            .is_some_and(|(label, rest)| !label.is_empty() && rest == parent),
+        None => san == host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcard_covers_one_label_only() {
+        assert!(san_covers("*.w.test", "t1.w.test"));
+        assert!(san_covers("*.w.test", "T2.W.TEST."));
+        assert!(!san_covers("*.w.test", "w.test"));
+        assert!(!san_covers("*.w.test", "a.t1.w.test"));
+        assert!(san_covers("a.test", "A.test"));
+        assert!(!san_covers("a.test", "b.test"));
+    }
+
+    #[test]
+    fn certificates_are_chosen_by_coverage() {
+        assert_eq!(
+            CertificateId::for_server_name("b.test"),
+            Some(CertificateId::Shared)
+        );
+        assert_eq!(
+            CertificateId::for_server_name("x.w.test"),
+            Some(CertificateId::Wildcard)
+        );
+        assert_eq!(CertificateId::for_server_name("x.test"), None);
+    }
+
+    #[test]
+    fn roles_round_trip_and_reject_unknown_keys() {
+        for role in Role::ALL {
+            assert_eq!(role.key().parse::<Role>(), Ok(role));
+        }
+        let err = "tenant".parse::<Role>().unwrap_err();
+        assert!(err.to_string().contains("primary, sibling"), "{err}");
+    }
+
+    #[test]
+    fn role_lookup_normalizes() {
+        let deployment = Deployment::standard();
+        assert_eq!(deployment.role_of("A.TEST."), Some(Role::Primary));
+        assert_eq!(deployment.role_of("nowhere.test"), None);
+    }
+}

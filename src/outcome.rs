@@ -1,0 +1,182 @@
+//! What a case ends with: a [`Verdict`] and the findings behind it, as plain data for every
+//! reporter.
+//!
+//! Two kinds of bad news never mix: a *finding* says the target broke a requirement (FAIL, WARN,
+//! INFO); an *error* says the harness could not test (ERROR). SKIP says the case does not apply.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::observe::Transcript;
+use crate::scenario::{Level, Protocol, Span};
+
+/// The result of one case (scenario × protocol), or of one expectation within it.
+///
+/// Ordered by how much attention it needs: a case's verdict is the greatest of its parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Verdict {
+    /// Every applicable expectation was observed and met.
+    Pass,
+    /// Does not apply to this target, with a reason.
+    Skip,
+    /// An optional (MAY) behaviour was observed.
+    Info,
+    /// A SHOULD was not met.
+    Warn,
+    /// The harness could not test: unreachable target, timeout, missing observation.
+    Error,
+    /// A MUST was broken.
+    Fail,
+}
+
+impl Verdict {
+    pub const ALL: [Self; 6] = [
+        Self::Pass,
+        Self::Skip,
+        Self::Info,
+        Self::Warn,
+        Self::Error,
+        Self::Fail,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Pass => "PASS",
+            Self::Skip => "SKIP",
+            Self::Info => "INFO",
+            Self::Warn => "WARN",
+            Self::Error => "ERROR",
+            Self::Fail => "FAIL",
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// The requirement a finding is about, copied out of the scenario.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cited {
+    pub id: String,
+    pub level: Level,
+    pub section: String,
+}
+
+/// One reason a case is not a plain PASS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub verdict: Verdict,
+    /// `None` for harness errors that concern no single requirement.
+    pub requirement: Option<Cited>,
+    pub expected: String,
+    pub observed: String,
+    /// The expectation (or step) in the scenario file this finding comes from.
+    #[serde(serialize_with = "serialize_span")]
+    pub location: Option<Span>,
+}
+
+fn serialize_span<S: serde::Serializer>(span: &Option<Span>, serializer: S) -> Result<S::Ok, S::Error> {
+    match span {
+        Some(span) => serializer.serialize_some(&span.location()),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// One scenario run over one protocol against one target.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseResult {
+    pub scenario: String,
+    pub suite: String,
+    pub name: String,
+    pub title: String,
+    pub protocol: Protocol,
+    pub requirements: Vec<Cited>,
+    /// `file:line:col` of the scenario.
+    pub location: String,
+    pub verdict: Verdict,
+    pub findings: Vec<Finding>,
+    pub duration: Duration,
+    pub transcript: Transcript,
+}
+
+impl CaseResult {
+    /// `suite/name [h2]`: unique across a run, stable across runs.
+    pub fn case_id(&self) -> String {
+        format!("{} [{}]", self.scenario, self.protocol)
+    }
+}
+
+/// How many cases ended with each verdict.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Tally {
+    pub pass: usize,
+    pub skip: usize,
+    pub info: usize,
+    pub warn: usize,
+    pub error: usize,
+    pub fail: usize,
+}
+
+impl Tally {
+    pub fn of(results: &[CaseResult]) -> Self {
+        let mut tally = Self::default();
+        for result in results {
+            *tally.slot(result.verdict) += 1;
+        }
+        tally
+    }
+
+    pub fn count(&self, verdict: Verdict) -> usize {
+        match verdict {
+            Verdict::Pass => self.pass,
+            Verdict::Skip => self.skip,
+            Verdict::Info => self.info,
+            Verdict::Warn => self.warn,
+            Verdict::Error => self.error,
+            Verdict::Fail => self.fail,
+        }
+    }
+
+    fn slot(&mut self, verdict: Verdict) -> &mut usize {
+        match verdict {
+            Verdict::Pass => &mut self.pass,
+            Verdict::Skip => &mut self.skip,
+            Verdict::Info => &mut self.info,
+            Verdict::Warn => &mut self.warn,
+            Verdict::Error => &mut self.error,
+            Verdict::Fail => &mut self.fail,
+        }
+    }
+
+    pub fn total(&self) -> usize {
+        Verdict::ALL.into_iter().map(|verdict| self.count(verdict)).sum()
+    }
+
+    /// The process exit code for a run with these results: 1 with any FAIL, else 2 with any
+    /// ERROR, else 0. (3, invalid input, is decided before anything runs.)
+    pub fn exit_code(&self) -> u8 {
+        if self.fail > 0 {
+            1
+        } else if self.error > 0 {
+            2
+        } else {
+            0
+        }
+    }
+}
+
+impl fmt::Display for Tally {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} passed, {} failed, {} warned, {} info, {} skipped, {} errors",
+            self.pass, self.fail, self.warn, self.info, self.skip, self.error
+        )
+    }
+}

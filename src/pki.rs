@@ -1,0 +1,220 @@
+//! The run's PKI, generated with rcgen: a server CA, the deployment's server certificates, and a
+//! separate client CA with one client certificate for the mTLS tenant.
+//!
+//! Everything is ECDSA P-256 and lives in memory; `misdirect certs --out DIR` writes it as PEM so
+//! an operator can configure a real server with it. Nothing generated is ever committed.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
+    IsCa, Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
+};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+use crate::deployment::CertificateId;
+
+/// A failure to generate or write the PKI.
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    #[error("failed to generate certificates: {0}")]
+    Generate(#[from] rcgen::Error),
+    #[error("failed to write {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+}
+
+/// A certificate with its private key.
+#[derive(Debug)]
+pub struct Identity {
+    pub certificate: CertificateDer<'static>,
+    key_pkcs8: Vec<u8>,
+    certificate_pem: String,
+    key_pem: String,
+}
+
+impl Identity {
+    /// The certificate chain to present: the leaf alone, since peers trust the issuing CA.
+    pub fn chain(&self) -> Vec<CertificateDer<'static>> {
+        vec![self.certificate.clone()]
+    }
+
+    pub fn private_key(&self) -> PrivateKeyDer<'static> {
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key_pkcs8.clone()))
+    }
+}
+
+/// A CA certificate (its key is discarded once the leaves are signed).
+#[derive(Debug)]
+pub struct Authority {
+    pub certificate: CertificateDer<'static>,
+    certificate_pem: String,
+}
+
+/// Everything a run needs to play both sides of TLS.
+#[derive(Debug)]
+pub struct Pki {
+    /// Issues the server certificates; clients trust it.
+    pub server_ca: Authority,
+    /// Issues the client certificate; the mTLS tenant trusts it.
+    pub client_ca: Authority,
+    servers: Vec<(CertificateId, Identity)>,
+    /// The client certificate the harness presents where a scenario asks for one.
+    pub client: Identity,
+}
+
+impl Pki {
+    /// Generates a fresh PKI for the standard deployment.
+    pub fn generate() -> Result<Self, PkiError> {
+        let (server_ca, server_issuer) = authority("misdirect server CA")?;
+        let (client_ca, client_issuer) = authority("misdirect client CA")?;
+        let servers = CertificateId::ALL
+            .into_iter()
+            .map(|id| {
+                let sans = id.sans().iter().map(|san| (*san).to_owned()).collect();
+                Ok((
+                    id,
+                    leaf(sans, ExtendedKeyUsagePurpose::ServerAuth, &server_issuer)?,
+                ))
+            })
+            .collect::<Result<_, PkiError>>()?;
+        let mut client_params = CertificateParams::new(Vec::<String>::new())?;
+        client_params
+            .distinguished_name
+            .push(DnType::CommonName, "misdirect client");
+        let client = sign(
+            client_params,
+            ExtendedKeyUsagePurpose::ClientAuth,
+            &client_issuer,
+        )?;
+        Ok(Self {
+            server_ca,
+            client_ca,
+            servers,
+            client,
+        })
+    }
+
+    pub fn server(&self, id: CertificateId) -> &Identity {
+        // Invariant: `generate` issues one certificate for every `CertificateId`.
+        let found = self.servers.iter().find(|(candidate, _)| *candidate == id);
+        &found.expect("every certificate id is issued").1
+    }
+
+    /// Writes every certificate and key as PEM into `dir`; keys get mode 0600. Returns the paths.
+    pub fn write_pem(&self, dir: &Path) -> Result<Vec<PathBuf>, PkiError> {
+        fs::create_dir_all(dir).map_err(|source| PkiError::Write {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let mut files: Vec<(String, &str, bool)> = vec![
+            ("ca.pem".into(), &self.server_ca.certificate_pem, false),
+            ("client-ca.pem".into(), &self.client_ca.certificate_pem, false),
+            ("client.pem".into(), &self.client.certificate_pem, false),
+            ("client.key".into(), &self.client.key_pem, true),
+        ];
+        for (id, identity) in &self.servers {
+            files.push((format!("{}.pem", id.key()), &identity.certificate_pem, false));
+            files.push((format!("{}.key", id.key()), &identity.key_pem, true));
+        }
+        files
+            .into_iter()
+            .map(|(name, contents, secret)| {
+                let path = dir.join(name);
+                write_file(&path, contents, secret)
+                    .map_err(|source| PkiError::Write {
+                        path: path.clone(),
+                        source,
+                    })
+                    .map(|()| path)
+            })
+            .collect()
+    }
+}
+
+fn authority(common_name: &str) -> Result<(Authority, Issuer<'static, KeyPair>), PkiError> {
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let mut name = DistinguishedName::new();
+    name.push(DnType::CommonName, common_name);
+    params.distinguished_name = name;
+    let certificate = params.self_signed(&key)?;
+    let authority = Authority {
+        certificate: certificate.der().clone(),
+        certificate_pem: certificate.pem(),
+    };
+    Ok((authority, Issuer::new(params, key)))
+}
+
+fn leaf(
+    sans: Vec<String>,
+    usage: ExtendedKeyUsagePurpose,
+    issuer: &Issuer<'static, KeyPair>,
+) -> Result<Identity, PkiError> {
+    let params = CertificateParams::new(sans)?;
+    sign(params, usage, issuer)
+}
+
+fn sign(
+    mut params: CertificateParams,
+    usage: ExtendedKeyUsagePurpose,
+    issuer: &Issuer<'static, KeyPair>,
+) -> Result<Identity, PkiError> {
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+    params.extended_key_usages = vec![usage];
+    params.use_authority_key_identifier_extension = true;
+    let certificate = params.signed_by(&key, issuer)?;
+    Ok(Identity {
+        certificate: certificate.der().clone(),
+        key_pkcs8: key.serialize_der(),
+        certificate_pem: certificate.pem(),
+        key_pem: key.serialize_pem(),
+    })
+}
+
+fn write_file(path: &Path, contents: &str, secret: bool) -> io::Result<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(if secret { 0o600 } else { 0o644 });
+    }
+    let mut file = options.open(path)?;
+    // Tighten an existing file too: `mode` only applies when the file is created.
+    #[cfg(unix)]
+    if secret {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(fs::Permissions::from_mode(0o600))?;
+    }
+    io::Write::write_all(&mut file, contents.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_keys_private() {
+        let pki = Pki::generate().unwrap();
+        let dir = std::env::temp_dir().join(format!("misdirect-pki-{}", std::process::id()));
+        let paths = pki.write_pem(&dir).unwrap();
+        assert_eq!(paths.len(), 10);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(dir.join("client.key")).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let ca = fs::read_to_string(dir.join("ca.pem")).unwrap();
+        assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"));
+        fs::remove_dir_all(dir).unwrap();
+    }
+}

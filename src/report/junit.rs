@@ -1,0 +1,160 @@
+//! JUnit XML through quick-junit: one `<testsuite>` per suite folder, one `<testcase>` per
+//! scenario × protocol. FAIL → `<failure>`, ERROR → `<error>`, SKIP → `<skipped>`; WARN and INFO
+//! stay successes (JUnit has no such states) but carry a `verdict` property and their findings in
+//! `<system-out>`, so nothing is lost. Requirement IDs are properties; the transcript is the body.
+
+use std::collections::BTreeMap;
+
+use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
+
+use crate::outcome::{CaseResult, Finding, Verdict};
+
+/// Renders `results` of a run against `target` as a JUnit XML document.
+pub fn render(results: &[CaseResult], target: &str) -> Result<String, quick_junit::SerializeError> {
+    let mut report = Report::new("misdirect");
+    let mut suites: BTreeMap<&str, TestSuite> = BTreeMap::new();
+    for result in results {
+        let suite = suites.entry(&result.suite).or_insert_with(|| {
+            let mut suite = TestSuite::new(result.suite.clone());
+            suite.add_property(Property::new("target", target));
+            suite
+        });
+        suite.add_test_case(test_case(result));
+    }
+    report.add_test_suites(suites.into_values());
+    report.set_time(results.iter().map(|result| result.duration).sum());
+    report.to_string()
+}
+
+fn test_case(result: &CaseResult) -> TestCase {
+    let status = match result.verdict {
+        Verdict::Pass | Verdict::Warn | Verdict::Info => TestCaseStatus::success(),
+        Verdict::Skip => {
+            let mut status = TestCaseStatus::skipped();
+            status.set_message(headline(result));
+            status
+        }
+        Verdict::Fail | Verdict::Error => {
+            let kind = if result.verdict == Verdict::Fail {
+                NonSuccessKind::Failure
+            } else {
+                NonSuccessKind::Error
+            };
+            let mut status = TestCaseStatus::non_success(kind);
+            status
+                .set_message(headline(result))
+                .set_type(result.verdict.label())
+                .set_description(findings_text(&result.findings));
+            status
+        }
+    };
+    let mut case = TestCase::new(format!("{} [{}]", result.name, result.protocol), status);
+    case.set_classname(result.suite.clone())
+        .set_time(result.duration)
+        .add_property(Property::new("verdict", result.verdict.label()))
+        .add_property(Property::new("protocol", result.protocol.key()))
+        .add_property(Property::new("scenario", result.location.clone()));
+    for requirement in &result.requirements {
+        case.add_property(Property::new(
+            "requirement",
+            format!("{} ({}, {})", requirement.id, requirement.level.keyword(), requirement.section),
+        ));
+    }
+    let mut out = String::new();
+    if matches!(result.verdict, Verdict::Warn | Verdict::Info) {
+        out.push_str(&format!("{}\n{}\n", headline(result), findings_text(&result.findings)));
+    }
+    out.push_str(&format!("transcript:\n{}", result.transcript));
+    case.set_system_out(out);
+    case
+}
+
+/// One line: the verdict and the first finding.
+fn headline(result: &CaseResult) -> String {
+    match result.findings.first() {
+        Some(finding) => format!("{}: {}", result.verdict, finding_line(finding)),
+        None => result.verdict.to_string(),
+    }
+}
+
+fn finding_line(finding: &Finding) -> String {
+    let cited = finding
+        .requirement
+        .as_ref()
+        .map(|requirement| format!("{} ({}) ", requirement.id, requirement.level.keyword()))
+        .unwrap_or_default();
+    format!("{cited}expected {}, observed {}", finding.expected, finding.observed)
+}
+
+fn findings_text(findings: &[Finding]) -> String {
+    findings
+        .iter()
+        .map(|finding| {
+            let location = finding
+                .location
+                .as_ref()
+                .map(|span| format!("\n  --> {}", span.location()))
+                .unwrap_or_default();
+            format!("{}: {}{location}", finding.verdict, finding_line(finding))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::observe::Transcript;
+    use crate::outcome::Cited;
+    use crate::scenario::{Level, Protocol};
+
+    fn case(verdict: Verdict) -> CaseResult {
+        CaseResult {
+            scenario: "server/own-authority".into(),
+            suite: "server".into(),
+            name: "own-authority".into(),
+            title: "t".into(),
+            protocol: Protocol::Http2,
+            requirements: vec![Cited {
+                id: "R9110-7.4-b".into(),
+                level: Level::Must,
+                section: "RFC 9110 §7.4".into(),
+            }],
+            location: "suites/server/own-authority.yaml:1:8".into(),
+            verdict,
+            findings: if verdict == Verdict::Pass {
+                Vec::new()
+            } else {
+                vec![Finding {
+                    verdict,
+                    requirement: None,
+                    expected: "a".into(),
+                    observed: "b".into(),
+                    location: None,
+                }]
+            },
+            duration: Duration::from_millis(3),
+            transcript: Transcript::default(),
+        }
+    }
+
+    #[test]
+    fn verdicts_map_onto_junit_elements() {
+        let xml = render(
+            &[case(Verdict::Pass), case(Verdict::Fail), case(Verdict::Error), case(Verdict::Skip), case(Verdict::Warn)],
+            "embedded",
+        )
+        .unwrap();
+        assert_eq!(xml.matches("<testcase ").count(), 5);
+        assert_eq!(xml.matches("<failure").count(), 1);
+        assert_eq!(xml.matches("<error").count(), 1);
+        assert_eq!(xml.matches("<skipped").count(), 1);
+        assert!(xml.contains(r#"name="own-authority [h2]""#));
+        assert!(xml.contains(r#"classname="server""#));
+        assert!(xml.contains(r#"<property name="requirement" value="R9110-7.4-b (MUST, RFC 9110 §7.4)"/>"#));
+        assert!(xml.contains(r#"<property name="verdict" value="WARN"/>"#));
+        assert!(xml.contains("WARN: expected a, observed b"));
+    }
+}

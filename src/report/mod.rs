@@ -1,0 +1,5 @@
+//! Reporters: pure renderers from case results to text. Siblings, each independent of the
+//! others; the caller decides where their output goes.
+
+pub mod junit;
+pub mod terminal;

@@ -1,0 +1,528 @@
+//! Runs cases: for one scenario over one protocol, start the target (if embedded), carry out the
+//! steps with the clients, record what happened, and hand the observations to `check`.
+//!
+//! The runner owns every deadline: each connection and each request has the step deadline, each
+//! case the case deadline, so a target that hangs turns into ERROR in bounded time. Cases share
+//! nothing but the PKI and credentials, so they run concurrently.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::check;
+use crate::client::tls::{ConnectionTickets, Credentials, TicketJar, TlsSetupError};
+use crate::client::{self, ConnectError, ConnectRequest, Connection, WireRequest};
+use crate::deployment::Deployment;
+use crate::observe::{
+    ConnectionRecord, ConnectionResult, Event, Exchange, ExchangeOutcome, Observations, Transcript,
+};
+use crate::outcome::{CaseResult, Cited, Finding, Verdict};
+use crate::pki::{Pki, PkiError};
+use crate::scenario::{Authority, Connect, PortForm, Protocol, Request, Scenario, Send, Step};
+use crate::target::Target;
+use crate::target::embedded::EmbeddedTarget;
+
+/// Deadlines and parallelism of a run.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    /// For each connection attempt and each request.
+    pub step_timeout: Duration,
+    /// For a whole case.
+    pub case_timeout: Duration,
+    /// Cases in flight at once.
+    pub concurrency: usize,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            step_timeout: Duration::from_secs(5),
+            case_timeout: Duration::from_secs(30),
+            concurrency: 16,
+        }
+    }
+}
+
+/// A failure to prepare a run.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    #[error(transparent)]
+    Tls(#[from] TlsSetupError),
+}
+
+/// One scenario over one protocol.
+#[derive(Debug, Clone)]
+pub struct Case {
+    pub scenario: Arc<Scenario>,
+    pub protocol: Protocol,
+}
+
+/// The cases of `scenarios`, one per protocol each scenario names, in order.
+pub fn cases(scenarios: &[Arc<Scenario>]) -> Vec<Case> {
+    scenarios
+        .iter()
+        .flat_map(|scenario| {
+            scenario.protocols.iter().map(|protocol| Case {
+                scenario: Arc::clone(scenario),
+                protocol: *protocol,
+            })
+        })
+        .collect()
+}
+
+/// Runs cases against one target.
+#[derive(Debug)]
+pub struct Runner {
+    target: Target,
+    deployment: Deployment,
+    credentials: Credentials,
+    /// The run's PKI, for the embedded target.
+    pki: Option<Pki>,
+    options: RunOptions,
+}
+
+impl Runner {
+    pub fn new(target: Target, options: RunOptions) -> Result<Self, SetupError> {
+        let (deployment, credentials, pki) = match &target {
+            Target::Embedded(_) => {
+                let pki = Pki::generate()?;
+                (Deployment::standard(), Credentials::from_pki(&pki)?, Some(pki))
+            }
+            Target::Remote(remote) => (
+                remote.deployment.clone(),
+                Credentials::from_dir(&remote.certificates)?,
+                None,
+            ),
+        };
+        Ok(Self {
+            target,
+            deployment,
+            credentials,
+            pki,
+            options,
+        })
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Runs every case, `options.concurrency` at a time; results come back in case order.
+    pub async fn run_all(self: &Arc<Self>, cases: Vec<Case>) -> Vec<CaseResult> {
+        let permits = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
+        let mut tasks = JoinSet::new();
+        for (index, case) in cases.iter().enumerate() {
+            let runner = Arc::clone(self);
+            let permits = Arc::clone(&permits);
+            let case = case.clone();
+            tasks.spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                (index, runner.run_case(&case).await)
+            });
+        }
+        let mut results: Vec<Option<CaseResult>> = vec![None; cases.len()];
+        while let Some(joined) = tasks.join_next().await {
+            if let Ok((index, result)) = joined {
+                results[index] = Some(result);
+            }
+        }
+        results
+            .into_iter()
+            .zip(&cases)
+            .map(|(result, case)| {
+                result.unwrap_or_else(|| {
+                    harness_error(case, "the case's task panicked; this is a bug in misdirect", Duration::ZERO, Transcript::default())
+                })
+            })
+            .collect()
+    }
+
+    /// Runs one case and judges it.
+    pub async fn run_case(&self, case: &Case) -> CaseResult {
+        let (scenario, protocol) = (case.scenario.as_ref(), case.protocol);
+        let started = Instant::now();
+        let record = Arc::new(Record::new(started));
+        let execution = tokio::time::timeout(
+            self.options.case_timeout,
+            self.execute(scenario, protocol, &record),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            record.event("case", format!("case deadline of {} s reached", self.options.case_timeout.as_secs()));
+            Execution::Completed
+        });
+        let duration = started.elapsed();
+        let (observations, transcript) = record.take();
+        match execution {
+            Execution::Completed => {
+                let evaluation = check::evaluate(scenario, protocol, &self.deployment, &observations);
+                result(case, evaluation.verdict, evaluation.findings, duration, transcript)
+            }
+            Execution::Unsupported(reason) => {
+                let finding = Finding {
+                    verdict: Verdict::Skip,
+                    requirement: None,
+                    expected: format!("a target that speaks {protocol}"),
+                    observed: reason,
+                    location: None,
+                };
+                result(case, Verdict::Skip, vec![finding], duration, transcript)
+            }
+            Execution::SetupFailed(reason) => harness_error(case, &reason, duration, transcript),
+        }
+    }
+
+    async fn execute(&self, scenario: &Scenario, protocol: Protocol, record: &Arc<Record>) -> Execution {
+        let (address, _embedded) = match &self.target {
+            Target::Embedded(fault) => {
+                let Some(pki) = &self.pki else {
+                    return Execution::SetupFailed("the embedded target has no PKI".to_owned());
+                };
+                match EmbeddedTarget::start(pki, *fault).await {
+                    Ok(embedded) => (embedded.address(), Some(embedded)),
+                    Err(error) => return Execution::SetupFailed(format!("failed to start the embedded target: {error}")),
+                }
+            }
+            Target::Remote(remote) => (remote.address, None),
+        };
+        let mut session = Session {
+            runner: self,
+            protocol,
+            address,
+            record,
+            jar: Arc::new(TicketJar::default()),
+            connections: HashMap::new(),
+        };
+        for (index, step) in scenario.steps.iter().enumerate() {
+            let proceed = match step {
+                Step::Connect(connect) => session.connect(connect).await,
+                Step::Send(send) => {
+                    session.send(index, send).await;
+                    Ok(())
+                }
+            };
+            if let Err(reason) = proceed {
+                return Execution::Unsupported(reason);
+            }
+        }
+        Execution::Completed
+    }
+
+    /// The authority string for `authority` on a target listening on `port`.
+    pub fn render_authority(&self, authority: &Authority, port: u16) -> String {
+        let mut host = self.deployment.name(authority.role).to_owned();
+        if authority.uppercase {
+            host = host.to_ascii_uppercase();
+        }
+        if authority.trailing_dot {
+            host.push('.');
+        }
+        match authority.port {
+            PortForm::Target if port == 443 => host,
+            PortForm::Target => format!("{host}:{port}"),
+            PortForm::Other => format!("{host}:{}", if port == 443 { 8443 } else { 443 }),
+            PortForm::LeadingZero => format!("{host}:0{port}"),
+            PortForm::Omitted => host,
+        }
+    }
+}
+
+enum Execution {
+    Completed,
+    /// The target does not speak the case's protocol: SKIP.
+    Unsupported(String),
+    /// The harness could not set the case up: ERROR.
+    SetupFailed(String),
+}
+
+/// A connection slot of one case.
+enum Slot {
+    Open(Connection),
+    Refused(String),
+    Failed(String),
+}
+
+struct Session<'a> {
+    runner: &'a Runner,
+    protocol: Protocol,
+    address: SocketAddr,
+    record: &'a Arc<Record>,
+    jar: Arc<TicketJar>,
+    connections: HashMap<String, Slot>,
+}
+
+impl Session<'_> {
+    /// Opens a connection; `Err` means the case does not apply (no such protocol).
+    async fn connect(&mut self, connect: &Connect) -> Result<(), String> {
+        let sni = connect.sni.map(|role| self.runner.deployment.name(role).to_owned());
+        let tickets = Arc::new(ConnectionTickets::new(
+            Arc::clone(&self.jar),
+            &connect.name,
+            connect.resume.as_deref(),
+        ));
+        self.record.event(
+            &connect.name,
+            format!(
+                "connect {} SNI {} ALPN {}{}{}",
+                self.address,
+                sni.as_deref().unwrap_or("(none)"),
+                String::from_utf8_lossy(self.protocol.alpn()),
+                if connect.client_certificate { ", with client certificate" } else { "" },
+                connect
+                    .resume
+                    .as_ref()
+                    .map(|source| format!(", resuming the session of {source}"))
+                    .unwrap_or_default(),
+            ),
+        );
+        let attempt = client::connect(
+            &self.runner.credentials,
+            ConnectRequest {
+                address: self.address,
+                sni: sni.as_deref(),
+                protocol: self.protocol,
+                client_certificate: connect.client_certificate,
+                tickets: Arc::clone(&tickets),
+            },
+            self.runner.options.step_timeout,
+        )
+        .await;
+        let (result, slot) = match attempt {
+            Ok((connection, established)) => {
+                self.record.event(
+                    &connect.name,
+                    format!(
+                        "established {} ALPN {} {}certificate SANs [{}]",
+                        established.tls_version,
+                        established.alpn.as_deref().unwrap_or("(none)"),
+                        if established.resumed { "resumed session, " } else { "" },
+                        established.peer_sans.join(", ")
+                    ),
+                );
+                (ConnectionResult::Established(established), Slot::Open(connection))
+            }
+            Err(ConnectError::Unsupported(reason)) => {
+                self.record.event(&connect.name, reason.clone());
+                return Err(reason);
+            }
+            Err(ConnectError::Refused(detail)) => {
+                self.record.event(&connect.name, format!("handshake refused: {detail}"));
+                (ConnectionResult::Refused { detail: detail.clone() }, Slot::Refused(detail))
+            }
+            Err(ConnectError::Failed(detail)) => {
+                self.record.event(&connect.name, format!("connection failed: {detail}"));
+                (ConnectionResult::Failed { detail: detail.clone() }, Slot::Failed(detail))
+            }
+        };
+        if connect.resume.is_some() && !tickets.offered() {
+            self.record.event(&connect.name, "no session ticket was available to offer".to_owned());
+        }
+        self.record.connection(ConnectionRecord {
+            name: connect.name.clone(),
+            sni,
+            resume_source: connect.resume.clone(),
+            resumption_offered: tickets.offered(),
+            result,
+        });
+        self.connections.insert(connect.name.clone(), slot);
+        Ok(())
+    }
+
+    async fn send(&mut self, step: usize, send: &Send) {
+        let port = self.address.port();
+        let wires: Vec<WireRequest> = send
+            .requests
+            .iter()
+            .map(|request| self.wire(request, port))
+            .collect();
+        let deadline = self.runner.options.step_timeout;
+        for round in 0..send.rounds {
+            for wire in &wires {
+                self.record.event(&send.connection, describe_request(wire));
+            }
+            let outcomes: Vec<ExchangeOutcome> = match self.connections.get_mut(&send.connection) {
+                Some(Slot::Open(connection)) => match connection.multiplexer() {
+                    Some(sender) if send.concurrent => {
+                        let mut tasks = JoinSet::new();
+                        for (index, wire) in wires.iter().enumerate() {
+                            let sender = sender.clone();
+                            let wire = wire.clone();
+                            tasks.spawn(async move { (index, bounded(deadline, sender.send(&wire)).await) });
+                        }
+                        let mut outcomes = vec![
+                            ExchangeOutcome::NotSent {
+                                detail: "the request task failed".to_owned()
+                            };
+                            wires.len()
+                        ];
+                        while let Some(joined) = tasks.join_next().await {
+                            if let Ok((index, outcome)) = joined {
+                                outcomes[index] = outcome;
+                            }
+                        }
+                        outcomes
+                    }
+                    _ => {
+                        let mut outcomes = Vec::new();
+                        for wire in &wires {
+                            outcomes.push(bounded(deadline, connection.send(wire)).await);
+                        }
+                        outcomes
+                    }
+                },
+                Some(Slot::Refused(detail)) => {
+                    vec![ExchangeOutcome::HandshakeRefused { detail: detail.clone() }; wires.len()]
+                }
+                Some(Slot::Failed(detail)) => vec![ExchangeOutcome::NotSent { detail: detail.clone() }; wires.len()],
+                None => vec![
+                    ExchangeOutcome::NotSent {
+                        detail: format!("no connection named {}", send.connection)
+                    };
+                    wires.len()
+                ],
+            };
+            // After a timeout an HTTP/1.1 connection is out of step with its responses.
+            let timed_out_h1 = self.protocol == Protocol::Http1
+                && outcomes.iter().any(|outcome| matches!(outcome, ExchangeOutcome::TimedOut { .. }));
+            if timed_out_h1 {
+                self.connections.insert(
+                    send.connection.clone(),
+                    Slot::Failed("an earlier request on this connection timed out".to_owned()),
+                );
+            }
+            for (index, (wire, outcome)) in wires.iter().zip(outcomes).enumerate() {
+                self.record.event(&send.connection, format!("← {outcome} for {}", wire.authority));
+                self.record.exchange(Exchange {
+                    step,
+                    request: index,
+                    round,
+                    connection: send.connection.clone(),
+                    method: wire.method.clone(),
+                    authority: wire.authority.clone(),
+                    host: wire.host.clone(),
+                    outcome,
+                });
+            }
+        }
+    }
+
+    fn wire(&self, request: &Request, port: u16) -> WireRequest {
+        WireRequest {
+            method: request.method.clone(),
+            authority: self.runner.render_authority(&request.authority, port),
+            host: request
+                .host
+                .as_ref()
+                .map(|host| self.runner.render_authority(host, port)),
+            form: request.form,
+            path: request.path.clone(),
+            headers: request.headers.clone(),
+            body: request.body.clone().map(Bytes::from),
+        }
+    }
+}
+
+async fn bounded(deadline: Duration, exchange: impl Future<Output = ExchangeOutcome>) -> ExchangeOutcome {
+    tokio::time::timeout(deadline, exchange)
+        .await
+        .unwrap_or(ExchangeOutcome::TimedOut { after: deadline })
+}
+
+fn describe_request(wire: &WireRequest) -> String {
+    let target = match wire.form {
+        crate::scenario::TargetForm::Origin => wire.path.clone(),
+        crate::scenario::TargetForm::Absolute => format!("https://{}{}", wire.authority, wire.path),
+    };
+    let mut line = format!("→ {} {target} authority {}", wire.method, wire.authority);
+    if let Some(host) = &wire.host {
+        line.push_str(&format!(" Host {host}"));
+    }
+    if let Some(body) = &wire.body {
+        line.push_str(&format!(" ({} byte body)", body.len()));
+    }
+    line
+}
+
+/// Observations and transcript of one case, filled in from concurrent tasks.
+struct Record {
+    started: Instant,
+    state: Mutex<(Observations, Transcript)>,
+}
+
+impl Record {
+    fn new(started: Instant) -> Self {
+        Self {
+            started,
+            state: Mutex::new((Observations::default(), Transcript::default())),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Observations, Transcript)> {
+        // Only pushes happen under the lock, so the data stays consistent after a panic.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn event(&self, connection: &str, what: String) {
+        let at = self.started.elapsed();
+        self.lock().1.events.push(Event {
+            at,
+            connection: connection.to_owned(),
+            what,
+        });
+    }
+
+    fn connection(&self, record: ConnectionRecord) {
+        self.lock().0.connections.push(record);
+    }
+
+    fn exchange(&self, exchange: Exchange) {
+        self.lock().0.exchanges.push(exchange);
+    }
+
+    fn take(&self) -> (Observations, Transcript) {
+        std::mem::take(&mut *self.lock())
+    }
+}
+
+fn result(case: &Case, verdict: Verdict, findings: Vec<Finding>, duration: Duration, transcript: Transcript) -> CaseResult {
+    let scenario = &case.scenario;
+    CaseResult {
+        scenario: scenario.id.clone(),
+        suite: scenario.suite().to_owned(),
+        name: scenario.name().to_owned(),
+        title: scenario.title.clone(),
+        protocol: case.protocol,
+        requirements: scenario
+            .requirements
+            .iter()
+            .map(|requirement| Cited {
+                id: requirement.id.clone(),
+                level: requirement.level,
+                section: requirement.section.clone(),
+            })
+            .collect(),
+        location: scenario.span.location(),
+        verdict,
+        findings,
+        duration,
+        transcript,
+    }
+}
+
+fn harness_error(case: &Case, reason: &str, duration: Duration, transcript: Transcript) -> CaseResult {
+    let finding = Finding {
+        verdict: Verdict::Error,
+        requirement: None,
+        expected: "the harness can set up the case".to_owned(),
+        observed: reason.to_owned(),
+        location: Some(case.scenario.span.clone()),
+    };
+    result(case, Verdict::Error, vec![finding], duration, transcript)
+}

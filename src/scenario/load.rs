@@ -1,0 +1,731 @@
+//! Scenario files → [`Scenario`]s: parse with serde-saphyr, then build the model, turning every
+//! mistake into a [`LoadError`] that points at `file:line:col` and shows the line.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use serde_saphyr::Spanned;
+
+use super::raw::{
+    RawAuthority, RawBurst, RawConnect, RawExpectation, RawRequest, RawScenario, RawStatus,
+    RawStep,
+};
+use super::{
+    Authority, Check, Connect, Detection, Expectation, Level, PortForm, Protocol, Request,
+    Requirement, Scenario, Send, Source, Span, Step, TargetForm,
+};
+use crate::deployment::Role;
+use crate::outcome::Verdict;
+use crate::target::Fault;
+
+/// A scenario file that cannot be used, with where and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError {
+    pub path: PathBuf,
+    /// `None` when the file could not be read at all.
+    pub span: Option<Span>,
+    pub message: String,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.span {
+            Some(span) => write!(f, "error: {}\n{}", self.message, span.snippet()),
+            None => write!(f, "error: {}: {}", self.path.display(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// Loads every `*.yaml` file below each path (a file or a folder), sorted by ID. All errors are
+/// collected, so that one run reports every broken file.
+pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<Scenario>, Vec<LoadError>> {
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    for path in paths {
+        if let Err(error) = collect_yaml(path, &mut files) {
+            errors.push(LoadError {
+                path: path.clone(),
+                span: None,
+                message: format!("failed to read: {error}"),
+            });
+        }
+    }
+    files.sort();
+    files.dedup();
+    let mut scenarios = Vec::new();
+    for file in files {
+        match load_file(&file) {
+            Ok(scenario) => scenarios.push(scenario),
+            Err(error) => errors.push(error),
+        }
+    }
+    let mut seen = HashSet::new();
+    for scenario in &scenarios {
+        if !seen.insert(scenario.id.clone()) {
+            errors.push(LoadError {
+                path: scenario.span.path().to_owned(),
+                span: Some(scenario.span.clone()),
+                message: format!("scenario ID `{}` is used by another file", scenario.id),
+            });
+        }
+    }
+    if errors.is_empty() {
+        scenarios.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(scenarios)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Loads one scenario file; its ID is its path below the nearest `suites` folder.
+pub fn load_file(path: &Path) -> Result<Scenario, LoadError> {
+    let text = fs::read_to_string(path).map_err(|error| LoadError {
+        path: path.to_owned(),
+        span: None,
+        message: format!("failed to read: {error}"),
+    })?;
+    load_str(path, &scenario_id(path), &text)
+}
+
+/// Parses and builds one scenario from text; `path` is only used in diagnostics.
+pub fn load_str(path: &Path, id: &str, text: &str) -> Result<Scenario, LoadError> {
+    let source = Source::new(path, text);
+    let options = serde_saphyr::options! { with_snippet: false };
+    let raw: RawScenario =
+        serde_saphyr::from_str_with_options(text, options).map_err(|error| {
+            let (line, column) = error
+                .location()
+                .map_or((1, 1), |at| (clamp(at.line()), clamp(at.column())));
+            LoadError {
+                path: path.to_owned(),
+                span: Some(Span::new(&source, line, column)),
+                message: strip_location(&error.to_string()),
+            }
+        })?;
+    Builder {
+        source: &source,
+        path,
+    }
+    .scenario(id, raw)
+}
+
+fn collect_yaml(path: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    if path.is_dir() {
+        for entry in fs::read_dir(path)? {
+            collect_yaml(&entry?.path(), files)?;
+        }
+    } else if path.is_file() {
+        if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        ) {
+            files.push(path.to_owned());
+        }
+    } else {
+        fs::metadata(path)?;
+    }
+    Ok(())
+}
+
+fn scenario_id(path: &Path) -> String {
+    let stem = path.with_extension("");
+    let components: Vec<String> = stem
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(part) => Some(part.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect();
+    let below_suites = components
+        .iter()
+        .rposition(|part| part == "suites")
+        .map(|at| components[at + 1..].to_vec());
+    match below_suites {
+        Some(parts) if !parts.is_empty() => parts.join("/"),
+        _ => components[components.len().saturating_sub(2)..].join("/"),
+    }
+}
+
+fn clamp(value: u64) -> u32 {
+    u32::try_from(value).unwrap_or(u32::MAX).max(1)
+}
+
+/// serde-saphyr ends messages with " at line L, column C"; the span already says where.
+fn strip_location(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(at) => message[..at].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+struct Builder<'a> {
+    source: &'a Arc<Source>,
+    path: &'a Path,
+}
+
+type Built<T> = Result<T, LoadError>;
+
+impl Builder<'_> {
+    fn span<T>(&self, spanned: &Spanned<T>) -> Span {
+        Span::new(
+            self.source,
+            clamp(spanned.referenced.line()),
+            clamp(spanned.referenced.column()),
+        )
+    }
+
+    fn error(&self, span: Span, message: impl Into<String>) -> LoadError {
+        LoadError {
+            path: self.path.to_owned(),
+            span: Some(span),
+            message: message.into(),
+        }
+    }
+
+    fn error_at<T>(&self, spanned: &Spanned<T>, message: impl Into<String>) -> LoadError {
+        self.error(self.span(spanned), message)
+    }
+
+    fn scenario(&self, id: &str, raw: RawScenario) -> Built<Scenario> {
+        let span = self.span(&raw.title);
+        if raw.title.value.trim().is_empty() {
+            return Err(self.error_at(&raw.title, "the title is empty"));
+        }
+        let requirements = self.requirements(&raw)?;
+        let protocols = self.protocols(&raw.protocols.value, &raw.protocols)?;
+        let detects = self.detections(&raw, &requirements)?;
+        let mut context = StepContext {
+            requirements: &requirements,
+            protocols: &protocols,
+            connections: Vec::new(),
+            expectations: 0,
+        };
+        let steps_span = self.span(&raw.steps);
+        let steps = raw
+            .steps
+            .value
+            .into_iter()
+            .map(|step| self.step(step, &mut context))
+            .collect::<Built<Vec<_>>>()?;
+        if context.expectations == 0 {
+            return Err(self.error(
+                steps_span,
+                "the scenario expects nothing: add `expect:` to at least one request",
+            ));
+        }
+        Ok(Scenario {
+            id: id.to_owned(),
+            title: raw.title.value,
+            description: raw.description,
+            requirements,
+            protocols,
+            detects,
+            steps,
+            span,
+        })
+    }
+
+    fn requirements(&self, raw: &RawScenario) -> Built<Vec<Requirement>> {
+        if raw.requirements.value.is_empty() {
+            return Err(self.error_at(&raw.requirements, "a scenario cites at least one requirement"));
+        }
+        let mut requirements: Vec<Requirement> = Vec::new();
+        for requirement in &raw.requirements.value {
+            let id = requirement.id.value.trim();
+            if !id.starts_with('R') || id.len() < 3 || id.contains(char::is_whitespace) {
+                return Err(self.error_at(
+                    &requirement.id,
+                    format!("`{id}` is not a catalogue ID such as R9110-7.4-b"),
+                ));
+            }
+            if requirements.iter().any(|known| known.id == id) {
+                return Err(self.error_at(&requirement.id, format!("requirement `{id}` is listed twice")));
+            }
+            let level = Level::ALL
+                .into_iter()
+                .find(|level| level.keyword() == requirement.level.value)
+                .ok_or_else(|| {
+                    self.error_at(
+                        &requirement.level,
+                        format!(
+                            "unknown level `{}` (expected MUST, MUST NOT, SHOULD, SHOULD NOT or MAY)",
+                            requirement.level.value
+                        ),
+                    )
+                })?;
+            requirements.push(Requirement {
+                id: id.to_owned(),
+                level,
+                section: requirement.section.clone(),
+                span: self.span(&requirement.id),
+            });
+        }
+        Ok(requirements)
+    }
+
+    fn protocols<T>(&self, list: &[Spanned<String>], whole: &Spanned<T>) -> Built<Vec<Protocol>> {
+        if list.is_empty() {
+            return Err(self.error_at(whole, "name at least one protocol (h1, h2)"));
+        }
+        let mut protocols = Vec::new();
+        for item in list {
+            let protocol: Protocol = item
+                .value
+                .parse()
+                .map_err(|message: String| self.error_at(item, message))?;
+            if protocols.contains(&protocol) {
+                return Err(self.error_at(item, format!("protocol `{protocol}` is listed twice")));
+            }
+            protocols.push(protocol);
+        }
+        Ok(protocols)
+    }
+
+    fn detections(&self, raw: &RawScenario, requirements: &[Requirement]) -> Built<Vec<Detection>> {
+        let mut detects: Vec<Detection> = Vec::new();
+        for detection in &raw.detects {
+            let fault: Fault = detection
+                .fault
+                .value
+                .parse()
+                .map_err(|error: crate::target::UnknownFault| self.error_at(&detection.fault, error.to_string()))?;
+            let verdict = match detection.verdict.value.as_str() {
+                "fail" => Verdict::Fail,
+                "warn" => Verdict::Warn,
+                "info" => Verdict::Info,
+                other => {
+                    return Err(self.error_at(
+                        &detection.verdict,
+                        format!("unknown verdict `{other}` (expected fail, warn or info)"),
+                    ));
+                }
+            };
+            if !requirements
+                .iter()
+                .any(|requirement| requirement.level.verdict_when_unmet() == verdict)
+            {
+                return Err(self.error_at(
+                    &detection.verdict,
+                    format!("no requirement of this scenario has a level that yields {verdict}"),
+                ));
+            }
+            if detects.iter().any(|known| known.fault == fault) {
+                return Err(self.error_at(&detection.fault, format!("fault `{fault}` is listed twice")));
+            }
+            detects.push(Detection {
+                fault,
+                verdict,
+                span: self.span(&detection.fault),
+            });
+        }
+        Ok(detects)
+    }
+
+    fn step(&self, step: RawStep, context: &mut StepContext<'_>) -> Built<Step> {
+        match step {
+            RawStep::Connect(connect) => self.connect(connect, context).map(Step::Connect),
+            RawStep::Send(request) => {
+                let on = request.on.as_ref().ok_or_else(|| {
+                    self.error_at(&request.authority, "a `send` step names its connection with `on:`")
+                })?;
+                let connection = self.known_connection(on, context)?;
+                let span = self.span(on);
+                let request = self.request(request, context)?;
+                Ok(Step::Send(Send {
+                    connection,
+                    requests: vec![request],
+                    concurrent: false,
+                    rounds: 1,
+                    span,
+                }))
+            }
+            RawStep::Burst(burst) => self.burst(burst, context).map(Step::Send),
+        }
+    }
+
+    fn connect(&self, raw: RawConnect, context: &mut StepContext<'_>) -> Built<Connect> {
+        let name = raw.name.value.trim().to_owned();
+        if name.is_empty() {
+            return Err(self.error_at(&raw.name, "a connection needs a name"));
+        }
+        if context.connections.contains(&name) {
+            return Err(self.error_at(&raw.name, format!("connection `{name}` is opened twice")));
+        }
+        let sni = match raw.sni.value.as_str() {
+            "none" => None,
+            role => Some(self.role(role, &raw.sni)?),
+        };
+        let resume = raw
+            .resume
+            .as_ref()
+            .map(|resume| self.known_connection(resume, context))
+            .transpose()?;
+        context.connections.push(name.clone());
+        Ok(Connect {
+            name,
+            sni,
+            client_certificate: raw.client_certificate,
+            resume,
+            span: self.span(&raw.name),
+        })
+    }
+
+    fn burst(&self, raw: RawBurst, context: &mut StepContext<'_>) -> Built<Send> {
+        let connection = self.known_connection(&raw.on, context)?;
+        let rounds = match &raw.rounds {
+            Some(rounds) if !(1..=100).contains(&rounds.value) => {
+                return Err(self.error_at(rounds, "rounds must be between 1 and 100"));
+            }
+            Some(rounds) => rounds.value,
+            None => 1,
+        };
+        if raw.requests.is_empty() {
+            return Err(self.error_at(&raw.on, "a burst sends at least one request"));
+        }
+        let span = self.span(&raw.on);
+        let requests = raw
+            .requests
+            .into_iter()
+            .map(|request| {
+                if let Some(on) = &request.on {
+                    return Err(self.error_at(on, "requests in a burst use the burst's connection; remove `on:`"));
+                }
+                self.request(request, context)
+            })
+            .collect::<Built<Vec<_>>>()?;
+        Ok(Send {
+            connection,
+            requests,
+            concurrent: true,
+            rounds,
+            span,
+        })
+    }
+
+    fn request(&self, raw: RawRequest, context: &mut StepContext<'_>) -> Built<Request> {
+        let span = self.span(&raw.authority);
+        let method = match &raw.method {
+            Some(method) if !is_token(&method.value) => {
+                return Err(self.error_at(method, format!("`{}` is not an HTTP method token", method.value)));
+            }
+            Some(method) => method.value.clone(),
+            None => "GET".to_owned(),
+        };
+        let path = match &raw.path {
+            Some(path) if !path.value.starts_with('/') || path.value.contains(char::is_whitespace) => {
+                return Err(self.error_at(path, "a path starts with `/` and has no white space"));
+            }
+            Some(path) => path.value.clone(),
+            None => "/".to_owned(),
+        };
+        let form = match &raw.form {
+            None => TargetForm::Origin,
+            Some(form) => match form.value.as_str() {
+                "origin" => TargetForm::Origin,
+                "absolute" => TargetForm::Absolute,
+                other => {
+                    return Err(self.error_at(form, format!("unknown form `{other}` (expected origin or absolute)")));
+                }
+            },
+        };
+        for (name, value) in &raw.headers {
+            if !is_token(name) || value.contains(['\r', '\n']) {
+                return Err(self.error(span.clone(), format!("header `{name}` is not a valid field")));
+            }
+        }
+        let authority = self.authority(&raw.authority)?;
+        let host = raw.host.as_ref().map(|host| self.authority(host)).transpose()?;
+        let expect = raw
+            .expect
+            .into_iter()
+            .map(|expectation| self.expectation(expectation, context))
+            .collect::<Built<Vec<_>>>()?;
+        Ok(Request {
+            method,
+            authority,
+            host,
+            form,
+            path,
+            headers: raw.headers.into_iter().collect(),
+            body: raw.body,
+            expect,
+            span,
+        })
+    }
+
+    fn authority(&self, raw: &Spanned<RawAuthority>) -> Built<Authority> {
+        match &raw.value {
+            RawAuthority::Role(role) => Ok(Authority::of(self.role(role, raw)?)),
+            RawAuthority::Detailed(detail) => {
+                let port = match detail.port.as_deref() {
+                    None | Some("target") => PortForm::Target,
+                    Some("other") => PortForm::Other,
+                    Some("leading-zero") => PortForm::LeadingZero,
+                    Some("omitted") => PortForm::Omitted,
+                    Some(other) => {
+                        return Err(self.error_at(
+                            raw,
+                            format!("unknown port form `{other}` (expected target, other, leading-zero or omitted)"),
+                        ));
+                    }
+                };
+                Ok(Authority {
+                    role: self.role(&detail.role, raw)?,
+                    port,
+                    uppercase: detail.uppercase,
+                    trailing_dot: detail.trailing_dot,
+                })
+            }
+        }
+    }
+
+    fn expectation(&self, raw: RawExpectation, context: &mut StepContext<'_>) -> Built<Expectation> {
+        let span = self.span(&raw.requirement);
+        let requirement = context
+            .requirements
+            .iter()
+            .position(|requirement| requirement.id == raw.requirement.value)
+            .ok_or_else(|| {
+                self.error_at(
+                    &raw.requirement,
+                    format!(
+                        "requirement `{}` is not listed under `requirements:`",
+                        raw.requirement.value
+                    ),
+                )
+            })?;
+        let protocols = match &raw.protocols {
+            None => Vec::new(),
+            Some(list) => {
+                let protocols = self.protocols(list, &raw.requirement)?;
+                if let Some(stray) = protocols.iter().find(|p| !context.protocols.contains(p)) {
+                    return Err(self.error_at(
+                        &raw.requirement,
+                        format!("this expectation names {stray}, which the scenario does not run on"),
+                    ));
+                }
+                protocols
+            }
+        };
+        let mut checks = Vec::new();
+        if let Some(role) = &raw.served_by {
+            checks.push(Check::ServedBy(self.role(&role.value, role)?));
+        }
+        if let Some(role) = &raw.tenant_if_served {
+            checks.push(Check::TenantIfServed(self.role(&role.value, role)?));
+        }
+        for (flag, check) in [
+            (&raw.refused, Check::Refused),
+            (&raw.uncovered_refused, Check::UncoveredRefused),
+            (&raw.malformed, Check::Malformed),
+            (&raw.not_cacheable, Check::NotCacheable),
+        ] {
+            match flag {
+                Some(flag) if !flag.value => {
+                    return Err(self.error_at(flag, "checks are stated positively: write `true` or leave the key out"));
+                }
+                Some(_) => checks.push(check),
+                None => {}
+            }
+        }
+        if let Some(status) = &raw.status {
+            let codes = match &status.value {
+                RawStatus::One(code) => vec![*code],
+                RawStatus::Any(codes) => codes.clone(),
+            };
+            if codes.is_empty() || codes.iter().any(|code| !(100..=599).contains(code)) {
+                return Err(self.error_at(status, "status codes lie between 100 and 599"));
+            }
+            checks.push(Check::Status(codes));
+        }
+        let check = match <[Check; 1]>::try_from(checks) {
+            Ok([check]) => check,
+            Err(checks) => {
+                return Err(self.error(
+                    span,
+                    format!(
+                        "an expectation states exactly one check (served_by, tenant_if_served, refused, uncovered_refused, status, malformed, not_cacheable); this one states {}",
+                        checks.len()
+                    ),
+                ));
+            }
+        };
+        context.expectations += 1;
+        Ok(Expectation {
+            requirement,
+            check,
+            protocols,
+            span,
+        })
+    }
+
+    fn role<T>(&self, key: &str, at: &Spanned<T>) -> Built<Role> {
+        key.parse()
+            .map_err(|error: crate::deployment::UnknownRole| self.error_at(at, error.to_string()))
+    }
+
+    fn known_connection(&self, name: &Spanned<String>, context: &StepContext<'_>) -> Built<String> {
+        if context.connections.contains(&name.value) {
+            Ok(name.value.clone())
+        } else {
+            Err(self.error_at(
+                name,
+                format!("connection `{}` is not opened by an earlier step", name.value),
+            ))
+        }
+    }
+}
+
+struct StepContext<'a> {
+    requirements: &'a [Requirement],
+    protocols: &'a [Protocol],
+    connections: Vec<String>,
+    expectations: usize,
+}
+
+/// An RFC 9110 `token`: what method and field names are made of.
+fn is_token(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VALID: &str = "\
+title: Uncovered authority is refused
+requirements:
+  - id: R9110-7.4-b
+    level: MUST
+    section: RFC 9110 §7.4
+protocols: [h1, h2]
+detects:
+  - { fault: no-certificate-check, verdict: fail }
+steps:
+  - connect: { name: main, sni: primary }
+  - send:
+      on: main
+      authority: foreign
+      expect:
+        - requirement: R9110-7.4-b
+          uncovered_refused: true
+";
+
+    fn check(text: &str, expected: &str) {
+        let error = load_str(Path::new("suites/x/broken.yaml"), "x/broken", text).unwrap_err();
+        assert_eq!(error.to_string(), expected);
+    }
+
+    #[test]
+    fn loads_a_valid_scenario() {
+        let scenario = load_str(Path::new("suites/server/a.yaml"), "server/a", VALID).unwrap();
+        assert_eq!(scenario.suite(), "server");
+        assert_eq!(scenario.name(), "a");
+        assert_eq!(scenario.protocols, vec![Protocol::Http1, Protocol::Http2]);
+        assert_eq!(scenario.detects[0].fault, Fault::NoCertificateCheck);
+        let Step::Send(send) = &scenario.steps[1] else {
+            panic!("second step is a send")
+        };
+        assert_eq!(send.requests[0].authority, Authority::of(Role::Foreign));
+        assert_eq!(send.requests[0].expect[0].check, Check::UncoveredRefused);
+        assert_eq!(send.requests[0].expect[0].span.line, 15);
+    }
+
+    #[test]
+    fn unknown_key_points_at_the_key() {
+        check(
+            &VALID.replace("      authority: foreign", "      authority: foreign\n      authorty: primary"),
+            "error: unknown field `authorty`, expected one of on, method, authority, host, form, path, headers, body, expect\n  --> suites/x/broken.yaml:14:7\n   |\n14 |       authorty: primary\n   |       ^",
+        );
+    }
+
+    #[test]
+    fn wrong_type_points_at_the_value() {
+        check(
+            &VALID.replace("client_certificate", "x").replace("sni: primary }", "sni: primary, client_certificate: maybe }"),
+            "error: invalid boolean\n  --> suites/x/broken.yaml:10:62\n   |\n10 |   - connect: { name: main, sni: primary, client_certificate: maybe }\n   |                                                              ^",
+        );
+    }
+
+    #[test]
+    fn unknown_role_is_reported_at_its_use() {
+        check(
+            &VALID.replace("authority: foreign", "authority: tenant"),
+            "error: unknown role `tenant` (expected one of: primary, sibling, foreign, wildcard, mtls, unconfigured)\n  --> suites/x/broken.yaml:13:18\n   |\n13 |       authority: tenant\n   |                  ^",
+        );
+    }
+
+    #[test]
+    fn undeclared_requirement_is_an_error() {
+        check(
+            &VALID.replace("- requirement: R9110-7.4-b", "- requirement: R9110-7.4-c"),
+            "error: requirement `R9110-7.4-c` is not listed under `requirements:`\n  --> suites/x/broken.yaml:15:24\n   |\n15 |         - requirement: R9110-7.4-c\n   |                        ^",
+        );
+    }
+
+    #[test]
+    fn unopened_connection_is_an_error() {
+        check(
+            &VALID.replace("on: main", "on: other"),
+            "error: connection `other` is not opened by an earlier step\n  --> suites/x/broken.yaml:12:11\n   |\n12 |       on: other\n   |           ^",
+        );
+    }
+
+    #[test]
+    fn unknown_fault_is_an_error() {
+        let error = load_str(
+            Path::new("s.yaml"),
+            "s",
+            &VALID.replace("no-certificate-check", "no-such-fault"),
+        )
+        .unwrap_err();
+        assert!(error.message.starts_with("unknown fault `no-such-fault`"), "{error}");
+        assert_eq!(error.span.unwrap().line, 8);
+    }
+
+    #[test]
+    fn detection_verdict_must_match_a_level() {
+        let error = load_str(Path::new("s.yaml"), "s", &VALID.replace("verdict: fail", "verdict: warn")).unwrap_err();
+        assert_eq!(error.message, "no requirement of this scenario has a level that yields WARN");
+    }
+
+    #[test]
+    fn two_checks_in_one_expectation_are_an_error() {
+        let error = load_str(
+            Path::new("s.yaml"),
+            "s",
+            &VALID.replace("uncovered_refused: true", "uncovered_refused: true\n          status: 421"),
+        )
+        .unwrap_err();
+        assert!(error.message.contains("exactly one check"), "{error}");
+    }
+
+    #[test]
+    fn a_scenario_must_expect_something() {
+        let text = VALID.split("      expect:").next().unwrap();
+        let error = load_str(Path::new("s.yaml"), "s", text).unwrap_err();
+        assert!(error.message.contains("expects nothing"), "{error}");
+    }
+
+    #[test]
+    fn syntax_errors_have_a_location() {
+        let error = load_str(Path::new("s.yaml"), "s", "title: [unclosed\n").unwrap_err();
+        let span = error.span.unwrap();
+        assert_eq!((span.line, span.column), (1, 8));
+    }
+
+    #[test]
+    fn ids_come_from_the_path_below_suites() {
+        assert_eq!(scenario_id(Path::new("suites/server/own.yaml")), "server/own");
+        assert_eq!(scenario_id(Path::new("/x/suites/a/b/c.yaml")), "a/b/c");
+        assert_eq!(scenario_id(Path::new("elsewhere/mine/c.yaml")), "mine/c");
+    }
+}

@@ -1,0 +1,287 @@
+//! The scenario model: what one YAML file asks the harness to do and to expect.
+//!
+//! Built only by [`load`] from the serde mirror in `raw`, so a `Scenario` that exists is valid:
+//! every connection a step uses was opened before, every expectation cites a requirement the
+//! scenario declares, every role and fault name is known. Spans stay on everything a diagnostic
+//! or a finding may point at.
+
+mod load;
+mod raw;
+pub mod span;
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+
+pub use load::{LoadError, load_file, load_paths, load_str};
+pub use span::{Source, Span};
+
+use crate::deployment::Role;
+use crate::outcome::Verdict;
+use crate::target::Fault;
+
+/// The HTTP versions a scenario can run over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum Protocol {
+    #[serde(rename = "h1")]
+    Http1,
+    #[serde(rename = "h2")]
+    Http2,
+}
+
+impl Protocol {
+    pub const ALL: [Self; 2] = [Self::Http1, Self::Http2];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Http1 => "h1",
+            Self::Http2 => "h2",
+        }
+    }
+
+    /// The ALPN protocol identifier offered for this protocol.
+    pub fn alpn(self) -> &'static [u8] {
+        match self {
+            Self::Http1 => b"http/1.1",
+            Self::Http2 => b"h2",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+impl FromStr for Protocol {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|protocol| protocol.key() == s)
+            .ok_or_else(|| format!("unknown protocol `{s}` (expected h1 or h2)"))
+    }
+}
+
+/// A BCP 14 requirement level; it decides how bad an unmet expectation is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Level {
+    #[serde(rename = "MUST")]
+    Must,
+    #[serde(rename = "MUST NOT")]
+    MustNot,
+    #[serde(rename = "SHOULD")]
+    Should,
+    #[serde(rename = "SHOULD NOT")]
+    ShouldNot,
+    #[serde(rename = "MAY")]
+    May,
+}
+
+impl Level {
+    pub const ALL: [Self; 5] = [
+        Self::Must,
+        Self::MustNot,
+        Self::Should,
+        Self::ShouldNot,
+        Self::May,
+    ];
+
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Self::Must => "MUST",
+            Self::MustNot => "MUST NOT",
+            Self::Should => "SHOULD",
+            Self::ShouldNot => "SHOULD NOT",
+            Self::May => "MAY",
+        }
+    }
+
+    /// FAIL for a broken MUST, WARN for an unmet SHOULD, INFO for an optional behaviour.
+    pub fn verdict_when_unmet(self) -> Verdict {
+        match self {
+            Self::Must | Self::MustNot => Verdict::Fail,
+            Self::Should | Self::ShouldNot => Verdict::Warn,
+            Self::May => Verdict::Info,
+        }
+    }
+}
+
+/// One requirement of the catalogue, as a scenario cites it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requirement {
+    /// Catalogue ID, e.g. `R9110-7.4-b`.
+    pub id: String,
+    pub level: Level,
+    /// Where the requirement is written, e.g. `RFC 9110 §7.4`.
+    pub section: String,
+    pub span: Span,
+}
+
+/// A scenario's claim that an embedded faulty variant makes it end with `verdict`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Detection {
+    pub fault: Fault,
+    pub verdict: Verdict,
+    pub span: Span,
+}
+
+/// One scenario file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scenario {
+    /// Stable ID: the path below the suites folder without `.yaml`, e.g. `server/own-authority`.
+    pub id: String,
+    pub title: String,
+    pub description: Option<String>,
+    pub requirements: Vec<Requirement>,
+    pub protocols: Vec<Protocol>,
+    pub detects: Vec<Detection>,
+    pub steps: Vec<Step>,
+    pub span: Span,
+}
+
+impl Scenario {
+    /// The suite a scenario belongs to: the first component of its ID.
+    pub fn suite(&self) -> &str {
+        self.id.split_once('/').map_or("suites", |(suite, _)| suite)
+    }
+
+    /// The scenario's name inside its suite.
+    pub fn name(&self) -> &str {
+        self.id.split_once('/').map_or(self.id.as_str(), |(_, name)| name)
+    }
+
+    pub fn requirement(&self, index: usize) -> &Requirement {
+        &self.requirements[index]
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Connect(Connect),
+    Send(Send),
+}
+
+/// Open a connection of the case's protocol and give it a name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connect {
+    pub name: String,
+    /// The role whose name goes into SNI; `None` sends no SNI at all.
+    pub sni: Option<Role>,
+    pub client_certificate: bool,
+    /// Offer the TLS session ticket that this earlier connection received.
+    pub resume: Option<String>,
+    pub span: Span,
+}
+
+/// Send requests on a named connection: one after another, or (HTTP/2) all at once per round.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Send {
+    pub connection: String,
+    pub requests: Vec<Request>,
+    /// Whether the requests of a round go out together (a burst); HTTP/1.1 still sends them in turn.
+    pub concurrent: bool,
+    pub rounds: u32,
+    pub span: Span,
+}
+
+/// How the request target is written in HTTP/1.1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetForm {
+    /// `GET /path HTTP/1.1` with the authority in `Host`.
+    Origin,
+    /// `GET https://authority/path HTTP/1.1`, with `Host` as given separately.
+    Absolute,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub method: String,
+    /// `:authority` (h2) or `Host` / the absolute-form target (h1).
+    pub authority: Authority,
+    /// An extra `Host` header (h2), or the `Host` header beside an absolute-form target (h1).
+    pub host: Option<Authority>,
+    pub form: TargetForm,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+    pub expect: Vec<Expectation>,
+    pub span: Span,
+}
+
+/// Which port an authority carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PortForm {
+    /// The target's port, elided when it is the default port 443.
+    Target,
+    /// A port the target does not serve this origin on.
+    Other,
+    /// The target's port written with a leading zero (same origin, RFC 9110 §4.3.1).
+    LeadingZero,
+    /// No port at all, meaning 443.
+    Omitted,
+}
+
+/// An authority described by role, so that it means the same on every target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Authority {
+    pub role: Role,
+    pub port: PortForm,
+    pub uppercase: bool,
+    pub trailing_dot: bool,
+}
+
+impl Authority {
+    pub fn of(role: Role) -> Self {
+        Self {
+            role,
+            port: PortForm::Target,
+            uppercase: false,
+            trailing_dot: false,
+        }
+    }
+}
+
+/// One expectation about one request's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expectation {
+    /// Index into [`Scenario::requirements`].
+    pub requirement: usize,
+    pub check: Check,
+    /// Protocols this expectation applies to; empty means all of the scenario's.
+    pub protocols: Vec<Protocol>,
+    pub span: Span,
+}
+
+impl Expectation {
+    pub fn applies_to(&self, protocol: Protocol) -> bool {
+        self.protocols.is_empty() || self.protocols.contains(&protocol)
+    }
+}
+
+/// What an expectation asserts about a request's outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Check {
+    /// Served (2xx) by the tenant of this role.
+    ServedBy(Role),
+    /// If served at all, then by the tenant of this role; a refusal is fine.
+    TenantIfServed(Role),
+    /// Not served: a 4xx/5xx status, a stream reset, a closed connection or a refused handshake.
+    Refused,
+    /// Refused unless the certificate presented on the connection covers the authority
+    /// (RFC 9110 §7.4); not applicable where it does.
+    UncoveredRefused,
+    /// The final status is one of these.
+    Status(Vec<u16>),
+    /// Treated as malformed: stream reset with PROTOCOL_ERROR, or 400.
+    Malformed,
+    /// A response arrived and carries no explicit freshness (`max-age`, `s-maxage`, `public`,
+    /// `Expires`).
+    NotCacheable,
+}

@@ -1,0 +1,136 @@
+//! The serde mirror of a scenario file: exactly what the YAML may say, with a span on every value
+//! a diagnostic may need to point at. Unknown keys are errors. Nothing here is validated: that is
+//! `load`'s job, which turns this into the model.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawScenario {
+    pub(super) title: Spanned<String>,
+    #[serde(default)]
+    pub(super) description: Option<String>,
+    pub(super) requirements: Spanned<Vec<RawRequirement>>,
+    pub(super) protocols: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub(super) detects: Vec<RawDetection>,
+    pub(super) steps: Spanned<Vec<RawStep>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRequirement {
+    pub(super) id: Spanned<String>,
+    pub(super) level: Spanned<String>,
+    pub(super) section: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDetection {
+    pub(super) fault: Spanned<String>,
+    pub(super) verdict: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum RawStep {
+    Connect(RawConnect),
+    Send(RawRequest),
+    Burst(RawBurst),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConnect {
+    pub(super) name: Spanned<String>,
+    pub(super) sni: Spanned<String>,
+    #[serde(default)]
+    pub(super) client_certificate: bool,
+    #[serde(default)]
+    pub(super) resume: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBurst {
+    pub(super) on: Spanned<String>,
+    #[serde(default)]
+    pub(super) rounds: Option<Spanned<u32>>,
+    pub(super) requests: Vec<RawRequest>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRequest {
+    #[serde(default)]
+    pub(super) on: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) method: Option<Spanned<String>>,
+    pub(super) authority: Spanned<RawAuthority>,
+    #[serde(default)]
+    pub(super) host: Option<Spanned<RawAuthority>>,
+    #[serde(default)]
+    pub(super) form: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) path: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(super) body: Option<String>,
+    #[serde(default)]
+    pub(super) expect: Vec<RawExpectation>,
+}
+
+/// `authority: primary` or `authority: {role: primary, port: other, uppercase: true}`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawAuthority {
+    Role(String),
+    Detailed(RawAuthorityDetail),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAuthorityDetail {
+    pub(super) role: String,
+    #[serde(default)]
+    pub(super) port: Option<String>,
+    #[serde(default)]
+    pub(super) uppercase: bool,
+    #[serde(default)]
+    pub(super) trailing_dot: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawExpectation {
+    pub(super) requirement: Spanned<String>,
+    #[serde(default)]
+    pub(super) protocols: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub(super) served_by: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) tenant_if_served: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) refused: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub(super) uncovered_refused: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub(super) status: Option<Spanned<RawStatus>>,
+    #[serde(default)]
+    pub(super) malformed: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub(super) not_cacheable: Option<Spanned<bool>>,
+}
+
+/// `status: 421` or `status: [400, 421]`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawStatus {
+    One(u16),
+    Any(Vec<u16>),
+}

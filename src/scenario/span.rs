@@ -1,0 +1,94 @@
+//! Source locations kept from the YAML to the report, and their rustc-style rendering.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A scenario file's text, shared by every span that points into it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Source {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+impl Source {
+    pub fn new(path: impl Into<PathBuf>, text: impl Into<String>) -> Arc<Self> {
+        Arc::new(Self {
+            path: path.into(),
+            text: text.into(),
+        })
+    }
+
+    /// The 1-based line `line`, without its newline; empty past the end.
+    pub fn line(&self, line: u32) -> &str {
+        let index = usize::try_from(line.saturating_sub(1)).unwrap_or(usize::MAX);
+        self.text.lines().nth(index).unwrap_or("")
+    }
+}
+
+/// A 1-based line and column in a scenario file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Span {
+    pub source: Arc<Source>,
+    pub line: u32,
+    pub column: u32,
+}
+
+impl Span {
+    pub fn new(source: &Arc<Source>, line: u32, column: u32) -> Self {
+        Self {
+            source: Arc::clone(source),
+            line,
+            column,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.source.path
+    }
+
+    /// `path:line:col`, the form editors and CI annotations understand.
+    pub fn location(&self) -> String {
+        format!("{}:{}:{}", self.source.path.display(), self.line, self.column)
+    }
+
+    /// The pointer block shown under a message:
+    ///
+    /// ```text
+    ///   --> suites/server/x.yaml:12:7
+    ///    |
+    /// 12 |       status: 421
+    ///    |       ^
+    /// ```
+    pub fn snippet(&self) -> String {
+        let number = self.line.to_string();
+        let gutter = " ".repeat(number.len());
+        let indent = " ".repeat(usize::try_from(self.column.saturating_sub(1)).unwrap_or(0));
+        format!(
+            "{gutter}--> {location}\n{gutter} |\n{number} | {line}\n{gutter} | {indent}^",
+            location = self.location(),
+            line = self.source.line(self.line),
+        )
+    }
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.location())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snippet_points_at_the_column() {
+        let source = Source::new("s.yaml", "a: 1\nbogus: 2\n");
+        let span = Span::new(&source, 2, 1);
+        assert_eq!(
+            span.snippet(),
+            " --> s.yaml:2:1\n  |\n2 | bogus: 2\n  | ^"
+        );
+    }
+}

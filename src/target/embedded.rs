@@ -1,0 +1,473 @@
+//! The embedded reference target: an in-process HTTP/1.1 + HTTP/2 server on 127.0.0.1 that
+//! implements the standard deployment, correctly or with one [`Fault`].
+//!
+//! TLS: the certificate is chosen by SNI (no SNI or an unknown name gets the `shared` default);
+//! the mTLS tenant's name gets a configuration that requires a client certificate. All
+//! configurations share one session cache, as virtual hosts on one port of a real server do, so
+//! that resumption under another SNI is really attempted; rustls refuses it (RFC 6066 §3), except
+//! under [`Fault::ResumptionBypass`], which unbinds the cached sessions from their SNI.
+//!
+//! Requests are decided by [`Policy`]; this module only moves bytes. Dropping the
+//! [`EmbeddedTarget`] stops the listener and every connection it accepted.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rustls::server::{Acceptor, ServerSessionMemoryCache, StoresServerSessions, WebPkiClientVerifier};
+use rustls::{RootCertStore, ServerConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_rustls::LazyConfigAcceptor;
+use tokio_rustls::server::TlsStream;
+
+use super::Fault;
+use super::policy::{ConnectionFacts, ConnectionMemory, Policy, Reply, RequestHead};
+use crate::client::tls::{VERSIONS, provider};
+use crate::deployment::{CertificateId, Deployment, Role, TENANT_HEADER};
+use crate::pki::Pki;
+use crate::scenario::Protocol;
+
+/// How long a connection may take to complete its handshake or send a request head.
+const IDLE: Duration = Duration::from_secs(10);
+
+/// A failure to start the embedded target.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("failed to listen on 127.0.0.1: {0}")]
+    Bind(#[from] std::io::Error),
+    #[error("failed to build the TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+    #[error("failed to build the client-certificate verifier: {0}")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
+}
+
+/// A running embedded target; stops when dropped.
+#[derive(Debug)]
+pub struct EmbeddedTarget {
+    address: SocketAddr,
+    accept_loop: JoinHandle<()>,
+}
+
+impl Drop for EmbeddedTarget {
+    fn drop(&mut self) {
+        // The accept loop owns every connection task, so aborting it stops them all.
+        self.accept_loop.abort();
+    }
+}
+
+impl EmbeddedTarget {
+    /// Listens on an ephemeral port of 127.0.0.1.
+    pub async fn start(pki: &Pki, fault: Option<Fault>) -> Result<Self, StartError> {
+        Self::start_on(pki, fault, 0).await
+    }
+
+    /// Listens on `port` of 127.0.0.1 (0: an ephemeral port).
+    pub async fn start_on(pki: &Pki, fault: Option<Fault>, port: u16) -> Result<Self, StartError> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
+        let address = listener.local_addr()?;
+        let shared = Arc::new(Shared::new(pki, fault, address.port())?);
+        let accept_loop = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => {
+                        let Ok((tcp, _)) = accepted else { continue };
+                        let shared = Arc::clone(&shared);
+                        connections.spawn(async move {
+                            // A connection that misbehaves only ends itself.
+                            let _ = tokio::time::timeout(Duration::from_secs(120), serve(tcp, shared)).await;
+                        });
+                    }
+                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                }
+            }
+        });
+        Ok(Self { address, accept_loop })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+}
+
+/// What every connection of one target shares.
+struct Shared {
+    policy: Policy,
+    fault: Option<Fault>,
+    port: u16,
+    deployment: Deployment,
+    sessions: Arc<ServerSessionMemoryCache>,
+    /// One configuration per certificate, without and with a required client certificate.
+    configs: Vec<(CertificateId, bool, Arc<ServerConfig>)>,
+    /// Inputs to rebuild a configuration per connection (only [`Fault::ResumptionBypass`]).
+    pki_material: Vec<(CertificateId, ServerConfigMaterial)>,
+    client_roots: Arc<RootCertStore>,
+}
+
+#[derive(Clone)]
+struct ServerConfigMaterial {
+    chain: Vec<rustls_pki_types::CertificateDer<'static>>,
+    key: Arc<rustls_pki_types::PrivateKeyDer<'static>>,
+}
+
+impl Shared {
+    fn new(pki: &Pki, fault: Option<Fault>, port: u16) -> Result<Self, StartError> {
+        let sessions = ServerSessionMemoryCache::new(1024);
+        let mut client_roots = RootCertStore::empty();
+        client_roots.add(pki.client_ca.certificate.clone())?;
+        let client_roots = Arc::new(client_roots);
+        let pki_material: Vec<_> = CertificateId::ALL
+            .into_iter()
+            .map(|id| {
+                let identity = pki.server(id);
+                (
+                    id,
+                    ServerConfigMaterial {
+                        chain: identity.chain(),
+                        key: Arc::new(identity.private_key()),
+                    },
+                )
+            })
+            .collect();
+        let mut shared = Self {
+            policy: Policy::new(fault),
+            fault,
+            port,
+            deployment: Deployment::standard(),
+            sessions,
+            configs: Vec::new(),
+            pki_material,
+            client_roots,
+        };
+        for id in CertificateId::ALL {
+            for demand in [false, true] {
+                let config = shared.build_config(id, demand, shared.sessions.clone())?;
+                shared.configs.push((id, demand, config));
+            }
+        }
+        Ok(shared)
+    }
+
+    fn build_config(
+        &self,
+        id: CertificateId,
+        demand_client_certificate: bool,
+        sessions: Arc<dyn StoresServerSessions>,
+    ) -> Result<Arc<ServerConfig>, StartError> {
+        let material = &self
+            .pki_material
+            .iter()
+            .find(|(candidate, _)| *candidate == id)
+            .expect("material exists for every certificate id")
+            .1;
+        let builder = ServerConfig::builder_with_provider(provider()).with_protocol_versions(VERSIONS)?;
+        let builder = if demand_client_certificate {
+            let verifier =
+                WebPkiClientVerifier::builder_with_provider(self.client_roots.clone(), provider()).build()?;
+            builder.with_client_cert_verifier(verifier)
+        } else {
+            builder.with_no_client_auth()
+        };
+        let mut config = builder.with_single_cert(material.chain.clone(), material.key.clone_key())?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        config.session_storage = sessions;
+        Ok(Arc::new(config))
+    }
+
+    /// The configuration for a ClientHello with this SNI.
+    fn config_for(&self, sni: Option<&str>, id: CertificateId, demand: bool) -> Result<Arc<ServerConfig>, StartError> {
+        if self.fault == Some(Fault::ResumptionBypass) {
+            let sessions = Arc::new(SniUnboundSessions {
+                inner: self.sessions.clone(),
+                sni: sni.map(str::to_owned),
+            });
+            return self.build_config(id, demand, sessions);
+        }
+        Ok(self
+            .configs
+            .iter()
+            .find(|(candidate, candidate_demand, _)| *candidate == id && *candidate_demand == demand)
+            .map(|(_, _, config)| config.clone())
+            .expect("a configuration exists for every certificate and demand"))
+    }
+}
+
+async fn serve(tcp: TcpStream, shared: Arc<Shared>) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let _ = tcp.set_nodelay(true);
+    let start = tokio::time::timeout(IDLE, LazyConfigAcceptor::new(Acceptor::default(), tcp)).await??;
+    let sni = start.client_hello().server_name().map(str::to_owned);
+    let certificate = sni
+        .as_deref()
+        .and_then(CertificateId::for_server_name)
+        .unwrap_or(CertificateId::Shared);
+    let demand = sni
+        .as_deref()
+        .and_then(|name| shared.deployment.role_of(name))
+        .is_some_and(Role::requires_client_certificate);
+    let config = shared.config_for(sni.as_deref(), certificate, demand)?;
+    let tls = tokio::time::timeout(IDLE, start.into_stream(config)).await??;
+    let (_, session) = tls.get_ref();
+    let facts = ConnectionFacts {
+        sni,
+        certificate,
+        client_certificate: session.peer_certificates().is_some_and(|chain| !chain.is_empty()),
+        handshake_demanded_client_certificate: demand,
+        local_port: shared.port,
+    };
+    if session.alpn_protocol() == Some(b"h2".as_slice()) {
+        serve_h2(tls, &facts, &shared.policy).await
+    } else {
+        serve_h1(tls, &facts, &shared.policy).await
+    }
+}
+
+async fn serve_h2(
+    tls: TlsStream<TcpStream>,
+    facts: &ConnectionFacts,
+    policy: &Policy,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let mut connection = tokio::time::timeout(IDLE, h2::server::handshake(tls)).await??;
+    let mut memory = ConnectionMemory::default();
+    while let Some(accepted) = connection.accept().await {
+        let (request, mut respond) = accepted?;
+        let head = RequestHead {
+            protocol: Protocol::Http2,
+            method: request.method().as_str().to_owned(),
+            authority: request.uri().authority().map(|authority| authority.as_str().to_owned()),
+            host: header_values(request.headers(), http::header::HOST),
+        };
+        match policy.decide(facts, &mut memory, &head) {
+            Reply::Malformed(_) => respond.send_reset(h2::Reason::PROTOCOL_ERROR),
+            Reply::Respond {
+                status,
+                tenant,
+                body,
+                cache_control,
+                close,
+            } => {
+                let mut response = http::Response::builder()
+                    .status(status)
+                    .header(http::header::CONTENT_TYPE, "text/plain");
+                if let Some(label) = tenant.and_then(Role::tenant) {
+                    response = response.header(TENANT_HEADER, label);
+                }
+                if let Some(cache_control) = cache_control {
+                    response = response.header(http::header::CACHE_CONTROL, cache_control);
+                }
+                let mut stream = respond.send_response(response.body(())?, false)?;
+                stream.send_data(Bytes::from(body), true)?;
+                if close {
+                    connection.graceful_shutdown();
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn serve_h1(
+    mut tls: TlsStream<TcpStream>,
+    facts: &ConnectionFacts,
+    policy: &Policy,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let mut memory = ConnectionMemory::default();
+    let mut buffer = Vec::new();
+    loop {
+        let head_end = loop {
+            if let Some(end) = buffer.windows(4).position(|window| window == b"\r\n\r\n") {
+                break end + 4;
+            }
+            if buffer.len() > 64 * 1024 {
+                return Ok(());
+            }
+            let mut chunk = [0u8; 16 * 1024];
+            let read = tokio::time::timeout(IDLE, tls.read(&mut chunk)).await??;
+            if read == 0 {
+                return Ok(());
+            }
+            buffer.extend_from_slice(&chunk[..read]);
+        };
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut parsed = httparse::Request::new(&mut headers);
+        let parse_ok = matches!(parsed.parse(&buffer[..head_end]), Ok(httparse::Status::Complete(_)));
+        let values = |name: &str| -> Vec<String> {
+            parsed
+                .headers
+                .iter()
+                .filter(|header| header.name.eq_ignore_ascii_case(name))
+                .map(|header| String::from_utf8_lossy(header.value).trim().to_owned())
+                .collect()
+        };
+        let length = values("content-length").first().and_then(|value| value.parse::<usize>().ok());
+        let chunked = !values("transfer-encoding").is_empty();
+        let client_closes = values("connection")
+            .iter()
+            .any(|value| value.eq_ignore_ascii_case("close"));
+        let target = parsed.path.unwrap_or("");
+        let head = RequestHead {
+            protocol: Protocol::Http1,
+            method: parsed.method.unwrap_or("").to_owned(),
+            authority: absolute_form_authority(target),
+            host: values("host"),
+        };
+        buffer.drain(..head_end);
+        let reply = if !parse_ok || chunked {
+            // The reference client never sends chunked requests; refuse rather than mis-frame.
+            Reply::Malformed("unparsable or chunked request".to_owned())
+        } else {
+            let length = length.unwrap_or(0);
+            while buffer.len() < length {
+                let mut chunk = [0u8; 16 * 1024];
+                let read = tokio::time::timeout(IDLE, tls.read(&mut chunk)).await??;
+                if read == 0 {
+                    return Ok(());
+                }
+                buffer.extend_from_slice(&chunk[..read]);
+            }
+            buffer.drain(..length);
+            policy.decide(facts, &mut memory, &head)
+        };
+        let (status, tenant, body, cache_control, close) = match reply {
+            Reply::Respond {
+                status,
+                tenant,
+                body,
+                cache_control,
+                close,
+            } => (status, tenant, body, cache_control, close),
+            Reply::Malformed(reason) => (400, None, format!("bad request: {reason}\n"), None, true),
+        };
+        let close = close || client_closes;
+        let mut response = format!(
+            "HTTP/1.1 {status} {}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n",
+            reason_phrase(status),
+            body.len()
+        );
+        if let Some(label) = tenant.and_then(Role::tenant) {
+            response.push_str(&format!("{TENANT_HEADER}: {label}\r\n"));
+        }
+        if let Some(cache_control) = cache_control {
+            response.push_str(&format!("cache-control: {cache_control}\r\n"));
+        }
+        if close {
+            response.push_str("connection: close\r\n");
+        }
+        response.push_str("\r\n");
+        response.push_str(&body);
+        tls.write_all(response.as_bytes()).await?;
+        tls.flush().await?;
+        if close {
+            tls.shutdown().await?;
+            return Ok(());
+        }
+    }
+}
+
+fn header_values(headers: &http::HeaderMap, name: http::header::HeaderName) -> Vec<String> {
+    headers
+        .get_all(name)
+        .iter()
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+        .collect()
+}
+
+/// The authority of an absolute-form request target (`https://host:port/path`).
+fn absolute_form_authority(target: &str) -> Option<String> {
+    let rest = target
+        .strip_prefix("https://")
+        .or_else(|| target.strip_prefix("http://"))?;
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    Some(rest[..end].to_owned())
+}
+
+fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        421 => "Misdirected Request",
+        _ => "",
+    }
+}
+
+/// The session cache seen through [`Fault::ResumptionBypass`]: every cached session is handed
+/// out as if it had been established under the SNI of the connection asking for it, so rustls'
+/// SNI check on resumption (RFC 6066 §3) never sees a mismatch. This emulates servers whose
+/// session cache or ticket keys are not bound to the virtual host.
+#[derive(Debug)]
+struct SniUnboundSessions {
+    inner: Arc<ServerSessionMemoryCache>,
+    sni: Option<String>,
+}
+
+impl SniUnboundSessions {
+    /// A stored session begins with its SNI: `1, length, name` or `0` for none.
+    fn rebind(&self, value: Vec<u8>) -> Vec<u8> {
+        let rest = match value.first() {
+            Some(0) => &value[1..],
+            Some(1) => match value.get(1) {
+                Some(&length) if value.len() >= 2 + usize::from(length) => &value[2 + usize::from(length)..],
+                _ => return value,
+            },
+            _ => return value,
+        };
+        let mut rebound = Vec::with_capacity(value.len() + 64);
+        match self.sni.as_deref().filter(|sni| sni.len() <= 255) {
+            Some(sni) => {
+                rebound.push(1);
+                rebound.push(u8::try_from(sni.len()).unwrap_or(u8::MAX));
+                rebound.extend_from_slice(sni.as_bytes());
+            }
+            None => rebound.push(0),
+        }
+        rebound.extend_from_slice(rest);
+        rebound
+    }
+}
+
+impl StoresServerSessions for SniUnboundSessions {
+    fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
+        self.inner.put(key, value)
+    }
+
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.inner.get(key).map(|value| self.rebind(value))
+    }
+
+    fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.inner.take(key).map(|value| self.rebind(value))
+    }
+
+    fn can_cache(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absolute_form_authority_is_extracted() {
+        assert_eq!(absolute_form_authority("https://c.test:4433/x?y"), Some("c.test:4433".into()));
+        assert_eq!(absolute_form_authority("/x"), None);
+    }
+
+    #[test]
+    fn sessions_are_rebound_to_the_current_sni() {
+        let unbound = SniUnboundSessions {
+            inner: ServerSessionMemoryCache::new(4),
+            sni: Some("t2.w.test".into()),
+        };
+        let mut stored = vec![1, 9];
+        stored.extend_from_slice(b"t1.w.test");
+        stored.extend_from_slice(&[7, 7]);
+        let mut expected = vec![1, 9];
+        expected.extend_from_slice(b"t2.w.test");
+        expected.extend_from_slice(&[7, 7]);
+        assert_eq!(unbound.rebind(stored), expected);
+    }
+}

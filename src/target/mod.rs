@@ -1,0 +1,136 @@
+//! Targets under test: where requests go, which names play which role, and what to trust.
+//!
+//! The embedded reference target ([`embedded`]) implements the standard deployment correctly and,
+//! for each requirement the suites check, has a [`Fault`] that breaks it, so that every check is
+//! proven able to fail. Its request decisions live in the pure [`policy`] module.
+
+pub mod embedded;
+pub mod policy;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use crate::deployment::Deployment;
+
+/// What the harness tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The in-process reference server, correct or with one fault; started per case.
+    Embedded(Option<Fault>),
+    /// A server somebody else runs.
+    Remote(Remote),
+}
+
+impl Target {
+    pub fn label(&self) -> String {
+        match self {
+            Self::Embedded(None) => "embedded".to_owned(),
+            Self::Embedded(Some(fault)) => format!("embedded:{fault}"),
+            Self::Remote(remote) => remote.address.to_string(),
+        }
+    }
+}
+
+/// A server reached over the network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remote {
+    pub address: SocketAddr,
+    /// Which of its hostnames play which role.
+    pub deployment: Deployment,
+    /// Folder written by `misdirect certs --out`: `ca.pem` to trust, `client.pem`/`client.key`
+    /// to present to the mTLS tenant.
+    pub certificates: PathBuf,
+}
+
+macro_rules! faults {
+    ($($variant:ident = $key:literal: $description:literal,)*) => {
+        /// A deliberate defect of the embedded target; each breaks one requirement the suites check.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Fault {
+            $(#[doc = $description] $variant,)*
+        }
+
+        impl Fault {
+            pub const ALL: &[Self] = &[$(Self::$variant,)*];
+
+            /// The name used on the command line (`--target embedded:<name>`) and in scenarios.
+            pub fn key(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $key,)*
+                }
+            }
+
+            pub fn description(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $description,)*
+                }
+            }
+        }
+    };
+}
+
+faults! {
+    NoCertificateCheck = "no-certificate-check":
+        "serves any configured authority, whether or not the connection's certificate covers it",
+    RouteBySni = "route-by-sni":
+        "routes each request to the tenant named by the connection's SNI instead of its authority",
+    StickyRouting = "sticky-routing":
+        "routes every request on a connection to the tenant its first request chose",
+    DefaultTenant = "default-tenant":
+        "serves names no tenant is configured for from the default tenant instead of refusing them",
+    Status404 = "status-404":
+        "rejects misdirected requests with 404 instead of 421",
+    Status400 = "status-400":
+        "rejects misdirected requests with 400 instead of 421",
+    CloseAfter421 = "close-after-421":
+        "closes the connection (HTTP/2 GOAWAY) after every 421",
+    MtlsCoalescingBypass = "mtls-coalescing-bypass":
+        "enforces the client-certificate requirement only in the handshake, not on coalesced requests",
+    ResumptionBypass = "resumption-bypass":
+        "resumes TLS sessions under another SNI and trusts the handshake's client-certificate policy (CVE-2025-23419 class)",
+    CaseSensitivePolicy = "case-sensitive-policy":
+        "looks up the client-certificate policy case-sensitively while routing case-insensitively",
+    CaseSensitiveMatch = "case-sensitive-match":
+        "matches the authority against the certificate case-sensitively, refusing A.TEST on an a.test connection",
+    TrailingDot = "trailing-dot":
+        "misses the client-certificate policy for a name with a trailing dot, while routing ignores the dot",
+    IgnoresPort = "ignores-port":
+        "serves an authority whose port is not the one the connection arrived on",
+    StrictPort = "strict-port":
+        "compares the authority including its port with the SNI, refusing every request that names a port",
+    Cacheable421 = "cacheable-421":
+        "marks 421 responses cacheable (Cache-Control: public, max-age=3600)",
+    TrustsHostHeader = "trusts-host-header":
+        "decides on the Host header even where :authority or an absolute-form target names the origin",
+    AcceptsMismatchedHost = "accepts-mismatched-host":
+        "serves HTTP/2 requests whose Host header differs from :authority instead of treating them as malformed",
+    NoSniBypass = "no-sni-bypass":
+        "skips every authority check on connections without SNI",
+    ChecksGetOnly = "checks-get-only":
+        "checks the authority only for GET and HEAD requests",
+}
+
+/// A fault name that names no fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown fault `{0}` (`misdirect faults` lists them)")]
+pub struct UnknownFault(pub String);
+
+impl FromStr for Fault {
+    type Err = UnknownFault;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|fault| fault.key() == s)
+            .ok_or_else(|| UnknownFault(s.to_owned()))
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key())
+    }
+}

@@ -1,0 +1,458 @@
+//! The embedded target's request decisions: which tenant serves a request, or why it is refused.
+//!
+//! Pure and synchronous, so the reference behaviour and each fault can be read and tested in one
+//! place; the HTTP/1.1 and HTTP/2 shells in `embedded` only translate a [`Reply`] onto the wire.
+//!
+//! The correct behaviour, in order:
+//! 1. The target URI's authority comes from `:authority` (HTTP/2) or the absolute-form target
+//!    (HTTP/1.1), else from `Host` (RFC 9113 §8.3.1, RFC 9112 §3.2.2). HTTP/1.1 needs exactly one
+//!    `Host` (RFC 9112 §3.2, else 400); an HTTP/2 `Host` naming another entity than `:authority`
+//!    makes the request malformed (stream error PROTOCOL_ERROR).
+//! 2. Host and port are normalised (lowercase, trailing dot dropped, port without leading zeros,
+//!    443 when absent; RFC 9110 §4.3.1) and the port must be the one the connection arrived on.
+//! 3. The certificate presented on the connection must cover the host (RFC 9110 §7.4).
+//! 4. A tenant must be configured for the host.
+//! 5. A tenant that requires a client certificate is only served on connections that presented
+//!    one (RFC 9110 §7.4, RFC 6066 §3).
+//!
+//!    Every refusal in 2–5 is a 421 without freshness information that leaves the connection open.
+
+use crate::deployment::{CertificateId, Deployment, Role, normalize_host, san_covers};
+use crate::scenario::Protocol;
+use crate::target::Fault;
+
+/// What the target knows about a connection once its TLS handshake is done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionFacts {
+    pub sni: Option<String>,
+    /// The certificate presented, chosen by SNI.
+    pub certificate: CertificateId,
+    /// Whether the client presented a certificate (in this handshake or the resumed one).
+    pub client_certificate: bool,
+    /// Whether the handshake ran under the configuration for a tenant that requires client
+    /// certificates (true even when a resumed session skipped the client authentication).
+    pub handshake_demanded_client_certificate: bool,
+    /// The port the connection arrived on.
+    pub local_port: u16,
+}
+
+/// What the target remembers across the requests of one connection.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionMemory {
+    first_tenant: Option<Role>,
+}
+
+/// The parts of a request the decision needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestHead {
+    pub protocol: Protocol,
+    pub method: String,
+    /// `:authority` (HTTP/2) or the authority of an absolute-form target (HTTP/1.1).
+    pub authority: Option<String>,
+    /// Every `Host` header field value.
+    pub host: Vec<String>,
+}
+
+/// How the target answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Respond {
+        status: u16,
+        tenant: Option<Role>,
+        body: String,
+        cache_control: Option<&'static str>,
+        /// Close the connection after this response.
+        close: bool,
+    },
+    /// Reset the stream with PROTOCOL_ERROR (HTTP/2); HTTP/1.1 answers 400 instead.
+    Malformed(String),
+}
+
+/// The decision procedure of the embedded target, with at most one fault.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    fault: Option<Fault>,
+    deployment: Deployment,
+}
+
+impl Policy {
+    pub fn new(fault: Option<Fault>) -> Self {
+        Self {
+            fault,
+            deployment: Deployment::standard(),
+        }
+    }
+
+    fn has(&self, fault: Fault) -> bool {
+        self.fault == Some(fault)
+    }
+
+    pub fn decide(
+        &self,
+        connection: &ConnectionFacts,
+        memory: &mut ConnectionMemory,
+        request: &RequestHead,
+    ) -> Reply {
+        match self.route(connection, memory, request) {
+            Ok((role, authority)) => {
+                // Invariant: `route` only returns roles that have a tenant.
+                let tenant = role.tenant().unwrap_or("none");
+                Reply::Respond {
+                    status: 200,
+                    tenant: Some(role),
+                    body: format!(
+                        "tenant={tenant} authority={authority} sni={}\n",
+                        connection.sni.as_deref().unwrap_or("-")
+                    ),
+                    cache_control: None,
+                    close: false,
+                }
+            }
+            Err(Refusal::BadRequest(reason)) => Reply::Respond {
+                status: 400,
+                tenant: None,
+                body: format!("bad request: {reason}\n"),
+                cache_control: None,
+                close: false,
+            },
+            Err(Refusal::Malformed(reason)) => Reply::Malformed(reason),
+            Err(Refusal::Misdirected(reason)) => Reply::Respond {
+                status: if self.has(Fault::Status404) {
+                    404
+                } else if self.has(Fault::Status400) {
+                    400
+                } else {
+                    421
+                },
+                tenant: None,
+                body: format!("misdirected request: {reason}\n"),
+                cache_control: self.has(Fault::Cacheable421).then_some("public, max-age=3600"),
+                close: self.has(Fault::CloseAfter421),
+            },
+        }
+    }
+
+    fn route(
+        &self,
+        connection: &ConnectionFacts,
+        memory: &mut ConnectionMemory,
+        request: &RequestHead,
+    ) -> Result<(Role, String), Refusal> {
+        let authority = self.target_authority(request)?;
+        let (raw_host, port) = parse_authority(&authority).map_err(Refusal::BadRequest)?;
+        let host = normalize_host(raw_host);
+        let port = port.unwrap_or(443);
+        let checked = !(self.has(Fault::NoSniBypass) && connection.sni.is_none())
+            && !(self.has(Fault::ChecksGetOnly) && !matches!(request.method.as_str(), "GET" | "HEAD"));
+        if checked {
+            self.check_connection_context(connection, &authority, raw_host, &host, port)?;
+        }
+        let by_authority = self.tenant_role(&host);
+        let routed = if self.has(Fault::RouteBySni) {
+            connection
+                .sni
+                .as_deref()
+                .and_then(|sni| self.tenant_role(sni))
+                .or(by_authority)
+        } else {
+            by_authority
+        };
+        let routed = match memory.first_tenant {
+            Some(first) if self.has(Fault::StickyRouting) => Some(first),
+            _ => routed,
+        };
+        let routed = match routed {
+            Some(role) => role,
+            None if self.has(Fault::DefaultTenant) => Role::Primary,
+            None => return Err(Refusal::Misdirected(format!("no tenant is configured for {host}"))),
+        };
+        memory.first_tenant.get_or_insert(routed);
+        if checked {
+            self.check_client_certificate(connection, raw_host, &host)?;
+        }
+        Ok((routed, authority))
+    }
+
+    /// Step 1: the authority that names the target URI.
+    fn target_authority(&self, request: &RequestHead) -> Result<String, Refusal> {
+        let trusts_host = self.has(Fault::TrustsHostHeader);
+        match request.protocol {
+            Protocol::Http1 => {
+                let [host] = request.host.as_slice() else {
+                    return Err(Refusal::BadRequest(format!(
+                        "an HTTP/1.1 request carries exactly one Host header, not {}",
+                        request.host.len()
+                    )));
+                };
+                Ok(match (&request.authority, trusts_host) {
+                    (Some(authority), false) => authority.clone(),
+                    _ => host.clone(),
+                })
+            }
+            Protocol::Http2 => {
+                if request.host.len() > 1 {
+                    return Err(Refusal::Malformed("more than one Host header".to_owned()));
+                }
+                match (&request.authority, request.host.first()) {
+                    (Some(_), Some(host)) if trusts_host => Ok(host.clone()),
+                    (Some(authority), Some(host))
+                        if !self.has(Fault::AcceptsMismatchedHost) && !same_entity(authority, host) =>
+                    {
+                        Err(Refusal::Malformed(format!(
+                            "Host `{host}` names another entity than :authority `{authority}`"
+                        )))
+                    }
+                    (Some(authority), _) => Ok(authority.clone()),
+                    (None, Some(host)) => Ok(host.clone()),
+                    (None, None) => Err(Refusal::Malformed("no :authority and no Host".to_owned())),
+                }
+            }
+        }
+    }
+
+    /// Steps 2 and 3: the request must fit the port and certificate of its connection.
+    fn check_connection_context(
+        &self,
+        connection: &ConnectionFacts,
+        authority: &str,
+        raw_host: &str,
+        host: &str,
+        port: u16,
+    ) -> Result<(), Refusal> {
+        if self.has(Fault::StrictPort) && Some(authority.to_ascii_lowercase()) != connection.sni {
+            return Err(Refusal::Misdirected(format!(
+                "authority `{authority}` differs from the SNI"
+            )));
+        }
+        if port != connection.local_port && !self.has(Fault::IgnoresPort) {
+            return Err(Refusal::Misdirected(format!(
+                "port {port} is not the port this connection arrived on ({})",
+                connection.local_port
+            )));
+        }
+        if self.has(Fault::NoCertificateCheck) {
+            return Ok(());
+        }
+        let sans = connection.certificate.sans();
+        let covered = if self.has(Fault::CaseSensitiveMatch) {
+            let exact = raw_host.strip_suffix('.').unwrap_or(raw_host);
+            sans.iter().any(|san| san_covers(san, exact) && (san.starts_with('*') || *san == exact))
+        } else {
+            sans.iter().any(|san| san_covers(san, host))
+        };
+        if covered {
+            Ok(())
+        } else {
+            Err(Refusal::Misdirected(format!(
+                "the certificate of this connection ({}) does not cover {host}",
+                sans.join(", ")
+            )))
+        }
+    }
+
+    /// Step 5: a tenant that requires a client certificate only on connections that have one.
+    fn check_client_certificate(
+        &self,
+        connection: &ConnectionFacts,
+        raw_host: &str,
+        host: &str,
+    ) -> Result<(), Refusal> {
+        if self.has(Fault::MtlsCoalescingBypass) {
+            return Ok(());
+        }
+        let policy_name = if self.has(Fault::CaseSensitivePolicy) {
+            raw_host.strip_suffix('.').unwrap_or(raw_host).to_owned()
+        } else if self.has(Fault::TrailingDot) {
+            raw_host.to_ascii_lowercase()
+        } else {
+            host.to_owned()
+        };
+        let requires = Role::ALL
+            .into_iter()
+            .any(|role| role.requires_client_certificate() && self.deployment.name(role) == policy_name);
+        let authenticated = connection.client_certificate
+            || (self.has(Fault::ResumptionBypass) && connection.handshake_demanded_client_certificate);
+        if requires && !authenticated {
+            Err(Refusal::Misdirected(format!(
+                "{host} requires a client certificate and this connection presented none"
+            )))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The role served for a host, if a tenant is configured for it.
+    fn tenant_role(&self, host: &str) -> Option<Role> {
+        self.deployment
+            .role_of(host)
+            .filter(|role| role.tenant().is_some())
+    }
+}
+
+enum Refusal {
+    BadRequest(String),
+    Malformed(String),
+    Misdirected(String),
+}
+
+/// Splits `host[:port]` (or `[v6]:port`). Userinfo, an empty host, characters outside a
+/// hostname and ports that do not fit 16 bits are errors.
+pub fn parse_authority(authority: &str) -> Result<(&str, Option<u16>), String> {
+    if authority.contains('@') {
+        return Err(format!("authority `{authority}` carries userinfo"));
+    }
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or_else(|| format!("authority `{authority}` has an unclosed IPv6 literal"))?;
+        (host, after.strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    let valid_host = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b':'));
+    if !valid_host {
+        return Err(format!("authority `{authority}` has no valid host"));
+    }
+    let port = port
+        .map(|port| {
+            if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!("authority `{authority}` has an invalid port"));
+            }
+            port.trim_start_matches('0')
+                .parse::<u16>()
+                .or_else(|_| if port.bytes().all(|b| b == b'0') { Ok(0) } else { Err(()) })
+                .map_err(|()| format!("authority `{authority}` has a port out of range"))
+        })
+        .transpose()?;
+    Ok((host, port))
+}
+
+/// Whether two authorities name the same entity after scheme-based normalisation for `https`
+/// (RFC 9113 §8.3.1): case, trailing dot and the default port do not matter.
+fn same_entity(left: &str, right: &str) -> bool {
+    match (parse_authority(left), parse_authority(right)) {
+        (Ok((left_host, left_port)), Ok((right_host, right_port))) => {
+            normalize_host(left_host) == normalize_host(right_host)
+                && left_port.unwrap_or(443) == right_port.unwrap_or(443)
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PORT: u16 = 4433;
+
+    fn connection(sni: Option<&str>, client_certificate: bool) -> ConnectionFacts {
+        ConnectionFacts {
+            sni: sni.map(str::to_owned),
+            certificate: sni
+                .and_then(CertificateId::for_server_name)
+                .unwrap_or(CertificateId::Shared),
+            client_certificate,
+            handshake_demanded_client_certificate: sni == Some("t2.w.test"),
+            local_port: PORT,
+        }
+    }
+
+    fn h2(authority: &str) -> RequestHead {
+        RequestHead {
+            protocol: Protocol::Http2,
+            method: "GET".into(),
+            authority: Some(authority.into()),
+            host: Vec::new(),
+        }
+    }
+
+    fn decide(fault: Option<Fault>, connection: &ConnectionFacts, request: &RequestHead) -> (u16, Option<Role>) {
+        match Policy::new(fault).decide(connection, &mut ConnectionMemory::default(), request) {
+            Reply::Respond { status, tenant, .. } => (status, tenant),
+            Reply::Malformed(_) => (0, None),
+        }
+    }
+
+    #[test]
+    fn reference_serves_covered_and_refuses_uncovered() {
+        let a = connection(Some("a.test"), false);
+        assert_eq!(decide(None, &a, &h2("a.test:4433")), (200, Some(Role::Primary)));
+        assert_eq!(decide(None, &a, &h2("b.test:4433")), (200, Some(Role::Sibling)));
+        assert_eq!(decide(None, &a, &h2("B.TEST.:04433")), (200, Some(Role::Sibling)));
+        assert_eq!(decide(None, &a, &h2("c.test:4433")), (421, None));
+        assert_eq!(decide(None, &a, &h2("a.test:4434")), (421, None));
+        assert_eq!(decide(None, &a, &h2("a.test")), (421, None));
+    }
+
+    #[test]
+    fn reference_enforces_client_certificates_per_request() {
+        let open = connection(Some("t1.w.test"), false);
+        assert_eq!(decide(None, &open, &h2("t2.w.test:4433")), (421, None));
+        assert_eq!(decide(None, &open, &h2("T2.W.TEST.:4433")), (421, None));
+        let resumed = connection(Some("t2.w.test"), false);
+        assert_eq!(decide(None, &resumed, &h2("t2.w.test:4433")), (421, None));
+        let authenticated = connection(Some("t2.w.test"), true);
+        assert_eq!(decide(None, &authenticated, &h2("t2.w.test:4433")), (200, Some(Role::Mtls)));
+        assert_eq!(decide(None, &authenticated, &h2("t1.w.test:4433")), (200, Some(Role::Wildcard)));
+    }
+
+    #[test]
+    fn faults_change_exactly_their_decision() {
+        let open = connection(Some("t1.w.test"), false);
+        let upper = h2("T2.W.TEST:4433");
+        assert_eq!(decide(Some(Fault::CaseSensitivePolicy), &open, &upper), (200, Some(Role::Mtls)));
+        let dotted = h2("t2.w.test.:4433");
+        assert_eq!(decide(Some(Fault::TrailingDot), &open, &dotted), (200, Some(Role::Mtls)));
+        let resumed = connection(Some("t2.w.test"), false);
+        assert_eq!(
+            decide(Some(Fault::ResumptionBypass), &resumed, &h2("t2.w.test:4433")),
+            (200, Some(Role::Mtls))
+        );
+        let a = connection(Some("a.test"), false);
+        assert_eq!(decide(Some(Fault::RouteBySni), &a, &h2("b.test:4433")), (200, Some(Role::Primary)));
+        assert_eq!(decide(Some(Fault::Status404), &a, &h2("c.test:4433")), (404, None));
+        assert_eq!(decide(Some(Fault::CaseSensitiveMatch), &a, &h2("A.TEST:4433")), (421, None));
+        assert_eq!(decide(Some(Fault::StrictPort), &a, &h2("a.test:4433")), (421, None));
+    }
+
+    #[test]
+    fn host_and_authority_disagreement_is_malformed_in_h2() {
+        let a = connection(Some("a.test"), false);
+        let mut request = h2("a.test:4433");
+        request.host = vec!["b.test:4433".into()];
+        assert_eq!(decide(None, &a, &request), (0, None));
+        request.host = vec!["A.TEST:4433".into()];
+        assert_eq!(decide(None, &a, &request), (200, Some(Role::Primary)));
+    }
+
+    #[test]
+    fn absolute_form_wins_over_host_in_h1() {
+        let a = connection(Some("a.test"), false);
+        let request = RequestHead {
+            protocol: Protocol::Http1,
+            method: "GET".into(),
+            authority: Some("c.test:4433".into()),
+            host: vec!["a.test:4433".into()],
+        };
+        assert_eq!(decide(None, &a, &request), (421, None));
+        assert_eq!(decide(Some(Fault::TrustsHostHeader), &a, &request), (200, Some(Role::Primary)));
+        let missing = RequestHead { host: Vec::new(), authority: None, ..request };
+        assert_eq!(decide(None, &a, &missing), (400, None));
+    }
+
+    #[test]
+    fn authorities_parse_strictly() {
+        assert_eq!(parse_authority("a.test:0443"), Ok(("a.test", Some(443))));
+        assert_eq!(parse_authority("[::1]:8443"), Ok(("::1", Some(8443))));
+        assert!(parse_authority("evil.test@b.test").is_err());
+        assert!(parse_authority("a.test:99999").is_err());
+        assert!(parse_authority("a test").is_err());
+        assert!(parse_authority(":443").is_err());
+    }
+}

@@ -1,0 +1,135 @@
+//! `cargo test` entry point for the suites: every scenario against the embedded reference target,
+//! every claimed fault detection, and the CLI's contract (exit codes, reports, diagnostics).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use libtest_mimic::{Arguments, Failed, Trial};
+
+fn main() -> std::process::ExitCode {
+    let arguments = Arguments::from_args();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let scenarios = match misdirect::scenario::load_paths(&[root.join("suites")]) {
+        Ok(scenarios) => scenarios.into_iter().map(Arc::new).collect::<Vec<_>>(),
+        Err(errors) => {
+            for error in errors {
+                eprintln!("{error}");
+            }
+            return std::process::ExitCode::from(3);
+        }
+    };
+    let runtime = Arc::new(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime starts"),
+    );
+    let mut trials = misdirect::harness::trials(&scenarios, &runtime).expect("the embedded targets can be set up");
+    trials.extend(cli_trials());
+    libtest_mimic::run(&arguments, trials).exit_code()
+}
+
+fn misdirect(args: &[&str]) -> Result<(i32, String, String), Failed> {
+    let output = Command::new(env!("CARGO_BIN_EXE_misdirect"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .map_err(|error| format!("cannot start misdirect: {error}"))?;
+    Ok((
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    ))
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("misdirect-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch folder");
+    dir
+}
+
+fn cli_trials() -> Vec<Trial> {
+    let mut trials = vec![
+        Trial::test("cli::reference-run-exits-0-and-writes-junit", || {
+            let dir = scratch("reference");
+            let junit = dir.join("junit.xml");
+            let (code, stdout, stderr) = misdirect(&["run", "--junit", junit.to_str().unwrap_or_default()])?;
+            if code != 0 {
+                return Err(format!("exit {code}\n{stdout}{stderr}").into());
+            }
+            let xml = std::fs::read_to_string(&junit).map_err(|error| error.to_string())?;
+            if !xml.contains("<testsuites") || xml.contains("<failure") || xml.contains("<error") {
+                return Err(format!("unexpected JUnit report:\n{xml}").into());
+            }
+            Ok(())
+        }),
+        Trial::test("cli::unknown-key-exits-3-with-location", || {
+            let dir = scratch("broken");
+            let file = dir.join("broken.yaml");
+            std::fs::write(
+                &file,
+                "title: x\nrequirements: []\nprotocols: [h2]\nsteps: []\nbogus: 1\n",
+            )
+            .map_err(|error| error.to_string())?;
+            let (code, stdout, stderr) = misdirect(&["run", "--suite", file.to_str().unwrap_or_default()])?;
+            let location = format!("{}:5:1", file.display());
+            if code != 3 || !stderr.contains(&location) || !stderr.contains("5 | bogus: 1") {
+                return Err(format!("exit {code}\n{stdout}{stderr}").into());
+            }
+            Ok(())
+        }),
+        Trial::test("cli::invalid-arguments-exit-3", || {
+            let (code, _, stderr) = misdirect(&["run", "--target", "embedded:no-such-fault"])?;
+            if code != 3 || !stderr.contains("unknown fault") {
+                return Err(format!("exit {code}\n{stderr}").into());
+            }
+            Ok(())
+        }),
+        Trial::test("cli::unreachable-target-is-error-not-hang", || {
+            let dir = scratch("unreachable");
+            let certs = dir.join("certs");
+            let (code, _, stderr) = misdirect(&["certs", "--out", certs.to_str().unwrap_or_default()])?;
+            if code != 0 {
+                return Err(format!("certs: exit {code}\n{stderr}").into());
+            }
+            // Port 9 (discard) on loopback has no listener here: every case must be ERROR.
+            let junit = dir.join("junit.xml");
+            let (code, stdout, stderr) = misdirect(&[
+                "run",
+                "--target",
+                "127.0.0.1:9",
+                "--certs",
+                certs.to_str().unwrap_or_default(),
+                "--filter",
+                "server/own-authority",
+                "--junit",
+                junit.to_str().unwrap_or_default(),
+                "--timeout",
+                "2",
+            ])?;
+            if code != 2 || !stdout.contains("ERROR") || !junit.exists() {
+                return Err(format!("exit {code}\n{stdout}{stderr}").into());
+            }
+            Ok(())
+        }),
+    ];
+    for fault in misdirect::target::Fault::ALL {
+        let name = format!("cli::fault-{fault}-exits-1");
+        trials.push(Trial::test(name, move || {
+            let dir = scratch(fault.key());
+            let junit = dir.join("junit.xml");
+            let target = format!("embedded:{fault}");
+            let (code, stdout, stderr) =
+                misdirect(&["run", "--target", &target, "--junit", junit.to_str().unwrap_or_default()])?;
+            if code == 1 {
+                Ok(())
+            } else {
+                Err(format!("exit {code}\n{stdout}{stderr}").into())
+            }
+        }));
+    }
+    trials
+}
