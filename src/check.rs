@@ -69,7 +69,11 @@ pub fn evaluate(
                             observed,
                         )),
                         Judgement::NotApplicable(reason) => {
-                            skips.push(finding(Verdict::Skip, describe(&expectation.check, deployment), reason));
+                            skips.push(finding(
+                                Verdict::Skip,
+                                describe(&expectation.check, deployment),
+                                reason,
+                            ));
                         }
                     }
                 }
@@ -80,7 +84,11 @@ pub fn evaluate(
         .iter()
         .map(|finding| finding.verdict)
         .max()
-        .unwrap_or(if met == 0 { Verdict::Skip } else { Verdict::Pass });
+        .unwrap_or(if met == 0 {
+            Verdict::Skip
+        } else {
+            Verdict::Pass
+        });
     if verdict == Verdict::Skip {
         findings = skips;
     }
@@ -89,7 +97,10 @@ pub fn evaluate(
 
 enum Judgement {
     Met,
-    Unmet { expected: String, observed: String },
+    Unmet {
+        expected: String,
+        observed: String,
+    },
     /// The observation this check needs is not there.
     Missing(String),
     NotApplicable(String),
@@ -132,7 +143,11 @@ fn judge(
                 Some(ConnectionResult::Established(established)) => &established.peer_sans,
                 // A refused handshake presented no certificate the request could ride on.
                 _ if refused => return Judgement::Met,
-                _ => return Judgement::Missing("no certificate was observed on the connection".to_owned()),
+                _ => {
+                    return Judgement::Missing(
+                        "no certificate was observed on the connection".to_owned(),
+                    );
+                }
             };
             if sans.iter().any(|san| san_covers(san, &host)) {
                 Judgement::NotApplicable(format!(
@@ -149,7 +164,9 @@ fn judge(
             }
         }
         Check::Status(codes) => match outcome {
-            ExchangeOutcome::Response(response) if codes.contains(&response.status) => Judgement::Met,
+            ExchangeOutcome::Response(response) if codes.contains(&response.status) => {
+                Judgement::Met
+            }
             _ => unmet(expected),
         },
         Check::Malformed => match outcome {
@@ -166,7 +183,11 @@ fn judge(
                             "{} names no tenant: the target must identify its tenant in every response",
                             response.status
                         )),
-                        (Some(tenant), Some(wanted)) if tenant == wanted && response.status < 300 => Judgement::Met,
+                        (Some(tenant), Some(wanted))
+                            if tenant == wanted && response.status < 300 =>
+                        {
+                            Judgement::Met
+                        }
                         _ => unmet(expected),
                     }
                 }
@@ -182,7 +203,9 @@ fn judge(
                     observed: format!("{} with {freshness}", response.status),
                 },
             },
-            _ => Judgement::NotApplicable(format!("no response that a cache could store ({outcome})")),
+            _ => Judgement::NotApplicable(format!(
+                "no response that a cache could store ({outcome})"
+            )),
         },
     }
 }
@@ -190,20 +213,30 @@ fn judge(
 /// What an expectation asks for, in words.
 pub fn describe(check: &Check, deployment: &Deployment) -> String {
     let served = |role: &Role| match role.tenant() {
-        Some(tenant) => format!("served by tenant {tenant} ({} role, {})", role, deployment.name(*role)),
+        Some(tenant) => format!(
+            "served by tenant {tenant} ({} role, {})",
+            role,
+            deployment.name(*role)
+        ),
         None => format!("served for {role}, which no tenant is configured for"),
     };
     match check {
         Check::ServedBy(role) => format!("2xx {}", served(role)),
         Check::TenantIfServed(role) => format!("refused, or {}", served(role)),
-        Check::Refused => "refused (4xx/5xx, stream reset, closed connection or refused handshake)".to_owned(),
-        Check::UncoveredRefused => "refused unless the certificate presented covers the authority".to_owned(),
+        Check::Refused => {
+            "refused (4xx/5xx, stream reset, closed connection or refused handshake)".to_owned()
+        }
+        Check::UncoveredRefused => {
+            "refused unless the certificate presented covers the authority".to_owned()
+        }
         Check::Status(codes) => {
             let codes: Vec<String> = codes.iter().map(u16::to_string).collect();
             format!("status {}", codes.join(" or "))
         }
         Check::Malformed => "treated as malformed: RST_STREAM(PROTOCOL_ERROR) or 400".to_owned(),
-        Check::NotCacheable => "no explicit freshness (max-age, s-maxage, public, Expires)".to_owned(),
+        Check::NotCacheable => {
+            "no explicit freshness (max-age, s-maxage, public, Expires)".to_owned()
+        }
     }
 }
 
@@ -297,28 +330,58 @@ steps:
         }
     }
 
-    fn verdict(protocol: Protocol, foreign: ExchangeOutcome, sibling: ExchangeOutcome) -> Evaluation {
-        evaluate(&scenario(), protocol, &Deployment::standard(), &observations(foreign, sibling))
+    fn verdict(
+        protocol: Protocol,
+        foreign: ExchangeOutcome,
+        sibling: ExchangeOutcome,
+    ) -> Evaluation {
+        evaluate(
+            &scenario(),
+            protocol,
+            &Deployment::standard(),
+            &observations(foreign, sibling),
+        )
     }
 
     #[test]
     fn correct_behaviour_passes() {
-        let evaluation = verdict(Protocol::Http2, response(421, None), response(200, Some("bravo")));
-        assert_eq!(evaluation.verdict, Verdict::Pass, "{:?}", evaluation.findings);
+        let evaluation = verdict(
+            Protocol::Http2,
+            response(421, None),
+            response(200, Some("bravo")),
+        );
+        assert_eq!(
+            evaluation.verdict,
+            Verdict::Pass,
+            "{:?}",
+            evaluation.findings
+        );
     }
 
     #[test]
     fn serving_an_uncovered_authority_fails_the_must() {
-        let evaluation = verdict(Protocol::Http2, response(200, Some("charlie")), response(200, Some("bravo")));
+        let evaluation = verdict(
+            Protocol::Http2,
+            response(200, Some("charlie")),
+            response(200, Some("bravo")),
+        );
         assert_eq!(evaluation.verdict, Verdict::Fail);
-        let ids: Vec<_> = evaluation.findings.iter().map(|f| f.requirement.as_ref().unwrap().id.as_str()).collect();
+        let ids: Vec<_> = evaluation
+            .findings
+            .iter()
+            .map(|f| f.requirement.as_ref().unwrap().id.as_str())
+            .collect();
         assert_eq!(ids, ["R9110-7.4-b", "R9110-7.4-c"]);
         assert_eq!(evaluation.findings[0].location.as_ref().unwrap().line, 13);
     }
 
     #[test]
     fn wrong_refusal_status_warns() {
-        let evaluation = verdict(Protocol::Http2, response(404, None), response(200, Some("bravo")));
+        let evaluation = verdict(
+            Protocol::Http2,
+            response(404, None),
+            response(200, Some("bravo")),
+        );
         assert_eq!(evaluation.verdict, Verdict::Warn);
     }
 
@@ -336,8 +399,14 @@ steps:
 
     #[test]
     fn a_timeout_is_an_error_not_a_pass() {
-        let timeout = ExchangeOutcome::TimedOut { after: Duration::from_secs(2) };
-        let evaluation = verdict(Protocol::Http2, timeout.clone(), response(200, Some("bravo")));
+        let timeout = ExchangeOutcome::TimedOut {
+            after: Duration::from_secs(2),
+        };
+        let evaluation = verdict(
+            Protocol::Http2,
+            timeout.clone(),
+            response(200, Some("bravo")),
+        );
         assert_eq!(evaluation.verdict, Verdict::Error);
         let evaluation = verdict(Protocol::Http2, response(421, None), timeout);
         assert_eq!(evaluation.verdict, Verdict::Error);
@@ -351,19 +420,27 @@ steps:
 
     #[test]
     fn a_fail_outranks_an_error() {
-        let timeout = ExchangeOutcome::TimedOut { after: Duration::from_secs(2) };
+        let timeout = ExchangeOutcome::TimedOut {
+            after: Duration::from_secs(2),
+        };
         let evaluation = verdict(Protocol::Http2, response(200, Some("charlie")), timeout);
         assert_eq!(evaluation.verdict, Verdict::Fail);
     }
 
     #[test]
     fn a_certificate_covering_the_authority_makes_the_check_not_applicable() {
-        let mut observed = observations(response(200, Some("charlie")), response(200, Some("bravo")));
+        let mut observed =
+            observations(response(200, Some("charlie")), response(200, Some("bravo")));
         if let ConnectionResult::Established(established) = &mut observed.connections[0].result {
             established.peer_sans.push("*.test".into());
             established.peer_sans.push("c.test".into());
         }
-        let evaluation = evaluate(&scenario(), Protocol::Http2, &Deployment::standard(), &observed);
+        let evaluation = evaluate(
+            &scenario(),
+            Protocol::Http2,
+            &Deployment::standard(),
+            &observed,
+        );
         // The SHOULD (status 421) still applies and is unmet; the MUST is not applicable.
         assert_eq!(evaluation.verdict, Verdict::Warn);
         assert_eq!(evaluation.findings.len(), 1);
@@ -371,7 +448,10 @@ steps:
 
     #[test]
     fn malformed_accepts_protocol_error_or_400() {
-        let reset = ExchangeOutcome::StreamReset { code: 1, name: "PROTOCOL_ERROR".into() };
+        let reset = ExchangeOutcome::StreamReset {
+            code: 1,
+            name: "PROTOCOL_ERROR".into(),
+        };
         let check = Check::Malformed;
         let expectation = Expectation {
             requirement: 0,

@@ -85,6 +85,9 @@ struct RunArgs {
     /// Cases run at once.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    /// Treat WARN (a SHOULD not met) as failing: exit 1, as for a FAIL.
+    #[arg(long)]
+    strict: bool,
     /// Also list passing cases and print every transcript.
     #[arg(long, short)]
     verbose: bool,
@@ -132,7 +135,11 @@ impl Failure {
 /// Parses the arguments; help and version print and end with 0, anything invalid with 3.
 pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Cli, Failure> {
     Cli::try_parse_from(args).map_err(|error| {
-        let code = if error.use_stderr() { EXIT_INVALID_INPUT } else { 0 };
+        let code = if error.use_stderr() {
+            EXIT_INVALID_INPUT
+        } else {
+            0
+        };
         Failure {
             code,
             message: error.render().to_string(),
@@ -147,8 +154,17 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::List(args) => {
             for scenario in select(&args)? {
                 let protocols: Vec<&str> = scenario.protocols.iter().map(|p| p.key()).collect();
-                let requirements: Vec<&str> = scenario.requirements.iter().map(|r| r.id.as_str()).collect();
-                println!("{}\t{}\t{}", scenario.id, protocols.join(","), requirements.join(","));
+                let requirements: Vec<&str> = scenario
+                    .requirements
+                    .iter()
+                    .map(|r| r.id.as_str())
+                    .collect();
+                println!(
+                    "{}\t{}\t{}",
+                    scenario.id,
+                    protocols.join(","),
+                    requirements.join(",")
+                );
             }
             Ok(0)
         }
@@ -161,7 +177,10 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Serve(args) => serve(&args),
         Command::Certs { out } => {
             let pki = Pki::generate().map_err(|error| Failure::harness(error.to_string()))?;
-            for path in pki.write_pem(&out).map_err(|error| Failure::harness(error.to_string()))? {
+            for path in pki
+                .write_pem(&out)
+                .map_err(|error| Failure::harness(error.to_string()))?
+            {
                 println!("{}", path.display());
             }
             Ok(0)
@@ -181,7 +200,9 @@ fn run_suites(args: &RunArgs) -> Result<u8, Failure> {
     let protocols = protocols(&args.suites.protocols)?;
     let target = parse_target(args)?;
     if !(args.timeout > 0.0 && args.timeout <= 600.0) {
-        return Err(Failure::invalid("--timeout must be between 0 and 600 seconds"));
+        return Err(Failure::invalid(
+            "--timeout must be between 0 and 600 seconds",
+        ));
     }
     let step_timeout = Duration::from_secs_f64(args.timeout);
     let options = RunOptions {
@@ -189,7 +210,8 @@ fn run_suites(args: &RunArgs) -> Result<u8, Failure> {
         case_timeout: step_timeout * 6,
         concurrency: args.concurrency.max(1),
     };
-    let runner = Runner::new(target, options).map_err(|error| Failure::harness(error.to_string()))?;
+    let runner =
+        Runner::new(target, options).map_err(|error| Failure::harness(error.to_string()))?;
     let runner = Arc::new(runner);
     let cases: Vec<_> = runner::cases(&scenarios)
         .into_iter()
@@ -211,15 +233,20 @@ fn run_suites(args: &RunArgs) -> Result<u8, Failure> {
         .map_err(|error| Failure::harness(format!("failed to render the JUnit report: {error}")))?;
     write_report(&args.junit, &xml)?;
     println!("JUnit report: {}", args.junit.display());
-    Ok(Tally::of(&results).exit_code())
+    Ok(Tally::of(&results).exit_code(args.strict))
 }
 
 fn write_report(path: &Path, contents: &str) -> Result<(), Failure> {
-    if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-        fs::create_dir_all(parent)
-            .map_err(|error| Failure::harness(format!("failed to create {}: {error}", parent.display())))?;
+    if let Some(parent) = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+    {
+        fs::create_dir_all(parent).map_err(|error| {
+            Failure::harness(format!("failed to create {}: {error}", parent.display()))
+        })?;
     }
-    fs::write(path, contents).map_err(|error| Failure::harness(format!("failed to write {}: {error}", path.display())))
+    fs::write(path, contents)
+        .map_err(|error| Failure::harness(format!("failed to write {}: {error}", path.display())))
 }
 
 /// Loads the selected scenarios; broken files are invalid input.
@@ -261,7 +288,8 @@ fn globs(patterns: &[String]) -> Result<Option<GlobSet>, Failure> {
     }
     let mut builder = GlobSetBuilder::new();
     for pattern in patterns {
-        let glob = Glob::new(pattern).map_err(|error| Failure::invalid(format!("invalid --filter: {error}")))?;
+        let glob = Glob::new(pattern)
+            .map_err(|error| Failure::invalid(format!("invalid --filter: {error}")))?;
         builder.add(glob);
     }
     builder
@@ -279,7 +307,9 @@ fn protocols(keys: &[String]) -> Result<Vec<Protocol>, Failure> {
 fn parse_target(args: &RunArgs) -> Result<Target, Failure> {
     if let Some(rest) = args.target.strip_prefix("embedded") {
         if args.certs.is_some() || !args.names.is_empty() {
-            return Err(Failure::invalid("--certs and --name apply to a server of yours, not to the embedded target"));
+            return Err(Failure::invalid(
+                "--certs and --name apply to a server of yours, not to the embedded target",
+            ));
         }
         return match rest.strip_prefix(':') {
             None if rest.is_empty() => Ok(Target::Embedded(None)),
@@ -287,7 +317,10 @@ fn parse_target(args: &RunArgs) -> Result<Target, Failure> {
                 .parse()
                 .map(|fault| Target::Embedded(Some(fault)))
                 .map_err(|error: crate::target::UnknownFault| Failure::invalid(error.to_string())),
-            None => Err(Failure::invalid(format!("unknown target `{}`", args.target))),
+            None => Err(Failure::invalid(format!(
+                "unknown target `{}`",
+                args.target
+            ))),
         };
     }
     let address: SocketAddr = args.target.parse().map_err(|_| {
@@ -296,10 +329,11 @@ fn parse_target(args: &RunArgs) -> Result<Target, Failure> {
             args.target
         ))
     })?;
-    let certificates = args
-        .certs
-        .clone()
-        .ok_or_else(|| Failure::invalid("a server of yours needs --certs DIR (the CA to trust and the client certificate)"))?;
+    let certificates = args.certs.clone().ok_or_else(|| {
+        Failure::invalid(
+            "a server of yours needs --certs DIR (the CA to trust and the client certificate)",
+        )
+    })?;
     let mut deployment = Deployment::standard();
     for mapping in &args.names {
         let (role, host) = mapping
@@ -325,7 +359,8 @@ fn serve(args: &ServeArgs) -> Result<u8, Failure> {
         .transpose()
         .map_err(|error: crate::target::UnknownFault| Failure::invalid(error.to_string()))?;
     let pki = Pki::generate().map_err(|error| Failure::harness(error.to_string()))?;
-    pki.write_pem(&args.certs).map_err(|error| Failure::harness(error.to_string()))?;
+    pki.write_pem(&args.certs)
+        .map_err(|error| Failure::harness(error.to_string()))?;
     runtime()?.block_on(async {
         let target = EmbeddedTarget::start_on(&pki, fault, args.port)
             .await

@@ -28,18 +28,36 @@ pub fn trials(
     let mut trials = Vec::new();
     for case in runner::cases(scenarios) {
         let name = format!("{} [{}]", case.scenario.id, case.protocol);
-        trials.push(case_trial(name, case.clone(), &reference, runtime, Verdict::Pass));
+        trials.push(case_trial(
+            name,
+            case.clone(),
+            &reference,
+            runtime,
+            Verdict::Pass,
+        ));
         for detection in &case.scenario.detects {
             let runner = match faulty.get(&detection.fault) {
                 Some(runner) => Arc::clone(runner),
                 None => {
-                    let runner = Arc::new(Runner::new(Target::Embedded(Some(detection.fault)), options)?);
+                    let runner = Arc::new(Runner::new(
+                        Target::Embedded(Some(detection.fault)),
+                        options,
+                    )?);
                     faulty.insert(detection.fault, Arc::clone(&runner));
                     runner
                 }
             };
-            let name = format!("fault::{}::{} [{}]", detection.fault, case.scenario.id, case.protocol);
-            trials.push(case_trial(name, case.clone(), &runner, runtime, detection.verdict));
+            let name = format!(
+                "fault::{}::{} [{}]",
+                detection.fault, case.scenario.id, case.protocol
+            );
+            trials.push(case_trial(
+                name,
+                case.clone(),
+                &runner,
+                runtime,
+                detection.verdict,
+            ));
         }
     }
     trials.extend(coverage_trials(scenarios));
@@ -60,7 +78,11 @@ fn case_trial(
         if result.verdict == expected {
             Ok(())
         } else {
-            Err(Failed::from(explain(&result, expected, &runner.target().label())))
+            Err(Failed::from(explain(
+                &result,
+                expected,
+                &runner.target().label(),
+            )))
         }
     })
 }
@@ -73,7 +95,12 @@ fn explain(result: &CaseResult, expected: Verdict, target: &str) -> String {
     format!(
         "expected {expected} against {target}, got {}\n{}",
         result.verdict,
-        terminal::render(std::slice::from_ref(result), target, result.duration, detail)
+        terminal::render(
+            std::slice::from_ref(result),
+            target,
+            result.duration,
+            detail
+        )
     )
 }
 
@@ -104,7 +131,11 @@ fn coverage_trials(scenarios: &[Arc<Scenario>]) -> Vec<Trial> {
             if unproven.is_empty() {
                 Ok(())
             } else {
-                Err(format!("no fault proves these scenarios can fail: {}", unproven.join(", ")).into())
+                Err(format!(
+                    "no fault proves these scenarios can fail: {}",
+                    unproven.join(", ")
+                )
+                .into())
             }
         }),
     ]

@@ -36,10 +36,14 @@ pub struct ConnectionRecord {
 pub enum ConnectionResult {
     Established(Established),
     /// The target refused the handshake (a TLS alert or a reset): an observation about it.
-    Refused { detail: String },
+    Refused {
+        detail: String,
+    },
     /// The harness could not get a usable connection (unreachable, untrusted certificate, no
     /// common ALPN): it could not test.
-    Failed { detail: String },
+    Failed {
+        detail: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -73,16 +77,27 @@ pub struct Exchange {
 pub enum ExchangeOutcome {
     Response(Response),
     /// HTTP/2 RST_STREAM (or a stream error) from the target.
-    StreamReset { code: u32, name: String },
+    StreamReset {
+        code: u32,
+        name: String,
+    },
     /// The connection ended (EOF, GOAWAY, TLS alert) before a response arrived.
-    ConnectionClosed { detail: String },
+    ConnectionClosed {
+        detail: String,
+    },
     /// The request could not be sent because its connection was refused at the handshake.
-    HandshakeRefused { detail: String },
+    HandshakeRefused {
+        detail: String,
+    },
     /// No response within the deadline.
-    TimedOut { after: Duration },
+    TimedOut {
+        after: Duration,
+    },
     /// The harness could not send the request (its connection failed to open, or an I/O error
     /// that says nothing about the target).
-    NotSent { detail: String },
+    NotSent {
+        detail: String,
+    },
 }
 
 impl ExchangeOutcome {
@@ -91,9 +106,9 @@ impl ExchangeOutcome {
     pub fn refused(&self) -> Option<bool> {
         match self {
             Self::Response(response) => Some(response.status >= 400),
-            Self::StreamReset { .. } | Self::ConnectionClosed { .. } | Self::HandshakeRefused { .. } => {
-                Some(true)
-            }
+            Self::StreamReset { .. }
+            | Self::ConnectionClosed { .. }
+            | Self::HandshakeRefused { .. } => Some(true),
             Self::TimedOut { .. } | Self::NotSent { .. } => None,
         }
     }
@@ -104,7 +119,9 @@ impl fmt::Display for ExchangeOutcome {
         match self {
             Self::Response(response) => write!(f, "{response}"),
             Self::StreamReset { code, name } => write!(f, "stream reset {name} (0x{code:x})"),
-            Self::ConnectionClosed { detail } => write!(f, "connection closed before a response ({detail})"),
+            Self::ConnectionClosed { detail } => {
+                write!(f, "connection closed before a response ({detail})")
+            }
             Self::HandshakeRefused { detail } => write!(f, "handshake refused ({detail})"),
             Self::TimedOut { after } => write!(f, "no response within {} ms", after.as_millis()),
             Self::NotSent { detail } => write!(f, "not sent ({detail})"),
@@ -132,7 +149,12 @@ impl Response {
         }
         let cache_control = self.cache_control.as_deref()?;
         let has_directive = cache_control.split(',').any(|directive| {
-            let name = directive.split('=').next().unwrap_or("").trim().to_ascii_lowercase();
+            let name = directive
+                .split('=')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             matches!(name.as_str(), "max-age" | "s-maxage" | "public")
         });
         has_directive.then(|| format!("Cache-Control: {cache_control}"))
@@ -202,17 +224,37 @@ mod tests {
     fn explicit_freshness_is_recognised() {
         assert_eq!(response(None, None).explicit_freshness(), None);
         assert_eq!(response(Some("no-store"), None).explicit_freshness(), None);
-        assert!(response(Some("no-cache, Max-Age=60"), None).explicit_freshness().is_some());
-        assert!(response(Some("public"), None).explicit_freshness().is_some());
-        assert!(response(None, Some("Thu, 01 Dec 2030 16:00:00 GMT")).explicit_freshness().is_some());
+        assert!(
+            response(Some("no-cache, Max-Age=60"), None)
+                .explicit_freshness()
+                .is_some()
+        );
+        assert!(
+            response(Some("public"), None)
+                .explicit_freshness()
+                .is_some()
+        );
+        assert!(
+            response(None, Some("Thu, 01 Dec 2030 16:00:00 GMT"))
+                .explicit_freshness()
+                .is_some()
+        );
     }
 
     #[test]
     fn refusals_and_missing_observations_are_told_apart() {
-        assert_eq!(ExchangeOutcome::Response(response(None, None)).refused(), Some(true));
-        let served = Response { status: 200, ..response(None, None) };
+        assert_eq!(
+            ExchangeOutcome::Response(response(None, None)).refused(),
+            Some(true)
+        );
+        let served = Response {
+            status: 200,
+            ..response(None, None)
+        };
         assert_eq!(ExchangeOutcome::Response(served).refused(), Some(false));
-        let timeout = ExchangeOutcome::TimedOut { after: Duration::from_secs(1) };
+        let timeout = ExchangeOutcome::TimedOut {
+            after: Duration::from_secs(1),
+        };
         assert_eq!(timeout.refused(), None);
     }
 }

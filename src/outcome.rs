@@ -81,7 +81,10 @@ pub struct Finding {
     pub location: Option<Span>,
 }
 
-fn serialize_span<S: serde::Serializer>(span: &Option<Span>, serializer: S) -> Result<S::Ok, S::Error> {
+fn serialize_span<S: serde::Serializer>(
+    span: &Option<Span>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     match span {
         Some(span) => serializer.serialize_some(&span.location()),
         None => serializer.serialize_none(),
@@ -155,13 +158,17 @@ impl Tally {
     }
 
     pub fn total(&self) -> usize {
-        Verdict::ALL.into_iter().map(|verdict| self.count(verdict)).sum()
+        Verdict::ALL
+            .into_iter()
+            .map(|verdict| self.count(verdict))
+            .sum()
     }
 
-    /// The process exit code for a run with these results: 1 with any FAIL, else 2 with any
-    /// ERROR, else 0. (3, invalid input, is decided before anything runs.)
-    pub fn exit_code(&self) -> u8 {
-        if self.fail > 0 {
+    /// The process exit code for a run with these results: 1 with any FAIL (or, when `strict`,
+    /// any WARN), else 2 with any ERROR, else 0. (3, invalid input, is decided before anything
+    /// runs.)
+    pub fn exit_code(&self, strict: bool) -> u8 {
+        if self.fail > 0 || (strict && self.warn > 0) {
             1
         } else if self.error > 0 {
             2

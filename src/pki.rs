@@ -9,8 +9,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
 };
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
@@ -110,12 +110,20 @@ impl Pki {
         })?;
         let mut files: Vec<(String, &str, bool)> = vec![
             ("ca.pem".into(), &self.server_ca.certificate_pem, false),
-            ("client-ca.pem".into(), &self.client_ca.certificate_pem, false),
+            (
+                "client-ca.pem".into(),
+                &self.client_ca.certificate_pem,
+                false,
+            ),
             ("client.pem".into(), &self.client.certificate_pem, false),
             ("client.key".into(), &self.client.key_pem, true),
         ];
         for (id, identity) in &self.servers {
-            files.push((format!("{}.pem", id.key()), &identity.certificate_pem, false));
+            files.push((
+                format!("{}.pem", id.key()),
+                &identity.certificate_pem,
+                false,
+            ));
             files.push((format!("{}.key", id.key()), &identity.key_pem, true));
         }
         files
@@ -210,7 +218,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(dir.join("client.key")).unwrap().permissions().mode();
+            let mode = fs::metadata(dir.join("client.key"))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         let ca = fs::read_to_string(dir.join("ca.pem")).unwrap();

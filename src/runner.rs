@@ -93,7 +93,11 @@ impl Runner {
         let (deployment, credentials, pki) = match &target {
             Target::Embedded(_) => {
                 let pki = Pki::generate()?;
-                (Deployment::standard(), Credentials::from_pki(&pki)?, Some(pki))
+                (
+                    Deployment::standard(),
+                    Credentials::from_pki(&pki)?,
+                    Some(pki),
+                )
             }
             Target::Remote(remote) => (
                 remote.deployment.clone(),
@@ -138,7 +142,12 @@ impl Runner {
             .zip(&cases)
             .map(|(result, case)| {
                 result.unwrap_or_else(|| {
-                    harness_error(case, "the case's task panicked; this is a bug in misdirect", Duration::ZERO, Transcript::default())
+                    harness_error(
+                        case,
+                        "the case's task panicked; this is a bug in misdirect",
+                        Duration::ZERO,
+                        Transcript::default(),
+                    )
                 })
             })
             .collect()
@@ -155,15 +164,28 @@ impl Runner {
         )
         .await
         .unwrap_or_else(|_| {
-            record.event("case", format!("case deadline of {} s reached", self.options.case_timeout.as_secs()));
+            record.event(
+                "case",
+                format!(
+                    "case deadline of {} s reached",
+                    self.options.case_timeout.as_secs()
+                ),
+            );
             Execution::Completed
         });
         let duration = started.elapsed();
         let (observations, transcript) = record.take();
         match execution {
             Execution::Completed => {
-                let evaluation = check::evaluate(scenario, protocol, &self.deployment, &observations);
-                result(case, evaluation.verdict, evaluation.findings, duration, transcript)
+                let evaluation =
+                    check::evaluate(scenario, protocol, &self.deployment, &observations);
+                result(
+                    case,
+                    evaluation.verdict,
+                    evaluation.findings,
+                    duration,
+                    transcript,
+                )
             }
             Execution::Unsupported(reason) => {
                 let finding = Finding {
@@ -179,7 +201,12 @@ impl Runner {
         }
     }
 
-    async fn execute(&self, scenario: &Scenario, protocol: Protocol, record: &Arc<Record>) -> Execution {
+    async fn execute(
+        &self,
+        scenario: &Scenario,
+        protocol: Protocol,
+        record: &Arc<Record>,
+    ) -> Execution {
         let (address, _embedded) = match &self.target {
             Target::Embedded(fault) => {
                 let Some(pki) = &self.pki else {
@@ -187,7 +214,11 @@ impl Runner {
                 };
                 match EmbeddedTarget::start(pki, *fault).await {
                     Ok(embedded) => (embedded.address(), Some(embedded)),
-                    Err(error) => return Execution::SetupFailed(format!("failed to start the embedded target: {error}")),
+                    Err(error) => {
+                        return Execution::SetupFailed(format!(
+                            "failed to start the embedded target: {error}"
+                        ));
+                    }
                 }
             }
             Target::Remote(remote) => (remote.address, None),
@@ -261,7 +292,9 @@ struct Session<'a> {
 impl Session<'_> {
     /// Opens a connection; `Err` means the case does not apply (no such protocol).
     async fn connect(&mut self, connect: &Connect) -> Result<(), String> {
-        let sni = connect.sni.map(|role| self.runner.deployment.name(role).to_owned());
+        let sni = connect
+            .sni
+            .map(|role| self.runner.deployment.name(role).to_owned());
         let tickets = Arc::new(ConnectionTickets::new(
             Arc::clone(&self.jar),
             &connect.name,
@@ -274,7 +307,11 @@ impl Session<'_> {
                 self.address,
                 sni.as_deref().unwrap_or("(none)"),
                 String::from_utf8_lossy(self.protocol.alpn()),
-                if connect.client_certificate { ", with client certificate" } else { "" },
+                if connect.client_certificate {
+                    ", with client certificate"
+                } else {
+                    ""
+                },
                 connect
                     .resume
                     .as_ref()
@@ -302,27 +339,49 @@ impl Session<'_> {
                         "established {} ALPN {} {}certificate SANs [{}]",
                         established.tls_version,
                         established.alpn.as_deref().unwrap_or("(none)"),
-                        if established.resumed { "resumed session, " } else { "" },
+                        if established.resumed {
+                            "resumed session, "
+                        } else {
+                            ""
+                        },
                         established.peer_sans.join(", ")
                     ),
                 );
-                (ConnectionResult::Established(established), Slot::Open(connection))
+                (
+                    ConnectionResult::Established(established),
+                    Slot::Open(connection),
+                )
             }
             Err(ConnectError::Unsupported(reason)) => {
                 self.record.event(&connect.name, reason.clone());
                 return Err(reason);
             }
             Err(ConnectError::Refused(detail)) => {
-                self.record.event(&connect.name, format!("handshake refused: {detail}"));
-                (ConnectionResult::Refused { detail: detail.clone() }, Slot::Refused(detail))
+                self.record
+                    .event(&connect.name, format!("handshake refused: {detail}"));
+                (
+                    ConnectionResult::Refused {
+                        detail: detail.clone(),
+                    },
+                    Slot::Refused(detail),
+                )
             }
             Err(ConnectError::Failed(detail)) => {
-                self.record.event(&connect.name, format!("connection failed: {detail}"));
-                (ConnectionResult::Failed { detail: detail.clone() }, Slot::Failed(detail))
+                self.record
+                    .event(&connect.name, format!("connection failed: {detail}"));
+                (
+                    ConnectionResult::Failed {
+                        detail: detail.clone(),
+                    },
+                    Slot::Failed(detail),
+                )
             }
         };
         if connect.resume.is_some() && !tickets.offered() {
-            self.record.event(&connect.name, "no session ticket was available to offer".to_owned());
+            self.record.event(
+                &connect.name,
+                "no session ticket was available to offer".to_owned(),
+            );
         }
         self.record.connection(ConnectionRecord {
             name: connect.name.clone(),
@@ -354,7 +413,9 @@ impl Session<'_> {
                         for (index, wire) in wires.iter().enumerate() {
                             let sender = sender.clone();
                             let wire = wire.clone();
-                            tasks.spawn(async move { (index, bounded(deadline, sender.send(&wire)).await) });
+                            tasks.spawn(async move {
+                                (index, bounded(deadline, sender.send(&wire)).await)
+                            });
                         }
                         let mut outcomes = vec![
                             ExchangeOutcome::NotSent {
@@ -378,9 +439,19 @@ impl Session<'_> {
                     }
                 },
                 Some(Slot::Refused(detail)) => {
-                    vec![ExchangeOutcome::HandshakeRefused { detail: detail.clone() }; wires.len()]
+                    vec![
+                        ExchangeOutcome::HandshakeRefused {
+                            detail: detail.clone()
+                        };
+                        wires.len()
+                    ]
                 }
-                Some(Slot::Failed(detail)) => vec![ExchangeOutcome::NotSent { detail: detail.clone() }; wires.len()],
+                Some(Slot::Failed(detail)) => vec![
+                    ExchangeOutcome::NotSent {
+                        detail: detail.clone()
+                    };
+                    wires.len()
+                ],
                 None => vec![
                     ExchangeOutcome::NotSent {
                         detail: format!("no connection named {}", send.connection)
@@ -390,7 +461,9 @@ impl Session<'_> {
             };
             // After a timeout an HTTP/1.1 connection is out of step with its responses.
             let timed_out_h1 = self.protocol == Protocol::Http1
-                && outcomes.iter().any(|outcome| matches!(outcome, ExchangeOutcome::TimedOut { .. }));
+                && outcomes
+                    .iter()
+                    .any(|outcome| matches!(outcome, ExchangeOutcome::TimedOut { .. }));
             if timed_out_h1 {
                 self.connections.insert(
                     send.connection.clone(),
@@ -398,7 +471,10 @@ impl Session<'_> {
                 );
             }
             for (index, (wire, outcome)) in wires.iter().zip(outcomes).enumerate() {
-                self.record.event(&send.connection, format!("← {outcome} for {}", wire.authority));
+                self.record.event(
+                    &send.connection,
+                    format!("← {outcome} for {}", wire.authority),
+                );
                 self.record.exchange(Exchange {
                     step,
                     request: index,
@@ -429,7 +505,10 @@ impl Session<'_> {
     }
 }
 
-async fn bounded(deadline: Duration, exchange: impl Future<Output = ExchangeOutcome>) -> ExchangeOutcome {
+async fn bounded(
+    deadline: Duration,
+    exchange: impl Future<Output = ExchangeOutcome>,
+) -> ExchangeOutcome {
     tokio::time::timeout(deadline, exchange)
         .await
         .unwrap_or(ExchangeOutcome::TimedOut { after: deadline })
@@ -491,7 +570,13 @@ impl Record {
     }
 }
 
-fn result(case: &Case, verdict: Verdict, findings: Vec<Finding>, duration: Duration, transcript: Transcript) -> CaseResult {
+fn result(
+    case: &Case,
+    verdict: Verdict,
+    findings: Vec<Finding>,
+    duration: Duration,
+    transcript: Transcript,
+) -> CaseResult {
     let scenario = &case.scenario;
     CaseResult {
         scenario: scenario.id.clone(),
@@ -516,7 +601,12 @@ fn result(case: &Case, verdict: Verdict, findings: Vec<Finding>, duration: Durat
     }
 }
 
-fn harness_error(case: &Case, reason: &str, duration: Duration, transcript: Transcript) -> CaseResult {
+fn harness_error(
+    case: &Case,
+    reason: &str,
+    duration: Duration,
+    transcript: Transcript,
+) -> CaseResult {
     let finding = Finding {
         verdict: Verdict::Error,
         requirement: None,

@@ -26,7 +26,8 @@ fn main() -> std::process::ExitCode {
             .build()
             .expect("a tokio runtime starts"),
     );
-    let mut trials = misdirect::harness::trials(&scenarios, &runtime).expect("the embedded targets can be set up");
+    let mut trials = misdirect::harness::trials(&scenarios, &runtime)
+        .expect("the embedded targets can be set up");
     trials.extend(cli_trials());
     libtest_mimic::run(&arguments, trials).exit_code()
 }
@@ -56,7 +57,8 @@ fn cli_trials() -> Vec<Trial> {
         Trial::test("cli::reference-run-exits-0-and-writes-junit", || {
             let dir = scratch("reference");
             let junit = dir.join("junit.xml");
-            let (code, stdout, stderr) = misdirect(&["run", "--junit", junit.to_str().unwrap_or_default()])?;
+            let (code, stdout, stderr) =
+                misdirect(&["run", "--junit", junit.to_str().unwrap_or_default()])?;
             if code != 0 {
                 return Err(format!("exit {code}\n{stdout}{stderr}").into());
             }
@@ -74,7 +76,8 @@ fn cli_trials() -> Vec<Trial> {
                 "title: x\nrequirements: []\nprotocols: [h2]\nsteps: []\nbogus: 1\n",
             )
             .map_err(|error| error.to_string())?;
-            let (code, stdout, stderr) = misdirect(&["run", "--suite", file.to_str().unwrap_or_default()])?;
+            let (code, stdout, stderr) =
+                misdirect(&["run", "--suite", file.to_str().unwrap_or_default()])?;
             let location = format!("{}:5:1", file.display());
             if code != 3 || !stderr.contains(&location) || !stderr.contains("5 | bogus: 1") {
                 return Err(format!("exit {code}\n{stdout}{stderr}").into());
@@ -91,7 +94,8 @@ fn cli_trials() -> Vec<Trial> {
         Trial::test("cli::unreachable-target-is-error-not-hang", || {
             let dir = scratch("unreachable");
             let certs = dir.join("certs");
-            let (code, _, stderr) = misdirect(&["certs", "--out", certs.to_str().unwrap_or_default()])?;
+            let (code, _, stderr) =
+                misdirect(&["certs", "--out", certs.to_str().unwrap_or_default()])?;
             if code != 0 {
                 return Err(format!("certs: exit {code}\n{stderr}").into());
             }
@@ -117,13 +121,19 @@ fn cli_trials() -> Vec<Trial> {
         }),
     ];
     for fault in misdirect::target::Fault::ALL {
-        let name = format!("cli::fault-{fault}-exits-1");
+        let name = format!("cli::fault-{fault}-exits-1-under-strict");
         trials.push(Trial::test(name, move || {
             let dir = scratch(fault.key());
             let junit = dir.join("junit.xml");
             let target = format!("embedded:{fault}");
-            let (code, stdout, stderr) =
-                misdirect(&["run", "--target", &target, "--junit", junit.to_str().unwrap_or_default()])?;
+            let (code, stdout, stderr) = misdirect(&[
+                "run",
+                "--strict",
+                "--target",
+                &target,
+                "--junit",
+                junit.to_str().unwrap_or_default(),
+            ])?;
             if code == 1 {
                 Ok(())
             } else {

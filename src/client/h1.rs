@@ -88,8 +88,14 @@ impl Http1Connection {
         let mut parsed = httparse::Response::new(&mut headers);
         match parsed.parse(&self.buffer[..head_end]) {
             Ok(httparse::Status::Complete(_)) => {}
-            Ok(httparse::Status::Partial) => return Err(protocol_error("incomplete response head")),
-            Err(error) => return Err(protocol_error(&format!("unparsable response head: {error}"))),
+            Ok(httparse::Status::Partial) => {
+                return Err(protocol_error("incomplete response head"));
+            }
+            Err(error) => {
+                return Err(protocol_error(&format!(
+                    "unparsable response head: {error}"
+                )));
+            }
         }
         let status = parsed.code.unwrap_or(0);
         let header = |name: &str| {
@@ -113,7 +119,8 @@ impl Http1Connection {
             .is_some_and(|value| value.to_ascii_lowercase().contains("chunked"));
         let length = header("content-length").and_then(|value| value.parse::<usize>().ok());
         self.buffer.drain(..head_end);
-        let no_body = head_request || status == 204 || status == 304 || (100..200).contains(&status);
+        let no_body =
+            head_request || status == 204 || status == 304 || (100..200).contains(&status);
         let body = if no_body {
             Vec::new()
         } else if chunked {
@@ -227,7 +234,9 @@ fn serialize(request: &WireRequest) -> Vec<u8> {
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|window| window == needle)
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
 }
 
 fn protocol_error(detail: &str) -> ExchangeOutcome {

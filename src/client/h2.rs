@@ -87,7 +87,9 @@ impl Http2Sender {
                 .map(str::to_owned)
         };
         let fields = ResponseFields {
-            tenant: header(&http::HeaderName::from_static(crate::deployment::TENANT_HEADER)),
+            tenant: header(&http::HeaderName::from_static(
+                crate::deployment::TENANT_HEADER,
+            )),
             cache_control: header(&CACHE_CONTROL),
             expires: header(&EXPIRES),
         };
@@ -100,7 +102,9 @@ impl Http2Sender {
                 bytes.extend_from_slice(&chunk);
             }
         }
-        Ok(ExchangeOutcome::Response(fields.into_response(status, &bytes)))
+        Ok(ExchangeOutcome::Response(
+            fields.into_response(status, &bytes),
+        ))
     }
 }
 

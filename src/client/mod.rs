@@ -167,9 +167,14 @@ fn describe(tls: &TlsStream<TcpStream>, client_certificate: bool) -> Established
 
 fn classify_handshake_error(error: std::io::Error) -> ConnectError {
     use std::io::ErrorKind;
-    if let Some(tls_error) = error.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+    if let Some(tls_error) = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
         return match tls_error {
-            rustls::Error::AlertReceived(alert) => ConnectError::Refused(format!("TLS alert {alert:?}")),
+            rustls::Error::AlertReceived(alert) => {
+                ConnectError::Refused(format!("TLS alert {alert:?}"))
+            }
             rustls::Error::InvalidCertificate(reason) => ConnectError::Failed(format!(
                 "the target's certificate is not trusted ({reason:?}); check the CA the harness trusts"
             )),

@@ -13,8 +13,9 @@ use std::sync::{Arc, Mutex};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{ClientSessionStore, Tls12ClientSessionValue, Tls13ClientSessionValue};
-use rustls::client::WebPkiServerVerifier;
+use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
 use rustls::crypto::CryptoProvider;
+use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, DigitallySignedStruct, NamedGroup, RootCertStore, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
@@ -42,11 +43,14 @@ pub enum TlsSetupError {
 }
 
 /// What the clients trust and may present.
+///
+/// The verifier and both client-certificate resolvers are created once and shared by every
+/// connection: rustls only resumes a session under the same verifier and resolver objects.
 #[derive(Debug)]
 pub struct Credentials {
     verifier: Arc<ChainOnlyVerifier>,
-    client_chain: Vec<CertificateDer<'static>>,
-    client_key: PrivateKeyDer<'static>,
+    with_certificate: Arc<dyn ResolvesClientCert>,
+    without_certificate: Arc<dyn ResolvesClientCert>,
 }
 
 impl Credentials {
@@ -91,11 +95,17 @@ impl Credentials {
         for root in roots {
             store.add(root)?;
         }
-        let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider()).build()?;
+        let provider = provider();
+        let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider.clone())
+            .build()?;
+        let key = provider.key_provider.load_private_key(client_key)?;
         Ok(Self {
             verifier: Arc::new(ChainOnlyVerifier { inner }),
-            client_chain,
-            client_key,
+            with_certificate: Arc::new(ClientCertificate(Some(Arc::new(CertifiedKey::new(
+                client_chain,
+                key,
+            ))))),
+            without_certificate: Arc::new(ClientCertificate(None)),
         })
     }
 
@@ -110,14 +120,29 @@ impl Credentials {
             .with_protocol_versions(VERSIONS)?
             .dangerous()
             .with_custom_certificate_verifier(self.verifier.clone());
-        let mut config = if present_client_certificate {
-            builder.with_client_auth_cert(self.client_chain.clone(), self.client_key.clone_key())?
+        let resolver = if present_client_certificate {
+            &self.with_certificate
         } else {
-            builder.with_no_client_auth()
+            &self.without_certificate
         };
+        let mut config = builder.with_client_cert_resolver(Arc::clone(resolver));
         config.alpn_protocols = vec![alpn.to_vec()];
         config.resumption = rustls::client::Resumption::store(tickets);
         Ok(config)
+    }
+}
+
+/// Presents the harness's client certificate, or none.
+#[derive(Debug)]
+struct ClientCertificate(Option<Arc<CertifiedKey>>);
+
+impl ResolvesClientCert for ClientCertificate {
+    fn resolve(&self, _: &[&[u8]], _: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        self.0.clone()
+    }
+
+    fn has_certs(&self) -> bool {
+        self.0.is_some()
     }
 }
 
@@ -193,8 +218,12 @@ pub fn subject_alt_names(certificate: &CertificateDer<'_>) -> Vec<String> {
         .filter_map(|name| match name {
             GeneralName::DNSName(dns) => Some((*dns).to_owned()),
             GeneralName::IPAddress(bytes) => match bytes.len() {
-                4 => <[u8; 4]>::try_from(*bytes).ok().map(|b| std::net::Ipv4Addr::from(b).to_string()),
-                16 => <[u8; 16]>::try_from(*bytes).ok().map(|b| std::net::Ipv6Addr::from(b).to_string()),
+                4 => <[u8; 4]>::try_from(*bytes)
+                    .ok()
+                    .map(|b| std::net::Ipv4Addr::from(b).to_string()),
+                16 => <[u8; 16]>::try_from(*bytes)
+                    .ok()
+                    .map(|b| std::net::Ipv6Addr::from(b).to_string()),
                 _ => None,
             },
             _ => None,
@@ -259,7 +288,10 @@ impl ClientSessionStore for ConnectionTickets {
     fn remove_tls12_session(&self, _: &ServerName<'static>) {}
 
     fn insert_tls13_ticket(&self, _: ServerName<'static>, value: Tls13ClientSessionValue) {
-        lock(&self.jar.tls13).entry(self.name.clone()).or_default().push(value);
+        lock(&self.jar.tls13)
+            .entry(self.name.clone())
+            .or_default()
+            .push(value);
     }
 
     fn take_tls13_ticket(&self, _: &ServerName<'static>) -> Option<Tls13ClientSessionValue> {
@@ -274,5 +306,7 @@ impl ClientSessionStore for ConnectionTickets {
 
 /// Locks a mutex whose data stays consistent even if a holder panicked (plain inserts/removes).
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -57,12 +57,21 @@ fn test_case(result: &CaseResult) -> TestCase {
     for requirement in &result.requirements {
         case.add_property(Property::new(
             "requirement",
-            format!("{} ({}, {})", requirement.id, requirement.level.keyword(), requirement.section),
+            format!(
+                "{} ({}, {})",
+                requirement.id,
+                requirement.level.keyword(),
+                requirement.section
+            ),
         ));
     }
     let mut out = String::new();
     if matches!(result.verdict, Verdict::Warn | Verdict::Info) {
-        out.push_str(&format!("{}\n{}\n", headline(result), findings_text(&result.findings)));
+        out.push_str(&format!(
+            "{}\n{}\n",
+            headline(result),
+            findings_text(&result.findings)
+        ));
     }
     out.push_str(&format!("transcript:\n{}", result.transcript));
     case.set_system_out(out);
@@ -83,7 +92,10 @@ fn finding_line(finding: &Finding) -> String {
         .as_ref()
         .map(|requirement| format!("{} ({}) ", requirement.id, requirement.level.keyword()))
         .unwrap_or_default();
-    format!("{cited}expected {}, observed {}", finding.expected, finding.observed)
+    format!(
+        "{cited}expected {}, observed {}",
+        finding.expected, finding.observed
+    )
 }
 
 fn findings_text(findings: &[Finding]) -> String {
@@ -143,7 +155,13 @@ mod tests {
     #[test]
     fn verdicts_map_onto_junit_elements() {
         let xml = render(
-            &[case(Verdict::Pass), case(Verdict::Fail), case(Verdict::Error), case(Verdict::Skip), case(Verdict::Warn)],
+            &[
+                case(Verdict::Pass),
+                case(Verdict::Fail),
+                case(Verdict::Error),
+                case(Verdict::Skip),
+                case(Verdict::Warn),
+            ],
             "embedded",
         )
         .unwrap();
@@ -153,7 +171,9 @@ mod tests {
         assert_eq!(xml.matches("<skipped").count(), 1);
         assert!(xml.contains(r#"name="own-authority [h2]""#));
         assert!(xml.contains(r#"classname="server""#));
-        assert!(xml.contains(r#"<property name="requirement" value="R9110-7.4-b (MUST, RFC 9110 §7.4)"/>"#));
+        assert!(xml.contains(
+            r#"<property name="requirement" value="R9110-7.4-b (MUST, RFC 9110 §7.4)"/>"#
+        ));
         assert!(xml.contains(r#"<property name="verdict" value="WARN"/>"#));
         assert!(xml.contains("WARN: expected a, observed b"));
     }

@@ -10,8 +10,7 @@ use std::sync::Arc;
 use serde_saphyr::Spanned;
 
 use super::raw::{
-    RawAuthority, RawBurst, RawConnect, RawExpectation, RawRequest, RawScenario, RawStatus,
-    RawStep,
+    RawAuthority, RawBurst, RawConnect, RawExpectation, RawRequest, RawScenario, RawStatus, RawStep,
 };
 use super::{
     Authority, Check, Connect, Detection, Expectation, Level, PortForm, Protocol, Request,
@@ -96,17 +95,16 @@ pub fn load_file(path: &Path) -> Result<Scenario, LoadError> {
 pub fn load_str(path: &Path, id: &str, text: &str) -> Result<Scenario, LoadError> {
     let source = Source::new(path, text);
     let options = serde_saphyr::options! { with_snippet: false };
-    let raw: RawScenario =
-        serde_saphyr::from_str_with_options(text, options).map_err(|error| {
-            let (line, column) = error
-                .location()
-                .map_or((1, 1), |at| (clamp(at.line()), clamp(at.column())));
-            LoadError {
-                path: path.to_owned(),
-                span: Some(Span::new(&source, line, column)),
-                message: strip_location(&error.to_string()),
-            }
-        })?;
+    let raw: RawScenario = serde_saphyr::from_str_with_options(text, options).map_err(|error| {
+        let (line, column) = error
+            .location()
+            .map_or((1, 1), |at| (clamp(at.line()), clamp(at.column())));
+        LoadError {
+            path: path.to_owned(),
+            span: Some(Span::new(&source, line, column)),
+            message: strip_location(&error.to_string()),
+        }
+    })?;
     Builder {
         source: &source,
         path,
@@ -232,7 +230,10 @@ impl Builder<'_> {
 
     fn requirements(&self, raw: &RawScenario) -> Built<Vec<Requirement>> {
         if raw.requirements.value.is_empty() {
-            return Err(self.error_at(&raw.requirements, "a scenario cites at least one requirement"));
+            return Err(self.error_at(
+                &raw.requirements,
+                "a scenario cites at least one requirement",
+            ));
         }
         let mut requirements: Vec<Requirement> = Vec::new();
         for requirement in &raw.requirements.value {
@@ -244,7 +245,10 @@ impl Builder<'_> {
                 ));
             }
             if requirements.iter().any(|known| known.id == id) {
-                return Err(self.error_at(&requirement.id, format!("requirement `{id}` is listed twice")));
+                return Err(self.error_at(
+                    &requirement.id,
+                    format!("requirement `{id}` is listed twice"),
+                ));
             }
             let level = Level::ALL
                 .into_iter()
@@ -289,11 +293,14 @@ impl Builder<'_> {
     fn detections(&self, raw: &RawScenario, requirements: &[Requirement]) -> Built<Vec<Detection>> {
         let mut detects: Vec<Detection> = Vec::new();
         for detection in &raw.detects {
-            let fault: Fault = detection
-                .fault
-                .value
-                .parse()
-                .map_err(|error: crate::target::UnknownFault| self.error_at(&detection.fault, error.to_string()))?;
+            let fault: Fault =
+                detection
+                    .fault
+                    .value
+                    .parse()
+                    .map_err(|error: crate::target::UnknownFault| {
+                        self.error_at(&detection.fault, error.to_string())
+                    })?;
             let verdict = match detection.verdict.value.as_str() {
                 "fail" => Verdict::Fail,
                 "warn" => Verdict::Warn,
@@ -315,7 +322,9 @@ impl Builder<'_> {
                 ));
             }
             if detects.iter().any(|known| known.fault == fault) {
-                return Err(self.error_at(&detection.fault, format!("fault `{fault}` is listed twice")));
+                return Err(
+                    self.error_at(&detection.fault, format!("fault `{fault}` is listed twice"))
+                );
             }
             detects.push(Detection {
                 fault,
@@ -331,7 +340,10 @@ impl Builder<'_> {
             RawStep::Connect(connect) => self.connect(connect, context).map(Step::Connect),
             RawStep::Send(request) => {
                 let on = request.on.as_ref().ok_or_else(|| {
-                    self.error_at(&request.authority, "a `send` step names its connection with `on:`")
+                    self.error_at(
+                        &request.authority,
+                        "a `send` step names its connection with `on:`",
+                    )
                 })?;
                 let connection = self.known_connection(on, context)?;
                 let span = self.span(on);
@@ -393,7 +405,10 @@ impl Builder<'_> {
             .into_iter()
             .map(|request| {
                 if let Some(on) = &request.on {
-                    return Err(self.error_at(on, "requests in a burst use the burst's connection; remove `on:`"));
+                    return Err(self.error_at(
+                        on,
+                        "requests in a burst use the burst's connection; remove `on:`",
+                    ));
                 }
                 self.request(request, context)
             })
@@ -411,13 +426,18 @@ impl Builder<'_> {
         let span = self.span(&raw.authority);
         let method = match &raw.method {
             Some(method) if !is_token(&method.value) => {
-                return Err(self.error_at(method, format!("`{}` is not an HTTP method token", method.value)));
+                return Err(self.error_at(
+                    method,
+                    format!("`{}` is not an HTTP method token", method.value),
+                ));
             }
             Some(method) => method.value.clone(),
             None => "GET".to_owned(),
         };
         let path = match &raw.path {
-            Some(path) if !path.value.starts_with('/') || path.value.contains(char::is_whitespace) => {
+            Some(path)
+                if !path.value.starts_with('/') || path.value.contains(char::is_whitespace) =>
+            {
                 return Err(self.error_at(path, "a path starts with `/` and has no white space"));
             }
             Some(path) => path.value.clone(),
@@ -429,17 +449,27 @@ impl Builder<'_> {
                 "origin" => TargetForm::Origin,
                 "absolute" => TargetForm::Absolute,
                 other => {
-                    return Err(self.error_at(form, format!("unknown form `{other}` (expected origin or absolute)")));
+                    return Err(self.error_at(
+                        form,
+                        format!("unknown form `{other}` (expected origin or absolute)"),
+                    ));
                 }
             },
         };
         for (name, value) in &raw.headers {
             if !is_token(name) || value.contains(['\r', '\n']) {
-                return Err(self.error(span.clone(), format!("header `{name}` is not a valid field")));
+                return Err(self.error(
+                    span.clone(),
+                    format!("header `{name}` is not a valid field"),
+                ));
             }
         }
         let authority = self.authority(&raw.authority)?;
-        let host = raw.host.as_ref().map(|host| self.authority(host)).transpose()?;
+        let host = raw
+            .host
+            .as_ref()
+            .map(|host| self.authority(host))
+            .transpose()?;
         let expect = raw
             .expect
             .into_iter()
@@ -484,7 +514,11 @@ impl Builder<'_> {
         }
     }
 
-    fn expectation(&self, raw: RawExpectation, context: &mut StepContext<'_>) -> Built<Expectation> {
+    fn expectation(
+        &self,
+        raw: RawExpectation,
+        context: &mut StepContext<'_>,
+    ) -> Built<Expectation> {
         let span = self.span(&raw.requirement);
         let requirement = context
             .requirements
@@ -506,7 +540,9 @@ impl Builder<'_> {
                 if let Some(stray) = protocols.iter().find(|p| !context.protocols.contains(p)) {
                     return Err(self.error_at(
                         &raw.requirement,
-                        format!("this expectation names {stray}, which the scenario does not run on"),
+                        format!(
+                            "this expectation names {stray}, which the scenario does not run on"
+                        ),
                     ));
                 }
                 protocols
@@ -527,7 +563,10 @@ impl Builder<'_> {
         ] {
             match flag {
                 Some(flag) if !flag.value => {
-                    return Err(self.error_at(flag, "checks are stated positively: write `true` or leave the key out"));
+                    return Err(self.error_at(
+                        flag,
+                        "checks are stated positively: write `true` or leave the key out",
+                    ));
                 }
                 Some(_) => checks.push(check),
                 None => {}
@@ -575,7 +614,10 @@ impl Builder<'_> {
         } else {
             Err(self.error_at(
                 name,
-                format!("connection `{}` is not opened by an earlier step", name.value),
+                format!(
+                    "connection `{}` is not opened by an earlier step",
+                    name.value
+                ),
             ))
         }
     }
@@ -642,7 +684,10 @@ steps:
     #[test]
     fn unknown_key_points_at_the_key() {
         check(
-            &VALID.replace("      authority: foreign", "      authority: foreign\n      authorty: primary"),
+            &VALID.replace(
+                "      authority: foreign",
+                "      authority: foreign\n      authorty: primary",
+            ),
             "error: unknown field `authorty`, expected one of on, method, authority, host, form, path, headers, body, expect\n  --> suites/x/broken.yaml:14:7\n   |\n14 |       authorty: primary\n   |       ^",
         );
     }
@@ -650,7 +695,10 @@ steps:
     #[test]
     fn wrong_type_points_at_the_value() {
         check(
-            &VALID.replace("client_certificate", "x").replace("sni: primary }", "sni: primary, client_certificate: maybe }"),
+            &VALID.replace("client_certificate", "x").replace(
+                "sni: primary }",
+                "sni: primary, client_certificate: maybe }",
+            ),
             "error: invalid boolean\n  --> suites/x/broken.yaml:10:62\n   |\n10 |   - connect: { name: main, sni: primary, client_certificate: maybe }\n   |                                                              ^",
         );
     }
@@ -687,14 +735,25 @@ steps:
             &VALID.replace("no-certificate-check", "no-such-fault"),
         )
         .unwrap_err();
-        assert!(error.message.starts_with("unknown fault `no-such-fault`"), "{error}");
+        assert!(
+            error.message.starts_with("unknown fault `no-such-fault`"),
+            "{error}"
+        );
         assert_eq!(error.span.unwrap().line, 8);
     }
 
     #[test]
     fn detection_verdict_must_match_a_level() {
-        let error = load_str(Path::new("s.yaml"), "s", &VALID.replace("verdict: fail", "verdict: warn")).unwrap_err();
-        assert_eq!(error.message, "no requirement of this scenario has a level that yields WARN");
+        let error = load_str(
+            Path::new("s.yaml"),
+            "s",
+            &VALID.replace("verdict: fail", "verdict: warn"),
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.message,
+            "no requirement of this scenario has a level that yields WARN"
+        );
     }
 
     #[test]
@@ -702,7 +761,10 @@ steps:
         let error = load_str(
             Path::new("s.yaml"),
             "s",
-            &VALID.replace("uncovered_refused: true", "uncovered_refused: true\n          status: 421"),
+            &VALID.replace(
+                "uncovered_refused: true",
+                "uncovered_refused: true\n          status: 421",
+            ),
         )
         .unwrap_err();
         assert!(error.message.contains("exactly one check"), "{error}");
@@ -724,7 +786,10 @@ steps:
 
     #[test]
     fn ids_come_from_the_path_below_suites() {
-        assert_eq!(scenario_id(Path::new("suites/server/own.yaml")), "server/own");
+        assert_eq!(
+            scenario_id(Path::new("suites/server/own.yaml")),
+            "server/own"
+        );
         assert_eq!(scenario_id(Path::new("/x/suites/a/b/c.yaml")), "a/b/c");
         assert_eq!(scenario_id(Path::new("elsewhere/mine/c.yaml")), "mine/c");
     }

@@ -151,7 +151,9 @@ impl Scenario {
 
     /// The scenario's name inside its suite.
     pub fn name(&self) -> &str {
-        self.id.split_once('/').map_or(self.id.as_str(), |(_, name)| name)
+        self.id
+            .split_once('/')
+            .map_or(self.id.as_str(), |(_, name)| name)
     }
 
     pub fn requirement(&self, index: usize) -> &Requirement {

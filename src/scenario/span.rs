@@ -49,7 +49,12 @@ impl Span {
 
     /// `path:line:col`, the form editors and CI annotations understand.
     pub fn location(&self) -> String {
-        format!("{}:{}:{}", self.source.path.display(), self.line, self.column)
+        format!(
+            "{}:{}:{}",
+            self.source.path.display(),
+            self.line,
+            self.column
+        )
     }
 
     /// The pointer block shown under a message:
@@ -86,9 +91,6 @@ mod tests {
     fn snippet_points_at_the_column() {
         let source = Source::new("s.yaml", "a: 1\nbogus: 2\n");
         let span = Span::new(&source, 2, 1);
-        assert_eq!(
-            span.snippet(),
-            " --> s.yaml:2:1\n  |\n2 | bogus: 2\n  | ^"
-        );
+        assert_eq!(span.snippet(), " --> s.yaml:2:1\n  |\n2 | bogus: 2\n  | ^");
     }
 }

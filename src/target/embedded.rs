@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use rustls::server::{Acceptor, ServerSessionMemoryCache, StoresServerSessions, WebPkiClientVerifier};
+use rustls::server::{
+    Acceptor, ServerSessionMemoryCache, StoresServerSessions, WebPkiClientVerifier,
+};
 use rustls::{RootCertStore, ServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -85,7 +87,10 @@ impl EmbeddedTarget {
                 }
             }
         });
-        Ok(Self { address, accept_loop })
+        Ok(Self {
+            address,
+            accept_loop,
+        })
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -163,22 +168,30 @@ impl Shared {
             .find(|(candidate, _)| *candidate == id)
             .expect("material exists for every certificate id")
             .1;
-        let builder = ServerConfig::builder_with_provider(provider()).with_protocol_versions(VERSIONS)?;
+        let builder =
+            ServerConfig::builder_with_provider(provider()).with_protocol_versions(VERSIONS)?;
         let builder = if demand_client_certificate {
             let verifier =
-                WebPkiClientVerifier::builder_with_provider(self.client_roots.clone(), provider()).build()?;
+                WebPkiClientVerifier::builder_with_provider(self.client_roots.clone(), provider())
+                    .build()?;
             builder.with_client_cert_verifier(verifier)
         } else {
             builder.with_no_client_auth()
         };
-        let mut config = builder.with_single_cert(material.chain.clone(), material.key.clone_key())?;
+        let mut config =
+            builder.with_single_cert(material.chain.clone(), material.key.clone_key())?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         config.session_storage = sessions;
         Ok(Arc::new(config))
     }
 
     /// The configuration for a ClientHello with this SNI.
-    fn config_for(&self, sni: Option<&str>, id: CertificateId, demand: bool) -> Result<Arc<ServerConfig>, StartError> {
+    fn config_for(
+        &self,
+        sni: Option<&str>,
+        id: CertificateId,
+        demand: bool,
+    ) -> Result<Arc<ServerConfig>, StartError> {
         if self.fault == Some(Fault::ResumptionBypass) {
             let sessions = Arc::new(SniUnboundSessions {
                 inner: self.sessions.clone(),
@@ -189,15 +202,21 @@ impl Shared {
         Ok(self
             .configs
             .iter()
-            .find(|(candidate, candidate_demand, _)| *candidate == id && *candidate_demand == demand)
+            .find(|(candidate, candidate_demand, _)| {
+                *candidate == id && *candidate_demand == demand
+            })
             .map(|(_, _, config)| config.clone())
             .expect("a configuration exists for every certificate and demand"))
     }
 }
 
-async fn serve(tcp: TcpStream, shared: Arc<Shared>) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+async fn serve(
+    tcp: TcpStream,
+    shared: Arc<Shared>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let _ = tcp.set_nodelay(true);
-    let start = tokio::time::timeout(IDLE, LazyConfigAcceptor::new(Acceptor::default(), tcp)).await??;
+    let start =
+        tokio::time::timeout(IDLE, LazyConfigAcceptor::new(Acceptor::default(), tcp)).await??;
     let sni = start.client_hello().server_name().map(str::to_owned);
     let certificate = sni
         .as_deref()
@@ -213,7 +232,9 @@ async fn serve(tcp: TcpStream, shared: Arc<Shared>) -> Result<(), Box<dyn std::e
     let facts = ConnectionFacts {
         sni,
         certificate,
-        client_certificate: session.peer_certificates().is_some_and(|chain| !chain.is_empty()),
+        client_certificate: session
+            .peer_certificates()
+            .is_some_and(|chain| !chain.is_empty()),
         handshake_demanded_client_certificate: demand,
         local_port: shared.port,
     };
@@ -236,7 +257,10 @@ async fn serve_h2(
         let head = RequestHead {
             protocol: Protocol::Http2,
             method: request.method().as_str().to_owned(),
-            authority: request.uri().authority().map(|authority| authority.as_str().to_owned()),
+            authority: request
+                .uri()
+                .authority()
+                .map(|authority| authority.as_str().to_owned()),
             host: header_values(request.headers(), http::header::HOST),
         };
         match policy.decide(facts, &mut memory, &head) {
@@ -292,7 +316,10 @@ async fn serve_h1(
         };
         let mut headers = [httparse::EMPTY_HEADER; 64];
         let mut parsed = httparse::Request::new(&mut headers);
-        let parse_ok = matches!(parsed.parse(&buffer[..head_end]), Ok(httparse::Status::Complete(_)));
+        let parse_ok = matches!(
+            parsed.parse(&buffer[..head_end]),
+            Ok(httparse::Status::Complete(_))
+        );
         let values = |name: &str| -> Vec<String> {
             parsed
                 .headers
@@ -301,7 +328,9 @@ async fn serve_h1(
                 .map(|header| String::from_utf8_lossy(header.value).trim().to_owned())
                 .collect()
         };
-        let length = values("content-length").first().and_then(|value| value.parse::<usize>().ok());
+        let length = values("content-length")
+            .first()
+            .and_then(|value| value.parse::<usize>().ok());
         let chunked = !values("transfer-encoding").is_empty();
         let client_closes = values("connection")
             .iter()
@@ -409,7 +438,9 @@ impl SniUnboundSessions {
         let rest = match value.first() {
             Some(0) => &value[1..],
             Some(1) => match value.get(1) {
-                Some(&length) if value.len() >= 2 + usize::from(length) => &value[2 + usize::from(length)..],
+                Some(&length) if value.len() >= 2 + usize::from(length) => {
+                    &value[2 + usize::from(length)..]
+                }
                 _ => return value,
             },
             _ => return value,
@@ -452,7 +483,10 @@ mod tests {
 
     #[test]
     fn absolute_form_authority_is_extracted() {
-        assert_eq!(absolute_form_authority("https://c.test:4433/x?y"), Some("c.test:4433".into()));
+        assert_eq!(
+            absolute_form_authority("https://c.test:4433/x?y"),
+            Some("c.test:4433".into())
+        );
         assert_eq!(absolute_form_authority("/x"), None);
     }
 

@@ -126,7 +126,9 @@ impl Policy {
                 },
                 tenant: None,
                 body: format!("misdirected request: {reason}\n"),
-                cache_control: self.has(Fault::Cacheable421).then_some("public, max-age=3600"),
+                cache_control: self
+                    .has(Fault::Cacheable421)
+                    .then_some("public, max-age=3600"),
                 close: self.has(Fault::CloseAfter421),
             },
         }
@@ -143,7 +145,8 @@ impl Policy {
         let host = normalize_host(raw_host);
         let port = port.unwrap_or(443);
         let checked = !(self.has(Fault::NoSniBypass) && connection.sni.is_none())
-            && !(self.has(Fault::ChecksGetOnly) && !matches!(request.method.as_str(), "GET" | "HEAD"));
+            && !(self.has(Fault::ChecksGetOnly)
+                && !matches!(request.method.as_str(), "GET" | "HEAD"));
         if checked {
             self.check_connection_context(connection, &authority, raw_host, &host, port)?;
         }
@@ -164,7 +167,11 @@ impl Policy {
         let routed = match routed {
             Some(role) => role,
             None if self.has(Fault::DefaultTenant) => Role::Primary,
-            None => return Err(Refusal::Misdirected(format!("no tenant is configured for {host}"))),
+            None => {
+                return Err(Refusal::Misdirected(format!(
+                    "no tenant is configured for {host}"
+                )));
+            }
         };
         memory.first_tenant.get_or_insert(routed);
         if checked {
@@ -196,7 +203,8 @@ impl Policy {
                 match (&request.authority, request.host.first()) {
                     (Some(_), Some(host)) if trusts_host => Ok(host.clone()),
                     (Some(authority), Some(host))
-                        if !self.has(Fault::AcceptsMismatchedHost) && !same_entity(authority, host) =>
+                        if !self.has(Fault::AcceptsMismatchedHost)
+                            && !same_entity(authority, host) =>
                     {
                         Err(Refusal::Malformed(format!(
                             "Host `{host}` names another entity than :authority `{authority}`"
@@ -236,7 +244,8 @@ impl Policy {
         let sans = connection.certificate.sans();
         let covered = if self.has(Fault::CaseSensitiveMatch) {
             let exact = raw_host.strip_suffix('.').unwrap_or(raw_host);
-            sans.iter().any(|san| san_covers(san, exact) && (san.starts_with('*') || *san == exact))
+            sans.iter()
+                .any(|san| san_covers(san, exact) && (san.starts_with('*') || *san == exact))
         } else {
             sans.iter().any(|san| san_covers(san, host))
         };
@@ -267,11 +276,12 @@ impl Policy {
         } else {
             host.to_owned()
         };
-        let requires = Role::ALL
-            .into_iter()
-            .any(|role| role.requires_client_certificate() && self.deployment.name(role) == policy_name);
+        let requires = Role::ALL.into_iter().any(|role| {
+            role.requires_client_certificate() && self.deployment.name(role) == policy_name
+        });
         let authenticated = connection.client_certificate
-            || (self.has(Fault::ResumptionBypass) && connection.handshake_demanded_client_certificate);
+            || (self.has(Fault::ResumptionBypass)
+                && connection.handshake_demanded_client_certificate);
         if requires && !authenticated {
             Err(Refusal::Misdirected(format!(
                 "{host} requires a client certificate and this connection presented none"
@@ -326,7 +336,13 @@ pub fn parse_authority(authority: &str) -> Result<(&str, Option<u16>), String> {
             }
             port.trim_start_matches('0')
                 .parse::<u16>()
-                .or_else(|_| if port.bytes().all(|b| b == b'0') { Ok(0) } else { Err(()) })
+                .or_else(|_| {
+                    if port.bytes().all(|b| b == b'0') {
+                        Ok(0)
+                    } else {
+                        Err(())
+                    }
+                })
                 .map_err(|()| format!("authority `{authority}` has a port out of range"))
         })
         .transpose()?;
@@ -372,7 +388,11 @@ mod tests {
         }
     }
 
-    fn decide(fault: Option<Fault>, connection: &ConnectionFacts, request: &RequestHead) -> (u16, Option<Role>) {
+    fn decide(
+        fault: Option<Fault>,
+        connection: &ConnectionFacts,
+        request: &RequestHead,
+    ) -> (u16, Option<Role>) {
         match Policy::new(fault).decide(connection, &mut ConnectionMemory::default(), request) {
             Reply::Respond { status, tenant, .. } => (status, tenant),
             Reply::Malformed(_) => (0, None),
@@ -382,9 +402,18 @@ mod tests {
     #[test]
     fn reference_serves_covered_and_refuses_uncovered() {
         let a = connection(Some("a.test"), false);
-        assert_eq!(decide(None, &a, &h2("a.test:4433")), (200, Some(Role::Primary)));
-        assert_eq!(decide(None, &a, &h2("b.test:4433")), (200, Some(Role::Sibling)));
-        assert_eq!(decide(None, &a, &h2("B.TEST.:04433")), (200, Some(Role::Sibling)));
+        assert_eq!(
+            decide(None, &a, &h2("a.test:4433")),
+            (200, Some(Role::Primary))
+        );
+        assert_eq!(
+            decide(None, &a, &h2("b.test:4433")),
+            (200, Some(Role::Sibling))
+        );
+        assert_eq!(
+            decide(None, &a, &h2("B.TEST.:04433")),
+            (200, Some(Role::Sibling))
+        );
         assert_eq!(decide(None, &a, &h2("c.test:4433")), (421, None));
         assert_eq!(decide(None, &a, &h2("a.test:4434")), (421, None));
         assert_eq!(decide(None, &a, &h2("a.test")), (421, None));
@@ -398,27 +427,55 @@ mod tests {
         let resumed = connection(Some("t2.w.test"), false);
         assert_eq!(decide(None, &resumed, &h2("t2.w.test:4433")), (421, None));
         let authenticated = connection(Some("t2.w.test"), true);
-        assert_eq!(decide(None, &authenticated, &h2("t2.w.test:4433")), (200, Some(Role::Mtls)));
-        assert_eq!(decide(None, &authenticated, &h2("t1.w.test:4433")), (200, Some(Role::Wildcard)));
+        assert_eq!(
+            decide(None, &authenticated, &h2("t2.w.test:4433")),
+            (200, Some(Role::Mtls))
+        );
+        assert_eq!(
+            decide(None, &authenticated, &h2("t1.w.test:4433")),
+            (200, Some(Role::Wildcard))
+        );
     }
 
     #[test]
     fn faults_change_exactly_their_decision() {
         let open = connection(Some("t1.w.test"), false);
         let upper = h2("T2.W.TEST:4433");
-        assert_eq!(decide(Some(Fault::CaseSensitivePolicy), &open, &upper), (200, Some(Role::Mtls)));
+        assert_eq!(
+            decide(Some(Fault::CaseSensitivePolicy), &open, &upper),
+            (200, Some(Role::Mtls))
+        );
         let dotted = h2("t2.w.test.:4433");
-        assert_eq!(decide(Some(Fault::TrailingDot), &open, &dotted), (200, Some(Role::Mtls)));
+        assert_eq!(
+            decide(Some(Fault::TrailingDot), &open, &dotted),
+            (200, Some(Role::Mtls))
+        );
         let resumed = connection(Some("t2.w.test"), false);
         assert_eq!(
-            decide(Some(Fault::ResumptionBypass), &resumed, &h2("t2.w.test:4433")),
+            decide(
+                Some(Fault::ResumptionBypass),
+                &resumed,
+                &h2("t2.w.test:4433")
+            ),
             (200, Some(Role::Mtls))
         );
         let a = connection(Some("a.test"), false);
-        assert_eq!(decide(Some(Fault::RouteBySni), &a, &h2("b.test:4433")), (200, Some(Role::Primary)));
-        assert_eq!(decide(Some(Fault::Status404), &a, &h2("c.test:4433")), (404, None));
-        assert_eq!(decide(Some(Fault::CaseSensitiveMatch), &a, &h2("A.TEST:4433")), (421, None));
-        assert_eq!(decide(Some(Fault::StrictPort), &a, &h2("a.test:4433")), (421, None));
+        assert_eq!(
+            decide(Some(Fault::RouteBySni), &a, &h2("b.test:4433")),
+            (200, Some(Role::Primary))
+        );
+        assert_eq!(
+            decide(Some(Fault::Status404), &a, &h2("c.test:4433")),
+            (404, None)
+        );
+        assert_eq!(
+            decide(Some(Fault::CaseSensitiveMatch), &a, &h2("A.TEST:4433")),
+            (421, None)
+        );
+        assert_eq!(
+            decide(Some(Fault::StrictPort), &a, &h2("a.test:4433")),
+            (421, None)
+        );
     }
 
     #[test]
@@ -441,8 +498,15 @@ mod tests {
             host: vec!["a.test:4433".into()],
         };
         assert_eq!(decide(None, &a, &request), (421, None));
-        assert_eq!(decide(Some(Fault::TrustsHostHeader), &a, &request), (200, Some(Role::Primary)));
-        let missing = RequestHead { host: Vec::new(), authority: None, ..request };
+        assert_eq!(
+            decide(Some(Fault::TrustsHostHeader), &a, &request),
+            (200, Some(Role::Primary))
+        );
+        let missing = RequestHead {
+            host: Vec::new(),
+            authority: None,
+            ..request
+        };
         assert_eq!(decide(None, &a, &missing), (400, None));
     }
 
