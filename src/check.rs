@@ -114,12 +114,12 @@ fn judge(
 ) -> Judgement {
     let outcome = &exchange.outcome;
     let connection = observations.connection(&exchange.connection);
-    if let Some(record) = connection {
-        if let (Some(source), false) = (&record.resume_source, record.resumption_offered) {
-            return Judgement::NotApplicable(format!(
-                "no session ticket to offer: the target issued none on connection {source}"
-            ));
-        }
+    if let Some(record) = connection
+        && let (Some(source), false) = (&record.resume_source, record.resumption_offered)
+    {
+        return Judgement::NotApplicable(format!(
+            "no session ticket to offer: the target issued none on connection {source}"
+        ));
     }
     let Some(refused) = outcome.refused() else {
         return Judgement::Missing(outcome.to_string());

@@ -91,6 +91,53 @@ fn cli_trials() -> Vec<Trial> {
             }
             Ok(())
         }),
+        Trial::test("cli::warn-is-not-fail-without-strict", || {
+            let dir = scratch("warn");
+            let junit = dir.join("junit.xml");
+            let (code, stdout, stderr) = misdirect(&[
+                "run",
+                "--target",
+                "embedded:status-404",
+                "--junit",
+                junit.to_str().unwrap_or_default(),
+            ])?;
+            if code != 0 || !stdout.contains("WARN") || stdout.contains("FAIL ") {
+                return Err(format!("exit {code}\n{stdout}{stderr}").into());
+            }
+            Ok(())
+        }),
+        Trial::test("cli::silent-target-is-error-within-deadline", || {
+            let dir = scratch("silent");
+            let certs = dir.join("certs");
+            let (code, _, stderr) = misdirect(&["certs", "--out", certs.to_str().unwrap_or_default()])?;
+            if code != 0 {
+                return Err(format!("certs: exit {code}\n{stderr}").into());
+            }
+            // Accepts TCP connections (the kernel completes them) but never says a word.
+            let silent = std::net::TcpListener::bind("127.0.0.1:0").map_err(|error| error.to_string())?;
+            let address = silent.local_addr().map_err(|error| error.to_string())?.to_string();
+            let junit = dir.join("junit.xml");
+            let started = std::time::Instant::now();
+            let (code, stdout, stderr) = misdirect(&[
+                "run",
+                "--target",
+                &address,
+                "--certs",
+                certs.to_str().unwrap_or_default(),
+                "--filter",
+                "server/own-authority",
+                "--junit",
+                junit.to_str().unwrap_or_default(),
+                "--timeout",
+                "1",
+            ])?;
+            let elapsed = started.elapsed();
+            drop(silent);
+            if code != 2 || !stdout.contains("no handshake within 1000 ms") || elapsed.as_secs() > 20 {
+                return Err(format!("exit {code} after {elapsed:?}\n{stdout}{stderr}").into());
+            }
+            Ok(())
+        }),
         Trial::test("cli::unreachable-target-is-error-not-hang", || {
             let dir = scratch("unreachable");
             let certs = dir.join("certs");

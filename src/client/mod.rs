@@ -62,7 +62,7 @@ pub enum ConnectError {
 /// An open connection of either protocol.
 #[derive(Debug)]
 pub enum Connection {
-    Http1(h1::Http1Connection),
+    Http1(Box<h1::Http1Connection>),
     Http2(h2::Http2Connection),
 }
 
@@ -125,7 +125,7 @@ pub async fn connect(
             )));
         }
         let connection = match request.protocol {
-            Protocol::Http1 => Connection::Http1(h1::Http1Connection::new(tls)),
+            Protocol::Http1 => Connection::Http1(Box::new(h1::Http1Connection::new(tls))),
             Protocol::Http2 => Connection::Http2(
                 h2::Http2Connection::handshake(tls)
                     .await
@@ -150,11 +150,11 @@ fn describe(tls: &TlsStream<TcpStream>, client_certificate: bool) -> Established
         alpn: session
             .alpn_protocol()
             .map(|alpn| String::from_utf8_lossy(alpn).into_owned()),
-        tls_version: session
-            .protocol_version()
-            .and_then(|version| version.as_str())
-            .unwrap_or("unknown")
-            .to_owned(),
+        tls_version: match session.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_3) => "TLS 1.3".to_owned(),
+            Some(rustls::ProtocolVersion::TLSv1_2) => "TLS 1.2".to_owned(),
+            other => format!("{other:?}"),
+        },
         peer_sans: session
             .peer_certificates()
             .and_then(|chain| chain.first())

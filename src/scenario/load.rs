@@ -347,7 +347,7 @@ impl Builder<'_> {
                 })?;
                 let connection = self.known_connection(on, context)?;
                 let span = self.span(on);
-                let request = self.request(request, context)?;
+                let request = self.request(*request, context)?;
                 Ok(Step::Send(Send {
                     connection,
                     requests: vec![request],
@@ -470,6 +470,15 @@ impl Builder<'_> {
             .as_ref()
             .map(|host| self.authority(host))
             .transpose()?;
+        if let Some(raw_host) = &raw.host
+            && form == TargetForm::Origin
+            && context.protocols.contains(&Protocol::Http1)
+        {
+            return Err(self.error_at(
+                raw_host,
+                "over HTTP/1.1 the authority is the Host header; a separate `host` needs `form: absolute`",
+            ));
+        }
         let expect = raw
             .expect
             .into_iter()

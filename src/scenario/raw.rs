@@ -39,7 +39,7 @@ pub(super) struct RawDetection {
 #[serde(rename_all = "snake_case")]
 pub(super) enum RawStep {
     Connect(RawConnect),
-    Send(RawRequest),
+    Send(Box<RawRequest>),
     Burst(RawBurst),
 }
 

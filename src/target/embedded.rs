@@ -162,6 +162,7 @@ impl Shared {
         demand_client_certificate: bool,
         sessions: Arc<dyn StoresServerSessions>,
     ) -> Result<Arc<ServerConfig>, StartError> {
+        // Invariant: `new` collects material for every `CertificateId`.
         let material = &self
             .pki_material
             .iter()
@@ -199,6 +200,7 @@ impl Shared {
             });
             return self.build_config(id, demand, sessions);
         }
+        // Invariant: `new` builds a configuration for every certificate and demand.
         Ok(self
             .configs
             .iter()

@@ -144,9 +144,10 @@ impl Policy {
         let (raw_host, port) = parse_authority(&authority).map_err(Refusal::BadRequest)?;
         let host = normalize_host(raw_host);
         let port = port.unwrap_or(443);
-        let checked = !(self.has(Fault::NoSniBypass) && connection.sni.is_none())
-            && !(self.has(Fault::ChecksGetOnly)
-                && !matches!(request.method.as_str(), "GET" | "HEAD"));
+        let unchecked_method = !matches!(request.method.as_str(), "GET" | "HEAD");
+        let skips_checks = (self.has(Fault::NoSniBypass) && connection.sni.is_none())
+            || (self.has(Fault::ChecksGetOnly) && unchecked_method);
+        let checked = !skips_checks;
         if checked {
             self.check_connection_context(connection, &authority, raw_host, &host, port)?;
         }
