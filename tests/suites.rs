@@ -109,13 +109,18 @@ fn cli_trials() -> Vec<Trial> {
         Trial::test("cli::silent-target-is-error-within-deadline", || {
             let dir = scratch("silent");
             let certs = dir.join("certs");
-            let (code, _, stderr) = misdirect(&["certs", "--out", certs.to_str().unwrap_or_default()])?;
+            let (code, _, stderr) =
+                misdirect(&["certs", "--out", certs.to_str().unwrap_or_default()])?;
             if code != 0 {
                 return Err(format!("certs: exit {code}\n{stderr}").into());
             }
             // Accepts TCP connections (the kernel completes them) but never says a word.
-            let silent = std::net::TcpListener::bind("127.0.0.1:0").map_err(|error| error.to_string())?;
-            let address = silent.local_addr().map_err(|error| error.to_string())?.to_string();
+            let silent =
+                std::net::TcpListener::bind("127.0.0.1:0").map_err(|error| error.to_string())?;
+            let address = silent
+                .local_addr()
+                .map_err(|error| error.to_string())?
+                .to_string();
             let junit = dir.join("junit.xml");
             let started = std::time::Instant::now();
             let (code, stdout, stderr) = misdirect(&[
@@ -133,7 +138,10 @@ fn cli_trials() -> Vec<Trial> {
             ])?;
             let elapsed = started.elapsed();
             drop(silent);
-            if code != 2 || !stdout.contains("no handshake within 1000 ms") || elapsed.as_secs() > 20 {
+            if code != 2
+                || !stdout.contains("no handshake within 1000 ms")
+                || elapsed.as_secs() > 20
+            {
                 return Err(format!("exit {code} after {elapsed:?}\n{stdout}{stderr}").into());
             }
             Ok(())
