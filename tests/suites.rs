@@ -52,6 +52,16 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// Writes the PKI into `dir/certs` with `misdirect certs`, as an operator would.
+fn certificates_in(dir: &Path) -> Result<PathBuf, Failed> {
+    let certs = dir.join("certs");
+    let (code, _, stderr) = misdirect(&["certs", "--out", certs.to_str().unwrap_or_default()])?;
+    if code != 0 {
+        return Err(format!("certs: exit {code}\n{stderr}").into());
+    }
+    Ok(certs)
+}
+
 fn cli_trials() -> Vec<Trial> {
     let mut trials = vec![
         Trial::test("cli::reference-run-exits-0-and-writes-junit", || {
@@ -108,12 +118,7 @@ fn cli_trials() -> Vec<Trial> {
         }),
         Trial::test("cli::silent-target-is-error-within-deadline", || {
             let dir = scratch("silent");
-            let certs = dir.join("certs");
-            let (code, _, stderr) =
-                misdirect(&["certs", "--out", certs.to_str().unwrap_or_default()])?;
-            if code != 0 {
-                return Err(format!("certs: exit {code}\n{stderr}").into());
-            }
+            let certs = certificates_in(&dir)?;
             // Accepts TCP connections (the kernel completes them) but never says a word.
             let silent =
                 std::net::TcpListener::bind("127.0.0.1:0").map_err(|error| error.to_string())?;
@@ -148,12 +153,7 @@ fn cli_trials() -> Vec<Trial> {
         }),
         Trial::test("cli::unreachable-target-is-error-not-hang", || {
             let dir = scratch("unreachable");
-            let certs = dir.join("certs");
-            let (code, _, stderr) =
-                misdirect(&["certs", "--out", certs.to_str().unwrap_or_default()])?;
-            if code != 0 {
-                return Err(format!("certs: exit {code}\n{stderr}").into());
-            }
+            let certs = certificates_in(&dir)?;
             // Port 9 (discard) on loopback has no listener here: every case must be ERROR.
             let junit = dir.join("junit.xml");
             let (code, stdout, stderr) = misdirect(&[

@@ -26,7 +26,7 @@ use tokio_rustls::LazyConfigAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use super::Fault;
-use super::policy::{ConnectionFacts, ConnectionMemory, Policy, Reply, RequestHead};
+use super::policy::{Answer, ConnectionFacts, ConnectionMemory, Policy, Reply, RequestHead};
 use crate::client::tls::{VERSIONS, provider};
 use crate::deployment::{CertificateId, Deployment, Role, TENANT_HEADER};
 use crate::pki::Pki;
@@ -267,25 +267,19 @@ async fn serve_h2(
         };
         match policy.decide(facts, &mut memory, &head) {
             Reply::Malformed(_) => respond.send_reset(h2::Reason::PROTOCOL_ERROR),
-            Reply::Respond {
-                status,
-                tenant,
-                body,
-                cache_control,
-                close,
-            } => {
+            Reply::Respond(answer) => {
                 let mut response = http::Response::builder()
-                    .status(status)
+                    .status(answer.status)
                     .header(http::header::CONTENT_TYPE, "text/plain");
-                if let Some(label) = tenant.and_then(Role::tenant) {
+                if let Some(label) = answer.tenant.and_then(Role::tenant) {
                     response = response.header(TENANT_HEADER, label);
                 }
-                if let Some(cache_control) = cache_control {
+                if let Some(cache_control) = answer.cache_control {
                     response = response.header(http::header::CACHE_CONTROL, cache_control);
                 }
                 let mut stream = respond.send_response(response.body(())?, false)?;
-                stream.send_data(Bytes::from(body), true)?;
-                if close {
+                stream.send_data(Bytes::from(answer.body), true)?;
+                if answer.close {
                     connection.graceful_shutdown();
                 }
             }
@@ -361,33 +355,30 @@ async fn serve_h1(
             buffer.drain(..length);
             policy.decide(facts, &mut memory, &head)
         };
-        let (status, tenant, body, cache_control, close) = match reply {
-            Reply::Respond {
-                status,
-                tenant,
-                body,
-                cache_control,
-                close,
-            } => (status, tenant, body, cache_control, close),
-            Reply::Malformed(reason) => (400, None, format!("bad request: {reason}\n"), None, true),
+        let answer = match reply {
+            Reply::Respond(answer) => answer,
+            Reply::Malformed(reason) => {
+                Answer::refusal(400, format!("bad request: {reason}\n"), true)
+            }
         };
-        let close = close || client_closes;
+        let close = answer.close || client_closes;
         let mut response = format!(
-            "HTTP/1.1 {status} {}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n",
-            reason_phrase(status),
-            body.len()
+            "HTTP/1.1 {} {}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n",
+            answer.status,
+            reason_phrase(answer.status),
+            answer.body.len()
         );
-        if let Some(label) = tenant.and_then(Role::tenant) {
+        if let Some(label) = answer.tenant.and_then(Role::tenant) {
             response.push_str(&format!("{TENANT_HEADER}: {label}\r\n"));
         }
-        if let Some(cache_control) = cache_control {
+        if let Some(cache_control) = answer.cache_control {
             response.push_str(&format!("cache-control: {cache_control}\r\n"));
         }
         if close {
             response.push_str("connection: close\r\n");
         }
         response.push_str("\r\n");
-        response.push_str(&body);
+        response.push_str(&answer.body);
         tls.write_all(response.as_bytes()).await?;
         tls.flush().await?;
         if close {

@@ -56,16 +56,34 @@ pub struct RequestHead {
 /// How the target answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
-    Respond {
-        status: u16,
-        tenant: Option<Role>,
-        body: String,
-        cache_control: Option<&'static str>,
-        /// Close the connection after this response.
-        close: bool,
-    },
-    /// Reset the stream with PROTOCOL_ERROR (HTTP/2); HTTP/1.1 answers 400 instead.
+    Respond(Answer),
+    /// Reset the stream with PROTOCOL_ERROR (HTTP/2); HTTP/1.1 answers 400 and closes instead.
     Malformed(String),
+}
+
+/// A response to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    /// The tenant that answers and names itself; `None` for refusals.
+    pub tenant: Option<Role>,
+    pub body: String,
+    pub cache_control: Option<&'static str>,
+    /// Close the connection after this response.
+    pub close: bool,
+}
+
+impl Answer {
+    /// A refusal that names no tenant and carries no cache directives.
+    pub fn refusal(status: u16, body: String, close: bool) -> Self {
+        Self {
+            status,
+            tenant: None,
+            body,
+            cache_control: None,
+            close,
+        }
+    }
 }
 
 /// The decision procedure of the embedded target, with at most one fault.
@@ -94,43 +112,42 @@ impl Policy {
         request: &RequestHead,
     ) -> Reply {
         match self.route(connection, memory, request) {
-            Ok((role, authority)) => {
-                // Invariant: `route` only returns roles that have a tenant.
-                let tenant = role.tenant().unwrap_or("none");
-                Reply::Respond {
-                    status: 200,
-                    tenant: Some(role),
-                    body: format!(
-                        "tenant={tenant} authority={authority} sni={}\n",
-                        connection.sni.as_deref().unwrap_or("-")
-                    ),
-                    cache_control: None,
-                    close: false,
-                }
-            }
-            Err(Refusal::BadRequest(reason)) => Reply::Respond {
-                status: 400,
-                tenant: None,
-                body: format!("bad request: {reason}\n"),
+            Ok((role, authority)) => Reply::Respond(Answer {
+                status: 200,
+                tenant: Some(role),
+                body: format!(
+                    "tenant={} authority={authority} sni={}\n",
+                    // Invariant: `route` only returns roles that have a tenant.
+                    role.tenant().unwrap_or("none"),
+                    connection.sni.as_deref().unwrap_or("-")
+                ),
                 cache_control: None,
                 close: false,
-            },
+            }),
+            Err(Refusal::BadRequest(reason)) => Reply::Respond(Answer::refusal(
+                400,
+                format!("bad request: {reason}\n"),
+                false,
+            )),
             Err(Refusal::Malformed(reason)) => Reply::Malformed(reason),
-            Err(Refusal::Misdirected(reason)) => Reply::Respond {
-                status: if self.has(Fault::Status404) {
+            Err(Refusal::Misdirected(reason)) => {
+                let status = if self.has(Fault::Status404) {
                     404
                 } else if self.has(Fault::Status400) {
                     400
                 } else {
                     421
-                },
-                tenant: None,
-                body: format!("misdirected request: {reason}\n"),
-                cache_control: self
+                };
+                let mut answer = Answer::refusal(
+                    status,
+                    format!("misdirected request: {reason}\n"),
+                    self.has(Fault::CloseAfter421),
+                );
+                answer.cache_control = self
                     .has(Fault::Cacheable421)
-                    .then_some("public, max-age=3600"),
-                close: self.has(Fault::CloseAfter421),
-            },
+                    .then_some("public, max-age=3600");
+                Reply::Respond(answer)
+            }
         }
     }
 
@@ -395,7 +412,7 @@ mod tests {
         request: &RequestHead,
     ) -> (u16, Option<Role>) {
         match Policy::new(fault).decide(connection, &mut ConnectionMemory::default(), request) {
-            Reply::Respond { status, tenant, .. } => (status, tenant),
+            Reply::Respond(answer) => (answer.status, answer.tenant),
             Reply::Malformed(_) => (0, None),
         }
     }
