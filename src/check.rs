@@ -5,7 +5,7 @@
 //! level; an expectation without the observation it needs becomes an ERROR, never a PASS; one
 //! that cannot apply to this target is not applicable, and a case where nothing applied is SKIP.
 
-use crate::deployment::{Deployment, Role, normalize_host, san_covers};
+use crate::deployment::{Deployment, Role, normalize_host, parse_authority, san_covers};
 use crate::observe::{ConnectionResult, Exchange, ExchangeOutcome, Observations};
 use crate::outcome::{Cited, Finding, Verdict};
 use crate::scenario::{Check, Expectation, Protocol, Scenario, Step};
@@ -27,10 +27,28 @@ pub fn evaluate(
     deployment: &Deployment,
     observations: &Observations,
 ) -> Evaluation {
+    evaluate_steps(
+        scenario,
+        protocol,
+        deployment,
+        observations,
+        scenario.steps.len(),
+    )
+}
+
+/// Judges only the first `steps` steps: for a case that stopped early because the rest does not
+/// apply to the target, what was already observed still counts.
+pub fn evaluate_steps(
+    scenario: &Scenario,
+    protocol: Protocol,
+    deployment: &Deployment,
+    observations: &Observations,
+    steps: usize,
+) -> Evaluation {
     let mut findings = Vec::new();
     let mut skips = Vec::new();
     let mut met = 0usize;
-    for (step_index, step) in scenario.steps.iter().enumerate() {
+    for (step_index, step) in scenario.steps.iter().enumerate().take(steps) {
         let Step::Send(send) = step else { continue };
         for (request_index, request) in send.requests.iter().enumerate() {
             for round in 0..send.rounds {
@@ -113,32 +131,25 @@ fn judge(
     observations: &Observations,
 ) -> Judgement {
     let outcome = &exchange.outcome;
-    let connection = observations.connection(&exchange.connection);
-    if let Some(record) = connection
-        && let (Some(source), false) = (&record.resume_source, record.resumption_offered)
-    {
-        return Judgement::NotApplicable(format!(
-            "no session ticket to offer: the target issued none on connection {source}"
-        ));
-    }
-    let Some(refused) = outcome.refused() else {
-        return Judgement::Missing(outcome.to_string());
-    };
+    let expected = describe(&expectation.check, deployment);
     let unmet = |expected: String| Judgement::Unmet {
         expected,
         observed: outcome.to_string(),
     };
-    let expected = describe(&expectation.check, deployment);
+    let Some(refused) = outcome.refused() else {
+        // A connection the target closed before the request could go out answers the
+        // expectations that need the request served; it says nothing to any other check.
+        return match (&expectation.check, outcome) {
+            (Check::ServedBy(_), ExchangeOutcome::Unsendable { .. }) => unmet(expected),
+            _ => Judgement::Missing(outcome.to_string()),
+        };
+    };
     match &expectation.check {
-        Check::Refused => {
-            if refused {
-                Judgement::Met
-            } else {
-                unmet(expected)
-            }
-        }
+        Check::Refused if refused => Judgement::Met,
+        Check::Refused => unmet(expected),
         Check::UncoveredRefused => {
             let host = host_of(&exchange.authority);
+            let connection = observations.connection(&exchange.connection);
             let sans = match connection.map(|record| &record.result) {
                 Some(ConnectionResult::Established(established)) => &established.peer_sans,
                 // A refused handshake presented no certificate the request could ride on.
@@ -174,27 +185,29 @@ fn judge(
             ExchangeOutcome::Response(response) if response.status == 400 => Judgement::Met,
             _ => unmet(expected),
         },
-        Check::ServedBy(role) | Check::TenantIfServed(role) => {
-            let must_serve = matches!(expectation.check, Check::ServedBy(_));
-            match outcome {
-                ExchangeOutcome::Response(response) if !refused => {
-                    match (&response.tenant, role.tenant()) {
-                        (None, _) => Judgement::Missing(format!(
-                            "{} names no tenant: the target must identify its tenant in every response",
-                            response.status
-                        )),
-                        (Some(tenant), Some(wanted))
-                            if tenant == wanted && response.status < 300 =>
-                        {
-                            Judgement::Met
-                        }
-                        _ => unmet(expected),
-                    }
-                }
-                _ if must_serve => unmet(expected),
-                _ => Judgement::Met,
+        Check::ServedBy(role) => match outcome {
+            ExchangeOutcome::Response(response) if !refused && response.status < 300 => {
+                named_tenant(response, *role, unmet(expected))
             }
-        }
+            _ => unmet(expected),
+        },
+        Check::TenantIfServed(role) => match outcome {
+            ExchangeOutcome::Response(response) if !refused => {
+                named_tenant(response, *role, unmet(expected))
+            }
+            // An error page of another tenant shows the request was routed to it; a 421 names
+            // whichever virtual host the server generates it in, which proves nothing.
+            ExchangeOutcome::Response(response)
+                if response.status != 421
+                    && response
+                        .tenant
+                        .as_deref()
+                        .is_some_and(|tenant| Some(tenant) != role.tenant()) =>
+            {
+                unmet(expected)
+            }
+            _ => Judgement::Met,
+        },
         Check::NotCacheable => match outcome {
             ExchangeOutcome::Response(response) => match response.explicit_freshness() {
                 None => Judgement::Met,
@@ -207,6 +220,19 @@ fn judge(
                 "no response that a cache could store ({outcome})"
             )),
         },
+    }
+}
+
+/// Met when the response names the role's tenant; a response that names no tenant cannot be
+/// judged.
+fn named_tenant(response: &crate::observe::Response, role: Role, unmet: Judgement) -> Judgement {
+    match (&response.tenant, role.tenant()) {
+        (None, _) => Judgement::Missing(format!(
+            "{} names no tenant: the target must identify its tenant in every response",
+            response.status
+        )),
+        (Some(tenant), Some(wanted)) if tenant == wanted => Judgement::Met,
+        _ => unmet,
     }
 }
 
@@ -240,17 +266,12 @@ pub fn describe(check: &Check, deployment: &Deployment) -> String {
     }
 }
 
-/// The host of an authority: without port and brackets.
+/// The host of an authority, normalised; the whole string where it does not parse.
 fn host_of(authority: &str) -> String {
-    let without_port = if let Some(rest) = authority.strip_prefix('[') {
-        rest.split(']').next().unwrap_or(rest)
-    } else {
-        match authority.rsplit_once(':') {
-            Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
-            _ => authority,
-        }
-    };
-    normalize_host(without_port)
+    parse_authority(authority).map_or_else(
+        |_| normalize_host(authority),
+        |(host, _)| normalize_host(host),
+    )
 }
 
 #[cfg(test)]
@@ -294,6 +315,7 @@ steps:
             tenant: tenant.map(str::to_owned),
             cache_control: None,
             expires: None,
+            date: None,
             body_excerpt: String::new(),
         })
     }
@@ -320,7 +342,6 @@ steps:
                     tls_version: "TLSv1.3".into(),
                     peer_sans: vec!["a.test".into(), "b.test".into()],
                     resumed: false,
-                    client_certificate_sent: false,
                 }),
             }],
             exchanges: vec![
@@ -419,6 +440,71 @@ steps:
     }
 
     #[test]
+    fn another_tenants_error_page_is_a_misroute() {
+        let evaluation = verdict(
+            Protocol::Http2,
+            response(421, None),
+            response(404, Some("alpha")),
+        );
+        // The MAY (served_by) is unmet too, but the misroute is the MUST.
+        assert_eq!(evaluation.verdict, Verdict::Info);
+        let scenario = load_str(
+            Path::new("t.yaml"),
+            "t",
+            &SCENARIO
+                .replace(
+                    "served_by: sibling, protocols: [h2]",
+                    "tenant_if_served: sibling",
+                )
+                .replace("R9113-9.1.1-a, tenant", "R9110-7.4-b, tenant"),
+        )
+        .unwrap();
+        let observed = observations(response(421, None), response(404, Some("alpha")));
+        let evaluation = evaluate(
+            &scenario,
+            Protocol::Http2,
+            &Deployment::standard(),
+            &observed,
+        );
+        assert_eq!(evaluation.verdict, Verdict::Fail);
+        let observed = observations(response(421, None), response(421, Some("alpha")));
+        let evaluation = evaluate(
+            &scenario,
+            Protocol::Http2,
+            &Deployment::standard(),
+            &observed,
+        );
+        assert_eq!(evaluation.verdict, Verdict::Pass);
+    }
+
+    #[test]
+    fn a_closed_connection_fails_served_by_but_is_no_refusal() {
+        let gone = ExchangeOutcome::Unsendable {
+            detail: "GOAWAY".into(),
+        };
+        let evaluation = verdict(Protocol::Http2, gone.clone(), response(200, Some("bravo")));
+        assert_eq!(evaluation.verdict, Verdict::Error);
+        let evaluation = verdict(Protocol::Http2, response(421, None), gone);
+        assert_eq!(evaluation.verdict, Verdict::Info);
+    }
+
+    #[test]
+    fn later_steps_can_be_left_out() {
+        let timeout = ExchangeOutcome::TimedOut {
+            after: Duration::from_secs(2),
+        };
+        let observed = observations(response(421, None), timeout);
+        let evaluation = evaluate_steps(
+            &scenario(),
+            Protocol::Http2,
+            &Deployment::standard(),
+            &observed,
+            2,
+        );
+        assert_eq!(evaluation.verdict, Verdict::Pass);
+    }
+
+    #[test]
     fn a_fail_outranks_an_error() {
         let timeout = ExchangeOutcome::TimedOut {
             after: Duration::from_secs(2),
@@ -472,6 +558,7 @@ steps:
     fn hosts_lose_port_and_case() {
         assert_eq!(host_of("A.Test.:8443"), "a.test");
         assert_eq!(host_of("[::1]:443"), "::1");
+        assert_eq!(host_of("evil.test@b.test"), "evil.test@b.test");
         assert_eq!(host_of("c.test"), "c.test");
     }
 }

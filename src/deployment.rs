@@ -214,6 +214,50 @@ pub fn san_covers(san: &str, host: &str) -> bool {
     }
 }
 
+/// Splits `host[:port]` (or `[v6]:port`). Userinfo, an empty host, characters outside a
+/// hostname and ports that do not fit 16 bits are errors.
+pub fn parse_authority(authority: &str) -> Result<(&str, Option<u16>), String> {
+    if authority.contains('@') {
+        return Err(format!("authority `{authority}` carries userinfo"));
+    }
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or_else(|| format!("authority `{authority}` has an unclosed IPv6 literal"))?;
+        (host, after.strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    let valid_host = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b':'));
+    if !valid_host {
+        return Err(format!("authority `{authority}` has no valid host"));
+    }
+    let port = port
+        .map(|port| {
+            if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!("authority `{authority}` has an invalid port"));
+            }
+            port.trim_start_matches('0')
+                .parse::<u16>()
+                .or_else(|_| {
+                    if port.bytes().all(|b| b == b'0') {
+                        Ok(0)
+                    } else {
+                        Err(())
+                    }
+                })
+                .map_err(|()| format!("authority `{authority}` has a port out of range"))
+        })
+        .transpose()?;
+    Ok((host, port))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,5 +299,15 @@ mod tests {
         let deployment = Deployment::standard();
         assert_eq!(deployment.role_of("A.TEST."), Some(Role::Primary));
         assert_eq!(deployment.role_of("nowhere.test"), None);
+    }
+
+    #[test]
+    fn authorities_parse_strictly() {
+        assert_eq!(parse_authority("a.test:0443"), Ok(("a.test", Some(443))));
+        assert_eq!(parse_authority("[::1]:8443"), Ok(("::1", Some(8443))));
+        assert!(parse_authority("evil.test@b.test").is_err());
+        assert!(parse_authority("a.test:99999").is_err());
+        assert!(parse_authority("a test").is_err());
+        assert!(parse_authority(":443").is_err());
     }
 }

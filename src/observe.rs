@@ -53,7 +53,6 @@ pub struct Established {
     /// DNS names and IP addresses in the subjectAltName of the certificate the target presented.
     pub peer_sans: Vec<String>,
     pub resumed: bool,
-    pub client_certificate_sent: bool,
 }
 
 /// One request and what became of it.
@@ -81,8 +80,18 @@ pub enum ExchangeOutcome {
         code: u32,
         name: String,
     },
-    /// The connection ended (EOF, GOAWAY, TLS alert) before a response arrived.
+    /// The connection ended (EOF, GOAWAY, TLS alert) after the request was sent and before a
+    /// response arrived.
     ConnectionClosed {
+        detail: String,
+    },
+    /// The target had already closed the connection (HTTP/2 GOAWAY), so the request could not
+    /// be sent on it: the connection was unusable, but this request was not refused as such.
+    Unsendable {
+        detail: String,
+    },
+    /// Something arrived that is not an HTTP response the harness can read.
+    Unreadable {
         detail: String,
     },
     /// The request could not be sent because its connection was refused at the handshake.
@@ -101,15 +110,24 @@ pub enum ExchangeOutcome {
 }
 
 impl ExchangeOutcome {
-    /// Whether the target declined to produce content: a 4xx/5xx, a reset, a closed connection
-    /// or a refused handshake. `None` when nothing was observed (timeout, not sent).
+    /// Whether the target declined to produce content for this request: a 4xx/5xx, a reset, a
+    /// connection closed after the request, or a refused handshake. `None` when the outcome says
+    /// nothing about this request (timeout, not sent, unsendable, unreadable, a status outside
+    /// 200–599).
     pub fn refused(&self) -> Option<bool> {
         match self {
-            Self::Response(response) => Some(response.status >= 400),
+            Self::Response(response) => match response.status {
+                200..=399 => Some(false),
+                400..=599 => Some(true),
+                _ => None,
+            },
             Self::StreamReset { .. }
             | Self::ConnectionClosed { .. }
             | Self::HandshakeRefused { .. } => Some(true),
-            Self::TimedOut { .. } | Self::NotSent { .. } => None,
+            Self::Unsendable { .. }
+            | Self::Unreadable { .. }
+            | Self::TimedOut { .. }
+            | Self::NotSent { .. } => None,
         }
     }
 }
@@ -123,6 +141,13 @@ impl fmt::Display for ExchangeOutcome {
                 write!(f, "connection closed before a response ({detail})")
             }
             Self::HandshakeRefused { detail } => write!(f, "handshake refused ({detail})"),
+            Self::Unsendable { detail } => {
+                write!(
+                    f,
+                    "not sent: the target had closed the connection ({detail})"
+                )
+            }
+            Self::Unreadable { detail } => write!(f, "unreadable response ({detail})"),
             Self::TimedOut { after } => write!(f, "no response within {} ms", after.as_millis()),
             Self::NotSent { detail } => write!(f, "not sent ({detail})"),
         }
@@ -136,28 +161,50 @@ pub struct Response {
     pub tenant: Option<String>,
     pub cache_control: Option<String>,
     pub expires: Option<String>,
+    pub date: Option<String>,
     /// The first bytes of the body, for the transcript.
     pub body_excerpt: String,
 }
 
 impl Response {
-    /// Whether the response carries explicit freshness, which makes a 421 storable
-    /// (RFC 9111 §3, RFC 9110 Appendix B.3).
+    /// The explicit freshness that would let a cache store and replay this response, if any
+    /// (RFC 9111 §3, §4.2.1; RFC 9110 Appendix B.3): `max-age` or `s-maxage` above zero, `public`
+    /// (which allows heuristic freshness), or an `Expires` later than `Date`. `no-store` and
+    /// `no-cache` rule out replay without revalidation, so they clear it.
     pub fn explicit_freshness(&self) -> Option<String> {
-        if let Some(expires) = &self.expires {
-            return Some(format!("Expires: {expires}"));
+        let cache_control = self.cache_control.as_deref().unwrap_or("");
+        let directives: Vec<(String, Option<&str>)> = cache_control
+            .split(',')
+            .filter_map(|directive| {
+                let mut parts = directive.splitn(2, '=');
+                let name = parts.next()?.trim().to_ascii_lowercase();
+                let value = parts.next().map(|value| value.trim().trim_matches('"'));
+                (!name.is_empty()).then_some((name, value))
+            })
+            .collect();
+        let has = |wanted: &str| directives.iter().any(|(name, _)| name == wanted);
+        if has("no-store") || has("no-cache") {
+            return None;
         }
-        let cache_control = self.cache_control.as_deref()?;
-        let has_directive = cache_control.split(',').any(|directive| {
-            let name = directive
-                .split('=')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            matches!(name.as_str(), "max-age" | "s-maxage" | "public")
-        });
-        has_directive.then(|| format!("Cache-Control: {cache_control}"))
+        let positive = |wanted: &str| {
+            directives
+                .iter()
+                .filter(|(name, _)| name == wanted)
+                .filter_map(|(_, value)| value.and_then(|value| value.parse::<u64>().ok()))
+                .any(|seconds| seconds > 0)
+        };
+        if positive("max-age") || positive("s-maxage") || has("public") {
+            return Some(format!("Cache-Control: {cache_control}"));
+        }
+        if has("max-age") || has("s-maxage") {
+            // An explicit lifetime of zero overrides Expires.
+            return None;
+        }
+        let expires = self.expires.as_deref()?;
+        let date = httpdate::parse_http_date(self.date.as_deref()?).ok()?;
+        // An Expires that does not parse means "already expired" (RFC 9111 §5.3).
+        let until = httpdate::parse_http_date(expires).ok()?;
+        (until > date).then(|| format!("Expires: {expires} later than Date"))
     }
 }
 
@@ -210,35 +257,44 @@ impl fmt::Display for Event {
 mod tests {
     use super::*;
 
+    const DATE: &str = "Wed, 25 Nov 2026 16:00:00 GMT";
+    const LATER: &str = "Sun, 01 Dec 2030 16:00:00 GMT";
+
     fn response(cache_control: Option<&str>, expires: Option<&str>) -> Response {
         Response {
             status: 421,
             tenant: None,
             cache_control: cache_control.map(str::to_owned),
             expires: expires.map(str::to_owned),
+            date: Some(DATE.to_owned()),
             body_excerpt: String::new(),
         }
     }
 
+    fn fresh(cache_control: Option<&str>, expires: Option<&str>) -> bool {
+        response(cache_control, expires)
+            .explicit_freshness()
+            .is_some()
+    }
+
     #[test]
     fn explicit_freshness_is_recognised() {
-        assert_eq!(response(None, None).explicit_freshness(), None);
-        assert_eq!(response(Some("no-store"), None).explicit_freshness(), None);
-        assert!(
-            response(Some("no-cache, Max-Age=60"), None)
-                .explicit_freshness()
-                .is_some()
-        );
-        assert!(
-            response(Some("public"), None)
-                .explicit_freshness()
-                .is_some()
-        );
-        assert!(
-            response(None, Some("Thu, 01 Dec 2030 16:00:00 GMT"))
-                .explicit_freshness()
-                .is_some()
-        );
+        assert!(fresh(Some("Max-Age=60"), None));
+        assert!(fresh(Some("s-maxage=5, private"), None));
+        assert!(fresh(Some("public"), None));
+        assert!(fresh(None, Some(LATER)));
+    }
+
+    #[test]
+    fn absent_or_cleared_freshness_is_not_flagged() {
+        assert!(!fresh(None, None));
+        assert!(!fresh(Some("no-store"), None));
+        assert!(!fresh(Some("public, no-store"), None));
+        assert!(!fresh(Some("no-cache, max-age=60"), None));
+        assert!(!fresh(Some("max-age=0"), None));
+        assert!(!fresh(None, Some("0")));
+        assert!(!fresh(None, Some("Thu, 01 Jan 1970 00:00:01 GMT")));
+        assert!(!fresh(Some("max-age=0"), Some(LATER)));
     }
 
     #[test]
@@ -252,6 +308,15 @@ mod tests {
             ..response(None, None)
         };
         assert_eq!(ExchangeOutcome::Response(served).refused(), Some(false));
+        let strange = Response {
+            status: 999,
+            ..response(None, None)
+        };
+        assert_eq!(ExchangeOutcome::Response(strange).refused(), None);
+        let gone = ExchangeOutcome::Unsendable {
+            detail: "GOAWAY".into(),
+        };
+        assert_eq!(gone.refused(), None);
         let timeout = ExchangeOutcome::TimedOut {
             after: Duration::from_secs(1),
         };

@@ -187,15 +187,37 @@ impl Runner {
                     transcript,
                 )
             }
-            Execution::Unsupported(reason) => {
-                let finding = Finding {
-                    verdict: Verdict::Skip,
-                    requirement: None,
-                    expected: format!("a target that speaks {protocol}"),
-                    observed: reason,
-                    location: None,
-                };
-                result(case, Verdict::Skip, vec![finding], duration, transcript)
+            Execution::Unsupported {
+                step,
+                expected,
+                reason,
+            } => {
+                // What was observed before the case stopped applying still counts.
+                let evaluation = check::evaluate_steps(
+                    scenario,
+                    protocol,
+                    &self.deployment,
+                    &observations,
+                    step,
+                );
+                if matches!(evaluation.verdict, Verdict::Pass | Verdict::Skip) {
+                    let finding = Finding {
+                        verdict: Verdict::Skip,
+                        requirement: None,
+                        expected,
+                        observed: reason,
+                        location: None,
+                    };
+                    result(case, Verdict::Skip, vec![finding], duration, transcript)
+                } else {
+                    result(
+                        case,
+                        evaluation.verdict,
+                        evaluation.findings,
+                        duration,
+                        transcript,
+                    )
+                }
             }
             Execution::SetupFailed(reason) => harness_error(case, &reason, duration, transcript),
         }
@@ -239,8 +261,12 @@ impl Runner {
                     Ok(())
                 }
             };
-            if let Err(reason) = proceed {
-                return Execution::Unsupported(reason);
+            if let Err((expected, reason)) = proceed {
+                return Execution::Unsupported {
+                    step: index,
+                    expected,
+                    reason,
+                };
             }
         }
         Execution::Completed
@@ -267,17 +293,31 @@ impl Runner {
 
 enum Execution {
     Completed,
-    /// The target does not speak the case's protocol: SKIP.
-    Unsupported(String),
+    /// From step `step` on, the case does not apply to the target (it does not speak the
+    /// protocol, or issued no session ticket to resume): SKIP, unless earlier steps found more.
+    Unsupported {
+        step: usize,
+        expected: String,
+        reason: String,
+    },
     /// The harness could not set the case up: ERROR.
     SetupFailed(String),
 }
 
 /// A connection slot of one case.
 enum Slot {
-    Open(Connection),
+    Open(Connection, Dial),
     Refused(String),
     Failed(String),
+}
+
+/// How a named connection was opened, so that an HTTP/1.1 connection the target closed can be
+/// opened again the same way.
+#[derive(Clone)]
+struct Dial {
+    sni: Option<String>,
+    client_certificate: bool,
+    tickets: Arc<ConnectionTickets>,
 }
 
 struct Session<'a> {
@@ -290,22 +330,26 @@ struct Session<'a> {
 }
 
 impl Session<'_> {
-    /// Opens a connection; `Err` means the case does not apply (no such protocol).
-    async fn connect(&mut self, connect: &Connect) -> Result<(), String> {
-        let sni = connect
-            .sni
-            .map(|role| self.runner.deployment.name(role).to_owned());
-        let tickets = Arc::new(ConnectionTickets::new(
-            Arc::clone(&self.jar),
-            &connect.name,
-            connect.resume.as_deref(),
-        ));
+    /// Opens a connection; `Err` says the case does not apply from here on (what it needed, and
+    /// why the target does not offer it).
+    async fn connect(&mut self, connect: &Connect) -> Result<(), (String, String)> {
+        let dial = Dial {
+            sni: connect
+                .sni
+                .map(|role| self.runner.deployment.name(role).to_owned()),
+            client_certificate: connect.client_certificate,
+            tickets: Arc::new(ConnectionTickets::new(
+                Arc::clone(&self.jar),
+                &connect.name,
+                connect.resume.as_deref(),
+            )),
+        };
         self.record.event(
             &connect.name,
             format!(
                 "connect {} SNI {} ALPN {}{}{}",
                 self.address,
-                sni.as_deref().unwrap_or("(none)"),
+                dial.sni.as_deref().unwrap_or("(none)"),
                 String::from_utf8_lossy(self.protocol.alpn()),
                 if connect.client_certificate {
                     ", with client certificate"
@@ -319,22 +363,48 @@ impl Session<'_> {
                     .unwrap_or_default(),
             ),
         );
+        let (result, slot) = self
+            .dial(&connect.name, dial.clone())
+            .await
+            .map_err(|reason| (format!("a target that speaks {}", self.protocol), reason))?;
+        if let Some(source) = &connect.resume
+            && !dial.tickets.offered()
+        {
+            return Err((
+                format!("a session ticket from connection {source} to offer"),
+                format!("the target issued no session ticket on connection {source}"),
+            ));
+        }
+        self.record.connection(ConnectionRecord {
+            name: connect.name.clone(),
+            sni: dial.sni.clone(),
+            resume_source: connect.resume.clone(),
+            resumption_offered: dial.tickets.offered(),
+            result,
+        });
+        self.connections.insert(connect.name.clone(), slot);
+        Ok(())
+    }
+
+    /// Runs one connection attempt and records it in the transcript; `Err` when the target does
+    /// not speak the protocol.
+    async fn dial(&self, name: &str, dial: Dial) -> Result<(ConnectionResult, Slot), String> {
         let attempt = client::connect(
             &self.runner.credentials,
             ConnectRequest {
                 address: self.address,
-                sni: sni.as_deref(),
+                sni: dial.sni.as_deref(),
                 protocol: self.protocol,
-                client_certificate: connect.client_certificate,
-                tickets: Arc::clone(&tickets),
+                client_certificate: dial.client_certificate,
+                tickets: Arc::clone(&dial.tickets),
             },
             self.runner.options.step_timeout,
         )
         .await;
-        let (result, slot) = match attempt {
+        Ok(match attempt {
             Ok((connection, established)) => {
                 self.record.event(
-                    &connect.name,
+                    name,
                     format!(
                         "established {} ALPN {} {}certificate SANs [{}]",
                         established.tls_version,
@@ -349,16 +419,16 @@ impl Session<'_> {
                 );
                 (
                     ConnectionResult::Established(established),
-                    Slot::Open(connection),
+                    Slot::Open(connection, dial),
                 )
             }
             Err(ConnectError::Unsupported(reason)) => {
-                self.record.event(&connect.name, reason.clone());
+                self.record.event(name, reason.clone());
                 return Err(reason);
             }
             Err(ConnectError::Refused(detail)) => {
                 self.record
-                    .event(&connect.name, format!("handshake refused: {detail}"));
+                    .event(name, format!("handshake refused: {detail}"));
                 (
                     ConnectionResult::Refused {
                         detail: detail.clone(),
@@ -368,7 +438,7 @@ impl Session<'_> {
             }
             Err(ConnectError::Failed(detail)) => {
                 self.record
-                    .event(&connect.name, format!("connection failed: {detail}"));
+                    .event(name, format!("connection failed: {detail}"));
                 (
                     ConnectionResult::Failed {
                         detail: detail.clone(),
@@ -376,22 +446,26 @@ impl Session<'_> {
                     Slot::Failed(detail),
                 )
             }
+        })
+    }
+
+    /// An HTTP/1.1 connection the target has closed is opened again the same way: closing after
+    /// a response (above all after a 421) is allowed in HTTP/1.1, and the scenario's next
+    /// request is still meant for a connection with that SNI and certificate.
+    async fn reopen_if_closed(&mut self, name: &str) {
+        let Some(Slot::Open(connection, dial)) = self.connections.get(name) else {
+            return;
         };
-        if connect.resume.is_some() && !tickets.offered() {
-            self.record.event(
-                &connect.name,
-                "no session ticket was available to offer".to_owned(),
-            );
-        }
-        self.record.connection(ConnectionRecord {
-            name: connect.name.clone(),
-            sni,
-            resume_source: connect.resume.clone(),
-            resumption_offered: tickets.offered(),
-            result,
-        });
-        self.connections.insert(connect.name.clone(), slot);
-        Ok(())
+        let Some(reason) = connection.closed() else {
+            return;
+        };
+        self.record.event(name, format!("reconnect: {reason}"));
+        let dial = dial.clone();
+        let slot = match self.dial(name, dial).await {
+            Ok((_, slot)) => slot,
+            Err(reason) => Slot::Failed(reason),
+        };
+        self.connections.insert(name.to_owned(), slot);
     }
 
     async fn send(&mut self, step: usize, send: &Send) {
@@ -403,62 +477,7 @@ impl Session<'_> {
             .collect();
         let deadline = self.runner.options.step_timeout;
         for round in 0..send.rounds {
-            for wire in &wires {
-                self.record.event(&send.connection, describe_request(wire));
-            }
-            let outcomes: Vec<ExchangeOutcome> = match self.connections.get_mut(&send.connection) {
-                Some(Slot::Open(connection)) => match connection.multiplexer() {
-                    Some(sender) if send.concurrent => {
-                        let mut tasks = JoinSet::new();
-                        for (index, wire) in wires.iter().enumerate() {
-                            let sender = sender.clone();
-                            let wire = wire.clone();
-                            tasks.spawn(async move {
-                                (index, bounded(deadline, sender.send(&wire)).await)
-                            });
-                        }
-                        let mut outcomes = vec![
-                            ExchangeOutcome::NotSent {
-                                detail: "the request task failed".to_owned()
-                            };
-                            wires.len()
-                        ];
-                        while let Some(joined) = tasks.join_next().await {
-                            if let Ok((index, outcome)) = joined {
-                                outcomes[index] = outcome;
-                            }
-                        }
-                        outcomes
-                    }
-                    _ => {
-                        let mut outcomes = Vec::new();
-                        for wire in &wires {
-                            outcomes.push(bounded(deadline, connection.send(wire)).await);
-                        }
-                        outcomes
-                    }
-                },
-                Some(Slot::Refused(detail)) => {
-                    vec![
-                        ExchangeOutcome::HandshakeRefused {
-                            detail: detail.clone()
-                        };
-                        wires.len()
-                    ]
-                }
-                Some(Slot::Failed(detail)) => vec![
-                    ExchangeOutcome::NotSent {
-                        detail: detail.clone()
-                    };
-                    wires.len()
-                ],
-                None => vec![
-                    ExchangeOutcome::NotSent {
-                        detail: format!("no connection named {}", send.connection)
-                    };
-                    wires.len()
-                ],
-            };
+            let outcomes = self.exchange_round(send, &wires, deadline).await;
             // After a timeout an HTTP/1.1 connection is out of step with its responses.
             let timed_out_h1 = self.protocol == Protocol::Http1
                 && outcomes
@@ -471,10 +490,6 @@ impl Session<'_> {
                 );
             }
             for (index, (wire, outcome)) in wires.iter().zip(outcomes).enumerate() {
-                self.record.event(
-                    &send.connection,
-                    format!("← {outcome} for {}", wire.authority),
-                );
                 self.record.exchange(Exchange {
                     step,
                     request: index,
@@ -487,6 +502,69 @@ impl Session<'_> {
                 });
             }
         }
+    }
+
+    /// Sends one round of a step: all at once on a multiplexed connection when the step is a
+    /// burst, else one after another (reopening a closed HTTP/1.1 connection before each).
+    async fn exchange_round(
+        &mut self,
+        send: &Send,
+        wires: &[WireRequest],
+        deadline: Duration,
+    ) -> Vec<ExchangeOutcome> {
+        let name = &send.connection;
+        let multiplexer = match self.connections.get(name) {
+            Some(Slot::Open(connection, _)) if send.concurrent => connection.multiplexer(),
+            _ => None,
+        };
+        if let Some(sender) = multiplexer {
+            for wire in wires {
+                self.record.event(name, describe_request(wire));
+            }
+            let mut tasks = JoinSet::new();
+            for (index, wire) in wires.iter().enumerate() {
+                let sender = sender.clone();
+                let wire = wire.clone();
+                tasks.spawn(async move { (index, bounded(deadline, sender.send(&wire)).await) });
+            }
+            let mut outcomes = vec![
+                ExchangeOutcome::NotSent {
+                    detail: "the request task failed".to_owned()
+                };
+                wires.len()
+            ];
+            while let Some(joined) = tasks.join_next().await {
+                if let Ok((index, outcome)) = joined {
+                    outcomes[index] = outcome;
+                }
+            }
+            for (wire, outcome) in wires.iter().zip(&outcomes) {
+                self.record
+                    .event(name, format!("← {outcome} for {}", wire.authority));
+            }
+            return outcomes;
+        }
+        let mut outcomes = Vec::new();
+        for wire in wires {
+            self.reopen_if_closed(name).await;
+            self.record.event(name, describe_request(wire));
+            let outcome = match self.connections.get_mut(name) {
+                Some(Slot::Open(connection, _)) => bounded(deadline, connection.send(wire)).await,
+                Some(Slot::Refused(detail)) => ExchangeOutcome::HandshakeRefused {
+                    detail: detail.clone(),
+                },
+                Some(Slot::Failed(detail)) => ExchangeOutcome::NotSent {
+                    detail: detail.clone(),
+                },
+                None => ExchangeOutcome::NotSent {
+                    detail: format!("no connection named {name}"),
+                },
+            };
+            self.record
+                .event(name, format!("← {outcome} for {}", wire.authority));
+            outcomes.push(outcome);
+        }
+        outcomes
     }
 
     fn wire(&self, request: &Request, port: u16) -> WireRequest {
@@ -515,11 +593,12 @@ async fn bounded(
 }
 
 fn describe_request(wire: &WireRequest) -> String {
-    let target = match wire.form {
-        crate::scenario::TargetForm::Origin => wire.path.clone(),
-        crate::scenario::TargetForm::Absolute => format!("https://{}{}", wire.authority, wire.path),
-    };
-    let mut line = format!("→ {} {target} authority {}", wire.method, wire.authority);
+    let mut line = format!(
+        "→ {} {} authority {}",
+        wire.method,
+        wire.request_target(),
+        wire.authority
+    );
     if let Some(host) = &wire.host {
         line.push_str(&format!(" Host {host}"));
     }

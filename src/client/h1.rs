@@ -1,16 +1,19 @@
 //! HTTP/1.1 over TLS, written by hand: the request line, `Host` and target form are exactly what
 //! the scenario says, which no general-purpose client allows.
+//!
+//! Reading is defensive: a response head over 64 KiB or with more than 128 fields is unreadable,
+//! a body is read up to 1 MiB, and once the head is in, the response counts even if its body is
+//! cut short (the connection is then marked closed, so the runner reconnects for the next request).
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-use super::{WireRequest, closed_by};
+use super::{ResponseFields, WireRequest, closed_by};
 use crate::observe::ExchangeOutcome;
-use crate::scenario::TargetForm;
 
-/// Longest response head and body the client reads; enough for any tenant answer.
 const MAX_HEAD: usize = 64 * 1024;
+const MAX_FIELDS: usize = 128;
 const MAX_BODY: usize = 1024 * 1024;
 
 #[derive(Debug)]
@@ -18,8 +21,23 @@ pub struct Http1Connection {
     stream: TlsStream<TcpStream>,
     /// Bytes read past the previous response.
     buffer: Vec<u8>,
-    /// Set once the target closed, or announced `Connection: close`.
+    /// Why the connection can carry no further request, once that is so.
     closed: Option<String>,
+}
+
+/// How the body of a response is delimited (RFC 9112 §6.3).
+enum Framing {
+    Empty,
+    Length(usize),
+    Chunked,
+    UntilClose,
+}
+
+struct Head {
+    status: u16,
+    fields: ResponseFields,
+    framing: Framing,
+    close: bool,
 }
 
 impl Http1Connection {
@@ -31,30 +49,41 @@ impl Http1Connection {
         }
     }
 
+    /// Why the connection cannot carry another request, if it cannot.
+    pub(super) fn closed(&self) -> Option<&str> {
+        self.closed.as_deref()
+    }
+
     pub(super) async fn send(&mut self, request: &WireRequest) -> ExchangeOutcome {
         if let Some(reason) = &self.closed {
-            return ExchangeOutcome::ConnectionClosed {
-                detail: format!("the connection was already closed: {reason}"),
+            return ExchangeOutcome::Unsendable {
+                detail: reason.clone(),
             };
         }
-        if let Err(error) = self.stream.write_all(&serialize(request)).await {
-            return self.close(closed_by(&error));
-        }
-        if let Err(error) = self.stream.flush().await {
+        let bytes = serialize(request);
+        let written = async {
+            self.stream.write_all(&bytes).await?;
+            self.stream.flush().await
+        };
+        if let Err(error) = written.await {
             return self.close(closed_by(&error));
         }
         loop {
-            match self.read_response(request.method == "HEAD").await {
-                // Interim responses (100 Continue) precede the final one.
-                Ok((status, _)) if (100..200).contains(&status.status) => continue,
-                Ok((response, close)) => {
-                    if close {
-                        self.closed = Some("the target sent Connection: close".to_owned());
-                    }
-                    return ExchangeOutcome::Response(response);
-                }
+            let head = match self.read_head(request.method == "HEAD").await {
+                Ok(head) => head,
                 Err(outcome) => return self.close(outcome),
+            };
+            // Interim responses (100 Continue) precede the final one.
+            if (100..200).contains(&head.status) {
+                continue;
             }
+            let (body, cut_short) = self.read_body(&head.framing).await;
+            if let Some(reason) = cut_short {
+                self.closed = Some(reason);
+            } else if head.close {
+                self.closed = Some("the target sent Connection: close".to_owned());
+            }
+            return ExchangeOutcome::Response(head.fields.into_response(head.status, &body));
         }
     }
 
@@ -63,136 +92,177 @@ impl Http1Connection {
         outcome
     }
 
-    async fn read_response(
-        &mut self,
-        head_request: bool,
-    ) -> Result<(crate::observe::Response, bool), ExchangeOutcome> {
+    async fn read_head(&mut self, head_request: bool) -> Result<Head, ExchangeOutcome> {
         let head_end = loop {
             if let Some(end) = find(&self.buffer, b"\r\n\r\n") {
                 break end + 4;
             }
             if self.buffer.len() > MAX_HEAD {
-                return Err(protocol_error("response head larger than 64 KiB"));
+                return Err(unreadable("a response head larger than 64 KiB"));
             }
-            if self.fill().await? == 0 {
-                return Err(ExchangeOutcome::ConnectionClosed {
-                    detail: if self.buffer.is_empty() {
-                        "the target closed the connection".to_owned()
-                    } else {
-                        "the target closed the connection inside a response head".to_owned()
-                    },
-                });
+            match self.fill().await {
+                Ok(0) if self.buffer.is_empty() => {
+                    return Err(ExchangeOutcome::ConnectionClosed {
+                        detail: "the target closed the connection".to_owned(),
+                    });
+                }
+                Ok(0) => return Err(unreadable("the connection ended inside a response head")),
+                Ok(_) => {}
+                Err(outcome) => return Err(outcome),
             }
         };
-        let mut headers = [httparse::EMPTY_HEADER; 64];
-        let mut parsed = httparse::Response::new(&mut headers);
+        let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
+        let mut parsed = httparse::Response::new(&mut fields);
         match parsed.parse(&self.buffer[..head_end]) {
             Ok(httparse::Status::Complete(_)) => {}
-            Ok(httparse::Status::Partial) => {
-                return Err(protocol_error("incomplete response head"));
-            }
-            Err(error) => {
-                return Err(protocol_error(&format!(
-                    "unparsable response head: {error}"
-                )));
-            }
+            Ok(httparse::Status::Partial) => return Err(unreadable("an incomplete response head")),
+            Err(error) => return Err(unreadable(&format!("an unparsable response head: {error}"))),
         }
         let status = parsed.code.unwrap_or(0);
-        let header = |name: &str| {
+        let field = |name: &str| {
             parsed
                 .headers
                 .iter()
                 .find(|header| header.name.eq_ignore_ascii_case(name))
                 .map(|header| String::from_utf8_lossy(header.value).trim().to_owned())
         };
-        let fields = super::ResponseFields {
-            tenant: header(crate::deployment::TENANT_HEADER),
-            cache_control: header("cache-control"),
-            expires: header("expires"),
+        let has_token = |name: &str, token: &str| {
+            parsed
+                .headers
+                .iter()
+                .filter(|header| header.name.eq_ignore_ascii_case(name))
+                .flat_map(|header| header.value.split(|b| *b == b','))
+                .any(|value| {
+                    String::from_utf8_lossy(value)
+                        .trim()
+                        .eq_ignore_ascii_case(token)
+                })
         };
-        let close = header("connection").is_some_and(|value| {
-            value
-                .split(',')
-                .any(|token| token.trim().eq_ignore_ascii_case("close"))
-        });
-        let chunked = header("transfer-encoding")
-            .is_some_and(|value| value.to_ascii_lowercase().contains("chunked"));
-        let length = header("content-length").and_then(|value| value.parse::<usize>().ok());
-        self.buffer.drain(..head_end);
-        let no_body =
-            head_request || status == 204 || status == 304 || (100..200).contains(&status);
-        let body = if no_body {
-            Vec::new()
-        } else if chunked {
-            self.read_chunked().await?
-        } else if let Some(length) = length {
-            self.read_exact_body(length).await?
+        let transfer_encoded = field("transfer-encoding").is_some();
+        let framing = if head_request || matches!(status, 100..=199 | 204 | 304) {
+            Framing::Empty
+        } else if has_token("transfer-encoding", "chunked") {
+            Framing::Chunked
+        } else if transfer_encoded {
+            // Another transfer coding: only the end of the connection delimits it.
+            Framing::UntilClose
         } else {
-            // No framing: the body runs to the end of the connection (RFC 9112 §6.3).
-            while self.fill().await? > 0 {
-                if self.buffer.len() > MAX_BODY {
-                    return Err(protocol_error("response body larger than 1 MiB"));
+            match field("content-length").map(|value| value.parse::<usize>()) {
+                Some(Ok(length)) => Framing::Length(length),
+                Some(Err(_)) => return Err(unreadable("an invalid Content-Length")),
+                None => Framing::UntilClose,
+            }
+        };
+        let head = Head {
+            status,
+            fields: ResponseFields::from_lookup(field),
+            framing,
+            close: has_token("connection", "close"),
+        };
+        self.buffer.drain(..head_end);
+        Ok(head)
+    }
+
+    /// Reads a body up to [`MAX_BODY`]; the second value says why the connection cannot be reused
+    /// when the body was cut short or ran to the end of the connection.
+    async fn read_body(&mut self, framing: &Framing) -> (Vec<u8>, Option<String>) {
+        match framing {
+            Framing::Empty => (Vec::new(), None),
+            Framing::Length(length) => {
+                let wanted = (*length).min(MAX_BODY);
+                let cut = self.fill_to(wanted).await;
+                let body: Vec<u8> = self.buffer.drain(..wanted.min(self.buffer.len())).collect();
+                match cut {
+                    Some(reason) => (body, Some(reason)),
+                    None if *length > MAX_BODY => (
+                        body,
+                        Some(format!(
+                            "a body of {length} bytes, of which the harness reads 1 MiB"
+                        )),
+                    ),
+                    None => (body, None),
                 }
             }
-            self.closed = Some("the response body ran to the end of the connection".to_owned());
-            std::mem::take(&mut self.buffer)
-        };
-        Ok((fields.into_response(status, &body), close))
-    }
-
-    async fn read_exact_body(&mut self, length: usize) -> Result<Vec<u8>, ExchangeOutcome> {
-        if length > MAX_BODY {
-            return Err(protocol_error("response body larger than 1 MiB"));
-        }
-        while self.buffer.len() < length {
-            if self.fill().await? == 0 {
-                return Err(ExchangeOutcome::ConnectionClosed {
-                    detail: "the target closed the connection inside a response body".to_owned(),
-                });
+            Framing::Chunked => self.read_chunked().await,
+            Framing::UntilClose => {
+                while self.buffer.len() < MAX_BODY {
+                    match self.fill().await {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                }
+                self.buffer.truncate(MAX_BODY);
+                let body = std::mem::take(&mut self.buffer);
+                (
+                    body,
+                    Some("the response body ran to the end of the connection".to_owned()),
+                )
             }
         }
-        Ok(self.buffer.drain(..length).collect())
     }
 
-    async fn read_chunked(&mut self) -> Result<Vec<u8>, ExchangeOutcome> {
+    async fn read_chunked(&mut self) -> (Vec<u8>, Option<String>) {
         let mut body = Vec::new();
         loop {
-            let line_end = loop {
-                if let Some(end) = find(&self.buffer, b"\r\n") {
-                    break end;
-                }
-                if self.fill().await? == 0 {
-                    return Err(protocol_error("connection closed inside a chunked body"));
-                }
+            let line = match self.read_line().await {
+                Ok(line) => line,
+                Err(reason) => return (body, Some(reason)),
             };
-            let size_text = String::from_utf8_lossy(&self.buffer[..line_end]).into_owned();
-            let size_text = size_text.split(';').next().unwrap_or("").trim().to_owned();
-            let size = usize::from_str_radix(&size_text, 16)
-                .map_err(|_| protocol_error(&format!("invalid chunk size `{size_text}`")))?;
-            self.buffer.drain(..line_end + 2);
+            let size_text = line.split(';').next().unwrap_or("").trim().to_owned();
+            let size = match usize::from_str_radix(&size_text, 16) {
+                Ok(size) if size <= MAX_BODY - body.len() => size,
+                Ok(_) => return (body, Some("a chunked body over 1 MiB".to_owned())),
+                Err(_) => return (body, Some(format!("an invalid chunk size `{size_text}`"))),
+            };
             if size == 0 {
-                // Skip trailers up to the empty line.
+                // Trailer fields up to the empty line.
                 loop {
-                    let end = loop {
-                        if let Some(end) = find(&self.buffer, b"\r\n") {
-                            break end;
-                        }
-                        if self.fill().await? == 0 {
-                            return Ok(body);
-                        }
-                    };
-                    self.buffer.drain(..end + 2);
-                    if end == 0 {
-                        return Ok(body);
+                    match self.read_line().await {
+                        Ok(line) if line.is_empty() => return (body, None),
+                        Ok(_) => {}
+                        Err(reason) => return (body, Some(reason)),
                     }
                 }
             }
-            if body.len() + size > MAX_BODY {
-                return Err(protocol_error("response body larger than 1 MiB"));
+            if let Some(reason) = self.fill_to(size + 2).await {
+                return (body, Some(reason));
             }
-            let chunk = self.read_exact_body(size + 2).await?;
-            body.extend_from_slice(&chunk[..size]);
+            if &self.buffer[size..size + 2] != b"\r\n" {
+                return (body, Some("a chunk not followed by CRLF".to_owned()));
+            }
+            body.extend(self.buffer.drain(..size + 2).take(size));
         }
+    }
+
+    /// One CRLF-terminated line, without the CRLF.
+    async fn read_line(&mut self) -> Result<String, String> {
+        loop {
+            if let Some(end) = find(&self.buffer, b"\r\n") {
+                let line = String::from_utf8_lossy(&self.buffer[..end]).into_owned();
+                self.buffer.drain(..end + 2);
+                return Ok(line);
+            }
+            if self.buffer.len() > MAX_HEAD {
+                return Err("a chunk line over 64 KiB".to_owned());
+            }
+            match self.fill().await {
+                Ok(0) => return Err("the connection ended inside a chunked body".to_owned()),
+                Ok(_) => {}
+                Err(outcome) => return Err(outcome.to_string()),
+            }
+        }
+    }
+
+    /// Reads until the buffer holds `wanted` bytes; says why if it cannot.
+    async fn fill_to(&mut self, wanted: usize) -> Option<String> {
+        while self.buffer.len() < wanted {
+            match self.fill().await {
+                Ok(0) => return Some("the connection ended inside a response body".to_owned()),
+                Ok(_) => {}
+                Err(outcome) => return Some(outcome.to_string()),
+            }
+        }
+        None
     }
 
     /// Reads more bytes into the buffer; 0 means the target closed the connection.
@@ -210,15 +280,12 @@ impl Http1Connection {
 }
 
 fn serialize(request: &WireRequest) -> Vec<u8> {
-    let target = match request.form {
-        TargetForm::Origin => request.path.clone(),
-        TargetForm::Absolute => format!("https://{}{}", request.authority, request.path),
-    };
-    let host = match request.form {
-        TargetForm::Origin => &request.authority,
-        TargetForm::Absolute => request.host.as_ref().unwrap_or(&request.authority),
-    };
-    let mut head = format!("{} {target} HTTP/1.1\r\nhost: {host}\r\n", request.method);
+    let mut head = format!(
+        "{} {} HTTP/1.1\r\nhost: {}\r\n",
+        request.method,
+        request.request_target(),
+        request.host_header()
+    );
     for (name, value) in &request.headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -239,15 +306,16 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
         .position(|window| window == needle)
 }
 
-fn protocol_error(detail: &str) -> ExchangeOutcome {
-    ExchangeOutcome::ConnectionClosed {
-        detail: format!("HTTP/1.1 protocol error: {detail}"),
+fn unreadable(what: &str) -> ExchangeOutcome {
+    ExchangeOutcome::Unreadable {
+        detail: format!("HTTP/1.1: {what}"),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::TargetForm;
 
     #[test]
     fn absolute_form_keeps_host_separate() {

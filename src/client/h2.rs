@@ -2,7 +2,7 @@
 //! header, when a scenario sets one, travels beside it untouched.
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, EXPIRES, HOST};
+use http::header::HOST;
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_rustls::client::TlsStream;
@@ -55,7 +55,20 @@ impl Http2Sender {
     }
 
     async fn exchange(self, request: &WireRequest) -> Result<ExchangeOutcome, ExchangeOutcome> {
-        let mut sender = self.0.ready().await.map_err(|error| classify(&error))?;
+        // Before the request is on the wire, a failure of the connection means it was already
+        // gone; a failure of our own making means the request cannot be expressed.
+        let before_sending = |error: h2::Error| {
+            if error.is_go_away() || error.is_io() || error.is_remote() || error.is_library() {
+                ExchangeOutcome::Unsendable {
+                    detail: error.to_string(),
+                }
+            } else {
+                ExchangeOutcome::NotSent {
+                    detail: format!("the HTTP/2 client refused the request: {error}"),
+                }
+            }
+        };
+        let mut sender = self.0.ready().await.map_err(before_sending)?;
         let mut builder = http::Request::builder()
             .method(request.method.as_str())
             .uri(format!("https://{}{}", request.authority, request.path))
@@ -71,7 +84,7 @@ impl Http2Sender {
         })?;
         let (response, mut body_stream) = sender
             .send_request(head, request.body.is_none())
-            .map_err(|error| classify(&error))?;
+            .map_err(before_sending)?;
         if let Some(body) = &request.body {
             // A target may answer (and reset the stream) before reading the body: the
             // response still counts, so a failed send is not reported on its own.
@@ -79,24 +92,16 @@ impl Http2Sender {
         }
         let response = response.await.map_err(|error| classify(&error))?;
         let status = response.status().as_u16();
-        let header = |name: &http::HeaderName| {
+        let fields = ResponseFields::from_lookup(|name| {
             response
                 .headers()
                 .get(name)
-                .and_then(|value| value.to_str().ok())
-                .map(str::to_owned)
-        };
-        let fields = ResponseFields {
-            tenant: header(&http::HeaderName::from_static(
-                crate::deployment::TENANT_HEADER,
-            )),
-            cache_control: header(&CACHE_CONTROL),
-            expires: header(&EXPIRES),
-        };
+                .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+        });
         let mut body = response.into_body();
         let mut bytes = Vec::new();
-        while let Some(chunk) = body.data().await {
-            let chunk = chunk.map_err(|error| classify(&error))?;
+        // Once the head is in, the response counts; a body cut short only shortens the excerpt.
+        while let Some(Ok(chunk)) = body.data().await {
             let _ = body.flow_control().release_capacity(chunk.len());
             if bytes.len() < MAX_BODY {
                 bytes.extend_from_slice(&chunk);
@@ -120,7 +125,11 @@ fn classify(error: &h2::Error) -> ExchangeOutcome {
         _ if error.is_io() => ExchangeOutcome::ConnectionClosed {
             detail: error.to_string(),
         },
-        _ if error.is_library() || error.is_remote() => ExchangeOutcome::ConnectionClosed {
+        // The h2 crate found the target breaking the protocol.
+        _ if error.is_library() => ExchangeOutcome::Unreadable {
+            detail: format!("HTTP/2: {error}"),
+        },
+        _ if error.is_remote() => ExchangeOutcome::ConnectionClosed {
             detail: error.to_string(),
         },
         _ => ExchangeOutcome::NotSent {

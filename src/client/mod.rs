@@ -37,6 +37,25 @@ pub struct WireRequest {
     pub body: Option<Bytes>,
 }
 
+impl WireRequest {
+    /// The HTTP/1.1 request target: the path, or `https://authority/path` in absolute form.
+    pub fn request_target(&self) -> String {
+        match self.form {
+            TargetForm::Origin => self.path.clone(),
+            TargetForm::Absolute => format!("https://{}{}", self.authority, self.path),
+        }
+    }
+
+    /// The HTTP/1.1 `Host`: the authority, unless an absolute-form target travels with a
+    /// separate `Host`.
+    pub fn host_header(&self) -> &str {
+        match (self.form, &self.host) {
+            (TargetForm::Absolute, Some(host)) => host,
+            _ => &self.authority,
+        }
+    }
+}
+
 /// How to open one connection.
 #[derive(Debug)]
 pub struct ConnectRequest<'a> {
@@ -72,6 +91,14 @@ impl Connection {
         match self {
             Self::Http1(connection) => connection.send(request).await,
             Self::Http2(connection) => connection.sender().send(request).await,
+        }
+    }
+
+    /// Why the connection can carry no further request (HTTP/1.1 after the target closed it).
+    pub fn closed(&self) -> Option<&str> {
+        match self {
+            Self::Http1(connection) => connection.closed(),
+            Self::Http2(_) => None,
         }
     }
 
@@ -116,7 +143,7 @@ pub async fn connect(
             .connect(server_name, tcp)
             .await
             .map_err(classify_handshake_error)?;
-        let established = describe(&tls, request.client_certificate);
+        let established = describe(&tls);
         let expected_alpn = String::from_utf8_lossy(request.protocol.alpn()).into_owned();
         if established.alpn.as_deref() != Some(expected_alpn.as_str()) {
             return Err(ConnectError::Unsupported(format!(
@@ -144,7 +171,7 @@ pub async fn connect(
         })
 }
 
-fn describe(tls: &TlsStream<TcpStream>, client_certificate: bool) -> Established {
+fn describe(tls: &TlsStream<TcpStream>) -> Established {
     let (_, session) = tls.get_ref();
     Established {
         alpn: session
@@ -161,7 +188,6 @@ fn describe(tls: &TlsStream<TcpStream>, client_certificate: bool) -> Established
             .map(tls::subject_alt_names)
             .unwrap_or_default(),
         resumed: session.handshake_kind() == Some(HandshakeKind::Resumed),
-        client_certificate_sent: client_certificate,
     }
 }
 
@@ -208,24 +234,67 @@ struct ResponseFields {
     tenant: Option<String>,
     cache_control: Option<String>,
     expires: Option<String>,
+    date: Option<String>,
 }
 
 impl ResponseFields {
-    /// The tenant comes from its header, or else from `tenant=<label>` in the body, so that
-    /// servers that cannot add headers to every response can still say who answered.
+    /// Collects the fields through a case-insensitive lookup by name.
+    fn from_lookup(field: impl Fn(&str) -> Option<String>) -> Self {
+        Self {
+            tenant: field(crate::deployment::TENANT_HEADER),
+            cache_control: field("cache-control"),
+            expires: field("expires"),
+            date: field("date"),
+        }
+    }
+
+    /// The tenant comes from its header, or else from `tenant=<label>` anywhere in the body, so
+    /// that servers that cannot add headers to every response can still say who answered.
     fn into_response(self, status: u16, body: &[u8]) -> crate::observe::Response {
-        let text = String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned();
-        let tenant = self.tenant.or_else(|| {
-            text.split_whitespace()
-                .find_map(|word| word.strip_prefix("tenant="))
-                .map(str::to_owned)
-        });
+        let text = String::from_utf8_lossy(&body[..body.len().min(4096)]).into_owned();
+        let tenant = self.tenant.or_else(|| tenant_in(&text));
         crate::observe::Response {
             status,
             tenant,
             cache_control: self.cache_control,
             expires: self.expires,
+            date: self.date,
             body_excerpt: text.chars().take(160).collect(),
         }
+    }
+}
+
+/// The first `tenant=<label>` in a text, where `tenant` starts a word and the label is made of
+/// ASCII letters, digits and `-`.
+fn tenant_in(text: &str) -> Option<String> {
+    text.match_indices("tenant=").find_map(|(at, marker)| {
+        let starts_word = text[..at]
+            .chars()
+            .next_back()
+            .is_none_or(|before| !before.is_ascii_alphanumeric() && before != '-' && before != '_');
+        let label: String = text[at + marker.len()..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect();
+        (starts_word && !label.is_empty()).then_some(label)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenants_are_found_in_markup() {
+        assert_eq!(tenant_in("<p>tenant=alpha</p>"), Some("alpha".into()));
+        assert_eq!(
+            tenant_in("vhost: tenant=bravo-2 here"),
+            Some("bravo-2".into())
+        );
+        assert_eq!(
+            tenant_in("subtenant=x tenant=charlie"),
+            Some("charlie".into())
+        );
+        assert_eq!(tenant_in("tenant= nobody"), None);
     }
 }

@@ -32,8 +32,11 @@ use crate::deployment::{CertificateId, Deployment, Role, TENANT_HEADER};
 use crate::pki::Pki;
 use crate::scenario::Protocol;
 
-/// How long a connection may take to complete its handshake or send a request head.
+/// How long a connection may take to complete its handshake or send a request, or stay idle.
 const IDLE: Duration = Duration::from_secs(10);
+/// Largest HTTP/1.1 request head and body the target reads (431 and 413 beyond).
+const MAX_REQUEST_HEAD: usize = 64 * 1024;
+const MAX_REQUEST_BODY: usize = 1024 * 1024;
 
 /// A failure to start the embedded target.
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +79,11 @@ impl EmbeddedTarget {
             loop {
                 tokio::select! {
                     accepted = listener.accept() => {
-                        let Ok((tcp, _)) = accepted else { continue };
+                        let Ok((tcp, _)) = accepted else {
+                            // Out of descriptors or similar: back off instead of spinning.
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                            continue;
+                        };
                         let shared = Arc::clone(&shared);
                         connections.spawn(async move {
                             // A connection that misbehaves only ends itself.
@@ -254,7 +261,8 @@ async fn serve_h2(
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let mut connection = tokio::time::timeout(IDLE, h2::server::handshake(tls)).await??;
     let mut memory = ConnectionMemory::default();
-    while let Some(accepted) = connection.accept().await {
+    // An idle client is dropped after `IDLE`, like the HTTP/1.1 shell does.
+    while let Ok(Some(accepted)) = tokio::time::timeout(IDLE, connection.accept()).await {
         let (request, mut respond) = accepted?;
         let head = RequestHead {
             protocol: Protocol::Http2,
@@ -298,10 +306,10 @@ async fn serve_h1(
     loop {
         let head_end = loop {
             if let Some(end) = buffer.windows(4).position(|window| window == b"\r\n\r\n") {
-                break end + 4;
+                break Some(end + 4);
             }
-            if buffer.len() > 64 * 1024 {
-                return Ok(());
+            if buffer.len() > MAX_REQUEST_HEAD {
+                break None;
             }
             let mut chunk = [0u8; 16 * 1024];
             let read = tokio::time::timeout(IDLE, tls.read(&mut chunk)).await??;
@@ -310,7 +318,11 @@ async fn serve_h1(
             }
             buffer.extend_from_slice(&chunk[..read]);
         };
-        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let Some(head_end) = head_end else {
+            let answer = Answer::refusal(431, "request head too large\n".to_owned(), true);
+            return write_h1(&mut tls, &answer, true).await;
+        };
+        let mut headers = [httparse::EMPTY_HEADER; 128];
         let mut parsed = httparse::Request::new(&mut headers);
         let parse_ok = matches!(
             parsed.parse(&buffer[..head_end]),
@@ -321,12 +333,18 @@ async fn serve_h1(
                 .headers
                 .iter()
                 .filter(|header| header.name.eq_ignore_ascii_case(name))
-                .map(|header| String::from_utf8_lossy(header.value).trim().to_owned())
+                .flat_map(|header| header.value.split(|b| *b == b','))
+                .map(|value| String::from_utf8_lossy(value).trim().to_owned())
                 .collect()
         };
-        let length = values("content-length")
-            .first()
-            .and_then(|value| value.parse::<usize>().ok());
+        let lengths = values("content-length");
+        let length = match lengths.as_slice() {
+            [] => Ok(0),
+            [one] => one
+                .parse::<usize>()
+                .map_err(|_| "an invalid Content-Length"),
+            _ => Err("more than one Content-Length"),
+        };
         let chunked = !values("transfer-encoding").is_empty();
         let client_closes = values("connection")
             .iter()
@@ -339,22 +357,29 @@ async fn serve_h1(
             host: values("host"),
         };
         buffer.drain(..head_end);
-        let reply = if !parse_ok || chunked {
-            // The reference client never sends chunked requests; refuse rather than mis-frame.
-            Reply::Malformed("unparsable or chunked request".to_owned())
-        } else {
-            let length = length.unwrap_or(0);
-            while buffer.len() < length {
-                let mut chunk = [0u8; 16 * 1024];
-                let read = tokio::time::timeout(IDLE, tls.read(&mut chunk)).await??;
-                if read == 0 {
-                    return Ok(());
-                }
-                buffer.extend_from_slice(&chunk[..read]);
+        let length = match (parse_ok, chunked, length) {
+            (true, false, Ok(length)) if length <= MAX_REQUEST_BODY => length,
+            (true, false, Ok(_)) => {
+                let answer = Answer::refusal(413, "request body too large\n".to_owned(), true);
+                return write_h1(&mut tls, &answer, true).await;
             }
-            buffer.drain(..length);
-            policy.decide(facts, &mut memory, &head)
+            // The reference client never sends chunked requests; refuse rather than mis-frame.
+            (_, _, framing) => {
+                let reason = framing.err().unwrap_or("an unparsable or chunked request");
+                let answer = Answer::refusal(400, format!("bad request: {reason}\n"), true);
+                return write_h1(&mut tls, &answer, true).await;
+            }
         };
+        while buffer.len() < length {
+            let mut chunk = [0u8; 16 * 1024];
+            let read = tokio::time::timeout(IDLE, tls.read(&mut chunk)).await??;
+            if read == 0 {
+                return Ok(());
+            }
+            buffer.extend_from_slice(&chunk[..read]);
+        }
+        buffer.drain(..length);
+        let reply = policy.decide(facts, &mut memory, &head);
         let answer = match reply {
             Reply::Respond(answer) => answer,
             Reply::Malformed(reason) => {
@@ -362,30 +387,42 @@ async fn serve_h1(
             }
         };
         let close = answer.close || client_closes;
-        let mut response = format!(
-            "HTTP/1.1 {} {}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n",
-            answer.status,
-            reason_phrase(answer.status),
-            answer.body.len()
-        );
-        if let Some(label) = answer.tenant.and_then(Role::tenant) {
-            response.push_str(&format!("{TENANT_HEADER}: {label}\r\n"));
-        }
-        if let Some(cache_control) = answer.cache_control {
-            response.push_str(&format!("cache-control: {cache_control}\r\n"));
-        }
+        write_h1(&mut tls, &answer, close).await?;
         if close {
-            response.push_str("connection: close\r\n");
-        }
-        response.push_str("\r\n");
-        response.push_str(&answer.body);
-        tls.write_all(response.as_bytes()).await?;
-        tls.flush().await?;
-        if close {
-            tls.shutdown().await?;
             return Ok(());
         }
     }
+}
+
+/// Writes one HTTP/1.1 response; with `close`, announces and performs the close.
+async fn write_h1(
+    tls: &mut TlsStream<TcpStream>,
+    answer: &Answer,
+    close: bool,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let mut response = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n",
+        answer.status,
+        reason_phrase(answer.status),
+        answer.body.len()
+    );
+    if let Some(label) = answer.tenant.and_then(Role::tenant) {
+        response.push_str(&format!("{TENANT_HEADER}: {label}\r\n"));
+    }
+    if let Some(cache_control) = answer.cache_control {
+        response.push_str(&format!("cache-control: {cache_control}\r\n"));
+    }
+    if close {
+        response.push_str("connection: close\r\n");
+    }
+    response.push_str("\r\n");
+    response.push_str(&answer.body);
+    tls.write_all(response.as_bytes()).await?;
+    tls.flush().await?;
+    if close {
+        tls.shutdown().await?;
+    }
+    Ok(())
 }
 
 fn header_values(headers: &http::HeaderMap, name: http::header::HeaderName) -> Vec<String> {
@@ -410,7 +447,9 @@ fn reason_phrase(status: u16) -> &'static str {
         200 => "OK",
         400 => "Bad Request",
         404 => "Not Found",
+        413 => "Content Too Large",
         421 => "Misdirected Request",
+        431 => "Request Header Fields Too Large",
         _ => "",
     }
 }
@@ -426,7 +465,9 @@ struct SniUnboundSessions {
 }
 
 impl SniUnboundSessions {
-    /// A stored session begins with its SNI: `1, length, name` or `0` for none.
+    /// A stored session begins with its SNI: `1, length, name` or `0` for none. This is rustls
+    /// 0.23's private encoding of `ServerSessionValue`; should it change, the session no longer
+    /// decodes, nothing resumes, and the `fault::resumption-bypass` trial of `cargo test` fails.
     fn rebind(&self, value: Vec<u8>) -> Vec<u8> {
         let rest = match value.first() {
             Some(0) => &value[1..],
