@@ -138,9 +138,9 @@ fn judge(
     };
     let Some(refused) = outcome.refused() else {
         // A connection the target closed before the request could go out answers the
-        // expectations that need the request served; it says nothing to any other check.
+        // expectation that it keeps serving on it; it says nothing to any other check.
         return match (&expectation.check, outcome) {
-            (Check::ServedBy(_), ExchangeOutcome::Unsendable { .. }) => unmet(expected),
+            (Check::StillServedBy(_), ExchangeOutcome::Unsendable { .. }) => unmet(expected),
             _ => Judgement::Missing(outcome.to_string()),
         };
     };
@@ -185,7 +185,7 @@ fn judge(
             ExchangeOutcome::Response(response) if response.status == 400 => Judgement::Met,
             _ => unmet(expected),
         },
-        Check::ServedBy(role) => match outcome {
+        Check::ServedBy(role) | Check::StillServedBy(role) => match outcome {
             ExchangeOutcome::Response(response) if !refused && response.status < 300 => {
                 named_tenant(response, *role, unmet(expected))
             }
@@ -248,6 +248,7 @@ pub fn describe(check: &Check, deployment: &Deployment) -> String {
     };
     match check {
         Check::ServedBy(role) => format!("2xx {}", served(role)),
+        Check::StillServedBy(role) => format!("2xx {} on the same connection", served(role)),
         Check::TenantIfServed(role) => format!("refused, or {}", served(role)),
         Check::Refused => {
             "refused (4xx/5xx, stream reset, closed connection or refused handshake)".to_owned()
@@ -478,13 +479,30 @@ steps:
     }
 
     #[test]
-    fn a_closed_connection_fails_served_by_but_is_no_refusal() {
+    fn a_closed_connection_is_no_observation_except_of_keeping_it_open() {
         let gone = ExchangeOutcome::Unsendable {
             detail: "GOAWAY".into(),
         };
         let evaluation = verdict(Protocol::Http2, gone.clone(), response(200, Some("bravo")));
         assert_eq!(evaluation.verdict, Verdict::Error);
-        let evaluation = verdict(Protocol::Http2, response(421, None), gone);
+        let evaluation = verdict(Protocol::Http2, response(421, None), gone.clone());
+        assert_eq!(evaluation.verdict, Verdict::Error);
+        let scenario = load_str(
+            Path::new("t.yaml"),
+            "t",
+            &SCENARIO.replace(
+                "served_by: sibling, protocols",
+                "still_served_by: sibling, protocols",
+            ),
+        )
+        .unwrap();
+        let observed = observations(response(421, None), gone);
+        let evaluation = evaluate(
+            &scenario,
+            Protocol::Http2,
+            &Deployment::standard(),
+            &observed,
+        );
         assert_eq!(evaluation.verdict, Verdict::Info);
     }
 

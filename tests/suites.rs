@@ -116,6 +116,26 @@ fn cli_trials() -> Vec<Trial> {
             }
             Ok(())
         }),
+        Trial::test("cli::http1-close-after-421-is-allowed", || {
+            // HTTP/1.1 may close after a 421; the harness reopens the connection the same way,
+            // so every HTTP/1.1 case still passes against a target that does.
+            let dir = scratch("h1-close");
+            let junit = dir.join("junit.xml");
+            let (code, stdout, stderr) = misdirect(&[
+                "run",
+                "--strict",
+                "--target",
+                "embedded:close-after-421",
+                "--protocol",
+                "h1",
+                "--junit",
+                junit.to_str().unwrap_or_default(),
+            ])?;
+            if code != 0 || !stdout.contains(" 0 failed, 0 warned, 0 info, 0 skipped, 0 errors") {
+                return Err(format!("exit {code}\n{stdout}{stderr}").into());
+            }
+            Ok(())
+        }),
         Trial::test("cli::silent-target-is-error-within-deadline", || {
             let dir = scratch("silent");
             let certs = certificates_in(&dir)?;

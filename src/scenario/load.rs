@@ -561,6 +561,9 @@ impl Builder<'_> {
         if let Some(role) = &raw.served_by {
             checks.push(Check::ServedBy(self.role(&role.value, role)?));
         }
+        if let Some(role) = &raw.still_served_by {
+            checks.push(Check::StillServedBy(self.role(&role.value, role)?));
+        }
         if let Some(role) = &raw.tenant_if_served {
             checks.push(Check::TenantIfServed(self.role(&role.value, role)?));
         }
@@ -597,7 +600,7 @@ impl Builder<'_> {
                 return Err(self.error(
                     span,
                     format!(
-                        "an expectation states exactly one check (served_by, tenant_if_served, refused, uncovered_refused, status, malformed, not_cacheable); this one states {}",
+                        "an expectation states exactly one check (served_by, still_served_by, tenant_if_served, refused, uncovered_refused, status, malformed, not_cacheable); this one states {}",
                         checks.len()
                     ),
                 ));

@@ -272,6 +272,9 @@ impl Expectation {
 pub enum Check {
     /// Served (2xx) by the tenant of this role.
     ServedBy(Role),
+    /// Served (2xx) by the tenant of this role on the named connection, which the target must
+    /// therefore have kept open: a connection it closed before the request counts against it.
+    StillServedBy(Role),
     /// If served at all, then by the tenant of this role; a refusal is fine.
     TenantIfServed(Role),
     /// Not served: a 4xx/5xx status, a stream reset, a closed connection or a refused handshake.

@@ -114,6 +114,8 @@ pub(super) struct RawExpectation {
     #[serde(default)]
     pub(super) served_by: Option<Spanned<String>>,
     #[serde(default)]
+    pub(super) still_served_by: Option<Spanned<String>>,
+    #[serde(default)]
     pub(super) tenant_if_served: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) refused: Option<Spanned<bool>>,
