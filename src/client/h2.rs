@@ -25,16 +25,29 @@ impl Drop for Http2Connection {
 }
 
 impl Http2Connection {
+    /// Sets up HTTP/2 and waits for one PING round trip, so that a target that refuses the TLS
+    /// session after the client's Finished (TLS 1.3 client authentication) is seen as refusing
+    /// the connection rather than as failing the first request.
     pub(super) async fn handshake(stream: TlsStream<TcpStream>) -> Result<Self, String> {
-        let (sender, connection) = h2::client::Builder::new()
+        let (sender, mut connection) = h2::client::Builder::new()
             .enable_push(false)
             .handshake(stream)
             .await
-            .map_err(|error| format!("HTTP/2 handshake failed: {error}"))?;
+            .map_err(|error| format!("HTTP/2 handshake failed: {}", describe(&error)))?;
+        let pings = connection.ping_pong();
         // The connection future does the I/O; requests see its failures as their own errors.
         let driver = tokio::spawn(async move {
             let _ = connection.await;
         });
+        if let Some(mut pings) = pings
+            && let Err(error) = pings.ping(h2::Ping::opaque()).await
+        {
+            driver.abort();
+            return Err(format!(
+                "the connection ended during HTTP/2 setup: {}",
+                describe(&error)
+            ));
+        }
         Ok(Self { sender, driver })
     }
 
@@ -110,6 +123,18 @@ impl Http2Sender {
         Ok(ExchangeOutcome::Response(
             fields.into_response(status, &bytes),
         ))
+    }
+}
+
+/// An h2 error in words, with the TLS alert behind it where there is one.
+fn describe(error: &h2::Error) -> String {
+    match error
+        .get_io()
+        .and_then(|io| io.get_ref())
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(rustls::Error::AlertReceived(alert)) => format!("TLS alert {alert:?}"),
+        _ => error.to_string(),
     }
 }
 
