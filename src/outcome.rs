@@ -98,6 +98,8 @@ pub struct CaseResult {
     pub suite: String,
     pub name: String,
     pub title: String,
+    /// Why the scenario matters, from its file.
+    pub description: Option<String>,
     pub protocol: Protocol,
     pub requirements: Vec<Cited>,
     /// `file:line:col` of the scenario.
@@ -109,10 +111,14 @@ pub struct CaseResult {
 }
 
 impl CaseResult {
-    /// `suite/name [h2]`: unique across a run, stable across runs.
     pub fn case_id(&self) -> String {
-        format!("{} [{}]", self.scenario, self.protocol)
+        case_id(&self.scenario, self.protocol)
     }
+}
+
+/// `suite/name [h2]`: a case's name, unique across a run and stable across runs.
+pub fn case_id(scenario: &str, protocol: Protocol) -> String {
+    format!("{scenario} [{protocol}]")
 }
 
 /// How many cases ended with each verdict.

@@ -64,6 +64,12 @@ pub struct Case {
     pub protocol: Protocol,
 }
 
+impl Case {
+    pub fn id(&self) -> String {
+        crate::outcome::case_id(&self.scenario.id, self.protocol)
+    }
+}
+
 /// The cases of `scenarios`, one per protocol each scenario names, in order.
 pub fn cases(scenarios: &[Arc<Scenario>]) -> Vec<Case> {
     scenarios
@@ -662,6 +668,7 @@ fn result(
         suite: scenario.suite().to_owned(),
         name: scenario.name().to_owned(),
         title: scenario.title.clone(),
+        description: scenario.description.clone(),
         protocol: case.protocol,
         requirements: scenario
             .requirements

@@ -65,7 +65,10 @@ fn test_case(result: &CaseResult) -> TestCase {
             ),
         ));
     }
-    let mut out = String::new();
+    let mut out = format!("{}\n", result.title);
+    if let Some(description) = &result.description {
+        out.push_str(&format!("{}\n", description.trim_end()));
+    }
     if matches!(result.verdict, Verdict::Warn | Verdict::Info) {
         out.push_str(&format!(
             "{}\n{}\n",
@@ -128,6 +131,7 @@ mod tests {
             suite: "server".into(),
             name: "own-authority".into(),
             title: "t".into(),
+            description: None,
             protocol: Protocol::Http2,
             requirements: vec![Cited {
                 id: "R9110-7.4-b".into(),

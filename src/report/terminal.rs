@@ -24,8 +24,10 @@ pub fn render(results: &[CaseResult], target: &str, wall: Duration, detail: Deta
         }
         let _ = writeln!(
             out,
-            "{:<5} {} [{}]  {}",
-            result.verdict, result.scenario, result.protocol, result.title
+            "{:<5} {}  {}",
+            result.verdict,
+            result.case_id(),
+            result.title
         );
         for finding in &result.findings {
             match &finding.requirement {

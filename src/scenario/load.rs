@@ -266,7 +266,6 @@ impl Builder<'_> {
                 id: id.to_owned(),
                 level,
                 section: requirement.section.clone(),
-                span: self.span(&requirement.id),
             });
         }
         Ok(requirements)
@@ -346,14 +345,12 @@ impl Builder<'_> {
                     )
                 })?;
                 let connection = self.known_connection(on, context)?;
-                let span = self.span(on);
                 let request = self.request(*request, context)?;
                 Ok(Step::Send(Send {
                     connection,
                     requests: vec![request],
                     concurrent: false,
                     rounds: 1,
-                    span,
                 }))
             }
             RawStep::Burst(burst) => self.burst(burst, context).map(Step::Send),
@@ -383,7 +380,6 @@ impl Builder<'_> {
             sni,
             client_certificate: raw.client_certificate,
             resume,
-            span: self.span(&raw.name),
         })
     }
 
@@ -399,7 +395,6 @@ impl Builder<'_> {
         if raw.requests.is_empty() {
             return Err(self.error_at(&raw.on, "a burst sends at least one request"));
         }
-        let span = self.span(&raw.on);
         let requests = raw
             .requests
             .into_iter()
@@ -418,7 +413,6 @@ impl Builder<'_> {
             requests,
             concurrent: true,
             rounds,
-            span,
         })
     }
 
@@ -493,7 +487,6 @@ impl Builder<'_> {
             headers: raw.headers.into_iter().collect(),
             body: raw.body,
             expect,
-            span,
         })
     }
 

@@ -118,7 +118,6 @@ pub struct Requirement {
     pub level: Level,
     /// Where the requirement is written, e.g. `RFC 9110 §7.4`.
     pub section: String,
-    pub span: Span,
 }
 
 /// A scenario's claim that an embedded faulty variant makes it end with `verdict`.
@@ -176,7 +175,6 @@ pub struct Connect {
     pub client_certificate: bool,
     /// Offer the TLS session ticket that this earlier connection received.
     pub resume: Option<String>,
-    pub span: Span,
 }
 
 /// Send requests on a named connection: one after another, or (HTTP/2) all at once per round.
@@ -187,7 +185,6 @@ pub struct Send {
     /// Whether the requests of a round go out together (a burst); HTTP/1.1 still sends them in turn.
     pub concurrent: bool,
     pub rounds: u32,
-    pub span: Span,
 }
 
 /// How the request target is written in HTTP/1.1.
@@ -212,7 +209,6 @@ pub struct Request {
     pub headers: Vec<(String, String)>,
     pub body: Option<String>,
     pub expect: Vec<Expectation>,
-    pub span: Span,
 }
 
 /// Which port an authority carries.
