@@ -5,7 +5,7 @@
 //! a body is read up to 1 MiB, and once the head is in, the response counts even if its body is
 //! cut short (the connection is then marked closed, so the runner reconnects for the next request).
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
@@ -17,8 +17,8 @@ const MAX_FIELDS: usize = 128;
 const MAX_BODY: usize = 1024 * 1024;
 
 #[derive(Debug)]
-pub struct Http1Connection {
-    stream: TlsStream<TcpStream>,
+pub struct Http1Connection<S = TlsStream<TcpStream>> {
+    stream: S,
     /// Bytes read past the previous response.
     buffer: Vec<u8>,
     /// Why the connection can carry no further request, once that is so.
@@ -40,8 +40,8 @@ struct Head {
     close: bool,
 }
 
-impl Http1Connection {
-    pub(super) fn new(stream: TlsStream<TcpStream>) -> Self {
+impl<S: AsyncRead + AsyncWrite + Unpin> Http1Connection<S> {
+    pub(super) fn new(stream: S) -> Self {
         Self {
             stream,
             buffer: Vec::new(),
@@ -314,8 +314,117 @@ fn unreadable(what: &str) -> ExchangeOutcome {
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt, duplex};
+
     use super::*;
     use crate::scenario::TargetForm;
+
+    fn get(authority: &str) -> WireRequest {
+        WireRequest {
+            method: "GET".into(),
+            authority: authority.into(),
+            host: None,
+            form: TargetForm::Origin,
+            path: "/".into(),
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+
+    /// Sends two requests to a peer that answers with `script` and then closes; returns both
+    /// outcomes and whether the connection counts as closed after each.
+    async fn exchange(script: Vec<u8>) -> Vec<(ExchangeOutcome, bool)> {
+        let (client, mut server) = duplex(4 * 1024 * 1024);
+        let peer = tokio::spawn(async move {
+            let mut request = [0u8; 1024];
+            let _ = server.read(&mut request).await;
+            let _ = server.write_all(&script).await;
+            let _ = server.shutdown().await;
+            // Take whatever else the client sends until it hangs up.
+            while matches!(server.read(&mut request).await, Ok(read) if read > 0) {}
+        });
+        let mut connection = Http1Connection::new(client);
+        let mut outcomes = Vec::new();
+        for _ in 0..2 {
+            let outcome = connection.send(&get("a.test")).await;
+            outcomes.push((outcome, connection.closed().is_some()));
+        }
+        drop(connection);
+        peer.await.unwrap();
+        outcomes
+    }
+
+    fn status(outcome: &ExchangeOutcome) -> Option<(u16, Option<&str>)> {
+        match outcome {
+            ExchangeOutcome::Response(response) => {
+                Some((response.status, response.tenant.as_deref()))
+            }
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn keep_alive_responses_are_framed_by_length_and_chunks() {
+        let script = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 13\r\n\r\ntenant=alpha\nHTTP/1.1 421 Misdirected Request\r\ntransfer-encoding: chunked\r\n\r\n4\r\nnope\r\n0\r\n\r\n".to_vec();
+        let outcomes = exchange(script).await;
+        assert_eq!(status(&outcomes[0].0), Some((200, Some("alpha"))));
+        assert!(!outcomes[0].1);
+        assert_eq!(status(&outcomes[1].0), Some((421, None)));
+    }
+
+    #[tokio::test]
+    async fn a_hostile_chunk_size_cuts_the_body_without_panicking() {
+        let script = b"HTTP/1.1 200 OK\r\nx-misdirect-tenant: bravo\r\ntransfer-encoding: chunked\r\n\r\nffffffffffffffff\r\n".to_vec();
+        let outcomes = exchange(script).await;
+        assert_eq!(status(&outcomes[0].0), Some((200, Some("bravo"))));
+        assert!(outcomes[0].1, "a cut body leaves the connection unusable");
+        assert!(matches!(outcomes[1].0, ExchangeOutcome::Unsendable { .. }));
+    }
+
+    #[tokio::test]
+    async fn an_oversized_body_is_read_up_to_the_limit() {
+        let mut script =
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2000000\r\n\r\ntenant=charlie ".to_vec();
+        script.resize(script.len() + 1_100_000, b'x');
+        let outcomes = exchange(script).await;
+        assert_eq!(status(&outcomes[0].0), Some((200, Some("charlie"))));
+        assert!(outcomes[0].1);
+    }
+
+    #[tokio::test]
+    async fn garbage_is_unreadable_not_a_refusal() {
+        let outcomes = exchange(b"SSH-2.0-OpenSSH\r\n\r\n".to_vec()).await;
+        assert!(
+            matches!(outcomes[0].0, ExchangeOutcome::Unreadable { .. }),
+            "{:?}",
+            outcomes[0].0
+        );
+        assert_eq!(outcomes[0].0.refused(), None);
+        let mut many = b"HTTP/1.1 200 OK\r\n".to_vec();
+        for index in 0..200 {
+            many.extend_from_slice(format!("x-{index}: y\r\n").as_bytes());
+        }
+        many.extend_from_slice(b"\r\n");
+        let outcomes = exchange(many).await;
+        assert!(matches!(outcomes[0].0, ExchangeOutcome::Unreadable { .. }));
+    }
+
+    #[tokio::test]
+    async fn a_close_before_any_response_is_a_closed_connection() {
+        let outcomes = exchange(Vec::new()).await;
+        assert!(matches!(
+            outcomes[0].0,
+            ExchangeOutcome::ConnectionClosed { .. }
+        ));
+        assert_eq!(outcomes[0].0.refused(), Some(true));
+    }
+
+    #[tokio::test]
+    async fn connection_close_is_honoured() {
+        let outcomes = exchange(b"HTTP/1.1 421 Misdirected Request\r\nconnection: keep-alive, close\r\ncontent-length: 0\r\n\r\n".to_vec()).await;
+        assert_eq!(status(&outcomes[0].0), Some((421, None)));
+        assert!(outcomes[0].1);
+    }
 
     #[test]
     fn absolute_form_keeps_host_separate() {
