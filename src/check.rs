@@ -10,8 +10,10 @@ use crate::observe::{ConnectionResult, Exchange, ExchangeOutcome, Observations};
 use crate::outcome::{Cited, Finding, Verdict};
 use crate::scenario::{Check, Expectation, Protocol, Scenario, Step};
 
-/// HTTP/2 error code PROTOCOL_ERROR (RFC 9113 §7).
-const PROTOCOL_ERROR: u32 = 0x1;
+/// HTTP/2 error code PROTOCOL_ERROR (RFC 9113 §7) and HTTP/3 H3_MESSAGE_ERROR (RFC 9114 §8.1):
+/// the stream errors for a malformed request. The code spaces do not overlap.
+const PROTOCOL_ERROR: u64 = 0x1;
+const H3_MESSAGE_ERROR: u64 = 0x10e;
 
 /// A case's verdict and the findings behind it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,7 +183,11 @@ fn judge(
             _ => unmet(expected),
         },
         Check::Malformed => match outcome {
-            ExchangeOutcome::StreamReset { code, .. } if *code == PROTOCOL_ERROR => Judgement::Met,
+            ExchangeOutcome::StreamReset { code, .. }
+                if matches!(*code, PROTOCOL_ERROR | H3_MESSAGE_ERROR) =>
+            {
+                Judgement::Met
+            }
             ExchangeOutcome::Response(response) if response.status == 400 => Judgement::Met,
             _ => unmet(expected),
         },
@@ -208,6 +214,32 @@ fn judge(
             }
             _ => Judgement::Met,
         },
+        Check::CertificateCovers => {
+            let host = host_of(&exchange.authority);
+            match observations
+                .connection(&exchange.connection)
+                .map(|record| &record.result)
+            {
+                Some(ConnectionResult::Established(established)) => {
+                    if established
+                        .peer_sans
+                        .iter()
+                        .any(|san| san_covers(san, &host))
+                    {
+                        Judgement::Met
+                    } else {
+                        Judgement::Unmet {
+                            expected,
+                            observed: format!(
+                                "a certificate for {}",
+                                established.peer_sans.join(", ")
+                            ),
+                        }
+                    }
+                }
+                _ => Judgement::Missing("no certificate was observed on the connection".to_owned()),
+            }
+        }
         Check::NotCacheable => match outcome {
             ExchangeOutcome::Response(response) => match response.explicit_freshness() {
                 None => Judgement::Met,
@@ -260,9 +292,14 @@ pub fn describe(check: &Check, deployment: &Deployment) -> String {
             let codes: Vec<String> = codes.iter().map(u16::to_string).collect();
             format!("status {}", codes.join(" or "))
         }
-        Check::Malformed => "treated as malformed: RST_STREAM(PROTOCOL_ERROR) or 400".to_owned(),
+        Check::Malformed => {
+            "treated as malformed: stream error PROTOCOL_ERROR (h2) or H3_MESSAGE_ERROR (h3), or 400".to_owned()
+        }
         Check::NotCacheable => {
             "no explicit freshness (max-age, s-maxage, public, Expires)".to_owned()
+        }
+        Check::CertificateCovers => {
+            "a certificate presented on the connection that covers the authority".to_owned()
         }
     }
 }
@@ -317,6 +354,7 @@ steps:
             cache_control: None,
             expires: None,
             date: None,
+            alt_svc: None,
             body_excerpt: String::new(),
         })
     }

@@ -73,6 +73,9 @@ struct RunArgs {
     /// For a server of yours: folder with ca.pem, client.pem and client.key (see `misdirect certs`).
     #[arg(long, value_name = "DIR")]
     certs: Option<PathBuf>,
+    /// For a server of yours: the UDP port of its HTTP/3 endpoint (without it, HTTP/3 cases SKIP).
+    #[arg(long, value_name = "PORT")]
+    h3_port: Option<u16>,
     /// For a server of yours: map a role onto one of its hostnames, e.g. primary=a.example.com (repeatable).
     #[arg(long = "name", value_name = "ROLE=HOST")]
     names: Vec<String>,
@@ -306,9 +309,9 @@ fn protocols(keys: &[String]) -> Result<Vec<Protocol>, Failure> {
 
 fn parse_target(args: &RunArgs) -> Result<Target, Failure> {
     if let Some(rest) = args.target.strip_prefix("embedded") {
-        if args.certs.is_some() || !args.names.is_empty() {
+        if args.certs.is_some() || !args.names.is_empty() || args.h3_port.is_some() {
             return Err(Failure::invalid(
-                "--certs and --name apply to a server of yours, not to the embedded target",
+                "--certs, --name and --h3-port apply to a server of yours, not to the embedded target",
             ));
         }
         return match rest.strip_prefix(':') {
@@ -344,11 +347,12 @@ fn parse_target(args: &RunArgs) -> Result<Target, Failure> {
             .map_err(|error: crate::deployment::UnknownRole| Failure::invalid(error.to_string()))?;
         deployment.set_name(role, host.to_owned());
     }
-    Ok(Target::Remote(Remote {
+    Ok(Target::Remote(Box::new(Remote {
         address,
+        h3_port: args.h3_port,
         deployment,
         certificates,
-    }))
+    })))
 }
 
 fn serve(args: &ServeArgs) -> Result<u8, Failure> {

@@ -35,7 +35,12 @@ pub fn trials(
             runtime,
             Verdict::Pass,
         ));
-        for detection in &case.scenario.detects {
+        for detection in case
+            .scenario
+            .detects
+            .iter()
+            .filter(|d| d.applies_to(case.protocol))
+        {
             let runner = match faulty.get(&detection.fault) {
                 Some(runner) => Arc::clone(runner),
                 None => {

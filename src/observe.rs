@@ -75,9 +75,9 @@ pub struct Exchange {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ExchangeOutcome {
     Response(Response),
-    /// HTTP/2 RST_STREAM (or a stream error) from the target.
+    /// HTTP/2 RST_STREAM or HTTP/3 RESET_STREAM from the target, with its error code.
     StreamReset {
-        code: u32,
+        code: u64,
         name: String,
     },
     /// The connection ended (EOF, GOAWAY, TLS alert) after the request was sent and before a
@@ -162,11 +162,26 @@ pub struct Response {
     pub cache_control: Option<String>,
     pub expires: Option<String>,
     pub date: Option<String>,
+    pub alt_svc: Option<String>,
     /// The first bytes of the body, for the transcript.
     pub body_excerpt: String,
 }
 
 impl Response {
+    /// The HTTP/3 alternative this response advertises (RFC 7838 §3), as its host (empty for
+    /// the origin's own host) and port.
+    pub fn h3_alternative(&self) -> Option<(String, u16)> {
+        self.alt_svc.as_deref()?.split(',').find_map(|entry| {
+            let (protocol, rest) = entry.split_once('=')?;
+            if protocol.trim() != "h3" {
+                return None;
+            }
+            let authority = rest.split(';').next()?.trim().trim_matches('"');
+            let (host, port) = authority.rsplit_once(':')?;
+            Some((host.to_owned(), port.parse().ok()?))
+        })
+    }
+
     /// The explicit freshness that would let a cache store and replay this response, if any
     /// (RFC 9111 §3, §4.2.1; RFC 9110 Appendix B.3): `max-age` or `s-maxage` above zero, `public`
     /// (which allows heuristic freshness), or an `Expires` later than `Date`. `no-store` and
@@ -267,6 +282,7 @@ mod tests {
             cache_control: cache_control.map(str::to_owned),
             expires: expires.map(str::to_owned),
             date: Some(DATE.to_owned()),
+            alt_svc: None,
             body_excerpt: String::new(),
         }
     }
@@ -295,6 +311,24 @@ mod tests {
         assert!(!fresh(None, Some("0")));
         assert!(!fresh(None, Some("Thu, 01 Jan 1970 00:00:01 GMT")));
         assert!(!fresh(Some("max-age=0"), Some(LATER)));
+    }
+
+    #[test]
+    fn h3_alternatives_are_parsed() {
+        let advertised = |value: &str| Response {
+            alt_svc: Some(value.to_owned()),
+            ..response(None, None)
+        };
+        assert_eq!(
+            advertised(r#"h3=":4433"; ma=86400"#).h3_alternative(),
+            Some((String::new(), 4433))
+        );
+        assert_eq!(
+            advertised(r#"h3-29=":1", h3="alt.test:8443""#).h3_alternative(),
+            Some(("alt.test".to_owned(), 8443))
+        );
+        assert_eq!(advertised(r#"h2=":443""#).h3_alternative(), None);
+        assert_eq!(advertised("clear").h3_alternative(), None);
     }
 
     #[test]

@@ -23,7 +23,9 @@ use crate::observe::{
 };
 use crate::outcome::{CaseResult, Cited, Finding, Verdict};
 use crate::pki::{Pki, PkiError};
-use crate::scenario::{Authority, Connect, PortForm, Protocol, Request, Scenario, Send, Step};
+use crate::scenario::{
+    Authority, Connect, PortForm, Protocol, Request, Route, Scenario, Send, Step,
+};
 use crate::target::Target;
 use crate::target::embedded::EmbeddedTarget;
 
@@ -241,7 +243,10 @@ impl Runner {
                     return Execution::SetupFailed("the embedded target has no PKI".to_owned());
                 };
                 match EmbeddedTarget::start(pki, *fault).await {
-                    Ok(embedded) => (embedded.address(), Some(embedded)),
+                    Ok(embedded) => {
+                        let address = embedded.address();
+                        ((address, Some(address.port())), Some(embedded))
+                    }
                     Err(error) => {
                         return Execution::SetupFailed(format!(
                             "failed to start the embedded target: {error}"
@@ -249,12 +254,14 @@ impl Runner {
                     }
                 }
             }
-            Target::Remote(remote) => (remote.address, None),
+            Target::Remote(remote) => ((remote.address, remote.h3_port), None),
         };
+        let (address, h3_port) = address;
         let mut session = Session {
             runner: self,
             protocol,
             address,
+            h3_port,
             record,
             jar: Arc::new(TicketJar::default()),
             connections: HashMap::new(),
@@ -324,12 +331,17 @@ struct Dial {
     sni: Option<String>,
     client_certificate: bool,
     tickets: Arc<ConnectionTickets>,
+    protocol: Protocol,
+    address: SocketAddr,
 }
 
 struct Session<'a> {
     runner: &'a Runner,
+    /// The case's protocol.
     protocol: Protocol,
+    /// The target's TCP address, and the UDP port of its HTTP/3 endpoint if it has one.
     address: SocketAddr,
+    h3_port: Option<u16>,
     record: &'a Arc<Record>,
     jar: Arc<TicketJar>,
     connections: HashMap<String, Slot>,
@@ -339,6 +351,7 @@ impl Session<'_> {
     /// Opens a connection; `Err` says the case does not apply from here on (what it needed, and
     /// why the target does not offer it).
     async fn connect(&mut self, connect: &Connect) -> Result<(), (String, String)> {
+        let (protocol, address) = self.route(&connect.route)?;
         let dial = Dial {
             sni: connect
                 .sni
@@ -349,14 +362,21 @@ impl Session<'_> {
                 &connect.name,
                 connect.resume.as_deref(),
             )),
+            protocol,
+            address,
         };
         self.record.event(
             &connect.name,
             format!(
-                "connect {} SNI {} ALPN {}{}{}",
-                self.address,
+                "connect {} {} SNI {} ALPN {}{}{}",
+                if protocol == Protocol::Http3 {
+                    "udp"
+                } else {
+                    "tcp"
+                },
+                address,
                 dial.sni.as_deref().unwrap_or("(none)"),
-                String::from_utf8_lossy(self.protocol.alpn()),
+                String::from_utf8_lossy(protocol.alpn()),
                 if connect.client_certificate {
                     ", with client certificate"
                 } else {
@@ -372,7 +392,7 @@ impl Session<'_> {
         let (result, slot) = self
             .dial(&connect.name, dial.clone())
             .await
-            .map_err(|reason| (format!("a target that speaks {}", self.protocol), reason))?;
+            .map_err(|reason| (format!("a target that speaks {protocol}"), reason))?;
         if let Some(source) = &connect.resume
             && !dial.tickets.offered()
         {
@@ -392,15 +412,50 @@ impl Session<'_> {
         Ok(())
     }
 
+    /// The protocol and address a connection takes; `Err` when the target offers no such
+    /// endpoint (what was needed, and why it is missing).
+    fn route(&self, route: &Route) -> Result<(Protocol, SocketAddr), (String, String)> {
+        let endpoint = |protocol: Protocol| match (protocol, self.h3_port) {
+            (Protocol::Http3, Some(port)) => {
+                Ok((protocol, SocketAddr::new(self.address.ip(), port)))
+            }
+            (Protocol::Http3, None) => Err((
+                "a target with an HTTP/3 endpoint".to_owned(),
+                "no HTTP/3 endpoint is configured for this target (--h3-port)".to_owned(),
+            )),
+            (protocol, _) => Ok((protocol, self.address)),
+        };
+        match route {
+            Route::Case => endpoint(self.protocol),
+            Route::Protocol(protocol) => endpoint(*protocol),
+            Route::AltSvc(source) => {
+                let needed =
+                    format!("an HTTP/3 alternative advertised with Alt-Svc on connection {source}");
+                let (host, port) = self
+                    .record
+                    .h3_alternative(source)
+                    .ok_or_else(|| (needed.clone(), "the target advertised none".to_owned()))?;
+                // The alternative is reached where the origin was; another host would need DNS.
+                let ip = match host.as_str() {
+                    "" => self.address.ip(),
+                    literal => literal.trim_matches(['[', ']']).parse().map_err(|_| {
+                        (needed, format!("the alternative names another host ({host}), which misdirect does not resolve"))
+                    })?,
+                };
+                Ok((Protocol::Http3, SocketAddr::new(ip, port)))
+            }
+        }
+    }
+
     /// Runs one connection attempt and records it in the transcript; `Err` when the target does
     /// not speak the protocol.
     async fn dial(&self, name: &str, dial: Dial) -> Result<(ConnectionResult, Slot), String> {
         let attempt = client::connect(
             &self.runner.credentials,
             ConnectRequest {
-                address: self.address,
+                address: dial.address,
                 sni: dial.sni.as_deref(),
-                protocol: self.protocol,
+                protocol: dial.protocol,
                 client_certificate: dial.client_certificate,
                 tickets: Arc::clone(&dial.tickets),
             },
@@ -485,7 +540,7 @@ impl Session<'_> {
         for round in 0..send.rounds {
             let outcomes = self.exchange_round(send, &wires, deadline).await;
             // After a timeout an HTTP/1.1 connection is out of step with its responses.
-            let timed_out_h1 = self.protocol == Protocol::Http1
+            let timed_out_h1 = matches!(self.connections.get(&send.connection), Some(Slot::Open(_, dial)) if dial.protocol == Protocol::Http1)
                 && outcomes
                     .iter()
                     .any(|outcome| matches!(outcome, ExchangeOutcome::TimedOut { .. }));
@@ -648,6 +703,20 @@ impl Record {
 
     fn exchange(&self, exchange: Exchange) {
         self.lock().0.exchanges.push(exchange);
+    }
+
+    /// The last HTTP/3 alternative advertised in a response on `connection`.
+    fn h3_alternative(&self, connection: &str) -> Option<(String, u16)> {
+        self.lock()
+            .0
+            .exchanges
+            .iter()
+            .rev()
+            .filter(|exchange| exchange.connection == connection)
+            .find_map(|exchange| match &exchange.outcome {
+                ExchangeOutcome::Response(response) => response.h3_alternative(),
+                _ => None,
+            })
     }
 
     fn take(&self) -> (Observations, Transcript) {

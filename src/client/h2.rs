@@ -141,7 +141,7 @@ fn describe(error: &h2::Error) -> String {
 fn classify(error: &h2::Error) -> ExchangeOutcome {
     match error.reason() {
         Some(reason) if error.is_reset() => ExchangeOutcome::StreamReset {
-            code: reason.into(),
+            code: u32::from(reason).into(),
             name: format!("{reason:?}"),
         },
         Some(reason) if error.is_go_away() => ExchangeOutcome::ConnectionClosed {

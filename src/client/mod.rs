@@ -1,11 +1,13 @@
-//! The harness's HTTP clients: one interface over HTTP/1.1 and HTTP/2, with independent control
-//! of SNI, ALPN, `:authority`, `Host` and the connection a request travels on.
+//! The harness's HTTP clients: one interface over HTTP/1.1, HTTP/2 and HTTP/3, with independent
+//! control of SNI, ALPN, `:authority`, `Host` and the connection a request travels on.
 //!
 //! There is no pooling: the runner decides which connection carries which request, because
-//! connection reuse is what is under test. Only `h1.rs` and `h2.rs` name protocol crate types.
+//! connection reuse is what is under test. Only `h1.rs`, `h2.rs` and `h3.rs` name protocol crate
+//! types.
 
 mod h1;
 mod h2;
+mod h3;
 pub mod tls;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -78,19 +80,26 @@ pub enum ConnectError {
     Failed(String),
 }
 
-/// An open connection of either protocol.
+/// An open connection of any protocol.
 #[derive(Debug)]
 pub enum Connection {
     Http1(Box<h1::Http1Connection>),
     Http2(h2::Http2Connection),
+    Http3(Box<h3::Http3Connection>),
 }
 
 impl Connection {
     /// Sends one request and waits for its outcome (no deadline here; the runner sets it).
     pub async fn send(&mut self, request: &WireRequest) -> ExchangeOutcome {
-        match self {
-            Self::Http1(connection) => connection.send(request).await,
-            Self::Http2(connection) => connection.sender().send(request).await,
+        match self.multiplexer() {
+            Some(multiplexer) => multiplexer.send(request).await,
+            None => match self {
+                Self::Http1(connection) => connection.send(request).await,
+                // Invariant: only HTTP/1.1 has no multiplexer.
+                Self::Http2(_) | Self::Http3(_) => {
+                    unreachable!("multiplexed protocols have a sender")
+                }
+            },
         }
     }
 
@@ -98,20 +107,35 @@ impl Connection {
     pub fn closed(&self) -> Option<&str> {
         match self {
             Self::Http1(connection) => connection.closed(),
-            Self::Http2(_) => None,
+            Self::Http2(_) | Self::Http3(_) => None,
         }
     }
 
     /// A handle that sends requests concurrently, for protocols that multiplex.
-    pub fn multiplexer(&self) -> Option<Http2Sender> {
+    pub fn multiplexer(&self) -> Option<Multiplexer> {
         match self {
             Self::Http1(_) => None,
-            Self::Http2(connection) => Some(connection.sender()),
+            Self::Http2(connection) => Some(Multiplexer::Http2(connection.sender())),
+            Self::Http3(connection) => Some(Multiplexer::Http3(connection.sender())),
         }
     }
 }
 
-pub use h2::Http2Sender;
+/// A cloneable handle that sends requests on one multiplexed connection.
+#[derive(Debug, Clone)]
+pub enum Multiplexer {
+    Http2(h2::Http2Sender),
+    Http3(h3::Http3Sender),
+}
+
+impl Multiplexer {
+    pub async fn send(self, request: &WireRequest) -> ExchangeOutcome {
+        match self {
+            Self::Http2(sender) => sender.send(request).await,
+            Self::Http3(sender) => sender.send(request).await,
+        }
+    }
+}
 
 /// Opens a TCP connection, runs the TLS handshake with the requested SNI, ALPN, client
 /// certificate and ticket, and sets up the protocol.
@@ -128,6 +152,11 @@ pub async fn connect(
                 request.tickets.clone(),
             )
             .map_err(|error| ConnectError::Failed(error.to_string()))?;
+        if request.protocol == Protocol::Http3 {
+            let (connection, established) =
+                h3::Http3Connection::connect(config, request.address, request.sni).await?;
+            return Ok((Connection::Http3(Box::new(connection)), established));
+        }
         let server_name = match request.sni {
             Some(name) => ServerName::try_from(name.to_owned())
                 .map_err(|error| ConnectError::Failed(format!("invalid SNI `{name}`: {error}")))?,
@@ -153,7 +182,7 @@ pub async fn connect(
         }
         let connection = match request.protocol {
             Protocol::Http1 => Connection::Http1(Box::new(h1::Http1Connection::new(tls))),
-            Protocol::Http2 => Connection::Http2(
+            Protocol::Http2 | Protocol::Http3 => Connection::Http2(
                 h2::Http2Connection::handshake(tls)
                     .await
                     .map_err(ConnectError::Refused)?,
@@ -235,6 +264,7 @@ struct ResponseFields {
     cache_control: Option<String>,
     expires: Option<String>,
     date: Option<String>,
+    alt_svc: Option<String>,
 }
 
 impl ResponseFields {
@@ -245,6 +275,7 @@ impl ResponseFields {
             cache_control: field("cache-control"),
             expires: field("expires"),
             date: field("date"),
+            alt_svc: field("alt-svc"),
         }
     }
 
@@ -259,6 +290,7 @@ impl ResponseFields {
             cache_control: self.cache_control,
             expires: self.expires,
             date: self.date,
+            alt_svc: self.alt_svc,
             body_excerpt: text.chars().take(160).collect(),
         }
     }

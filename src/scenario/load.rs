@@ -14,7 +14,7 @@ use super::raw::{
 };
 use super::{
     Authority, Check, Connect, Detection, Expectation, Level, PortForm, Protocol, Request,
-    Requirement, Scenario, Send, Source, Span, Step, TargetForm,
+    Requirement, Route, Scenario, Send, Source, Span, Step, TargetForm,
 };
 use crate::deployment::Role;
 use crate::outcome::Verdict;
@@ -196,7 +196,7 @@ impl Builder<'_> {
         }
         let requirements = self.requirements(&raw)?;
         let protocols = self.protocols(&raw.protocols.value, &raw.protocols)?;
-        let detects = self.detections(&raw, &requirements)?;
+        let detects = self.detections(&raw, &requirements, &protocols)?;
         let mut context = StepContext {
             requirements: &requirements,
             protocols: &protocols,
@@ -289,7 +289,12 @@ impl Builder<'_> {
         Ok(protocols)
     }
 
-    fn detections(&self, raw: &RawScenario, requirements: &[Requirement]) -> Built<Vec<Detection>> {
+    fn detections(
+        &self,
+        raw: &RawScenario,
+        requirements: &[Requirement],
+        protocols: &[Protocol],
+    ) -> Built<Vec<Detection>> {
         let mut detects: Vec<Detection> = Vec::new();
         for detection in &raw.detects {
             let fault: Fault =
@@ -320,14 +325,35 @@ impl Builder<'_> {
                     format!("no requirement of this scenario has a level that yields {verdict}"),
                 ));
             }
-            if detects.iter().any(|known| known.fault == fault) {
-                return Err(
-                    self.error_at(&detection.fault, format!("fault `{fault}` is listed twice"))
-                );
+            let protocols = match &detection.protocols {
+                None => Vec::new(),
+                Some(list) => {
+                    let listed = self.protocols(list, &detection.fault)?;
+                    if let Some(stray) = listed.iter().find(|p| !protocols.contains(p)) {
+                        return Err(self.error_at(
+                            &detection.fault,
+                            format!("this claim names {stray}, which the scenario does not run on"),
+                        ));
+                    }
+                    listed
+                }
+            };
+            let overlaps = |known: &Detection| {
+                known.fault == fault
+                    && (known.protocols.is_empty()
+                        || protocols.is_empty()
+                        || known.protocols.iter().any(|p| protocols.contains(p)))
+            };
+            if detects.iter().any(overlaps) {
+                return Err(self.error_at(
+                    &detection.fault,
+                    format!("fault `{fault}` is claimed twice"),
+                ));
             }
             detects.push(Detection {
                 fault,
                 verdict,
+                protocols,
                 span: self.span(&detection.fault),
             });
         }
@@ -336,7 +362,7 @@ impl Builder<'_> {
 
     fn step(&self, step: RawStep, context: &mut StepContext<'_>) -> Built<Step> {
         match step {
-            RawStep::Connect(connect) => self.connect(connect, context).map(Step::Connect),
+            RawStep::Connect(connect) => self.connect(*connect, context).map(Step::Connect),
             RawStep::Send(request) => {
                 let on = request.on.as_ref().ok_or_else(|| {
                     self.error_at(
@@ -374,12 +400,29 @@ impl Builder<'_> {
             .as_ref()
             .map(|resume| self.known_connection(resume, context))
             .transpose()?;
+        let route = match (&raw.protocol, &raw.via_alt_svc) {
+            (Some(_), Some(via)) => {
+                return Err(self.error_at(
+                    via,
+                    "a connection through Alt-Svc is always HTTP/3; remove `protocol:`",
+                ));
+            }
+            (Some(protocol), None) => Route::Protocol(
+                protocol
+                    .value
+                    .parse()
+                    .map_err(|message: String| self.error_at(protocol, message))?,
+            ),
+            (None, Some(via)) => Route::AltSvc(self.known_connection(via, context)?),
+            (None, None) => Route::Case,
+        };
         context.connections.push(name.clone());
         Ok(Connect {
             name,
             sni,
             client_certificate: raw.client_certificate,
             resume,
+            route,
         })
     }
 
@@ -565,6 +608,7 @@ impl Builder<'_> {
             (&raw.uncovered_refused, Check::UncoveredRefused),
             (&raw.malformed, Check::Malformed),
             (&raw.not_cacheable, Check::NotCacheable),
+            (&raw.certificate_covers, Check::CertificateCovers),
         ] {
             match flag {
                 Some(flag) if !flag.value => {
@@ -593,7 +637,7 @@ impl Builder<'_> {
                 return Err(self.error(
                     span,
                     format!(
-                        "an expectation states exactly one check (served_by, still_served_by, tenant_if_served, refused, uncovered_refused, status, malformed, not_cacheable); this one states {}",
+                        "an expectation states exactly one check (served_by, still_served_by, tenant_if_served, refused, uncovered_refused, status, malformed, not_cacheable, certificate_covers); this one states {}",
                         checks.len()
                     ),
                 ));

@@ -28,15 +28,18 @@ pub enum Protocol {
     Http1,
     #[serde(rename = "h2")]
     Http2,
+    #[serde(rename = "h3")]
+    Http3,
 }
 
 impl Protocol {
-    pub const ALL: [Self; 2] = [Self::Http1, Self::Http2];
+    pub const ALL: [Self; 3] = [Self::Http1, Self::Http2, Self::Http3];
 
     pub fn key(self) -> &'static str {
         match self {
             Self::Http1 => "h1",
             Self::Http2 => "h2",
+            Self::Http3 => "h3",
         }
     }
 
@@ -45,6 +48,7 @@ impl Protocol {
         match self {
             Self::Http1 => b"http/1.1",
             Self::Http2 => b"h2",
+            Self::Http3 => b"h3",
         }
     }
 }
@@ -62,7 +66,7 @@ impl FromStr for Protocol {
         Self::ALL
             .into_iter()
             .find(|protocol| protocol.key() == s)
-            .ok_or_else(|| format!("unknown protocol `{s}` (expected h1 or h2)"))
+            .ok_or_else(|| format!("unknown protocol `{s}` (expected h1, h2 or h3)"))
     }
 }
 
@@ -125,7 +129,15 @@ pub struct Requirement {
 pub struct Detection {
     pub fault: Fault,
     pub verdict: Verdict,
+    /// Protocols the claim holds for; empty means all of the scenario's.
+    pub protocols: Vec<Protocol>,
     pub span: Span,
+}
+
+impl Detection {
+    pub fn applies_to(&self, protocol: Protocol) -> bool {
+        self.protocols.is_empty() || self.protocols.contains(&protocol)
+    }
 }
 
 /// One scenario file.
@@ -175,6 +187,19 @@ pub struct Connect {
     pub client_certificate: bool,
     /// Offer the TLS session ticket that this earlier connection received.
     pub resume: Option<String>,
+    /// How to reach the target, when not over the case's protocol at its address.
+    pub route: Route,
+}
+
+/// Which protocol and endpoint a connection uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// The case's protocol at the target's address.
+    Case,
+    /// This protocol at the target's address (e.g. HTTP/2 to learn an Alt-Svc).
+    Protocol(Protocol),
+    /// HTTP/3 at the alternative that `Alt-Svc` advertised on this earlier connection.
+    AltSvc(String),
 }
 
 /// Send requests on a named connection: one after another, or (HTTP/2) all at once per round.
@@ -285,4 +310,6 @@ pub enum Check {
     /// A response arrived and carries no explicit freshness (`max-age`, `s-maxage`, `public`,
     /// `Expires`).
     NotCacheable,
+    /// The certificate presented on the request's connection covers the request's authority.
+    CertificateCovers,
 }

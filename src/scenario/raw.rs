@@ -33,12 +33,14 @@ pub(super) struct RawRequirement {
 pub(super) struct RawDetection {
     pub(super) fault: Spanned<String>,
     pub(super) verdict: Spanned<String>,
+    #[serde(default)]
+    pub(super) protocols: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(super) enum RawStep {
-    Connect(RawConnect),
+    Connect(Box<RawConnect>),
     Send(Box<RawRequest>),
     Burst(RawBurst),
 }
@@ -52,6 +54,10 @@ pub(super) struct RawConnect {
     pub(super) client_certificate: bool,
     #[serde(default)]
     pub(super) resume: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) protocol: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) via_alt_svc: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -127,6 +133,8 @@ pub(super) struct RawExpectation {
     pub(super) malformed: Option<Spanned<bool>>,
     #[serde(default)]
     pub(super) not_cacheable: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub(super) certificate_covers: Option<Spanned<bool>>,
 }
 
 /// `status: 421` or `status: [400, 421]`.

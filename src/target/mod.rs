@@ -20,7 +20,7 @@ pub enum Target {
     /// The in-process reference server, correct or with one fault; started per case.
     Embedded(Option<Fault>),
     /// A server somebody else runs.
-    Remote(Remote),
+    Remote(Box<Remote>),
 }
 
 impl Target {
@@ -37,6 +37,8 @@ impl Target {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Remote {
     pub address: SocketAddr,
+    /// The UDP port of its HTTP/3 endpoint, if it has one.
+    pub h3_port: Option<u16>,
     /// Which of its hostnames play which role.
     pub deployment: Deployment,
     /// Folder written by `misdirect certs --out`: `ca.pem` to trust, `client.pem`/`client.key`
@@ -110,6 +112,10 @@ faults! {
         "skips every authority check on connections without SNI",
     ChecksGetOnly = "checks-get-only":
         "checks the authority only for GET and HEAD requests",
+    QuicIgnoresSni = "quic-ignores-sni":
+        "presents the default certificate on QUIC whatever the SNI (HTTP/3 only)",
+    H3NoCertificateCheck = "h3-no-certificate-check":
+        "skips the certificate check on its HTTP/3 endpoint only, as an edge whose QUIC side lacks the 421 logic",
 }
 
 /// A fault name that names no fault.

@@ -168,7 +168,14 @@ impl Policy {
             || (self.has(Fault::ChecksGetOnly) && unchecked_method);
         let checked = !skips_checks;
         if checked {
-            self.check_connection_context(connection, &authority, raw_host, &host, port)?;
+            self.check_connection_context(
+                connection,
+                &authority,
+                raw_host,
+                &host,
+                port,
+                request.protocol,
+            )?;
         }
         let by_authority = self.tenant_role(&host);
         let routed = if self.has(Fault::RouteBySni) {
@@ -216,15 +223,20 @@ impl Policy {
                     _ => host.clone(),
                 })
             }
-            Protocol::Http2 => {
+            Protocol::Http2 | Protocol::Http3 => {
                 if request.host.len() > 1 {
                     return Err(Refusal::Malformed("more than one Host header".to_owned()));
                 }
+                // HTTP/2 compares the entities after normalisation (RFC 9113 §8.3.1); HTTP/3
+                // requires the same value (RFC 9114 §4.3.1).
+                let agree = |authority: &str, host: &str| match request.protocol {
+                    Protocol::Http3 => authority == host,
+                    _ => same_entity(authority, host),
+                };
                 match (&request.authority, request.host.first()) {
                     (Some(_), Some(host)) if trusts_host => Ok(host.clone()),
                     (Some(authority), Some(host))
-                        if !self.has(Fault::AcceptsMismatchedHost)
-                            && !same_entity(authority, host) =>
+                        if !self.has(Fault::AcceptsMismatchedHost) && !agree(authority, host) =>
                     {
                         Err(Refusal::Malformed(format!(
                             "Host `{host}` names another entity than :authority `{authority}`"
@@ -246,6 +258,7 @@ impl Policy {
         raw_host: &str,
         host: &str,
         port: u16,
+        protocol: Protocol,
     ) -> Result<(), Refusal> {
         if self.has(Fault::StrictPort) && Some(authority.to_ascii_lowercase()) != connection.sni {
             return Err(Refusal::Misdirected(format!(
@@ -258,7 +271,9 @@ impl Policy {
                 connection.local_port
             )));
         }
-        if self.has(Fault::NoCertificateCheck) {
+        let skips_coverage = self.has(Fault::NoCertificateCheck)
+            || (protocol == Protocol::Http3 && self.has(Fault::H3NoCertificateCheck));
+        if skips_coverage {
             return Ok(());
         }
         let sans = connection.certificate.sans();

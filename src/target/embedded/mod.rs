@@ -1,5 +1,7 @@
-//! The embedded reference target: an in-process HTTP/1.1 + HTTP/2 server on 127.0.0.1 that
-//! implements the standard deployment, correctly or with one [`Fault`].
+//! The embedded reference target: an in-process HTTP/1.1 + HTTP/2 server on a TCP port of
+//! 127.0.0.1 and an HTTP/3 server (`h3.rs`) on the UDP port with the same number, implementing
+//! the standard deployment, correctly or with one [`Fault`]. Successful HTTP/1.1 and HTTP/2
+//! responses advertise the HTTP/3 endpoint with `Alt-Svc`.
 //!
 //! TLS: the certificate is chosen by SNI (no SNI or an unknown name gets the `shared` default);
 //! the mTLS tenant's name gets a configuration that requires a client certificate. All
@@ -32,6 +34,8 @@ use crate::deployment::{CertificateId, Deployment, Role, TENANT_HEADER};
 use crate::pki::Pki;
 use crate::scenario::Protocol;
 
+mod h3;
+
 /// How long a connection may take to complete its handshake or send a request, or stay idle.
 const IDLE: Duration = Duration::from_secs(10);
 /// Largest HTTP/1.1 request head and body the target reads (431 and 413 beyond).
@@ -47,7 +51,12 @@ pub enum StartError {
     Tls(#[from] rustls::Error),
     #[error("failed to build the client-certificate verifier: {0}")]
     Verifier(#[from] rustls::server::VerifierBuilderError),
+    #[error("failed to set up QUIC: {0}")]
+    Quic(String),
 }
+
+/// Why serving one connection ended early; it only ends that connection.
+type ServeError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A running embedded target; stops when dropped.
 #[derive(Debug)]
@@ -69,15 +78,23 @@ impl EmbeddedTarget {
         Self::start_on(pki, fault, 0).await
     }
 
-    /// Listens on `port` of 127.0.0.1 (0: an ephemeral port).
+    /// Listens on TCP and UDP `port` of 127.0.0.1 (0: a port free on both).
     pub async fn start_on(pki: &Pki, fault: Option<Fault>, port: u16) -> Result<Self, StartError> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
+        let sessions = ServerSessionMemoryCache::new(1024);
+        let quic_config = h3::server_config(pki, fault, sessions.clone())?;
+        let (listener, endpoint) = bind_pair(port, quic_config).await?;
         let address = listener.local_addr()?;
-        let shared = Arc::new(Shared::new(pki, fault, address.port())?);
+        let shared = Arc::new(Shared::new(pki, fault, address.port(), sessions)?);
         let accept_loop = tokio::spawn(async move {
             let mut connections = tokio::task::JoinSet::new();
             loop {
                 tokio::select! {
+                    Some(incoming) = endpoint.accept() => {
+                        let shared = Arc::clone(&shared);
+                        connections.spawn(async move {
+                            let _ = tokio::time::timeout(Duration::from_secs(120), h3::serve(incoming, shared)).await;
+                        });
+                    }
                     accepted = listener.accept() => {
                         let Ok((tcp, _)) = accepted else {
                             // Out of descriptors or similar: back off instead of spinning.
@@ -105,11 +122,34 @@ impl EmbeddedTarget {
     }
 }
 
+/// A TCP listener and a QUIC endpoint on the same port number; with port 0, tries ephemeral
+/// ports until one is free for UDP too.
+async fn bind_pair(
+    port: u16,
+    quic: quinn::ServerConfig,
+) -> Result<(TcpListener, quinn::Endpoint), StartError> {
+    let attempts = if port == 0 { 20 } else { 1 };
+    let mut last_error = None;
+    for _ in 0..attempts {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
+        let address = listener.local_addr()?;
+        match quinn::Endpoint::server(quic.clone(), address) {
+            Ok(endpoint) => return Ok((listener, endpoint)),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(StartError::Bind(
+        last_error.unwrap_or_else(|| std::io::Error::other("no port pair")),
+    ))
+}
+
 /// What every connection of one target shares.
 struct Shared {
     policy: Policy,
     fault: Option<Fault>,
     port: u16,
+    /// `Alt-Svc` advertising the HTTP/3 endpoint.
+    alt_svc: String,
     deployment: Deployment,
     sessions: Arc<ServerSessionMemoryCache>,
     /// One configuration per certificate, without and with a required client certificate.
@@ -126,8 +166,12 @@ struct ServerConfigMaterial {
 }
 
 impl Shared {
-    fn new(pki: &Pki, fault: Option<Fault>, port: u16) -> Result<Self, StartError> {
-        let sessions = ServerSessionMemoryCache::new(1024);
+    fn new(
+        pki: &Pki,
+        fault: Option<Fault>,
+        port: u16,
+        sessions: Arc<ServerSessionMemoryCache>,
+    ) -> Result<Self, StartError> {
         let mut client_roots = RootCertStore::empty();
         client_roots.add(pki.client_ca.certificate.clone())?;
         let client_roots = Arc::new(client_roots);
@@ -148,6 +192,7 @@ impl Shared {
             policy: Policy::new(fault),
             fault,
             port,
+            alt_svc: format!("h3=\":{port}\"; ma=86400"),
             deployment: Deployment::standard(),
             sessions,
             configs: Vec::new(),
@@ -219,10 +264,7 @@ impl Shared {
     }
 }
 
-async fn serve(
-    tcp: TcpStream,
-    shared: Arc<Shared>,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+async fn serve(tcp: TcpStream, shared: Arc<Shared>) -> Result<(), ServeError> {
     let _ = tcp.set_nodelay(true);
     let start =
         tokio::time::timeout(IDLE, LazyConfigAcceptor::new(Acceptor::default(), tcp)).await??;
@@ -248,17 +290,17 @@ async fn serve(
         local_port: shared.port,
     };
     if session.alpn_protocol() == Some(b"h2".as_slice()) {
-        serve_h2(tls, &facts, &shared.policy).await
+        serve_h2(tls, &facts, &shared).await
     } else {
-        serve_h1(tls, &facts, &shared.policy).await
+        serve_h1(tls, &facts, &shared).await
     }
 }
 
 async fn serve_h2(
     tls: TlsStream<TcpStream>,
     facts: &ConnectionFacts,
-    policy: &Policy,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    shared: &Shared,
+) -> Result<(), ServeError> {
     let mut connection = tokio::time::timeout(IDLE, h2::server::handshake(tls)).await??;
     let mut memory = ConnectionMemory::default();
     // An idle client is dropped after `IDLE`, like the HTTP/1.1 shell does.
@@ -273,7 +315,7 @@ async fn serve_h2(
                 .map(|authority| authority.as_str().to_owned()),
             host: header_values(request.headers(), http::header::HOST),
         };
-        match policy.decide(facts, &mut memory, &head) {
+        match shared.policy.decide(facts, &mut memory, &head) {
             Reply::Malformed(_) => respond.send_reset(h2::Reason::PROTOCOL_ERROR),
             Reply::Respond(answer) => {
                 let mut response = http::Response::builder()
@@ -284,6 +326,9 @@ async fn serve_h2(
                 }
                 if let Some(cache_control) = answer.cache_control {
                     response = response.header(http::header::CACHE_CONTROL, cache_control);
+                }
+                if answer.status < 300 {
+                    response = response.header(http::header::ALT_SVC, shared.alt_svc.as_str());
                 }
                 let mut stream = respond.send_response(response.body(())?, false)?;
                 stream.send_data(Bytes::from(answer.body), true)?;
@@ -299,8 +344,8 @@ async fn serve_h2(
 async fn serve_h1(
     mut tls: TlsStream<TcpStream>,
     facts: &ConnectionFacts,
-    policy: &Policy,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    shared: &Shared,
+) -> Result<(), ServeError> {
     let mut memory = ConnectionMemory::default();
     let mut buffer = Vec::new();
     loop {
@@ -320,7 +365,7 @@ async fn serve_h1(
         };
         let Some(head_end) = head_end else {
             let answer = Answer::refusal(431, "request head too large\n".to_owned(), true);
-            return write_h1(&mut tls, &answer, true).await;
+            return write_h1(&mut tls, &answer, true, None).await;
         };
         let mut headers = [httparse::EMPTY_HEADER; 128];
         let mut parsed = httparse::Request::new(&mut headers);
@@ -361,13 +406,13 @@ async fn serve_h1(
             (true, false, Ok(length)) if length <= MAX_REQUEST_BODY => length,
             (true, false, Ok(_)) => {
                 let answer = Answer::refusal(413, "request body too large\n".to_owned(), true);
-                return write_h1(&mut tls, &answer, true).await;
+                return write_h1(&mut tls, &answer, true, None).await;
             }
             // The reference client never sends chunked requests; refuse rather than mis-frame.
             (_, _, framing) => {
                 let reason = framing.err().unwrap_or("an unparsable or chunked request");
                 let answer = Answer::refusal(400, format!("bad request: {reason}\n"), true);
-                return write_h1(&mut tls, &answer, true).await;
+                return write_h1(&mut tls, &answer, true, None).await;
             }
         };
         while buffer.len() < length {
@@ -379,7 +424,7 @@ async fn serve_h1(
             buffer.extend_from_slice(&chunk[..read]);
         }
         buffer.drain(..length);
-        let reply = policy.decide(facts, &mut memory, &head);
+        let reply = shared.policy.decide(facts, &mut memory, &head);
         let answer = match reply {
             Reply::Respond(answer) => answer,
             Reply::Malformed(reason) => {
@@ -387,7 +432,8 @@ async fn serve_h1(
             }
         };
         let close = answer.close || client_closes;
-        write_h1(&mut tls, &answer, close).await?;
+        let alt_svc = (answer.status < 300).then_some(shared.alt_svc.as_str());
+        write_h1(&mut tls, &answer, close, alt_svc).await?;
         if close {
             return Ok(());
         }
@@ -399,7 +445,8 @@ async fn write_h1(
     tls: &mut TlsStream<TcpStream>,
     answer: &Answer,
     close: bool,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    alt_svc: Option<&str>,
+) -> Result<(), ServeError> {
     let mut response = format!(
         "HTTP/1.1 {} {}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n",
         answer.status,
@@ -411,6 +458,9 @@ async fn write_h1(
     }
     if let Some(cache_control) = answer.cache_control {
         response.push_str(&format!("cache-control: {cache_control}\r\n"));
+    }
+    if let Some(alt_svc) = alt_svc {
+        response.push_str(&format!("alt-svc: {alt_svc}\r\n"));
     }
     if close {
         response.push_str("connection: close\r\n");
@@ -425,7 +475,10 @@ async fn write_h1(
     Ok(())
 }
 
-fn header_values(headers: &http::HeaderMap, name: http::header::HeaderName) -> Vec<String> {
+pub(super) fn header_values(
+    headers: &http::HeaderMap,
+    name: http::header::HeaderName,
+) -> Vec<String> {
     headers
         .get_all(name)
         .iter()

@@ -1,0 +1,260 @@
+//! HTTP/3 over QUIC with quinn and the h3 crate: the SNI is the `server_name` given to quinn
+//! (an IP address sends none), `:authority` comes from the request URI.
+//!
+//! A server may stop a request stream early (STOP_SENDING) once it has what it needs; that is
+//! legitimate, so a failed `finish` is ignored and the response is still read.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes};
+use h3::error::StreamError;
+use http::header::HOST;
+use quinn::crypto::rustls::{HandshakeData, QuicClientConfig};
+use rustls_pki_types::CertificateDer;
+use tokio::task::JoinHandle;
+
+use super::{ConnectError, ResponseFields, WireRequest, tls};
+use crate::observe::{Established, ExchangeOutcome};
+
+const MAX_BODY: usize = 1024 * 1024;
+/// The TLS alert a server sends when it shares no ALPN protocol with the client (RFC 7301).
+const NO_APPLICATION_PROTOCOL: u8 = 120;
+
+type Sender = h3::client::SendRequest<h3_quinn::OpenStreams, Bytes>;
+
+pub struct Http3Connection {
+    connection: quinn::Connection,
+    sender: Sender,
+    driver: JoinHandle<()>,
+    /// Kept so that the UDP socket lives as long as the connection.
+    _endpoint: quinn::Endpoint,
+}
+
+impl std::fmt::Debug for Http3Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Http3Connection")
+            .field("remote", &self.connection.remote_address())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Http3Connection {
+    fn drop(&mut self) {
+        self.driver.abort();
+        self.connection.close(0u32.into(), b"done");
+    }
+}
+
+impl Http3Connection {
+    /// Runs the QUIC handshake with `config` (ALPN h3) and sets up HTTP/3.
+    pub(super) async fn connect(
+        config: rustls::ClientConfig,
+        address: SocketAddr,
+        sni: Option<&str>,
+    ) -> Result<(Self, Established), ConnectError> {
+        let quic = QuicClientConfig::try_from(config).map_err(|error| {
+            ConnectError::Failed(format!("QUIC cannot use the TLS configuration: {error}"))
+        })?;
+        let local: IpAddr = match (address.ip().is_loopback(), address) {
+            (true, _) => address.ip(),
+            (false, SocketAddr::V4(_)) => Ipv4Addr::UNSPECIFIED.into(),
+            (false, SocketAddr::V6(_)) => Ipv6Addr::UNSPECIFIED.into(),
+        };
+        let endpoint = quinn::Endpoint::client(SocketAddr::new(local, 0))
+            .map_err(|error| ConnectError::Failed(format!("cannot open a UDP socket: {error}")))?;
+        // quinn sends no SNI when the server name is an IP address.
+        let server_name = sni.map_or_else(|| address.ip().to_string(), str::to_owned);
+        let connecting = endpoint
+            .connect_with(
+                quinn::ClientConfig::new(Arc::new(quic)),
+                address,
+                &server_name,
+            )
+            .map_err(|error| {
+                ConnectError::Failed(format!("cannot start a QUIC connection: {error}"))
+            })?;
+        let connection = connecting
+            .await
+            .map_err(|error| classify_handshake(&error))?;
+        let established = describe(&connection);
+        if established.alpn.as_deref() != Some("h3") {
+            return Err(ConnectError::Unsupported(format!(
+                "the target negotiated ALPN {} instead of h3",
+                established.alpn.as_deref().unwrap_or("(none)")
+            )));
+        }
+        let (mut driver, sender) = h3::client::new(h3_quinn::Connection::new(connection.clone()))
+            .await
+            .map_err(|error| ConnectError::Refused(format!("HTTP/3 setup failed: {error}")))?;
+        // The driver runs the control streams; requests see its failures as their own errors.
+        let driver = tokio::spawn(async move {
+            let _ = std::future::poll_fn(|cx| driver.poll_close(cx)).await;
+        });
+        Ok((
+            Self {
+                connection,
+                sender,
+                driver,
+                _endpoint: endpoint,
+            },
+            established,
+        ))
+    }
+
+    pub(super) fn sender(&self) -> Http3Sender {
+        Http3Sender(self.sender.clone())
+    }
+}
+
+/// A cloneable handle that sends requests on one HTTP/3 connection.
+#[derive(Clone)]
+pub struct Http3Sender(Sender);
+
+impl std::fmt::Debug for Http3Sender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Http3Sender")
+    }
+}
+
+impl Http3Sender {
+    pub async fn send(self, request: &WireRequest) -> ExchangeOutcome {
+        match self.exchange(request).await {
+            Ok(outcome) | Err(outcome) => outcome,
+        }
+    }
+
+    async fn exchange(mut self, request: &WireRequest) -> Result<ExchangeOutcome, ExchangeOutcome> {
+        if request
+            .host
+            .as_ref()
+            .is_some_and(|host| *host != request.authority)
+        {
+            // The h3 crate closes the whole connection rather than send such a request.
+            return Err(ExchangeOutcome::NotSent {
+                detail: "the HTTP/3 client does not send a Host that differs from :authority"
+                    .to_owned(),
+            });
+        }
+        let mut builder = http::Request::builder()
+            .method(request.method.as_str())
+            .uri(format!("https://{}{}", request.authority, request.path));
+        if let Some(host) = &request.host {
+            builder = builder.header(HOST, host.as_str());
+        }
+        for (name, value) in &request.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        let head = builder.body(()).map_err(|error| ExchangeOutcome::NotSent {
+            detail: format!("cannot express the request in HTTP/3: {error}"),
+        })?;
+        let mut stream = self
+            .0
+            .send_request(head)
+            .await
+            .map_err(|error| match error {
+                StreamError::RemoteClosing { .. } | StreamError::ConnectionError { .. } => {
+                    ExchangeOutcome::Unsendable {
+                        detail: error.to_string(),
+                    }
+                }
+                other => classify(&other),
+            })?;
+        if let Some(body) = &request.body {
+            let _ = stream.send_data(body.clone()).await;
+        }
+        // A server may already have stopped the stream (STOP_SENDING): the response still counts.
+        let _ = stream.finish().await;
+        let response = stream
+            .recv_response()
+            .await
+            .map_err(|error| classify(&error))?;
+        let status = response.status().as_u16();
+        let fields = ResponseFields::from_lookup(|name| {
+            response
+                .headers()
+                .get(name)
+                .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+        });
+        let mut bytes = Vec::new();
+        // Once the head is in, the response counts; a body cut short only shortens the excerpt.
+        while let Ok(Some(mut chunk)) = stream.recv_data().await {
+            let chunk = chunk.copy_to_bytes(chunk.remaining());
+            if bytes.len() < MAX_BODY {
+                bytes.extend_from_slice(&chunk);
+            }
+        }
+        Ok(ExchangeOutcome::Response(
+            fields.into_response(status, &bytes),
+        ))
+    }
+}
+
+fn describe(connection: &quinn::Connection) -> Established {
+    let alpn = connection
+        .handshake_data()
+        .and_then(|data| data.downcast::<HandshakeData>().ok())
+        .and_then(|data| data.protocol)
+        .map(|protocol| String::from_utf8_lossy(&protocol).into_owned());
+    let peer_sans = connection
+        .peer_identity()
+        .and_then(|identity| identity.downcast::<Vec<CertificateDer<'static>>>().ok())
+        .and_then(|chain| chain.first().map(tls::subject_alt_names))
+        .unwrap_or_default();
+    Established {
+        alpn,
+        tls_version: "TLS 1.3 (QUIC)".to_owned(),
+        peer_sans,
+        // quinn does not report whether the handshake resumed a session.
+        resumed: false,
+    }
+}
+
+fn classify_handshake(error: &quinn::ConnectionError) -> ConnectError {
+    use quinn::ConnectionError as E;
+    match error {
+        E::ConnectionClosed(close) => {
+            let code = u64::from(close.error_code);
+            // QUIC carries a TLS alert as CRYPTO_ERROR 0x100 + alert (RFC 9001 §4.8).
+            match code
+                .checked_sub(0x100)
+                .and_then(|alert| u8::try_from(alert).ok())
+            {
+                Some(NO_APPLICATION_PROTOCOL) => {
+                    ConnectError::Unsupported("the target refused the h3 ALPN protocol".to_owned())
+                }
+                Some(alert) => ConnectError::Refused(format!("TLS alert {alert} ({close})")),
+                None => ConnectError::Refused(close.to_string()),
+            }
+        }
+        E::ApplicationClosed(close) => ConnectError::Refused(close.to_string()),
+        E::Reset => ConnectError::Refused("stateless reset during the handshake".to_owned()),
+        E::TimedOut => {
+            ConnectError::Failed("no QUIC handshake: the target did not answer over UDP".to_owned())
+        }
+        other => ConnectError::Failed(format!("QUIC handshake failed: {other}")),
+    }
+}
+
+fn classify(error: &StreamError) -> ExchangeOutcome {
+    match error {
+        StreamError::RemoteTerminate { code, .. } => ExchangeOutcome::StreamReset {
+            code: code.value(),
+            name: code.to_string(),
+        },
+        StreamError::RemoteClosing { .. } => ExchangeOutcome::ConnectionClosed {
+            detail: "GOAWAY".to_owned(),
+        },
+        StreamError::ConnectionError { .. } => ExchangeOutcome::ConnectionClosed {
+            detail: error.to_string(),
+        },
+        StreamError::HeaderTooBig { .. } | StreamError::StreamError { .. } => {
+            ExchangeOutcome::Unreadable {
+                detail: format!("HTTP/3: {error}"),
+            }
+        }
+        other => ExchangeOutcome::ConnectionClosed {
+            detail: other.to_string(),
+        },
+    }
+}

@@ -1,0 +1,161 @@
+//! The embedded target's HTTP/3 side: a quinn endpoint on the UDP port with the same number as
+//! the TCP port, served with the h3 crate.
+//!
+//! QUIC has no equivalent of the lazy TLS acceptor, so one configuration serves every SNI: the
+//! certificate is chosen by a resolver, and a client certificate is requested from every client
+//! but required by nobody; the policy then refuses the mTLS tenant on connections without one.
+//! The h3 crate itself resets requests whose Host differs from `:authority` with
+//! H3_MESSAGE_ERROR (RFC 9114 §4.3.1), before the policy sees them.
+
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes};
+use h3::error::Code;
+use quinn::crypto::rustls::{HandshakeData, QuicServerConfig};
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::CertificateDer;
+
+use super::{IDLE, ServeError, Shared, header_values};
+use crate::client::tls::provider;
+use crate::deployment::{CertificateId, Role, TENANT_HEADER};
+use crate::pki::Pki;
+use crate::scenario::Protocol;
+use crate::target::Fault;
+use crate::target::policy::{ConnectionFacts, ConnectionMemory, Reply, RequestHead};
+
+/// The QUIC server configuration of one embedded target.
+pub(super) fn server_config(
+    pki: &Pki,
+    fault: Option<Fault>,
+    sessions: Arc<rustls::server::ServerSessionMemoryCache>,
+) -> Result<quinn::ServerConfig, super::StartError> {
+    let provider = provider();
+    let mut keys = Vec::new();
+    for id in CertificateId::ALL {
+        let identity = pki.server(id);
+        let key = provider
+            .key_provider
+            .load_private_key(identity.private_key())?;
+        keys.push((id, Arc::new(CertifiedKey::new(identity.chain(), key))));
+    }
+    let mut client_roots = rustls::RootCertStore::empty();
+    client_roots.add(pki.client_ca.certificate.clone())?;
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(client_roots), provider.clone())
+            .allow_unauthenticated()
+            .build()?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_cert_resolver(Arc::new(CertificateBySni {
+            keys,
+            ignore_sni: fault == Some(Fault::QuicIgnoresSni),
+        }));
+    config.alpn_protocols = vec![b"h3".to_vec()];
+    config.session_storage = sessions;
+    let quic = QuicServerConfig::try_from(config)
+        .map_err(|error| super::StartError::Quic(error.to_string()))?;
+    Ok(quinn::ServerConfig::with_crypto(Arc::new(quic)))
+}
+
+/// Picks the certificate that covers the SNI, `shared` without SNI or for unknown names.
+#[derive(Debug)]
+struct CertificateBySni {
+    keys: Vec<(CertificateId, Arc<CertifiedKey>)>,
+    /// [`Fault::QuicIgnoresSni`]: always the default.
+    ignore_sni: bool,
+}
+
+impl CertificateBySni {
+    fn certificate_for(&self, sni: Option<&str>) -> CertificateId {
+        sni.filter(|_| !self.ignore_sni)
+            .and_then(CertificateId::for_server_name)
+            .unwrap_or(CertificateId::Shared)
+    }
+}
+
+impl ResolvesServerCert for CertificateBySni {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let id = self.certificate_for(hello.server_name());
+        self.keys
+            .iter()
+            .find(|(candidate, _)| *candidate == id)
+            .map(|(_, key)| Arc::clone(key))
+    }
+}
+
+/// Serves one QUIC connection.
+pub(super) async fn serve(
+    incoming: quinn::Incoming,
+    shared: Arc<Shared>,
+) -> Result<(), ServeError> {
+    let connection = tokio::time::timeout(IDLE, incoming).await??;
+    let sni = connection
+        .handshake_data()
+        .and_then(|data| data.downcast::<HandshakeData>().ok())
+        .and_then(|data| data.server_name);
+    let certificate = sni
+        .as_deref()
+        .filter(|_| shared.fault != Some(Fault::QuicIgnoresSni))
+        .and_then(CertificateId::for_server_name)
+        .unwrap_or(CertificateId::Shared);
+    let client_certificate = connection
+        .peer_identity()
+        .and_then(|identity| identity.downcast::<Vec<CertificateDer<'static>>>().ok())
+        .is_some_and(|chain| !chain.is_empty());
+    let facts = ConnectionFacts {
+        sni,
+        certificate,
+        client_certificate,
+        handshake_demanded_client_certificate: false,
+        local_port: shared.port,
+    };
+    let mut h3 =
+        h3::server::Connection::<_, Bytes>::new(h3_quinn::Connection::new(connection)).await?;
+    let mut memory = ConnectionMemory::default();
+    while let Ok(Ok(Some(resolver))) = tokio::time::timeout(IDLE, h3.accept()).await {
+        // A malformed request was already reset by the h3 crate.
+        let Ok((request, mut stream)) = resolver.resolve_request().await else {
+            continue;
+        };
+        // Read the request to its end first: dropping an unread stream makes quinn send
+        // STOP_SENDING(0), which races with the client's FIN.
+        while let Ok(Ok(Some(mut chunk))) = tokio::time::timeout(IDLE, stream.recv_data()).await {
+            chunk.advance(chunk.remaining());
+        }
+        let head = RequestHead {
+            protocol: Protocol::Http3,
+            method: request.method().as_str().to_owned(),
+            authority: request
+                .uri()
+                .authority()
+                .map(|authority| authority.as_str().to_owned()),
+            host: header_values(request.headers(), http::header::HOST),
+        };
+        match shared.policy.decide(&facts, &mut memory, &head) {
+            Reply::Malformed(_) => {
+                stream.stop_stream(Code::H3_MESSAGE_ERROR);
+            }
+            Reply::Respond(answer) => {
+                let mut response = http::Response::builder()
+                    .status(answer.status)
+                    .header(http::header::CONTENT_TYPE, "text/plain");
+                if let Some(label) = answer.tenant.and_then(Role::tenant) {
+                    response = response.header(TENANT_HEADER, label);
+                }
+                if let Some(cache_control) = answer.cache_control {
+                    response = response.header(http::header::CACHE_CONTROL, cache_control);
+                }
+                stream.send_response(response.body(())?).await?;
+                stream.send_data(Bytes::from(answer.body)).await?;
+                stream.finish().await?;
+                if answer.close {
+                    // GOAWAY, then no further requests on this connection.
+                    let _ = h3.shutdown(0).await;
+                }
+            }
+        }
+    }
+    Ok(())
+}
