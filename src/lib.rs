@@ -18,6 +18,7 @@ pub mod check;
 pub mod cli;
 pub mod client;
 pub mod deployment;
+pub mod h3wire;
 pub mod harness;
 pub mod observe;
 pub mod outcome;

@@ -15,6 +15,7 @@ use rustls_pki_types::CertificateDer;
 use tokio::task::JoinHandle;
 
 use super::{ConnectError, ResponseFields, WireRequest, tls};
+use crate::h3wire;
 use crate::observe::{Established, ExchangeOutcome};
 
 const MAX_BODY: usize = 1024 * 1024;
@@ -103,13 +104,20 @@ impl Http3Connection {
     }
 
     pub(super) fn sender(&self) -> Http3Sender {
-        Http3Sender(self.sender.clone())
+        Http3Sender {
+            sender: self.sender.clone(),
+            connection: self.connection.clone(),
+        }
     }
 }
 
 /// A cloneable handle that sends requests on one HTTP/3 connection.
 #[derive(Clone)]
-pub struct Http3Sender(Sender);
+pub struct Http3Sender {
+    sender: Sender,
+    /// For requests the h3 crate will not send, written on a stream of their own.
+    connection: quinn::Connection,
+}
 
 impl std::fmt::Debug for Http3Sender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -131,10 +139,7 @@ impl Http3Sender {
             .is_some_and(|host| *host != request.authority)
         {
             // The h3 crate closes the whole connection rather than send such a request.
-            return Err(ExchangeOutcome::NotSent {
-                detail: "the HTTP/3 client does not send a Host that differs from :authority"
-                    .to_owned(),
-            });
+            return Ok(raw_exchange(&self.connection, request).await);
         }
         let mut builder = http::Request::builder()
             .method(request.method.as_str())
@@ -149,7 +154,7 @@ impl Http3Sender {
             detail: format!("cannot express the request in HTTP/3: {error}"),
         })?;
         let mut stream = self
-            .0
+            .sender
             .send_request(head)
             .await
             .map_err(|error| match error {
@@ -187,6 +192,105 @@ impl Http3Sender {
         Ok(ExchangeOutcome::Response(
             fields.into_response(status, &bytes),
         ))
+    }
+}
+
+/// Sends `request` exactly as given on a new request stream, with the frame layer of
+/// [`crate::h3wire`], and reads the response or the reset.
+async fn raw_exchange(connection: &quinn::Connection, request: &WireRequest) -> ExchangeOutcome {
+    let (mut send, mut recv) = match connection.open_bi().await {
+        Ok(streams) => streams,
+        Err(error) => {
+            return ExchangeOutcome::Unsendable {
+                detail: error.to_string(),
+            };
+        }
+    };
+    let mut fields = vec![
+        (":method".to_owned(), request.method.clone()),
+        (":scheme".to_owned(), "https".to_owned()),
+        (":authority".to_owned(), request.authority.clone()),
+        (":path".to_owned(), request.path.clone()),
+    ];
+    if let Some(host) = &request.host {
+        fields.push(("host".to_owned(), host.clone()));
+    }
+    fields.extend(request.headers.iter().cloned());
+    let mut bytes = h3wire::frame(
+        h3wire::FRAME_HEADERS,
+        &h3wire::encode_field_section(&fields),
+    );
+    if let Some(body) = &request.body {
+        bytes.extend_from_slice(&h3wire::frame(h3wire::FRAME_DATA, body));
+    }
+    // A target that stops the stream early still answers on the other half.
+    if send.write_all(&bytes).await.is_ok() {
+        let _ = send.finish();
+    }
+    let mut buffer = Vec::new();
+    let mut response: Option<(u16, ResponseFields)> = None;
+    let mut body = Vec::new();
+    loop {
+        while let Some((kind, payload, used)) = h3wire::parse_frame(&buffer) {
+            match kind {
+                h3wire::FRAME_HEADERS if response.is_none() => {
+                    let fields = match h3wire::decode_field_section(payload) {
+                        Ok(fields) => fields,
+                        Err(error) => {
+                            return ExchangeOutcome::Unreadable {
+                                detail: format!("HTTP/3: {error}"),
+                            };
+                        }
+                    };
+                    let field = |name: &str| {
+                        fields
+                            .iter()
+                            .find(|(candidate, _)| candidate == name)
+                            .map(|(_, value)| value.clone())
+                    };
+                    let status = field(":status")
+                        .and_then(|status| status.parse().ok())
+                        .unwrap_or(0);
+                    // Interim responses precede the final one.
+                    if !(100..200).contains(&status) {
+                        response = Some((status, ResponseFields::from_lookup(field)));
+                    }
+                }
+                h3wire::FRAME_DATA if body.len() < MAX_BODY => body.extend_from_slice(payload),
+                // Trailers, unknown and reserved frame types are skipped (RFC 9114 §9).
+                _ => {}
+            }
+            buffer.drain(..used);
+        }
+        if buffer.len() > MAX_BODY {
+            return ExchangeOutcome::Unreadable {
+                detail: "HTTP/3: a frame larger than 1 MiB".to_owned(),
+            };
+        }
+        let mut chunk = [0u8; 16 * 1024];
+        match recv.read(&mut chunk).await {
+            Ok(Some(read)) => buffer.extend_from_slice(&chunk[..read]),
+            Ok(None) => break,
+            Err(quinn::ReadError::Reset(code)) if response.is_none() => {
+                let code = code.into_inner();
+                return ExchangeOutcome::StreamReset {
+                    code,
+                    name: h3::error::Code::from(code).to_string(),
+                };
+            }
+            Err(_) if response.is_some() => break,
+            Err(error) => {
+                return ExchangeOutcome::ConnectionClosed {
+                    detail: error.to_string(),
+                };
+            }
+        }
+    }
+    match response {
+        Some((status, fields)) => ExchangeOutcome::Response(fields.into_response(status, &body)),
+        None => ExchangeOutcome::Unreadable {
+            detail: "HTTP/3: the request stream ended without a response".to_owned(),
+        },
     }
 }
 

@@ -114,6 +114,8 @@ faults! {
         "checks the authority only for GET and HEAD requests",
     QuicIgnoresSni = "quic-ignores-sni":
         "presents the default certificate on QUIC whatever the SNI (HTTP/3 only)",
+    H3Mismatch421 = "h3-mismatch-421":
+        "answers HTTP/3 requests whose Host differs from :authority with 421 instead of resetting them as malformed (HTTP/3 only)",
     H3NoCertificateCheck = "h3-no-certificate-check":
         "skips the certificate check on its HTTP/3 endpoint only, as an edge whose QUIC side lacks the 421 logic",
 }

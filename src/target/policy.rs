@@ -236,6 +236,15 @@ impl Policy {
                 match (&request.authority, request.host.first()) {
                     (Some(_), Some(host)) if trusts_host => Ok(host.clone()),
                     (Some(authority), Some(host))
+                        if request.protocol == Protocol::Http3
+                            && self.has(Fault::H3Mismatch421)
+                            && !agree(authority, host) =>
+                    {
+                        Err(Refusal::Misdirected(format!(
+                            "Host `{host}` differs from :authority `{authority}`"
+                        )))
+                    }
+                    (Some(authority), Some(host))
                         if !self.has(Fault::AcceptsMismatchedHost) && !agree(authority, host) =>
                     {
                         Err(Refusal::Malformed(format!(

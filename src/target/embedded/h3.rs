@@ -5,7 +5,9 @@
 //! certificate is chosen by a resolver, and a client certificate is requested from every client
 //! but required by nobody; the policy then refuses the mTLS tenant on connections without one.
 //! The h3 crate itself resets requests whose Host differs from `:authority` with
-//! H3_MESSAGE_ERROR (RFC 9114 §4.3.1), before the policy sees them.
+//! H3_MESSAGE_ERROR (RFC 9114 §4.3.1), before the policy sees them. The one fault that must
+//! answer such requests, [`Fault::H3Mismatch421`], is served by a minimal HTTP/3 server of our
+//! own over [`crate::h3wire`] instead.
 
 use std::sync::Arc;
 
@@ -19,6 +21,7 @@ use rustls_pki_types::CertificateDer;
 use super::{IDLE, ServeError, Shared, header_values};
 use crate::client::tls::provider;
 use crate::deployment::{CertificateId, Role, TENANT_HEADER};
+use crate::h3wire;
 use crate::pki::Pki;
 use crate::scenario::Protocol;
 use crate::target::Fault;
@@ -111,6 +114,9 @@ pub(super) async fn serve(
         handshake_demanded_client_certificate: false,
         local_port: shared.port,
     };
+    if shared.fault == Some(Fault::H3Mismatch421) {
+        return serve_raw(connection, &facts, &shared).await;
+    }
     let mut h3 =
         h3::server::Connection::<_, Bytes>::new(h3_quinn::Connection::new(connection)).await?;
     let mut memory = ConnectionMemory::default();
@@ -155,6 +161,98 @@ pub(super) async fn serve(
                     let _ = h3.shutdown(0).await;
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// A minimal HTTP/3 server: an empty SETTINGS on our control stream, the peer's unidirectional
+/// streams read and discarded, and each request stream decoded, decided and answered.
+async fn serve_raw(
+    connection: quinn::Connection,
+    facts: &ConnectionFacts,
+    shared: &Shared,
+) -> Result<(), ServeError> {
+    let mut control = connection.open_uni().await?;
+    let mut preface = Vec::new();
+    h3wire::put_varint(h3wire::STREAM_CONTROL, &mut preface);
+    preface.extend_from_slice(&h3wire::frame(h3wire::FRAME_SETTINGS, &[]));
+    control.write_all(&preface).await?;
+    // Owned here, so that they end with this connection's task.
+    let mut readers = tokio::task::JoinSet::new();
+    let mut memory = ConnectionMemory::default();
+    loop {
+        tokio::select! {
+            accepted = connection.accept_uni() => {
+                let Ok(mut stream) = accepted else { break };
+                readers.spawn(async move {
+                    let mut sink = [0u8; 4096];
+                    while let Ok(Some(_)) = stream.read(&mut sink).await {}
+                });
+            }
+            accepted = tokio::time::timeout(IDLE, connection.accept_bi()) => {
+                let Ok(Ok((send, recv))) = accepted else { break };
+                answer_raw(send, recv, facts, &mut memory, shared).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn answer_raw(
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    facts: &ConnectionFacts,
+    memory: &mut ConnectionMemory,
+    shared: &Shared,
+) -> Result<(), ServeError> {
+    let bytes = tokio::time::timeout(IDLE, recv.read_to_end(1024 * 1024)).await??;
+    let mut rest = bytes.as_slice();
+    let mut fields = None;
+    while let Some((kind, payload, used)) = h3wire::parse_frame(rest) {
+        if kind == h3wire::FRAME_HEADERS && fields.is_none() {
+            fields = h3wire::decode_field_section(payload).ok();
+        }
+        rest = &rest[used..];
+    }
+    let message_error = quinn::VarInt::from_u64(h3wire::H3_MESSAGE_ERROR)?;
+    let Some(fields) = fields else {
+        send.reset(message_error)?;
+        return Ok(());
+    };
+    let values = |name: &str| -> Vec<String> {
+        fields
+            .iter()
+            .filter(|(candidate, _)| candidate == name)
+            .map(|(_, value)| value.clone())
+            .collect()
+    };
+    let head = RequestHead {
+        protocol: Protocol::Http3,
+        method: values(":method").into_iter().next().unwrap_or_default(),
+        authority: values(":authority").into_iter().next(),
+        host: values("host"),
+    };
+    match shared.policy.decide(facts, memory, &head) {
+        Reply::Malformed(_) => send.reset(message_error)?,
+        Reply::Respond(answer) => {
+            let mut response = vec![
+                (":status".to_owned(), answer.status.to_string()),
+                ("content-type".to_owned(), "text/plain".to_owned()),
+            ];
+            if let Some(label) = answer.tenant.and_then(Role::tenant) {
+                response.push((TENANT_HEADER.to_owned(), label.to_owned()));
+            }
+            if let Some(cache_control) = answer.cache_control {
+                response.push(("cache-control".to_owned(), cache_control.to_owned()));
+            }
+            let mut bytes = h3wire::frame(
+                h3wire::FRAME_HEADERS,
+                &h3wire::encode_field_section(&response),
+            );
+            bytes.extend_from_slice(&h3wire::frame(h3wire::FRAME_DATA, answer.body.as_bytes()));
+            send.write_all(&bytes).await?;
+            send.finish()?;
         }
     }
     Ok(())
