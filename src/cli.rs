@@ -42,6 +42,8 @@ enum Command {
     Faults,
     /// Run the embedded target standalone and show how to point curl at it.
     Serve(ServeArgs),
+    /// Time fresh connections (handshake + one request) to the embedded target, per protocol.
+    Bench(BenchArgs),
     /// Write the generated PKI as PEM, to configure a real server with it.
     Certs {
         /// Folder to write into (private keys get mode 0600).
@@ -94,6 +96,19 @@ struct RunArgs {
     /// Also list passing cases and print every transcript.
     #[arg(long, short)]
     verbose: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct BenchArgs {
+    /// Connections timed per protocol (at most 20000).
+    #[arg(long, default_value_t = 500)]
+    connections: usize,
+    /// Connections made first and not timed.
+    #[arg(long, default_value_t = 20)]
+    warmup: usize,
+    /// Protocols to time (repeatable): h1, h2, h3; default all.
+    #[arg(long = "protocol", value_name = "PROTOCOL")]
+    protocols: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -178,6 +193,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
             Ok(0)
         }
         Command::Serve(args) => serve(&args),
+        Command::Bench(args) => bench(&args),
         Command::Certs { out } => {
             let pki = Pki::generate().map_err(|error| Failure::harness(error.to_string()))?;
             for path in pki
@@ -393,6 +409,52 @@ fn serve(args: &ServeArgs) -> Result<u8, Failure> {
         }
         Ok(0)
     })
+}
+
+fn bench(args: &BenchArgs) -> Result<u8, Failure> {
+    if !(1..=20_000).contains(&args.connections) || args.warmup > 20_000 {
+        return Err(Failure::invalid(
+            "--connections takes 1 to 20000, --warmup at most 20000",
+        ));
+    }
+    let mut selected = protocols(&args.protocols)?;
+    if selected.is_empty() {
+        selected = Protocol::ALL.to_vec();
+    }
+    let measurements = runtime()?
+        .block_on(crate::bench::measure(
+            &selected,
+            args.warmup,
+            args.connections,
+            Duration::from_secs(5),
+        ))
+        .map_err(|error| Failure::harness(error.to_string()))?;
+    let build = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    println!(
+        "fresh connection + one request to the embedded target on 127.0.0.1 ({build} build), {} timed after {} warm-up:",
+        args.connections, args.warmup
+    );
+    println!(
+        "{:<8} {:>10} {:>10} {:>10} {:>10} {:>9}",
+        "protocol", "median", "p10", "p90", "p99", "wall"
+    );
+    let ms = |duration: Duration| format!("{:>7.3} ms", duration.as_secs_f64() * 1000.0);
+    for measurement in &measurements {
+        println!(
+            "{:<8} {} {} {} {} {:>7.3} s",
+            measurement.protocol.key(),
+            ms(measurement.quantile(0.5)),
+            ms(measurement.quantile(0.1)),
+            ms(measurement.quantile(0.9)),
+            ms(measurement.quantile(0.99)),
+            measurement.wall.as_secs_f64()
+        );
+    }
+    Ok(0)
 }
 
 fn role_table() -> String {

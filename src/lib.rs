@@ -10,10 +10,11 @@
 //!
 //! - core (no sockets, files or clocks): [`deployment`], [`scenario`], [`observe`], [`check`],
 //!   [`outcome`], [`report`], [`target::policy`];
-//! - shell: [`pki`], [`client`], [`target`], [`runner`], [`cli`], [`harness`].
+//! - shell: [`pki`], [`client`], [`target`], [`runner`], [`bench`], [`cli`], [`harness`].
 //!
 //! `ARCHITECTURE.md` at the repository root has the map and the invariants.
 
+pub mod bench;
 pub mod check;
 pub mod cli;
 pub mod client;

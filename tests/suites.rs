@@ -101,6 +101,46 @@ fn cli_trials() -> Vec<Trial> {
             }
             Ok(())
         }),
+        Trial::test("cli::bench-times-every-protocol", || {
+            let (code, stdout, stderr) =
+                misdirect(&["bench", "--connections", "3", "--warmup", "1"])?;
+            let rows = ["h1 ", "h2 ", "h3 "]
+                .iter()
+                .all(|key| stdout.lines().any(|line| line.starts_with(key)));
+            if code != 0 || !rows {
+                return Err(format!("exit {code}\n{stdout}{stderr}").into());
+            }
+            Ok(())
+        }),
+        Trial::test("cli::no-h3-endpoint-is-skip-not-error", || {
+            // A server of yours without --h3-port: every HTTP/3 case is SKIP with the reason,
+            // decided before any packet is sent.
+            let dir = scratch("no-h3");
+            let certs = certificates_in(&dir)?;
+            let junit = dir.join("junit.xml");
+            let (code, stdout, stderr) = misdirect(&[
+                "run",
+                "--target",
+                "127.0.0.1:9",
+                "--certs",
+                certs.to_str().unwrap_or_default(),
+                "--protocol",
+                "h3",
+                "--filter",
+                "server/own-authority",
+                "--filter",
+                "server/h3-*",
+                "--junit",
+                junit.to_str().unwrap_or_default(),
+            ])?;
+            let all_skipped = stdout.contains(" 0 passed, 0 failed, 0 warned, 0 info,")
+                && stdout.contains("no HTTP/3 endpoint is configured")
+                && stdout.contains(" 0 errors");
+            if code != 0 || !all_skipped {
+                return Err(format!("exit {code}\n{stdout}{stderr}").into());
+            }
+            Ok(())
+        }),
         Trial::test("cli::warn-is-not-fail-without-strict", || {
             let dir = scratch("warn");
             let junit = dir.join("junit.xml");
