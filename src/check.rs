@@ -61,7 +61,9 @@ pub fn evaluate_steps(
                 });
                 for expectation in request.expect.iter().filter(|e| e.applies_to(protocol)) {
                     let judged = match exchange {
-                        Some(exchange) => judge(expectation, exchange, deployment, observations),
+                        Some(exchange) => {
+                            judge(expectation, exchange, protocol, deployment, observations)
+                        }
                         None => Judgement::Missing("the request was never sent".to_owned()),
                     };
                     let requirement = scenario.requirement(expectation.requirement);
@@ -129,6 +131,7 @@ enum Judgement {
 fn judge(
     expectation: &Expectation,
     exchange: &Exchange,
+    protocol: Protocol,
     deployment: &Deployment,
     observations: &Observations,
 ) -> Judgement {
@@ -182,13 +185,30 @@ fn judge(
             }
             _ => unmet(expected),
         },
-        Check::Malformed => match outcome {
-            ExchangeOutcome::StreamReset { code, .. }
-                if matches!(*code, PROTOCOL_ERROR | H3_MESSAGE_ERROR) =>
+        // HTTP/2: the stream error PROTOCOL_ERROR, or a 400 (RFC 9113 §8.1.1 lets a response
+        // precede the reset). HTTP/3: the stream error H3_MESSAGE_ERROR, alone or after a
+        // response (RFC 9114 §4.1.2); a 400 that ends cleanly is no stream error.
+        Check::Malformed => match (protocol, outcome) {
+            (Protocol::Http2, ExchangeOutcome::StreamReset { code, .. })
+                if *code == PROTOCOL_ERROR =>
             {
                 Judgement::Met
             }
-            ExchangeOutcome::Response(response) if response.status == 400 => Judgement::Met,
+            (Protocol::Http3, ExchangeOutcome::StreamReset { code, .. })
+                if *code == H3_MESSAGE_ERROR =>
+            {
+                Judgement::Met
+            }
+            (Protocol::Http3, ExchangeOutcome::Response(response))
+                if response.reset_after == Some(H3_MESSAGE_ERROR) =>
+            {
+                Judgement::Met
+            }
+            (Protocol::Http1 | Protocol::Http2, ExchangeOutcome::Response(response))
+                if response.status == 400 =>
+            {
+                Judgement::Met
+            }
             _ => unmet(expected),
         },
         Check::ServedBy(role) | Check::StillServedBy(role) => match outcome {
@@ -293,7 +313,8 @@ pub fn describe(check: &Check, deployment: &Deployment) -> String {
             format!("status {}", codes.join(" or "))
         }
         Check::Malformed => {
-            "treated as malformed: stream error PROTOCOL_ERROR (h2) or H3_MESSAGE_ERROR (h3), or 400".to_owned()
+            "treated as malformed: stream error PROTOCOL_ERROR (h2, or a 400) or H3_MESSAGE_ERROR (h3)"
+                .to_owned()
         }
         Check::NotCacheable => {
             "no explicit freshness (max-age, s-maxage, public, Expires)".to_owned()
@@ -355,6 +376,7 @@ steps:
             expires: None,
             date: None,
             alt_svc: None,
+            reset_after: None,
             body_excerpt: String::new(),
         })
     }
@@ -604,10 +626,53 @@ steps:
         let observed = observations(reset, response(400, None));
         for exchange in &observed.exchanges {
             assert!(matches!(
-                judge(&expectation, exchange, &Deployment::standard(), &observed),
+                judge(
+                    &expectation,
+                    exchange,
+                    Protocol::Http2,
+                    &Deployment::standard(),
+                    &observed
+                ),
                 Judgement::Met
             ));
         }
+    }
+
+    #[test]
+    fn malformed_means_the_protocols_own_stream_error() {
+        let expectation = Expectation {
+            requirement: 0,
+            check: Check::Malformed,
+            protocols: Vec::new(),
+            span: scenario().span,
+        };
+        let judged = |protocol, outcome: ExchangeOutcome| {
+            let observed = observations(outcome, response(200, Some("bravo")));
+            matches!(
+                judge(
+                    &expectation,
+                    &observed.exchanges[0],
+                    protocol,
+                    &Deployment::standard(),
+                    &observed
+                ),
+                Judgement::Met
+            )
+        };
+        let reset = |code| ExchangeOutcome::StreamReset {
+            code,
+            name: String::new(),
+        };
+        assert!(judged(Protocol::Http3, reset(H3_MESSAGE_ERROR)));
+        assert!(!judged(Protocol::Http3, reset(PROTOCOL_ERROR)));
+        assert!(!judged(Protocol::Http2, reset(H3_MESSAGE_ERROR)));
+        assert!(!judged(Protocol::Http3, response(400, None)));
+        let mut then_reset = response(400, None);
+        if let ExchangeOutcome::Response(response) = &mut then_reset {
+            response.reset_after = Some(H3_MESSAGE_ERROR);
+        }
+        assert!(judged(Protocol::Http3, then_reset));
+        assert!(judged(Protocol::Http2, response(400, None)));
     }
 
     #[test]

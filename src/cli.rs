@@ -388,7 +388,7 @@ fn serve(args: &ServeArgs) -> Result<u8, Failure> {
         let port = target.address().port();
         let ca = args.certs.join("ca.pem");
         println!(
-            "embedded target{} listening on {} (HTTP/1.1 and HTTP/2 over TLS)",
+            "embedded target{} listening on {} (HTTP/1.1 and HTTP/2 over TLS on TCP, HTTP/3 on the same UDP port)",
             fault.map(|fault| format!(" with fault {fault}")).unwrap_or_default(),
             target.address()
         );

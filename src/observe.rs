@@ -163,6 +163,8 @@ pub struct Response {
     pub expires: Option<String>,
     pub date: Option<String>,
     pub alt_svc: Option<String>,
+    /// A stream reset (its code) that followed the response head.
+    pub reset_after: Option<u64>,
     /// The first bytes of the body, for the transcript.
     pub body_excerpt: String,
 }
@@ -283,6 +285,7 @@ mod tests {
             expires: expires.map(str::to_owned),
             date: Some(DATE.to_owned()),
             alt_svc: None,
+            reset_after: None,
             body_excerpt: String::new(),
         }
     }

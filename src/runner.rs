@@ -435,14 +435,23 @@ impl Session<'_> {
                     .record
                     .h3_alternative(source)
                     .ok_or_else(|| (needed.clone(), "the target advertised none".to_owned()))?;
-                // The alternative is reached where the origin was; another host would need DNS.
-                let ip = match host.as_str() {
-                    "" => self.address.ip(),
-                    literal => literal.trim_matches(['[', ']']).parse().map_err(|_| {
-                        (needed, format!("the alternative names another host ({host}), which misdirect does not resolve"))
-                    })?,
-                };
-                Ok((Protocol::Http3, SocketAddr::new(ip, port)))
+                // Only the target's own address: another host would need DNS, and misdirect
+                // connects nowhere the user did not name.
+                let own_address = host.is_empty()
+                    || host
+                        .trim_matches(['[', ']'])
+                        .parse::<std::net::IpAddr>()
+                        .ok()
+                        == Some(self.address.ip());
+                if !own_address {
+                    return Err((
+                        needed,
+                        format!(
+                            "the alternative is on another host ({host}), which misdirect does not contact"
+                        ),
+                    ));
+                }
+                Ok((Protocol::Http3, SocketAddr::new(self.address.ip(), port)))
             }
         }
     }

@@ -43,7 +43,8 @@ impl std::fmt::Debug for Http3Connection {
 impl Drop for Http3Connection {
     fn drop(&mut self) {
         self.driver.abort();
-        self.connection.close(0u32.into(), b"done");
+        self.connection
+            .close(quinn::VarInt::from_u32(0x100), b"done");
     }
 }
 
@@ -182,16 +183,29 @@ impl Http3Sender {
                 .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
         });
         let mut bytes = Vec::new();
+        let mut reset_after = None;
         // Once the head is in, the response counts; a body cut short only shortens the excerpt.
-        while let Ok(Some(mut chunk)) = stream.recv_data().await {
-            let chunk = chunk.copy_to_bytes(chunk.remaining());
-            if bytes.len() < MAX_BODY {
-                bytes.extend_from_slice(&chunk);
+        loop {
+            match stream.recv_data().await {
+                Ok(Some(mut chunk)) => {
+                    bytes.extend_from_slice(&chunk.copy_to_bytes(chunk.remaining()));
+                    if bytes.len() >= MAX_BODY {
+                        // Enough read; tell the target to stop rather than wait for the rest.
+                        stream.stop_sending(h3::error::Code::H3_REQUEST_CANCELLED);
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(StreamError::RemoteTerminate { code, .. }) => {
+                    reset_after = Some(code.value());
+                    break;
+                }
+                Err(_) => break,
             }
         }
-        Ok(ExchangeOutcome::Response(
-            fields.into_response(status, &bytes),
-        ))
+        let mut response = fields.into_response(status, &bytes);
+        response.reset_after = reset_after;
+        Ok(ExchangeOutcome::Response(response))
     }
 }
 
@@ -230,7 +244,8 @@ async fn raw_exchange(connection: &quinn::Connection, request: &WireRequest) -> 
     let mut buffer = Vec::new();
     let mut response: Option<(u16, ResponseFields)> = None;
     let mut body = Vec::new();
-    loop {
+    let mut reset = None;
+    while body.len() < MAX_BODY {
         while let Some((kind, payload, used)) = h3wire::parse_frame(&buffer) {
             match kind {
                 h3wire::FRAME_HEADERS if response.is_none() => {
@@ -256,7 +271,7 @@ async fn raw_exchange(connection: &quinn::Connection, request: &WireRequest) -> 
                         response = Some((status, ResponseFields::from_lookup(field)));
                     }
                 }
-                h3wire::FRAME_DATA if body.len() < MAX_BODY => body.extend_from_slice(payload),
+                h3wire::FRAME_DATA => body.extend_from_slice(payload),
                 // Trailers, unknown and reserved frame types are skipped (RFC 9114 §9).
                 _ => {}
             }
@@ -278,16 +293,37 @@ async fn raw_exchange(connection: &quinn::Connection, request: &WireRequest) -> 
                     name: h3::error::Code::from(code).to_string(),
                 };
             }
+            Err(quinn::ReadError::Reset(code)) => {
+                reset = Some(code.into_inner());
+                break;
+            }
             Err(_) if response.is_some() => break,
-            Err(error) => {
+            Err(quinn::ReadError::ConnectionLost(
+                lost @ (quinn::ConnectionError::ApplicationClosed(_)
+                | quinn::ConnectionError::ConnectionClosed(_)
+                | quinn::ConnectionError::Reset),
+            )) => {
                 return ExchangeOutcome::ConnectionClosed {
-                    detail: error.to_string(),
+                    detail: lost.to_string(),
+                };
+            }
+            Err(error) => {
+                return ExchangeOutcome::Unreadable {
+                    detail: format!("HTTP/3: {error}"),
                 };
             }
         }
     }
+    if body.len() >= MAX_BODY {
+        // Enough read; tell the target to stop rather than wait for the rest.
+        let _ = recv.stop(quinn::VarInt::from_u32(0x10c));
+    }
     match response {
-        Some((status, fields)) => ExchangeOutcome::Response(fields.into_response(status, &body)),
+        Some((status, fields)) => {
+            let mut response = fields.into_response(status, &body);
+            response.reset_after = reset;
+            ExchangeOutcome::Response(response)
+        }
         None => ExchangeOutcome::Unreadable {
             detail: "HTTP/3: the request stream ended without a response".to_owned(),
         },
@@ -332,6 +368,15 @@ fn classify_handshake(error: &quinn::ConnectionError) -> ConnectError {
             }
         }
         E::ApplicationClosed(close) => ConnectError::Refused(close.to_string()),
+        // rustls itself refuses a server that picks no offered ALPN protocol.
+        E::TransportError(error)
+            if error.code == quinn::TransportErrorCode::crypto(NO_APPLICATION_PROTOCOL) =>
+        {
+            ConnectError::Unsupported("the target offered no h3 ALPN protocol".to_owned())
+        }
+        E::VersionMismatch => {
+            ConnectError::Unsupported("the target speaks no QUIC version we offer".to_owned())
+        }
         E::Reset => ConnectError::Refused("stateless reset during the handshake".to_owned()),
         E::TimedOut => {
             ConnectError::Failed("no QUIC handshake: the target did not answer over UDP".to_owned())
@@ -349,16 +394,27 @@ fn classify(error: &StreamError) -> ExchangeOutcome {
         StreamError::RemoteClosing { .. } => ExchangeOutcome::ConnectionClosed {
             detail: "GOAWAY".to_owned(),
         },
-        StreamError::ConnectionError { .. } => ExchangeOutcome::ConnectionClosed {
-            detail: error.to_string(),
+        // Only a close by the target says something about it; h3 0.0.8 (pinned) tells the two
+        // apart only in its message ("Connection error: Remote error: …" / "Local error: …").
+        StreamError::ConnectionError { .. }
+            if error
+                .to_string()
+                .starts_with("Connection error: Remote error") =>
+        {
+            ExchangeOutcome::ConnectionClosed {
+                detail: error.to_string(),
+            }
+        }
+        StreamError::ConnectionError { .. } => ExchangeOutcome::Unreadable {
+            detail: format!("HTTP/3: the client closed the connection: {error}"),
         },
         StreamError::HeaderTooBig { .. } | StreamError::StreamError { .. } => {
             ExchangeOutcome::Unreadable {
                 detail: format!("HTTP/3: {error}"),
             }
         }
-        other => ExchangeOutcome::ConnectionClosed {
-            detail: other.to_string(),
+        other => ExchangeOutcome::Unreadable {
+            detail: format!("HTTP/3: {other}"),
         },
     }
 }

@@ -291,6 +291,7 @@ impl ResponseFields {
             expires: self.expires,
             date: self.date,
             alt_svc: self.alt_svc,
+            reset_after: None,
             body_excerpt: text.chars().take(160).collect(),
         }
     }

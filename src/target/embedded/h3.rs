@@ -153,12 +153,18 @@ pub(super) async fn serve(
                 if let Some(cache_control) = answer.cache_control {
                     response = response.header(http::header::CACHE_CONTROL, cache_control);
                 }
-                stream.send_response(response.body(())?).await?;
-                stream.send_data(Bytes::from(answer.body)).await?;
-                stream.finish().await?;
+                // A failure on one stream (the client stopped it) ends that stream only.
+                let sent = async {
+                    stream.send_response(response.body(())?).await?;
+                    stream.send_data(Bytes::from(answer.body)).await?;
+                    stream.finish().await?;
+                    Ok::<(), ServeError>(())
+                };
+                let _ = sent.await;
                 if answer.close {
                     // GOAWAY, then no further requests on this connection.
-                    let _ = h3.shutdown(0).await;
+                    // GOAWAY naming the next stream: this one was processed (RFC 9114 §5.2).
+                    let _ = h3.shutdown(1).await;
                 }
             }
         }
@@ -192,7 +198,8 @@ async fn serve_raw(
             }
             accepted = tokio::time::timeout(IDLE, connection.accept_bi()) => {
                 let Ok(Ok((send, recv))) = accepted else { break };
-                answer_raw(send, recv, facts, &mut memory, shared).await?;
+                // A failure on one stream (the client stopped it) ends that stream only.
+                let _ = answer_raw(send, recv, facts, &mut memory, shared).await;
             }
         }
     }
