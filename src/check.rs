@@ -234,6 +234,65 @@ fn judge(
             }
             _ => Judgement::Met,
         },
+        Check::AdvertisedServedBy(role) => {
+            let Some(advertised) = advertised_origins(observations, &exchange.connection) else {
+                return Judgement::NotApplicable("the target sent no ORIGIN frame".to_owned());
+            };
+            let origin = origin_of(&exchange.authority);
+            if !advertised.contains(&origin) {
+                return Judgement::NotApplicable(format!(
+                    "the ORIGIN frame does not list {origin}"
+                ));
+            }
+            match outcome {
+                ExchangeOutcome::Response(response) if !refused && response.status < 300 => {
+                    named_tenant(response, *role, unmet(expected))
+                }
+                _ => unmet(format!("{expected}, since the ORIGIN frame lists {origin}")),
+            }
+        }
+        Check::AdvertisedCovered => {
+            let Some(advertised) = advertised_origins(observations, &exchange.connection) else {
+                return Judgement::NotApplicable("the target sent no ORIGIN frame".to_owned());
+            };
+            let sans = match observations
+                .connection(&exchange.connection)
+                .map(|record| &record.result)
+            {
+                Some(ConnectionResult::Established(established)) => &established.peer_sans,
+                _ => {
+                    return Judgement::Missing(
+                        "no certificate was observed on the connection".to_owned(),
+                    );
+                }
+            };
+            let uncovered: Vec<&String> = advertised
+                .iter()
+                .filter(|origin| {
+                    let host = origin
+                        .strip_prefix("https://")
+                        .map(host_of)
+                        .unwrap_or_default();
+                    !sans.iter().any(|san| san_covers(san, &host))
+                })
+                .collect();
+            if uncovered.is_empty() {
+                Judgement::Met
+            } else {
+                Judgement::Unmet {
+                    expected,
+                    observed: format!(
+                        "ORIGIN lists {} outside the certificate ({})",
+                        uncovered
+                            .iter()
+                            .map(|origin| origin.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        sans.join(", ")
+                    ),
+                }
+            }
+        }
         Check::CertificateCovers => {
             let host = host_of(&exchange.authority);
             match observations
@@ -322,7 +381,35 @@ pub fn describe(check: &Check, deployment: &Deployment) -> String {
         Check::CertificateCovers => {
             "a certificate presented on the connection that covers the authority".to_owned()
         }
+        Check::AdvertisedServedBy(role) => format!("if advertised in ORIGIN, 2xx {}", served(role)),
+        Check::AdvertisedCovered => "ORIGIN lists only origins the certificate covers".to_owned(),
     }
+}
+
+/// The origins the ORIGIN frames on a connection list, normalised: frames on stream 0 without
+/// flags only (RFC 8336 §2.2); `None` when the target sent no such frame.
+fn advertised_origins(observations: &Observations, connection: &str) -> Option<Vec<String>> {
+    let frames = &observations.connection(connection)?.origin_frames;
+    let mut valid = frames
+        .iter()
+        .filter(|frame| frame.stream == 0 && frame.flags == 0)
+        .peekable();
+    valid.peek()?;
+    Some(
+        valid
+            .flat_map(|frame| frame.origins.iter())
+            .filter_map(|origin| origin.strip_prefix("https://").map(origin_of))
+            .collect(),
+    )
+}
+
+/// The `https` origin of an authority in a canonical form: `https://host:port`.
+fn origin_of(authority: &str) -> String {
+    let port = parse_authority(authority)
+        .ok()
+        .and_then(|(_, port)| port)
+        .unwrap_or(443);
+    format!("https://{}:{port}", host_of(authority))
 }
 
 /// The host of an authority, normalised; the whole string where it does not parse.
@@ -398,6 +485,7 @@ steps:
                 sni: Some("a.test".into()),
                 resume_source: None,
                 resumption_offered: false,
+                origin_frames: Vec::new(),
                 result: ConnectionResult::Established(Established {
                     alpn: Some("h2".into()),
                     tls_version: "TLSv1.3".into(),

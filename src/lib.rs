@@ -19,6 +19,7 @@ pub mod check;
 pub mod cli;
 pub mod client;
 pub mod deployment;
+pub mod h2wire;
 pub mod h3wire;
 pub mod harness;
 pub mod observe;

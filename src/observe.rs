@@ -29,6 +29,8 @@ pub struct ConnectionRecord {
     /// Whether a session ticket from `resume_source` was offered in the ClientHello.
     pub resumption_offered: bool,
     pub result: ConnectionResult,
+    /// ORIGIN frames the target sent on this connection (HTTP/2), as of the end of the case.
+    pub origin_frames: Vec<crate::h2wire::OriginFrame>,
 }
 
 #[derive(Debug, Clone, Serialize)]

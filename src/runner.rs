@@ -275,6 +275,7 @@ impl Runner {
                 }
             };
             if let Err((expected, reason)) = proceed {
+                session.keep_origin_frames();
                 return Execution::Unsupported {
                     step: index,
                     expected,
@@ -282,6 +283,7 @@ impl Runner {
                 };
             }
         }
+        session.keep_origin_frames();
         Execution::Completed
     }
 
@@ -407,9 +409,33 @@ impl Session<'_> {
             resume_source: connect.resume.clone(),
             resumption_offered: dial.tickets.offered(),
             result,
+            origin_frames: Vec::new(),
         });
         self.connections.insert(connect.name.clone(), slot);
         Ok(())
+    }
+
+    /// Copies the ORIGIN frames each open connection received into its record.
+    fn keep_origin_frames(&self) {
+        for (name, slot) in &self.connections {
+            if let Slot::Open(connection, _) = slot {
+                let frames = connection.origin_frames();
+                for frame in &frames {
+                    self.record.event(
+                        name,
+                        format!(
+                            "received ORIGIN on stream {} flags 0x{:x}: [{}]",
+                            frame.stream,
+                            frame.flags,
+                            frame.origins.join(", ")
+                        ),
+                    );
+                }
+                if !frames.is_empty() {
+                    self.record.origin_frames(name, frames);
+                }
+            }
+        }
     }
 
     /// The protocol and address a connection takes; `Err` when the target offers no such
@@ -712,6 +738,19 @@ impl Record {
 
     fn exchange(&self, exchange: Exchange) {
         self.lock().0.exchanges.push(exchange);
+    }
+
+    fn origin_frames(&self, connection: &str, frames: Vec<crate::h2wire::OriginFrame>) {
+        if let Some(record) = self
+            .lock()
+            .0
+            .connections
+            .iter_mut()
+            .rev()
+            .find(|record| record.name == connection)
+        {
+            record.origin_frames = frames;
+        }
     }
 
     /// The last HTTP/3 alternative advertised in a response on `connection`.

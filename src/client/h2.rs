@@ -1,11 +1,18 @@
 //! HTTP/2 over TLS with the `h2` crate: `:authority` comes from the request URI and a `Host`
 //! header, when a scenario sets one, travels beside it untouched.
 
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+
 use bytes::Bytes;
 use http::header::HOST;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_rustls::client::TlsStream;
+
+use crate::h2wire::{FrameScanner, OriginFrame};
 
 use super::{ResponseFields, WireRequest};
 use crate::observe::ExchangeOutcome;
@@ -16,6 +23,8 @@ const MAX_BODY: usize = 1024 * 1024;
 pub struct Http2Connection {
     sender: h2::client::SendRequest<Bytes>,
     driver: JoinHandle<()>,
+    /// ORIGIN frames picked out of what the target sends.
+    origins: Arc<Mutex<FrameScanner>>,
 }
 
 impl Drop for Http2Connection {
@@ -29,9 +38,14 @@ impl Http2Connection {
     /// session after the client's Finished (TLS 1.3 client authentication) is seen as refusing
     /// the connection rather than as failing the first request.
     pub(super) async fn handshake(stream: TlsStream<TcpStream>) -> Result<Self, String> {
+        let origins = Arc::new(Mutex::new(FrameScanner::default()));
+        let tapped = Tapped {
+            inner: stream,
+            scanner: Arc::clone(&origins),
+        };
         let (sender, mut connection) = h2::client::Builder::new()
             .enable_push(false)
-            .handshake(stream)
+            .handshake(tapped)
             .await
             .map_err(|error| format!("HTTP/2 handshake failed: {}", describe(&error)))?;
         let pings = connection.ping_pong();
@@ -48,7 +62,20 @@ impl Http2Connection {
                 describe(&error)
             ));
         }
-        Ok(Self { sender, driver })
+        Ok(Self {
+            sender,
+            driver,
+            origins,
+        })
+    }
+
+    /// The ORIGIN frames the target has sent so far.
+    pub(super) fn origin_frames(&self) -> Vec<OriginFrame> {
+        self.origins
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .frames()
+            .to_vec()
     }
 
     pub(super) fn sender(&self) -> Http2Sender {
@@ -123,6 +150,50 @@ impl Http2Sender {
         Ok(ExchangeOutcome::Response(
             fields.into_response(status, &bytes),
         ))
+    }
+}
+
+/// The TLS stream as the h2 crate sees it, with every byte the target sends also fed to a
+/// [`FrameScanner`]: the h2 crate discards ORIGIN frames, the harness wants to see them.
+struct Tapped<S> {
+    inner: S,
+    scanner: Arc<Mutex<FrameScanner>>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Tapped<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = polled {
+            let this = &*self;
+            this.scanner
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .feed(&buf.filled()[before..]);
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tapped<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

@@ -103,6 +103,14 @@ impl Connection {
         }
     }
 
+    /// The ORIGIN frames the target has sent on this connection (HTTP/2 only, so far).
+    pub fn origin_frames(&self) -> Vec<crate::h2wire::OriginFrame> {
+        match self {
+            Self::Http2(connection) => connection.origin_frames(),
+            Self::Http1(_) | Self::Http3(_) => Vec::new(),
+        }
+    }
+
     /// Why the connection can carry no further request (HTTP/1.1 after the target closed it).
     pub fn closed(&self) -> Option<&str> {
         match self {

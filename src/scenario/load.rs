@@ -600,6 +600,9 @@ impl Builder<'_> {
         if let Some(role) = &raw.still_served_by {
             checks.push(Check::StillServedBy(self.role(&role.value, role)?));
         }
+        if let Some(role) = &raw.advertised_served_by {
+            checks.push(Check::AdvertisedServedBy(self.role(&role.value, role)?));
+        }
         if let Some(role) = &raw.tenant_if_served {
             checks.push(Check::TenantIfServed(self.role(&role.value, role)?));
         }
@@ -609,6 +612,7 @@ impl Builder<'_> {
             (&raw.malformed, Check::Malformed),
             (&raw.not_cacheable, Check::NotCacheable),
             (&raw.certificate_covers, Check::CertificateCovers),
+            (&raw.advertised_covered, Check::AdvertisedCovered),
         ] {
             match flag {
                 Some(flag) if !flag.value => {
@@ -637,7 +641,7 @@ impl Builder<'_> {
                 return Err(self.error(
                     span,
                     format!(
-                        "an expectation states exactly one check (served_by, still_served_by, tenant_if_served, refused, uncovered_refused, status, malformed, not_cacheable, certificate_covers); this one states {}",
+                        "an expectation states exactly one check (served_by, still_served_by, tenant_if_served, refused, uncovered_refused, status, malformed, not_cacheable, certificate_covers, advertised_served_by, advertised_covered); this one states {}",
                         checks.len()
                     ),
                 ));

@@ -312,4 +312,10 @@ pub enum Check {
     NotCacheable,
     /// The certificate presented on the request's connection covers the request's authority.
     CertificateCovers,
+    /// If the connection's ORIGIN frames list the request's origin, it is served (2xx) by the
+    /// tenant of this role; not applicable otherwise.
+    AdvertisedServedBy(Role),
+    /// Every origin the connection's ORIGIN frames list is covered by the certificate presented;
+    /// not applicable without ORIGIN frames.
+    AdvertisedCovered,
 }

@@ -135,6 +135,10 @@ pub(super) struct RawExpectation {
     pub(super) not_cacheable: Option<Spanned<bool>>,
     #[serde(default)]
     pub(super) certificate_covers: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub(super) advertised_served_by: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) advertised_covered: Option<Spanned<bool>>,
 }
 
 /// `status: 421` or `status: [400, 421]`.

@@ -112,6 +112,10 @@ faults! {
         "skips every authority check on connections without SNI",
     ChecksGetOnly = "checks-get-only":
         "checks the authority only for GET and HEAD requests",
+    OriginAdvertisesRefused = "origin-advertises-refused":
+        "lists every name of its certificate in its HTTP/2 ORIGIN frame but serves only the SNI name",
+    OriginGrantsUncovered = "origin-grants-uncovered":
+        "lists a name its certificate does not cover in its HTTP/2 ORIGIN frame, and serves it as if the frame granted authority",
     QuicIgnoresSni = "quic-ignores-sni":
         "presents the default certificate on QUIC whatever the SNI (HTTP/3 only)",
     H3Mismatch421 = "h3-mismatch-421":

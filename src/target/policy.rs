@@ -107,6 +107,30 @@ impl Policy {
         self.fault == Some(fault)
     }
 
+    /// The origins the target lists in the ORIGIN frame of an HTTP/2 connection (RFC 8336): the
+    /// tenants it serves on this connection, that is those its certificate covers, less a
+    /// tenant that requires a client certificate the connection lacks.
+    pub fn advertised_origins(&self, connection: &ConnectionFacts) -> Vec<String> {
+        Role::ALL
+            .into_iter()
+            .filter(|role| role.tenant().is_some())
+            .filter(|role| {
+                let name = self.deployment.name(*role);
+                let covered = connection
+                    .certificate
+                    .sans()
+                    .iter()
+                    .any(|san| san_covers(san, name));
+                covered || (self.has(Fault::OriginGrantsUncovered) && *role == Role::Foreign)
+            })
+            .filter(|role| !role.requires_client_certificate() || connection.client_certificate)
+            .map(|role| match connection.local_port {
+                443 => format!("https://{}", self.deployment.name(role)),
+                port => format!("https://{}:{port}", self.deployment.name(role)),
+            })
+            .collect()
+    }
+
     pub fn decide(
         &self,
         connection: &ConnectionFacts,
@@ -167,6 +191,13 @@ impl Policy {
         let skips_checks = (self.has(Fault::NoSniBypass) && connection.sni.is_none())
             || (self.has(Fault::ChecksGetOnly) && unchecked_method);
         let checked = !skips_checks;
+        if self.has(Fault::OriginAdvertisesRefused)
+            && connection.sni.as_deref().map(normalize_host) != Some(host.clone())
+        {
+            return Err(Refusal::Misdirected(format!(
+                "only the SNI name is served, not {host}"
+            )));
+        }
         if checked {
             self.check_connection_context(
                 connection,
@@ -281,7 +312,10 @@ impl Policy {
             )));
         }
         let skips_coverage = self.has(Fault::NoCertificateCheck)
-            || (protocol == Protocol::Http3 && self.has(Fault::H3NoCertificateCheck));
+            || (protocol == Protocol::Http3 && self.has(Fault::H3NoCertificateCheck))
+            || (protocol == Protocol::Http2
+                && self.has(Fault::OriginGrantsUncovered)
+                && self.deployment.role_of(host) == Some(Role::Foreign));
         if skips_coverage {
             return Ok(());
         }

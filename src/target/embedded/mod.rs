@@ -21,7 +21,10 @@ use rustls::server::{
     Acceptor, ServerSessionMemoryCache, StoresServerSessions, WebPkiClientVerifier,
 };
 use rustls::{RootCertStore, ServerConfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_rustls::LazyConfigAcceptor;
@@ -31,6 +34,7 @@ use super::Fault;
 use super::policy::{Answer, ConnectionFacts, ConnectionMemory, Policy, Reply, RequestHead};
 use crate::client::tls::{VERSIONS, provider};
 use crate::deployment::{CertificateId, Deployment, Role, TENANT_HEADER};
+use crate::h2wire;
 use crate::pki::Pki;
 use crate::scenario::Protocol;
 
@@ -301,7 +305,9 @@ async fn serve_h2(
     facts: &ConnectionFacts,
     shared: &Shared,
 ) -> Result<(), ServeError> {
-    let mut connection = tokio::time::timeout(IDLE, h2::server::handshake(tls)).await??;
+    let origin = h2wire::origin_frame(&shared.policy.advertised_origins(facts));
+    let io = InjectAfterFirstFrame::new(tls, origin);
+    let mut connection = tokio::time::timeout(IDLE, h2::server::handshake(io)).await??;
     let mut memory = ConnectionMemory::default();
     // An idle client is dropped after `IDLE`, like the HTTP/1.1 shell does.
     while let Ok(Some(accepted)) = tokio::time::timeout(IDLE, connection.accept()).await {
@@ -473,6 +479,100 @@ async fn write_h1(
         tls.shutdown().await?;
     }
     Ok(())
+}
+
+/// The server's side of an HTTP/2 connection as the h2 crate writes it, with extra bytes (an
+/// ORIGIN frame) slipped in right after the first frame, the server's SETTINGS: RFC 8336
+/// Appendix B asks for ORIGIN as early as possible, and the h2 crate cannot send it.
+struct InjectAfterFirstFrame<S> {
+    inner: S,
+    first: h2wire::FirstFrame,
+    /// The bytes to slip in and how many went out; `None` once done.
+    pending: Option<(Vec<u8>, usize)>,
+    first_done: bool,
+}
+
+impl<S> InjectAfterFirstFrame<S> {
+    fn new(inner: S, bytes: Vec<u8>) -> Self {
+        Self {
+            inner,
+            first: h2wire::FirstFrame::default(),
+            pending: Some((bytes, 0)),
+            first_done: false,
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> InjectAfterFirstFrame<S> {
+    /// Writes out the injected bytes once the first frame is through.
+    fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        if !self.first_done {
+            return Poll::Ready(Ok(()));
+        }
+        while let Some((bytes, offset)) = &mut self.pending {
+            if *offset == bytes.len() {
+                self.pending = None;
+                break;
+            }
+            match Pin::new(&mut self.inner).poll_write(cx, &bytes[*offset..]) {
+                Poll::Ready(Ok(written)) => *offset += written,
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for InjectAfterFirstFrame<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for InjectAfterFirstFrame<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = &mut *self;
+        if let Poll::Ready(Err(error)) = this.poll_pending(cx) {
+            return Poll::Ready(Err(error));
+        }
+        if this.pending.is_some() && this.first_done {
+            return Poll::Pending;
+        }
+        if this.first_done {
+            return Pin::new(&mut this.inner).poll_write(cx, buf);
+        }
+        let within = this.first.within_first_frame(buf);
+        match Pin::new(&mut this.inner).poll_write(cx, &buf[..within]) {
+            Poll::Ready(Ok(written)) => {
+                if this.first.passed(&buf[..written]) {
+                    this.first_done = true;
+                }
+                Poll::Ready(Ok(written))
+            }
+            other => other,
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        match this.poll_pending(cx) {
+            Poll::Ready(Ok(())) => Pin::new(&mut this.inner).poll_flush(cx),
+            other => other,
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 pub(super) fn header_values(

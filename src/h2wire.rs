@@ -1,0 +1,232 @@
+//! The HTTP/2 frames misdirect reads and writes beside the h2 crate, which drops every frame type
+//! it does not know: the ORIGIN frame (RFC 8336). Sans-IO: a scanner that picks ORIGIN frames out
+//! of a byte stream as it passes, a tracker that finds where the first frame of a stream ends (to
+//! slip an ORIGIN frame in after the server's SETTINGS), and the frame codec.
+
+/// Frame type of ORIGIN (RFC 8336 §2).
+pub const FRAME_ORIGIN: u8 = 0xc;
+const HEADER: usize = 9;
+
+/// One ORIGIN frame as received.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OriginFrame {
+    pub stream: u32,
+    pub flags: u8,
+    /// The ASCII-Origin fields, as sent (parse failures are kept out, RFC 8336 §2.2).
+    pub origins: Vec<String>,
+}
+
+/// An ORIGIN frame on stream 0 carrying `origins`.
+pub fn origin_frame(origins: &[String]) -> Vec<u8> {
+    let mut payload = Vec::new();
+    for origin in origins {
+        let length = u16::try_from(origin.len()).unwrap_or(u16::MAX);
+        payload.extend_from_slice(&length.to_be_bytes());
+        payload.extend_from_slice(&origin.as_bytes()[..usize::from(length)]);
+    }
+    let mut frame = Vec::with_capacity(HEADER + payload.len());
+    let length = u32::try_from(payload.len()).unwrap_or(0).to_be_bytes();
+    frame.extend_from_slice(&length[1..]);
+    frame.push(FRAME_ORIGIN);
+    frame.push(0);
+    frame.extend_from_slice(&0u32.to_be_bytes());
+    frame.extend_from_slice(&payload);
+    frame
+}
+
+/// Picks ORIGIN frames out of the frames a peer sends, without holding on to other payloads.
+#[derive(Debug, Default)]
+pub struct FrameScanner {
+    header: Vec<u8>,
+    /// Payload bytes of the current frame still to come.
+    remaining: usize,
+    /// The current frame's header when it is an ORIGIN frame, and its payload so far.
+    origin: Option<(u32, u8, Vec<u8>)>,
+    frames: Vec<OriginFrame>,
+}
+
+/// Largest ORIGIN payload kept; larger ones are skipped (RFC 8336 §4 lets clients cap state).
+const MAX_ORIGIN_PAYLOAD: usize = 64 * 1024;
+
+impl FrameScanner {
+    /// Feeds the next bytes of the peer's frame stream (after any connection preface).
+    pub fn feed(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            if self.remaining == 0 && self.header.len() < HEADER {
+                let take = (HEADER - self.header.len()).min(bytes.len());
+                self.header.extend_from_slice(&bytes[..take]);
+                bytes = &bytes[take..];
+                if self.header.len() < HEADER {
+                    return;
+                }
+                let length = usize::from(self.header[0]) << 16
+                    | usize::from(self.header[1]) << 8
+                    | usize::from(self.header[2]);
+                let kind = self.header[3];
+                let flags = self.header[4];
+                let stream = u32::from_be_bytes([
+                    self.header[5],
+                    self.header[6],
+                    self.header[7],
+                    self.header[8],
+                ]) & 0x7fff_ffff;
+                self.header.clear();
+                self.remaining = length;
+                self.origin = (kind == FRAME_ORIGIN && length <= MAX_ORIGIN_PAYLOAD)
+                    .then(|| (stream, flags, Vec::with_capacity(length)));
+                if length == 0 {
+                    self.finish_frame();
+                }
+                continue;
+            }
+            let take = self.remaining.min(bytes.len());
+            if let Some((_, _, payload)) = &mut self.origin {
+                payload.extend_from_slice(&bytes[..take]);
+            }
+            self.remaining -= take;
+            bytes = &bytes[take..];
+            if self.remaining == 0 {
+                self.finish_frame();
+            }
+        }
+    }
+
+    fn finish_frame(&mut self) {
+        if let Some((stream, flags, payload)) = self.origin.take() {
+            self.frames.push(OriginFrame {
+                stream,
+                flags,
+                origins: parse_origins(&payload),
+            });
+        }
+    }
+
+    /// The ORIGIN frames seen so far.
+    pub fn frames(&self) -> &[OriginFrame] {
+        &self.frames
+    }
+}
+
+/// The ASCII-Origin fields of an ORIGIN payload; a truncated field ends the list.
+pub fn parse_origins(mut payload: &[u8]) -> Vec<String> {
+    let mut origins = Vec::new();
+    while payload.len() >= 2 {
+        let length = usize::from(u16::from_be_bytes([payload[0], payload[1]]));
+        let Some(field) = payload.get(2..2 + length) else {
+            break;
+        };
+        if field.is_ascii() {
+            origins.push(String::from_utf8_lossy(field).into_owned());
+        }
+        payload = &payload[2 + length..];
+    }
+    origins
+}
+
+/// Finds where the first frame of a stream ends, so that bytes can be slipped in after it.
+#[derive(Debug, Default)]
+pub struct FirstFrame {
+    header: Vec<u8>,
+    /// Bytes of the first frame still to pass, once its header is known.
+    remaining: Option<usize>,
+}
+
+impl FirstFrame {
+    /// How many of the next `available` bytes still belong to the first frame, given that the
+    /// caller will pass exactly that many (or fewer, through [`FirstFrame::passed`]).
+    pub fn within_first_frame(&self, next: &[u8]) -> usize {
+        match self.remaining {
+            Some(remaining) => remaining.min(next.len()),
+            None => {
+                // Until the header is complete, look ahead into `next` for its length.
+                let mut header = self.header.clone();
+                header.extend_from_slice(&next[..(HEADER - header.len()).min(next.len())]);
+                if header.len() < HEADER {
+                    return next.len();
+                }
+                let length = usize::from(header[0]) << 16
+                    | usize::from(header[1]) << 8
+                    | usize::from(header[2]);
+                (HEADER - self.header.len() + length).min(next.len())
+            }
+        }
+    }
+
+    /// Records that `bytes` of the first frame went out; true once the whole frame has.
+    pub fn passed(&mut self, bytes: &[u8]) -> bool {
+        let mut bytes = bytes;
+        if self.remaining.is_none() {
+            let take = (HEADER - self.header.len()).min(bytes.len());
+            self.header.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+            if self.header.len() < HEADER {
+                return false;
+            }
+            let length = usize::from(self.header[0]) << 16
+                | usize::from(self.header[1]) << 8
+                | usize::from(self.header[2]);
+            self.remaining = Some(length);
+        }
+        let remaining = self.remaining.unwrap_or(0).saturating_sub(bytes.len());
+        self.remaining = Some(remaining);
+        remaining == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let length = (payload.len() as u32).to_be_bytes();
+        let mut out = length[1..].to_vec();
+        out.push(kind);
+        out.push(flags);
+        out.extend_from_slice(&stream.to_be_bytes());
+        out.extend_from_slice(payload);
+        out
+    }
+
+    #[test]
+    fn origin_frames_are_picked_out_byte_by_byte() {
+        let origins = vec![
+            "https://a.test:4433".to_owned(),
+            "https://b.test:4433".to_owned(),
+        ];
+        let mut stream = frame(0x4, 0, 0, &[0, 3, 0, 0, 0, 100]);
+        stream.extend(origin_frame(&origins));
+        stream.extend(frame(0x0, 1, 1, &[7; 40_000]));
+        stream.extend(frame(FRAME_ORIGIN, 1, 3, &[0, 1, b'x']));
+        let mut scanner = FrameScanner::default();
+        for byte in &stream {
+            scanner.feed(std::slice::from_ref(byte));
+        }
+        assert_eq!(scanner.frames().len(), 2);
+        assert_eq!(scanner.frames()[0].origins, origins);
+        assert_eq!(
+            (scanner.frames()[1].stream, scanner.frames()[1].flags),
+            (3, 1)
+        );
+    }
+
+    #[test]
+    fn truncated_fields_end_the_list() {
+        assert_eq!(
+            parse_origins(&[0, 1, b'a', 0, 9, b'b']),
+            vec!["a".to_owned()]
+        );
+    }
+
+    #[test]
+    fn the_end_of_the_first_frame_is_found_across_writes() {
+        let settings = frame(0x4, 0, 0, &[0, 3, 0, 0, 0, 100]);
+        let mut tracker = FirstFrame::default();
+        assert_eq!(tracker.within_first_frame(&settings[..4]), 4);
+        assert!(!tracker.passed(&settings[..4]));
+        let mut rest = settings[4..].to_vec();
+        rest.extend(frame(0x8, 0, 0, &[0, 0, 0, 1]));
+        let first = tracker.within_first_frame(&rest);
+        assert_eq!(first, settings.len() - 4);
+        assert!(tracker.passed(&rest[..first]));
+    }
+}
