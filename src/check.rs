@@ -234,6 +234,9 @@ fn judge(
             }
             _ => Judgement::Met,
         },
+        Check::ReachedUpstream(_) | Check::ReachedNoUpstream | Check::UpstreamSni(_) => {
+            judge_upstream(&expectation.check, exchange, observations, expected)
+        }
         Check::AdvertisedServedBy(role) => {
             let Some(advertised) = advertised_origins(observations, &exchange.connection) else {
                 return Judgement::NotApplicable("the target sent no ORIGIN frame".to_owned());
@@ -334,6 +337,73 @@ fn judge(
     }
 }
 
+/// Judges what the mock upstreams saw of the request (gateway scenarios).
+fn judge_upstream(
+    check: &Check,
+    exchange: &Exchange,
+    observations: &Observations,
+    expected: String,
+) -> Judgement {
+    let Some(id) = exchange.request_id.as_deref() else {
+        return Judgement::Missing(
+            "the request carried no request ID for the upstreams".to_owned(),
+        );
+    };
+    let reached: Vec<_> = observations
+        .upstream_requests
+        .iter()
+        .filter(|request| request.request_id.as_deref() == Some(id))
+        .collect();
+    let upstreams = || {
+        let names: Vec<&str> = reached
+            .iter()
+            .map(|request| request.upstream.as_str())
+            .collect();
+        format!("reached the upstream of {}", names.join(", "))
+    };
+    let unmet = |observed: String| Judgement::Unmet {
+        expected: expected.clone(),
+        observed,
+    };
+    match check {
+        Check::ReachedNoUpstream if reached.is_empty() => Judgement::Met,
+        Check::ReachedNoUpstream => unmet(upstreams()),
+        Check::ReachedUpstream(_) if reached.is_empty() => unmet("reached no upstream".to_owned()),
+        Check::ReachedUpstream(role) => {
+            if reached
+                .iter()
+                .all(|request| Some(request.upstream.as_str()) == role.tenant())
+            {
+                Judgement::Met
+            } else {
+                unmet(upstreams())
+            }
+        }
+        Check::UpstreamSni(_) if reached.is_empty() => {
+            Judgement::Missing("the request reached no upstream".to_owned())
+        }
+        Check::UpstreamSni(role) => {
+            let wanted = role.standard_name();
+            if reached
+                .iter()
+                .all(|request| request.sni.as_deref() == Some(wanted))
+            {
+                Judgement::Met
+            } else {
+                let seen: Vec<&str> = reached
+                    .iter()
+                    .map(|request| request.sni.as_deref().unwrap_or("(none)"))
+                    .collect();
+                unmet(format!(
+                    "the upstream connection had SNI {}",
+                    seen.join(", ")
+                ))
+            }
+        }
+        _ => Judgement::Missing("not an upstream check".to_owned()),
+    }
+}
+
 /// Met when the response names the role's tenant; a response that names no tenant cannot be
 /// judged.
 fn named_tenant(response: &crate::observe::Response, role: Role, unmet: Judgement) -> Judgement {
@@ -382,6 +452,15 @@ pub fn describe(check: &Check, deployment: &Deployment) -> String {
             "a certificate presented on the connection that covers the authority".to_owned()
         }
         Check::AdvertisedServedBy(role) => format!("if advertised in ORIGIN, 2xx {}", served(role)),
+        Check::ReachedUpstream(role) => format!(
+            "forwarded to the upstream of tenant {} only",
+            role.tenant().unwrap_or("none")
+        ),
+        Check::ReachedNoUpstream => "forwarded to no upstream".to_owned(),
+        Check::UpstreamSni(role) => format!(
+            "forwarded over an upstream connection whose SNI is {}",
+            role.standard_name()
+        ),
         Check::AdvertisedCovered => "ORIGIN lists only origins the certificate covers".to_owned(),
     }
 }
@@ -477,6 +556,7 @@ steps:
             method: "GET".into(),
             authority: authority.into(),
             host: None,
+            request_id: None,
             outcome,
         };
         Observations {
@@ -497,6 +577,7 @@ steps:
                 exchange(1, "c.test:443", foreign),
                 exchange(2, "b.test:443", sibling),
             ],
+            upstream_requests: Vec::new(),
         }
     }
 

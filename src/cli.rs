@@ -382,7 +382,7 @@ fn serve(args: &ServeArgs) -> Result<u8, Failure> {
     pki.write_pem(&args.certs)
         .map_err(|error| Failure::harness(error.to_string()))?;
     runtime()?.block_on(async {
-        let target = EmbeddedTarget::start_on(&pki, fault, args.port)
+        let target = EmbeddedTarget::start_on(&pki, fault, args.port, None)
             .await
             .map_err(|error| Failure::harness(error.to_string()))?;
         let port = target.address().port();

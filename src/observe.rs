@@ -12,6 +12,8 @@ use serde::Serialize;
 pub struct Observations {
     pub connections: Vec<ConnectionRecord>,
     pub exchanges: Vec<Exchange>,
+    /// What misdirect's mock upstreams saw (gateway scenarios).
+    pub upstream_requests: Vec<crate::target::upstream::UpstreamRequest>,
 }
 
 impl Observations {
@@ -70,6 +72,8 @@ pub struct Exchange {
     pub authority: String,
     /// A separate `Host` header, as sent.
     pub host: Option<String>,
+    /// The ID the harness put on the request for upstreams to record (gateway scenarios).
+    pub request_id: Option<String>,
     pub outcome: ExchangeOutcome,
 }
 

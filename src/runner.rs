@@ -28,6 +28,7 @@ use crate::scenario::{
 };
 use crate::target::Target;
 use crate::target::embedded::EmbeddedTarget;
+use crate::target::upstream::{REQUEST_ID_HEADER, Upstreams};
 
 /// Deadlines and parallelism of a run.
 #[derive(Debug, Clone, Copy)]
@@ -237,12 +238,29 @@ impl Runner {
         protocol: Protocol,
         record: &Arc<Record>,
     ) -> Execution {
+        let mut upstreams = None;
         let (address, _embedded) = match &self.target {
             Target::Embedded(fault) => {
                 let Some(pki) = &self.pki else {
                     return Execution::SetupFailed("the embedded target has no PKI".to_owned());
                 };
-                match EmbeddedTarget::start(pki, *fault).await {
+                let started = if scenario.gateway {
+                    match Upstreams::start(pki).await {
+                        Ok(mocks) => {
+                            let addresses = mocks.addresses();
+                            upstreams = Some(mocks);
+                            EmbeddedTarget::start_gateway(pki, *fault, addresses).await
+                        }
+                        Err(error) => {
+                            return Execution::SetupFailed(format!(
+                                "failed to start the mock upstreams: {error}"
+                            ));
+                        }
+                    }
+                } else {
+                    EmbeddedTarget::start(pki, *fault).await
+                };
+                match started {
                     Ok(embedded) => {
                         let address = embedded.address();
                         ((address, Some(address.port())), Some(embedded))
@@ -253,6 +271,14 @@ impl Runner {
                         ));
                     }
                 }
+            }
+            Target::Remote(_) if scenario.gateway => {
+                return Execution::Unsupported {
+                    step: 0,
+                    expected: "a gateway routed to misdirect's mock upstreams".to_owned(),
+                    reason: "this target is not configured with the mock upstreams (target profiles will do that)"
+                        .to_owned(),
+                };
             }
             Target::Remote(remote) => ((remote.address, remote.h3_port), None),
         };
@@ -265,6 +291,7 @@ impl Runner {
             record,
             jar: Arc::new(TicketJar::default()),
             connections: HashMap::new(),
+            gateway: scenario.gateway,
         };
         for (index, step) in scenario.steps.iter().enumerate() {
             let proceed = match step {
@@ -284,6 +311,9 @@ impl Runner {
             }
         }
         session.keep_origin_frames();
+        if let Some(upstreams) = &upstreams {
+            record.upstream_requests(upstreams.requests());
+        }
         Execution::Completed
     }
 
@@ -347,6 +377,8 @@ struct Session<'a> {
     record: &'a Arc<Record>,
     jar: Arc<TicketJar>,
     connections: HashMap<String, Slot>,
+    /// Put a request ID on every request, for the mock upstreams to record.
+    gateway: bool,
 }
 
 impl Session<'_> {
@@ -573,6 +605,20 @@ impl Session<'_> {
             .collect();
         let deadline = self.runner.options.step_timeout;
         for round in 0..send.rounds {
+            let wires: Vec<WireRequest> = wires
+                .iter()
+                .enumerate()
+                .map(|(index, wire)| {
+                    let mut wire = wire.clone();
+                    if self.gateway {
+                        wire.headers.push((
+                            REQUEST_ID_HEADER.to_owned(),
+                            format!("s{step}.r{index}.n{round}"),
+                        ));
+                    }
+                    wire
+                })
+                .collect();
             let outcomes = self.exchange_round(send, &wires, deadline).await;
             // After a timeout an HTTP/1.1 connection is out of step with its responses.
             let timed_out_h1 = matches!(self.connections.get(&send.connection), Some(Slot::Open(_, dial)) if dial.protocol == Protocol::Http1)
@@ -594,6 +640,11 @@ impl Session<'_> {
                     method: wire.method.clone(),
                     authority: wire.authority.clone(),
                     host: wire.host.clone(),
+                    request_id: wire
+                        .headers
+                        .iter()
+                        .find(|(name, _)| name == REQUEST_ID_HEADER)
+                        .map(|(_, value)| value.clone()),
                     outcome,
                 });
             }
@@ -751,6 +802,10 @@ impl Record {
         {
             record.origin_frames = frames;
         }
+    }
+
+    fn upstream_requests(&self, requests: Vec<crate::target::upstream::UpstreamRequest>) {
+        self.lock().0.upstream_requests = requests;
     }
 
     /// The last HTTP/3 alternative advertised in a response on `connection`.

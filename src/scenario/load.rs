@@ -220,6 +220,7 @@ impl Builder<'_> {
             id: id.to_owned(),
             title: raw.title.value,
             description: raw.description,
+            gateway: raw.gateway,
             requirements,
             protocols,
             detects,
@@ -600,6 +601,12 @@ impl Builder<'_> {
         if let Some(role) = &raw.still_served_by {
             checks.push(Check::StillServedBy(self.role(&role.value, role)?));
         }
+        if let Some(role) = &raw.reached_upstream {
+            checks.push(Check::ReachedUpstream(self.role(&role.value, role)?));
+        }
+        if let Some(role) = &raw.upstream_sni {
+            checks.push(Check::UpstreamSni(self.role(&role.value, role)?));
+        }
         if let Some(role) = &raw.advertised_served_by {
             checks.push(Check::AdvertisedServedBy(self.role(&role.value, role)?));
         }
@@ -613,6 +620,7 @@ impl Builder<'_> {
             (&raw.not_cacheable, Check::NotCacheable),
             (&raw.certificate_covers, Check::CertificateCovers),
             (&raw.advertised_covered, Check::AdvertisedCovered),
+            (&raw.reached_no_upstream, Check::ReachedNoUpstream),
         ] {
             match flag {
                 Some(flag) if !flag.value => {
@@ -641,7 +649,7 @@ impl Builder<'_> {
                 return Err(self.error(
                     span,
                     format!(
-                        "an expectation states exactly one check (served_by, still_served_by, tenant_if_served, refused, uncovered_refused, status, malformed, not_cacheable, certificate_covers, advertised_served_by, advertised_covered); this one states {}",
+                        "an expectation states exactly one check (served_by, still_served_by, tenant_if_served, refused, uncovered_refused, status, malformed, not_cacheable, certificate_covers, advertised_served_by, advertised_covered, reached_upstream, reached_no_upstream, upstream_sni); this one states {}",
                         checks.len()
                     ),
                 ));

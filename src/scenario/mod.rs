@@ -147,6 +147,8 @@ pub struct Scenario {
     pub id: String,
     pub title: String,
     pub description: Option<String>,
+    /// The target is a gateway in front of misdirect's mock upstreams, one per tenant.
+    pub gateway: bool,
     pub requirements: Vec<Requirement>,
     pub protocols: Vec<Protocol>,
     pub detects: Vec<Detection>,
@@ -318,4 +320,10 @@ pub enum Check {
     /// Every origin the connection's ORIGIN frames list is covered by the certificate presented;
     /// not applicable without ORIGIN frames.
     AdvertisedCovered,
+    /// (Gateway) the request reached the upstream of this role's tenant, and no other.
+    ReachedUpstream(Role),
+    /// (Gateway) the request reached no upstream at all.
+    ReachedNoUpstream,
+    /// (Gateway) the connection to the upstream that carried the request named this role in SNI.
+    UpstreamSni(Role),
 }

@@ -13,6 +13,8 @@ pub(super) struct RawScenario {
     pub(super) title: Spanned<String>,
     #[serde(default)]
     pub(super) description: Option<String>,
+    #[serde(default)]
+    pub(super) gateway: bool,
     pub(super) requirements: Spanned<Vec<RawRequirement>>,
     pub(super) protocols: Spanned<Vec<Spanned<String>>>,
     #[serde(default)]
@@ -139,6 +141,12 @@ pub(super) struct RawExpectation {
     pub(super) advertised_served_by: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) advertised_covered: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub(super) reached_upstream: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) reached_no_upstream: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub(super) upstream_sni: Option<Spanned<String>>,
 }
 
 /// `status: 421` or `status: [400, 421]`.

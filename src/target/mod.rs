@@ -6,6 +6,7 @@
 
 pub mod embedded;
 pub mod policy;
+pub mod upstream;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -116,6 +117,10 @@ faults! {
         "lists every name of its certificate in its HTTP/2 ORIGIN frame but serves only the SNI name",
     OriginGrantsUncovered = "origin-grants-uncovered":
         "lists a name its certificate does not cover in its HTTP/2 ORIGIN frame, and serves it as if the frame granted authority",
+    GatewayForwardsMisdirected = "gateway-forwards-misdirected":
+        "as a gateway, forwards every request to its tenant's upstream before deciding, so refused requests reach a backend",
+    GatewayNoUpstreamSni = "gateway-no-upstream-sni":
+        "as a gateway, connects to the upstreams without SNI",
     QuicIgnoresSni = "quic-ignores-sni":
         "presents the default certificate on QUIC whatever the SNI (HTTP/3 only)",
     H3Mismatch421 = "h3-mismatch-421":

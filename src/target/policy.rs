@@ -107,6 +107,14 @@ impl Policy {
         self.fault == Some(fault)
     }
 
+    /// The tenant a request names, if any, before any check: where a gateway that forwards
+    /// first would send it.
+    pub fn requested_role(&self, request: &RequestHead) -> Option<Role> {
+        let authority = self.target_authority(request).ok()?;
+        let (host, _) = parse_authority(&authority).ok()?;
+        self.tenant_role(&normalize_host(host))
+    }
+
     /// The origins the target lists in the ORIGIN frame of an HTTP/2 connection (RFC 8336): the
     /// tenants it serves on this connection, that is those its certificate covers, less a
     /// tenant that requires a client certificate the connection lacks.

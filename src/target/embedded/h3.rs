@@ -18,7 +18,7 @@ use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::CertificateDer;
 
-use super::{IDLE, ServeError, Shared, header_values};
+use super::{Forward, IDLE, ServeError, Shared, header_values};
 use crate::client::tls::provider;
 use crate::deployment::{CertificateId, Role, TENANT_HEADER};
 use crate::h3wire;
@@ -26,6 +26,7 @@ use crate::pki::Pki;
 use crate::scenario::Protocol;
 use crate::target::Fault;
 use crate::target::policy::{ConnectionFacts, ConnectionMemory, Reply, RequestHead};
+use crate::target::upstream::REQUEST_ID_HEADER;
 
 /// The QUIC server configuration of one embedded target.
 pub(super) fn server_config(
@@ -119,17 +120,35 @@ pub(super) async fn serve(
     }
     let mut h3 =
         h3::server::Connection::<_, Bytes>::new(h3_quinn::Connection::new(connection)).await?;
-    let mut memory = ConnectionMemory::default();
+    let memory = std::sync::Mutex::new(ConnectionMemory::default());
+    let mut closing = false;
     while let Ok(Ok(Some(resolver))) = tokio::time::timeout(IDLE, h3.accept()).await {
         // A malformed request was already reset by the h3 crate.
         let Ok((request, mut stream)) = resolver.resolve_request().await else {
             continue;
         };
+        if closing {
+            // Sent before our GOAWAY reached the client: rejected, not processed.
+            stream.stop_stream(Code::H3_REQUEST_REJECTED);
+            continue;
+        }
         // Read the request to its end first: dropping an unread stream makes quinn send
         // STOP_SENDING(0), which races with the client's FIN.
+        let mut body = Vec::new();
         while let Ok(Ok(Some(mut chunk))) = tokio::time::timeout(IDLE, stream.recv_data()).await {
-            chunk.advance(chunk.remaining());
+            let bytes = chunk.copy_to_bytes(chunk.remaining());
+            if body.len() + bytes.len() <= super::MAX_REQUEST_BODY {
+                body.extend_from_slice(&bytes);
+            }
         }
+        let forward = Forward {
+            path: request.uri().path().to_owned(),
+            request_id: request
+                .headers()
+                .get(REQUEST_ID_HEADER)
+                .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned()),
+            body: Bytes::from(body),
+        };
         let head = RequestHead {
             protocol: Protocol::Http3,
             method: request.method().as_str().to_owned(),
@@ -139,7 +158,7 @@ pub(super) async fn serve(
                 .map(|authority| authority.as_str().to_owned()),
             host: header_values(request.headers(), http::header::HOST),
         };
-        match shared.policy.decide(&facts, &mut memory, &head) {
+        match shared.respond(&facts, &memory, &head, forward).await {
             Reply::Malformed(_) => {
                 stream.stop_stream(Code::H3_MESSAGE_ERROR);
             }
@@ -162,9 +181,10 @@ pub(super) async fn serve(
                 };
                 let _ = sent.await;
                 if answer.close {
-                    // GOAWAY, then no further requests on this connection.
-                    // GOAWAY naming the next stream: this one was processed (RFC 9114 §5.2).
+                    // GOAWAY naming the next stream: this one was processed (RFC 9114 §5.2);
+                    // any later request is rejected.
                     let _ = h3.shutdown(1).await;
+                    closing = true;
                 }
             }
         }
@@ -186,7 +206,7 @@ async fn serve_raw(
     control.write_all(&preface).await?;
     // Owned here, so that they end with this connection's task.
     let mut readers = tokio::task::JoinSet::new();
-    let mut memory = ConnectionMemory::default();
+    let memory = std::sync::Mutex::new(ConnectionMemory::default());
     loop {
         tokio::select! {
             accepted = connection.accept_uni() => {
@@ -199,7 +219,7 @@ async fn serve_raw(
             accepted = tokio::time::timeout(IDLE, connection.accept_bi()) => {
                 let Ok(Ok((send, recv))) = accepted else { break };
                 // A failure on one stream (the client stopped it) ends that stream only.
-                let _ = answer_raw(send, recv, facts, &mut memory, shared).await;
+                let _ = answer_raw(send, recv, facts, &memory, shared).await;
             }
         }
     }
@@ -210,15 +230,18 @@ async fn answer_raw(
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
     facts: &ConnectionFacts,
-    memory: &mut ConnectionMemory,
+    memory: &std::sync::Mutex<ConnectionMemory>,
     shared: &Shared,
 ) -> Result<(), ServeError> {
     let bytes = tokio::time::timeout(IDLE, recv.read_to_end(1024 * 1024)).await??;
     let mut rest = bytes.as_slice();
     let mut fields = None;
+    let mut body = Vec::new();
     while let Some((kind, payload, used)) = h3wire::parse_frame(rest) {
         if kind == h3wire::FRAME_HEADERS && fields.is_none() {
             fields = h3wire::decode_field_section(payload).ok();
+        } else if kind == h3wire::FRAME_DATA {
+            body.extend_from_slice(payload);
         }
         rest = &rest[used..];
     }
@@ -240,7 +263,15 @@ async fn answer_raw(
         authority: values(":authority").into_iter().next(),
         host: values("host"),
     };
-    match shared.policy.decide(facts, memory, &head) {
+    let forward = Forward {
+        path: values(":path")
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| "/".to_owned()),
+        request_id: values(REQUEST_ID_HEADER).into_iter().next(),
+        body: Bytes::from(body),
+    };
+    match shared.respond(facts, memory, &head, forward).await {
         Reply::Malformed(_) => send.reset(message_error)?,
         Reply::Respond(answer) => {
             let mut response = vec![

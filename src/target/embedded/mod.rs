@@ -13,7 +13,7 @@
 //! [`EmbeddedTarget`] stops the listener and every connection it accepted.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -32,11 +32,15 @@ use tokio_rustls::server::TlsStream;
 
 use super::Fault;
 use super::policy::{Answer, ConnectionFacts, ConnectionMemory, Policy, Reply, RequestHead};
-use crate::client::tls::{VERSIONS, provider};
+use crate::client::tls::{ConnectionTickets, Credentials, TicketJar, VERSIONS, provider};
+use crate::client::{self, ConnectRequest, WireRequest};
 use crate::deployment::{CertificateId, Deployment, Role, TENANT_HEADER};
 use crate::h2wire;
+use crate::observe::ExchangeOutcome;
 use crate::pki::Pki;
 use crate::scenario::Protocol;
+use crate::scenario::TargetForm;
+use crate::target::upstream::REQUEST_ID_HEADER;
 
 mod h3;
 
@@ -44,7 +48,7 @@ mod h3;
 const IDLE: Duration = Duration::from_secs(10);
 /// Largest HTTP/1.1 request head and body the target reads (431 and 413 beyond).
 const MAX_REQUEST_HEAD: usize = 64 * 1024;
-const MAX_REQUEST_BODY: usize = 1024 * 1024;
+pub(super) const MAX_REQUEST_BODY: usize = 1024 * 1024;
 
 /// A failure to start the embedded target.
 #[derive(Debug, thiserror::Error)]
@@ -79,16 +83,36 @@ impl Drop for EmbeddedTarget {
 impl EmbeddedTarget {
     /// Listens on an ephemeral port of 127.0.0.1.
     pub async fn start(pki: &Pki, fault: Option<Fault>) -> Result<Self, StartError> {
-        Self::start_on(pki, fault, 0).await
+        Self::start_on(pki, fault, 0, None).await
+    }
+
+    /// Listens on an ephemeral port as a gateway in front of `upstreams`, one per tenant.
+    pub async fn start_gateway(
+        pki: &Pki,
+        fault: Option<Fault>,
+        upstreams: Vec<(Role, SocketAddr)>,
+    ) -> Result<Self, StartError> {
+        Self::start_on(pki, fault, 0, Some(upstreams)).await
     }
 
     /// Listens on TCP and UDP `port` of 127.0.0.1 (0: a port free on both).
-    pub async fn start_on(pki: &Pki, fault: Option<Fault>, port: u16) -> Result<Self, StartError> {
+    pub async fn start_on(
+        pki: &Pki,
+        fault: Option<Fault>,
+        port: u16,
+        upstreams: Option<Vec<(Role, SocketAddr)>>,
+    ) -> Result<Self, StartError> {
         let sessions = ServerSessionMemoryCache::new(1024);
         let quic_config = h3::server_config(pki, fault, sessions.clone())?;
         let (listener, endpoint) = bind_pair(port, quic_config).await?;
         let address = listener.local_addr()?;
-        let shared = Arc::new(Shared::new(pki, fault, address.port(), sessions)?);
+        let shared = Arc::new(Shared::new(
+            pki,
+            fault,
+            address.port(),
+            sessions,
+            upstreams,
+        )?);
         let accept_loop = tokio::spawn(async move {
             let mut connections = tokio::task::JoinSet::new();
             loop {
@@ -154,6 +178,8 @@ struct Shared {
     port: u16,
     /// `Alt-Svc` advertising the HTTP/3 endpoint.
     alt_svc: String,
+    /// In gateway mode, where each tenant's requests go.
+    gateway: Option<Gateway>,
     deployment: Deployment,
     sessions: Arc<ServerSessionMemoryCache>,
     /// One configuration per certificate, without and with a required client certificate.
@@ -175,7 +201,18 @@ impl Shared {
         fault: Option<Fault>,
         port: u16,
         sessions: Arc<ServerSessionMemoryCache>,
+        upstreams: Option<Vec<(Role, SocketAddr)>>,
     ) -> Result<Self, StartError> {
+        let gateway = upstreams
+            .map(|upstreams| {
+                Ok::<_, StartError>(Gateway {
+                    upstreams,
+                    credentials: Credentials::from_pki(pki)
+                        .map_err(|error| StartError::Quic(error.to_string()))?,
+                    send_sni: fault != Some(Fault::GatewayNoUpstreamSni),
+                })
+            })
+            .transpose()?;
         let mut client_roots = RootCertStore::empty();
         client_roots.add(pki.client_ca.certificate.clone())?;
         let client_roots = Arc::new(client_roots);
@@ -197,6 +234,7 @@ impl Shared {
             fault,
             port,
             alt_svc: format!("h3=\":{port}\"; ma=86400"),
+            gateway,
             deployment: Deployment::standard(),
             sessions,
             configs: Vec::new(),
@@ -294,7 +332,7 @@ async fn serve(tcp: TcpStream, shared: Arc<Shared>) -> Result<(), ServeError> {
         local_port: shared.port,
     };
     if session.alpn_protocol() == Some(b"h2".as_slice()) {
-        serve_h2(tls, &facts, &shared).await
+        serve_h2(tls, facts, shared).await
     } else {
         serve_h1(tls, &facts, &shared).await
     }
@@ -302,43 +340,27 @@ async fn serve(tcp: TcpStream, shared: Arc<Shared>) -> Result<(), ServeError> {
 
 async fn serve_h2(
     tls: TlsStream<TcpStream>,
-    facts: &ConnectionFacts,
-    shared: &Shared,
+    facts: ConnectionFacts,
+    shared: Arc<Shared>,
 ) -> Result<(), ServeError> {
-    let origin = h2wire::origin_frame(&shared.policy.advertised_origins(facts));
+    let origin = h2wire::origin_frame(&shared.policy.advertised_origins(&facts));
     let io = InjectAfterFirstFrame::new(tls, origin);
     let mut connection = tokio::time::timeout(IDLE, h2::server::handshake(io)).await??;
-    let mut memory = ConnectionMemory::default();
-    // An idle client is dropped after `IDLE`, like the HTTP/1.1 shell does.
-    while let Ok(Some(accepted)) = tokio::time::timeout(IDLE, connection.accept()).await {
-        let (request, mut respond) = accepted?;
-        let head = RequestHead {
-            protocol: Protocol::Http2,
-            method: request.method().as_str().to_owned(),
-            authority: request
-                .uri()
-                .authority()
-                .map(|authority| authority.as_str().to_owned()),
-            host: header_values(request.headers(), http::header::HOST),
-        };
-        match shared.policy.decide(facts, &mut memory, &head) {
-            Reply::Malformed(_) => respond.send_reset(h2::Reason::PROTOCOL_ERROR),
-            Reply::Respond(answer) => {
-                let mut response = http::Response::builder()
-                    .status(answer.status)
-                    .header(http::header::CONTENT_TYPE, "text/plain");
-                if let Some(label) = answer.tenant.and_then(Role::tenant) {
-                    response = response.header(TENANT_HEADER, label);
-                }
-                if let Some(cache_control) = answer.cache_control {
-                    response = response.header(http::header::CACHE_CONTROL, cache_control);
-                }
-                if answer.status < 300 {
-                    response = response.header(http::header::ALT_SVC, shared.alt_svc.as_str());
-                }
-                let mut stream = respond.send_response(response.body(())?, false)?;
-                stream.send_data(Bytes::from(answer.body), true)?;
-                if answer.close {
+    let facts = Arc::new(facts);
+    let memory = Arc::new(Mutex::new(ConnectionMemory::default()));
+    // Each request is answered in a task of its own, so that the connection keeps being polled
+    // (and request bodies keep arriving) while one request waits, e.g. for an upstream.
+    let mut handlers = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            // An idle client is dropped after `IDLE`, like the HTTP/1.1 shell does.
+            accepted = tokio::time::timeout(IDLE, connection.accept()) => {
+                let Ok(Some(Ok((request, respond)))) = accepted else { break };
+                let (facts, shared, memory) = (Arc::clone(&facts), Arc::clone(&shared), Arc::clone(&memory));
+                handlers.spawn(async move { answer_h2(request, respond, &facts, &shared, &memory).await });
+            }
+            Some(joined) = handlers.join_next(), if !handlers.is_empty() => {
+                if let Ok(Ok(true)) = joined {
                     connection.graceful_shutdown();
                 }
             }
@@ -347,96 +369,100 @@ async fn serve_h2(
     Ok(())
 }
 
+/// Answers one HTTP/2 request; true when the connection is to be closed after it.
+async fn answer_h2(
+    request: http::Request<h2::RecvStream>,
+    mut respond: h2::server::SendResponse<Bytes>,
+    facts: &ConnectionFacts,
+    shared: &Shared,
+    memory: &Mutex<ConnectionMemory>,
+) -> Result<bool, ServeError> {
+    let head = RequestHead {
+        protocol: Protocol::Http2,
+        method: request.method().as_str().to_owned(),
+        authority: request
+            .uri()
+            .authority()
+            .map(|authority| authority.as_str().to_owned()),
+        host: header_values(request.headers(), http::header::HOST),
+    };
+    let path = request.uri().path().to_owned();
+    let request_id = request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+    let mut body = request.into_body();
+    let mut bytes = Vec::new();
+    while let Ok(Some(Ok(chunk))) = tokio::time::timeout(IDLE, body.data()).await {
+        let _ = body.flow_control().release_capacity(chunk.len());
+        if bytes.len() + chunk.len() > MAX_REQUEST_BODY {
+            break;
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let forward = Forward {
+        path,
+        request_id,
+        body: Bytes::from(bytes),
+    };
+    match shared.respond(facts, memory, &head, forward).await {
+        Reply::Malformed(_) => {
+            respond.send_reset(h2::Reason::PROTOCOL_ERROR);
+            Ok(false)
+        }
+        Reply::Respond(answer) => {
+            let mut response = http::Response::builder()
+                .status(answer.status)
+                .header(http::header::CONTENT_TYPE, "text/plain");
+            if let Some(label) = answer.tenant.and_then(Role::tenant) {
+                response = response.header(TENANT_HEADER, label);
+            }
+            if let Some(cache_control) = answer.cache_control {
+                response = response.header(http::header::CACHE_CONTROL, cache_control);
+            }
+            if answer.status < 300 {
+                response = response.header(http::header::ALT_SVC, shared.alt_svc.as_str());
+            }
+            let mut stream = respond.send_response(response.body(())?, false)?;
+            stream.send_data(Bytes::from(answer.body), true)?;
+            Ok(answer.close)
+        }
+    }
+}
+
 async fn serve_h1(
     mut tls: TlsStream<TcpStream>,
     facts: &ConnectionFacts,
     shared: &Shared,
 ) -> Result<(), ServeError> {
-    let mut memory = ConnectionMemory::default();
+    let memory = Mutex::new(ConnectionMemory::default());
     let mut buffer = Vec::new();
     loop {
-        let head_end = loop {
-            if let Some(end) = buffer.windows(4).position(|window| window == b"\r\n\r\n") {
-                break Some(end + 4);
+        let request = match read_h1_request(&mut tls, &mut buffer).await? {
+            H1Read::Request(request) => request,
+            H1Read::Closed => return Ok(()),
+            H1Read::Refuse(status, reason) => {
+                let answer = Answer::refusal(status, format!("{reason}\n"), true);
+                return write_h1(&mut tls, &answer, true, None).await;
             }
-            if buffer.len() > MAX_REQUEST_HEAD {
-                break None;
-            }
-            let mut chunk = [0u8; 16 * 1024];
-            let read = tokio::time::timeout(IDLE, tls.read(&mut chunk)).await??;
-            if read == 0 {
-                return Ok(());
-            }
-            buffer.extend_from_slice(&chunk[..read]);
         };
-        let Some(head_end) = head_end else {
-            let answer = Answer::refusal(431, "request head too large\n".to_owned(), true);
-            return write_h1(&mut tls, &answer, true, None).await;
-        };
-        let mut headers = [httparse::EMPTY_HEADER; 128];
-        let mut parsed = httparse::Request::new(&mut headers);
-        let parse_ok = matches!(
-            parsed.parse(&buffer[..head_end]),
-            Ok(httparse::Status::Complete(_))
-        );
-        let values = |name: &str| -> Vec<String> {
-            parsed
-                .headers
-                .iter()
-                .filter(|header| header.name.eq_ignore_ascii_case(name))
-                .flat_map(|header| header.value.split(|b| *b == b','))
-                .map(|value| String::from_utf8_lossy(value).trim().to_owned())
-                .collect()
-        };
-        let lengths = values("content-length");
-        let length = match lengths.as_slice() {
-            [] => Ok(0),
-            [one] => one
-                .parse::<usize>()
-                .map_err(|_| "an invalid Content-Length"),
-            _ => Err("more than one Content-Length"),
-        };
-        let chunked = !values("transfer-encoding").is_empty();
-        let client_closes = values("connection")
-            .iter()
-            .any(|value| value.eq_ignore_ascii_case("close"));
-        let target = parsed.path.unwrap_or("");
         let head = RequestHead {
             protocol: Protocol::Http1,
-            method: parsed.method.unwrap_or("").to_owned(),
-            authority: absolute_form_authority(target),
-            host: values("host"),
+            method: request.method.clone(),
+            authority: absolute_form_authority(&request.target),
+            host: request.headers_named("host"),
         };
-        buffer.drain(..head_end);
-        let length = match (parse_ok, chunked, length) {
-            (true, false, Ok(length)) if length <= MAX_REQUEST_BODY => length,
-            (true, false, Ok(_)) => {
-                let answer = Answer::refusal(413, "request body too large\n".to_owned(), true);
-                return write_h1(&mut tls, &answer, true, None).await;
-            }
-            // The reference client never sends chunked requests; refuse rather than mis-frame.
-            (_, _, framing) => {
-                let reason = framing.err().unwrap_or("an unparsable or chunked request");
-                let answer = Answer::refusal(400, format!("bad request: {reason}\n"), true);
-                return write_h1(&mut tls, &answer, true, None).await;
-            }
-        };
-        while buffer.len() < length {
-            let mut chunk = [0u8; 16 * 1024];
-            let read = tokio::time::timeout(IDLE, tls.read(&mut chunk)).await??;
-            if read == 0 {
-                return Ok(());
-            }
-            buffer.extend_from_slice(&chunk[..read]);
-        }
-        buffer.drain(..length);
-        let reply = shared.policy.decide(facts, &mut memory, &head);
-        let answer = match reply {
+        let forward = Forward::from_h1(&request);
+        let answer = match shared.respond(facts, &memory, &head, forward).await {
             Reply::Respond(answer) => answer,
             Reply::Malformed(reason) => {
                 Answer::refusal(400, format!("bad request: {reason}\n"), true)
             }
         };
+        let client_closes = request
+            .headers_named("connection")
+            .iter()
+            .any(|value| value.eq_ignore_ascii_case("close"));
         let close = answer.close || client_closes;
         let alt_svc = (answer.status < 300).then_some(shared.alt_svc.as_str());
         write_h1(&mut tls, &answer, close, alt_svc).await?;
@@ -444,6 +470,127 @@ async fn serve_h1(
             return Ok(());
         }
     }
+}
+
+/// One HTTP/1.1 request as the embedded target and the mock upstreams read it.
+pub(crate) struct H1Request {
+    pub(crate) method: String,
+    pub(crate) target: String,
+    headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
+}
+
+impl H1Request {
+    /// The first value of a header field.
+    pub(crate) fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(candidate, _)| candidate.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.clone())
+    }
+
+    /// Every value of a header field, list elements split at commas.
+    fn headers_named(&self, name: &str) -> Vec<String> {
+        self.headers
+            .iter()
+            .filter(|(candidate, _)| candidate.eq_ignore_ascii_case(name))
+            .flat_map(|(_, value)| value.split(','))
+            .map(|value| value.trim().to_owned())
+            .collect()
+    }
+}
+
+/// What reading the next HTTP/1.1 request gave.
+pub(crate) enum H1Read {
+    Request(H1Request),
+    /// The peer closed the connection between requests.
+    Closed,
+    /// A request the reader will not take, with the status to refuse it with.
+    Refuse(u16, &'static str),
+}
+
+/// Reads one request (head and `Content-Length` body) from `io`; `buffer` keeps bytes read past
+/// it. Heads over 64 KiB, bodies over 1 MiB, chunked or contradictory framing are refused.
+pub(crate) async fn read_h1_request<S: AsyncRead + Unpin>(
+    io: &mut S,
+    buffer: &mut Vec<u8>,
+) -> Result<H1Read, ServeError> {
+    let head_end = loop {
+        if let Some(end) = buffer.windows(4).position(|window| window == b"\r\n\r\n") {
+            break end + 4;
+        }
+        if buffer.len() > MAX_REQUEST_HEAD {
+            return Ok(H1Read::Refuse(431, "request head too large"));
+        }
+        if fill(io, buffer).await? == 0 {
+            return Ok(H1Read::Closed);
+        }
+    };
+    let mut fields = [httparse::EMPTY_HEADER; 128];
+    let mut parsed = httparse::Request::new(&mut fields);
+    if !matches!(
+        parsed.parse(&buffer[..head_end]),
+        Ok(httparse::Status::Complete(_))
+    ) {
+        return Ok(H1Read::Refuse(400, "bad request: unparsable request head"));
+    }
+    let mut request = H1Request {
+        method: parsed.method.unwrap_or("").to_owned(),
+        target: parsed.path.unwrap_or("").to_owned(),
+        headers: parsed
+            .headers
+            .iter()
+            .map(|header| {
+                (
+                    header.name.to_owned(),
+                    String::from_utf8_lossy(header.value).trim().to_owned(),
+                )
+            })
+            .collect(),
+        body: Vec::new(),
+    };
+    buffer.drain(..head_end);
+    if !request.headers_named("transfer-encoding").is_empty() {
+        // The harness never sends chunked requests; refuse rather than mis-frame.
+        return Ok(H1Read::Refuse(
+            400,
+            "bad request: chunked requests are not accepted",
+        ));
+    }
+    let length = match request.headers_named("content-length").as_slice() {
+        [] => 0,
+        [one] => match one.parse::<usize>() {
+            Ok(length) if length <= MAX_REQUEST_BODY => length,
+            Ok(_) => return Ok(H1Read::Refuse(413, "request body too large")),
+            Err(_) => {
+                return Ok(H1Read::Refuse(
+                    400,
+                    "bad request: an invalid Content-Length",
+                ));
+            }
+        },
+        _ => {
+            return Ok(H1Read::Refuse(
+                400,
+                "bad request: more than one Content-Length",
+            ));
+        }
+    };
+    while buffer.len() < length {
+        if fill(io, buffer).await? == 0 {
+            return Ok(H1Read::Closed);
+        }
+    }
+    request.body = buffer.drain(..length).collect();
+    Ok(H1Read::Request(request))
+}
+
+/// Reads more bytes under the idle deadline; 0 means the peer closed.
+async fn fill<S: AsyncRead + Unpin>(io: &mut S, buffer: &mut Vec<u8>) -> Result<usize, ServeError> {
+    let mut chunk = [0u8; 16 * 1024];
+    let read = tokio::time::timeout(IDLE, io.read(&mut chunk)).await??;
+    buffer.extend_from_slice(&chunk[..read]);
+    Ok(read)
 }
 
 /// Writes one HTTP/1.1 response; with `close`, announces and performs the close.
@@ -572,6 +719,141 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for InjectAfterFirstFrame<S> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// What a gateway passes on of a request besides its head.
+pub(super) struct Forward {
+    pub(super) path: String,
+    pub(super) request_id: Option<String>,
+    pub(super) body: Bytes,
+}
+
+impl Forward {
+    fn from_h1(request: &H1Request) -> Self {
+        let path = match absolute_form_authority(&request.target) {
+            Some(authority) => request
+                .target
+                .split_once(authority.as_str())
+                .map_or_else(|| "/".to_owned(), |(_, rest)| rest.to_owned()),
+            None => request.target.clone(),
+        };
+        Self {
+            path: if path.is_empty() {
+                "/".to_owned()
+            } else {
+                path
+            },
+            request_id: request.header(REQUEST_ID_HEADER),
+            body: Bytes::from(request.body.clone()),
+        }
+    }
+}
+
+/// The embedded target's gateway side: it proxies each request it serves to its tenant's upstream
+/// over HTTPS (HTTP/1.1), as a reverse proxy in front of per-tenant backends does.
+struct Gateway {
+    upstreams: Vec<(Role, SocketAddr)>,
+    credentials: Credentials,
+    /// Whether the upstream connection carries the tenant's name in SNI.
+    send_sni: bool,
+}
+
+impl Gateway {
+    async fn forward(&self, role: Role, head: &RequestHead, forward: &Forward) -> Answer {
+        let Some(address) = self
+            .upstreams
+            .iter()
+            .find(|(candidate, _)| *candidate == role)
+            .map(|(_, address)| *address)
+        else {
+            return Answer::refusal(502, format!("bad gateway: no upstream for {role}\n"), false);
+        };
+        let connect = ConnectRequest {
+            address,
+            sni: self.send_sni.then_some(role.standard_name()),
+            protocol: Protocol::Http1,
+            client_certificate: false,
+            tickets: Arc::new(ConnectionTickets::new(
+                Arc::new(TicketJar::default()),
+                "upstream",
+                None,
+            )),
+        };
+        let mut connection = match client::connect(&self.credentials, connect, IDLE).await {
+            Ok((connection, _)) => connection,
+            Err(error) => return Answer::refusal(502, format!("bad gateway: {error:?}\n"), false),
+        };
+        // The gateway's Host is the request's authority (RFC 9113 §8.3.1).
+        let authority = head
+            .authority
+            .clone()
+            .or_else(|| head.host.first().cloned())
+            .unwrap_or_else(|| role.standard_name().to_owned());
+        let request = WireRequest {
+            method: head.method.clone(),
+            authority,
+            host: None,
+            form: TargetForm::Origin,
+            path: forward.path.clone(),
+            headers: forward
+                .request_id
+                .iter()
+                .map(|id| (REQUEST_ID_HEADER.to_owned(), id.clone()))
+                .collect(),
+            body: (!forward.body.is_empty()).then(|| forward.body.clone()),
+        };
+        match tokio::time::timeout(IDLE, connection.send(&request)).await {
+            Ok(ExchangeOutcome::Response(response)) => Answer {
+                status: response.status,
+                tenant: response.tenant.as_deref().and_then(|label| {
+                    Role::ALL
+                        .into_iter()
+                        .find(|role| role.tenant() == Some(label))
+                }),
+                body: format!("{}\n", response.body_excerpt.trim_end()),
+                cache_control: None,
+                close: false,
+            },
+            Ok(other) => Answer::refusal(502, format!("bad gateway: {other}\n"), false),
+            Err(_) => Answer::refusal(504, "gateway timeout\n".to_owned(), false),
+        }
+    }
+}
+
+impl Shared {
+    /// Decides a request and, in gateway mode, has the tenant's upstream answer what is served.
+    async fn respond(
+        &self,
+        facts: &ConnectionFacts,
+        memory: &Mutex<ConnectionMemory>,
+        head: &RequestHead,
+        forward: Forward,
+    ) -> Reply {
+        let decide = || {
+            let mut memory = memory.lock().unwrap_or_else(PoisonError::into_inner);
+            self.policy.decide(facts, &mut memory, head)
+        };
+        let Some(gateway) = &self.gateway else {
+            return decide();
+        };
+        if self.fault == Some(Fault::GatewayForwardsMisdirected)
+            && let Some(role) = self.policy.requested_role(head)
+        {
+            // Forward first, decide afterwards: the backend has processed whatever is refused.
+            let _ = gateway.forward(role, head, &forward).await;
+        }
+        match decide() {
+            Reply::Respond(answer) if answer.status < 300 => match answer.tenant {
+                Some(role) if self.fault != Some(Fault::GatewayForwardsMisdirected) => {
+                    let mut upstream = gateway.forward(role, head, &forward).await;
+                    upstream.close = answer.close;
+                    Reply::Respond(upstream)
+                }
+                _ => Reply::Respond(answer),
+            },
+            other => other,
+        }
     }
 }
 

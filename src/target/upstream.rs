@@ -1,0 +1,173 @@
+//! Mock upstreams for a gateway under test: one HTTPS origin per tenant on 127.0.0.1, each with
+//! its tenant's certificate, answering HTTP/1.1 with its tenant's name and recording every
+//! request it gets (the TLS SNI the gateway sent, the request ID the harness put on it).
+//!
+//! With them a scenario can say what reached the backends: nothing for a request the gateway
+//! must refuse, the right tenant's backend for a coalesced request, the tenant's name in SNI.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use rustls::ServerConfig;
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::TlsAcceptor;
+
+use crate::client::tls::{VERSIONS, provider};
+use crate::deployment::{CertificateId, Role, TENANT_HEADER};
+use crate::pki::Pki;
+
+/// Header through which the harness names each request, so that upstream records can be matched
+/// with the exchanges that caused them.
+pub const REQUEST_ID_HEADER: &str = "x-misdirect-request";
+
+/// What one upstream saw of one request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UpstreamRequest {
+    /// The tenant whose upstream it reached.
+    pub upstream: String,
+    /// The SNI of the gateway's connection to the upstream.
+    pub sni: Option<String>,
+    pub request_id: Option<String>,
+    pub method: String,
+    pub host: Option<String>,
+    pub path: String,
+}
+
+/// The running upstreams of one case; they stop when dropped.
+#[derive(Debug)]
+pub struct Upstreams {
+    addresses: Vec<(Role, SocketAddr)>,
+    log: Arc<Mutex<Vec<UpstreamRequest>>>,
+    servers: JoinHandle<()>,
+}
+
+impl Drop for Upstreams {
+    fn drop(&mut self) {
+        self.servers.abort();
+    }
+}
+
+impl Upstreams {
+    /// Starts one upstream per tenant.
+    pub async fn start(pki: &Pki) -> Result<Self, super::embedded::StartError> {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut listeners = Vec::new();
+        let mut addresses = Vec::new();
+        for role in Role::ALL.into_iter().filter(|role| role.tenant().is_some()) {
+            // Invariant: every tenant's standard name is covered by one certificate.
+            let id = CertificateId::for_server_name(role.standard_name())
+                .unwrap_or(CertificateId::Shared);
+            let identity = pki.server(id);
+            let mut config = ServerConfig::builder_with_provider(provider())
+                .with_protocol_versions(VERSIONS)?
+                .with_no_client_auth()
+                .with_single_cert(identity.chain(), identity.private_key())?;
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+            addresses.push((role, listener.local_addr()?));
+            listeners.push((role, listener, TlsAcceptor::from(Arc::new(config))));
+        }
+        let shared_log = Arc::clone(&log);
+        let servers = tokio::spawn(async move {
+            let mut tasks = JoinSet::new();
+            for (role, listener, acceptor) in listeners {
+                let log = Arc::clone(&shared_log);
+                tasks.spawn(accept_loop(role, listener, acceptor, log));
+            }
+            while tasks.join_next().await.is_some() {}
+        });
+        Ok(Self {
+            addresses,
+            log,
+            servers,
+        })
+    }
+
+    pub fn address(&self, role: Role) -> Option<SocketAddr> {
+        self.addresses
+            .iter()
+            .find(|(candidate, _)| *candidate == role)
+            .map(|(_, address)| *address)
+    }
+
+    /// Every tenant's upstream address.
+    pub fn addresses(&self) -> Vec<(Role, SocketAddr)> {
+        self.addresses.clone()
+    }
+
+    /// What the upstreams have seen so far.
+    pub fn requests(&self) -> Vec<UpstreamRequest> {
+        self.log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+async fn accept_loop(
+    role: Role,
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    log: Arc<Mutex<Vec<UpstreamRequest>>>,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((tcp, _)) = accepted else {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                };
+                let acceptor = acceptor.clone();
+                let log = Arc::clone(&log);
+                connections.spawn(async move {
+                    let _ = tokio::time::timeout(Duration::from_secs(60), serve(role, tcp, acceptor, log)).await;
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+async fn serve(
+    role: Role,
+    tcp: TcpStream,
+    acceptor: TlsAcceptor,
+    log: Arc<Mutex<Vec<UpstreamRequest>>>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    // Without this, session tickets sent after the handshake hold the response back until the
+    // gateway's delayed ACK (Nagle), some 40 ms per request.
+    let _ = tcp.set_nodelay(true);
+    let mut tls = acceptor.accept(tcp).await?;
+    let sni = tls.get_ref().1.server_name().map(str::to_owned);
+    let tenant = role.tenant().unwrap_or("none");
+    let mut buffer = Vec::new();
+    while let super::embedded::H1Read::Request(request) =
+        super::embedded::read_h1_request(&mut tls, &mut buffer).await?
+    {
+        log.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(UpstreamRequest {
+                upstream: tenant.to_owned(),
+                sni: sni.clone(),
+                request_id: request.header(REQUEST_ID_HEADER),
+                method: request.method.clone(),
+                host: request.header("host"),
+                path: request.target.clone(),
+            });
+        let body = format!("tenant={tenant} upstream={tenant}\n");
+        let response = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n{TENANT_HEADER}: {tenant}\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        tls.write_all(response.as_bytes()).await?;
+        tls.flush().await?;
+    }
+    let _ = tls.shutdown().await;
+    let _ = tls.read(&mut [0u8; 1]).await;
+    Ok(())
+}
