@@ -6,9 +6,11 @@
 //! that cannot apply to this target is not applicable, and a case where nothing applied is SKIP.
 
 use crate::deployment::{Deployment, Role, normalize_host, parse_authority, san_covers};
-use crate::observe::{ConnectionResult, Exchange, ExchangeOutcome, Observations};
+use crate::observe::{ConnectionResult, Exchange, ExchangeOutcome, Observations, ServedRequest};
 use crate::outcome::{Cited, Finding, Verdict};
-use crate::scenario::{Check, Expectation, Protocol, Scenario, Step};
+use crate::scenario::{
+    Check, ClientCheck, ClientPlan, Expectation, Protocol, Scenario, Step, fetch_path,
+};
 
 /// HTTP/2 error code PROTOCOL_ERROR (RFC 9113 §7) and HTTP/3 H3_MESSAGE_ERROR (RFC 9114 §8.1):
 /// the stream errors for a malformed request. The code spaces do not overlap.
@@ -47,9 +49,7 @@ pub fn evaluate_steps(
     observations: &Observations,
     steps: usize,
 ) -> Evaluation {
-    let mut findings = Vec::new();
-    let mut skips = Vec::new();
-    let mut met = 0usize;
+    let mut tally = Tally::default();
     for (step_index, step) in scenario.steps.iter().enumerate().take(steps) {
         let Step::Send(send) = step else { continue };
         for (request_index, request) in send.requests.iter().enumerate() {
@@ -67,54 +67,251 @@ pub fn evaluate_steps(
                         None => Judgement::Missing("the request was never sent".to_owned()),
                     };
                     let requirement = scenario.requirement(expectation.requirement);
-                    let finding = |verdict, expected: String, observed: String| Finding {
-                        verdict,
-                        requirement: Some(Cited {
-                            id: requirement.id.clone(),
-                            level: requirement.level,
-                            section: requirement.section.clone(),
-                        }),
-                        expected,
-                        observed,
-                        location: Some(expectation.span.clone()),
-                    };
-                    match judged {
-                        Judgement::Met => met += 1,
-                        Judgement::Unmet { expected, observed } => findings.push(finding(
-                            requirement.level.verdict_when_unmet(),
-                            expected,
-                            observed,
-                        )),
-                        Judgement::Missing(observed) => findings.push(finding(
-                            Verdict::Error,
-                            describe(&expectation.check, deployment),
-                            observed,
-                        )),
-                        Judgement::NotApplicable(reason) => {
-                            skips.push(finding(
-                                Verdict::Skip,
-                                describe(&expectation.check, deployment),
-                                reason,
-                            ));
-                        }
-                    }
+                    let described = || describe(&expectation.check, deployment);
+                    tally.add(requirement, &expectation.span, judged, described);
                 }
             }
         }
     }
-    let verdict = findings
-        .iter()
-        .map(|finding| finding.verdict)
-        .max()
-        .unwrap_or(if met == 0 {
-            Verdict::Skip
-        } else {
-            Verdict::Pass
-        });
-    if verdict == Verdict::Skip {
-        findings = skips;
+    if let Some(plan) = &scenario.client {
+        for expectation in &plan.expect {
+            let judged = judge_client(&expectation.check, plan, &observations.served);
+            let requirement = scenario.requirement(expectation.requirement);
+            let described = || describe_client(&expectation.check);
+            tally.add(requirement, &expectation.span, judged, described);
+        }
     }
-    Evaluation { verdict, findings }
+    tally.finish()
+}
+
+/// Findings as expectations are judged, and the verdict they add up to.
+#[derive(Default)]
+struct Tally {
+    findings: Vec<Finding>,
+    skips: Vec<Finding>,
+    met: usize,
+}
+
+impl Tally {
+    fn add(
+        &mut self,
+        requirement: &crate::scenario::Requirement,
+        span: &crate::scenario::Span,
+        judged: Judgement,
+        described: impl Fn() -> String,
+    ) {
+        let finding = |verdict, expected: String, observed: String| Finding {
+            verdict,
+            requirement: Some(Cited {
+                id: requirement.id.clone(),
+                level: requirement.level,
+                section: requirement.section.clone(),
+            }),
+            expected,
+            observed,
+            location: Some(span.clone()),
+        };
+        match judged {
+            Judgement::Met => self.met += 1,
+            Judgement::Unmet { expected, observed } => self.findings.push(finding(
+                requirement.level.verdict_when_unmet(),
+                expected,
+                observed,
+            )),
+            Judgement::Missing(observed) => {
+                self.findings
+                    .push(finding(Verdict::Error, described(), observed))
+            }
+            Judgement::NotApplicable(reason) => {
+                self.skips.push(finding(Verdict::Skip, described(), reason))
+            }
+        }
+    }
+
+    fn finish(self) -> Evaluation {
+        let verdict = self
+            .findings
+            .iter()
+            .map(|finding| finding.verdict)
+            .max()
+            .unwrap_or(if self.met == 0 {
+                Verdict::Skip
+            } else {
+                Verdict::Pass
+            });
+        let findings = if verdict == Verdict::Skip {
+            self.skips
+        } else {
+            self.findings
+        };
+        Evaluation { verdict, findings }
+    }
+}
+
+/// Judges what the origin saw of a client under test.
+fn judge_client(check: &ClientCheck, plan: &ClientPlan, served: &[ServedRequest]) -> Judgement {
+    if served.is_empty() {
+        return Judgement::Missing(
+            "the client under test sent no request to the origin".to_owned(),
+        );
+    }
+    let expected = describe_client(check);
+    let unmet = |observed: String| Judgement::Unmet {
+        expected: expected.clone(),
+        observed,
+    };
+    let of_fetch = |index: usize| -> Vec<&ServedRequest> {
+        let path = fetch_path(index);
+        served
+            .iter()
+            .filter(|request| request.path == path)
+            .collect()
+    };
+    // (fetch, position among its requests) of every 421.
+    let refusals: Vec<(usize, usize)> = (0..plan.fetches.len())
+        .flat_map(|index| {
+            of_fetch(index)
+                .iter()
+                .enumerate()
+                .filter(|(_, request)| request.status == 421)
+                .map(move |(position, _)| (index, position))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    match check {
+        ClientCheck::CoalescedOnlyCovered => {
+            let stray: Vec<String> = served
+                .iter()
+                .filter(|request| {
+                    let host = request
+                        .authority
+                        .as_deref()
+                        .map(host_of)
+                        .unwrap_or_default();
+                    !request.certificate.iter().any(|san| san_covers(san, &host))
+                })
+                .map(|request| {
+                    format!(
+                        "{} on connection {} (certificate {})",
+                        request.authority.as_deref().unwrap_or("?"),
+                        request.connection,
+                        request.certificate.join(", ")
+                    )
+                })
+                .collect();
+            if stray.is_empty() {
+                Judgement::Met
+            } else {
+                unmet(format!("sent {}", stray.join("; ")))
+            }
+        }
+        ClientCheck::RetriedOnNewConnection | ClientCheck::NotRetriedOnSameConnection
+            if refusals.is_empty() =>
+        {
+            Judgement::NotApplicable("the origin refused no request with 421".to_owned())
+        }
+        ClientCheck::RetriedOnNewConnection => {
+            let missing: Vec<String> = refusals
+                .iter()
+                .filter(|(index, position)| {
+                    let requests = of_fetch(*index);
+                    let refused = requests[*position];
+                    let host = fetch_host(plan, *index);
+                    !requests[position + 1..].iter().any(|later| {
+                        later.connection != refused.connection && later.sni.as_deref() == Some(host)
+                    })
+                })
+                .map(|(index, _)| fetch_path(*index))
+                .collect();
+            if missing.is_empty() {
+                Judgement::Met
+            } else {
+                unmet(format!(
+                    "no retry on a new connection with the origin's SNI for {}",
+                    missing.join(", ")
+                ))
+            }
+        }
+        ClientCheck::NotRetriedOnSameConnection => {
+            let repeated: Vec<String> = refusals
+                .iter()
+                .filter(|(index, position)| {
+                    let requests = of_fetch(*index);
+                    let refused = requests[*position];
+                    requests[position + 1..]
+                        .iter()
+                        .any(|later| later.connection == refused.connection)
+                })
+                .map(|(index, _)| fetch_path(*index))
+                .collect();
+            if repeated.is_empty() {
+                Judgement::Met
+            } else {
+                unmet(format!(
+                    "sent {} again on the connection that refused it",
+                    repeated.join(", ")
+                ))
+            }
+        }
+        ClientCheck::AtMostRequests(limit) => {
+            let excess: Vec<String> = (0..plan.fetches.len())
+                .filter(|index| of_fetch(*index).len() > *limit as usize)
+                .map(|index| format!("{} {} times", fetch_path(index), of_fetch(index).len()))
+                .collect();
+            if excess.is_empty() {
+                Judgement::Met
+            } else {
+                unmet(format!("sent {}", excess.join(", ")))
+            }
+        }
+        ClientCheck::BodyReplayed => {
+            let repeated: Vec<usize> = (0..plan.fetches.len())
+                .filter(|index| of_fetch(*index).len() > 1)
+                .collect();
+            if repeated.is_empty() {
+                return Judgement::NotApplicable("the client repeated no request".to_owned());
+            }
+            let altered: Vec<String> = repeated
+                .iter()
+                .filter(|index| {
+                    let requests = of_fetch(**index);
+                    requests
+                        .iter()
+                        .any(|request| request.body != requests[0].body)
+                })
+                .map(|index| fetch_path(*index))
+                .collect();
+            if altered.is_empty() {
+                Judgement::Met
+            } else {
+                unmet(format!(
+                    "a repetition of {} carried another body",
+                    altered.join(", ")
+                ))
+            }
+        }
+    }
+}
+
+fn fetch_host(plan: &ClientPlan, index: usize) -> &'static str {
+    plan.fetches[index].role.standard_name()
+}
+
+/// What a client expectation asks for, in words.
+pub fn describe_client(check: &ClientCheck) -> String {
+    match check {
+        ClientCheck::CoalescedOnlyCovered => {
+            "every request on a connection whose certificate covers its origin".to_owned()
+        }
+        ClientCheck::RetriedOnNewConnection => {
+            "after a 421, the request again on a new connection with the origin's SNI".to_owned()
+        }
+        ClientCheck::NotRetriedOnSameConnection => {
+            "after a 421, never the request again on the connection that refused it".to_owned()
+        }
+        ClientCheck::AtMostRequests(limit) => format!("no request sent more than {limit} times"),
+        ClientCheck::BodyReplayed => "a repeated request carries the same body".to_owned(),
+    }
 }
 
 enum Judgement {
@@ -578,6 +775,7 @@ steps:
                 exchange(2, "b.test:443", sibling),
             ],
             upstream_requests: Vec::new(),
+            served: Vec::new(),
         }
     }
 
@@ -842,6 +1040,69 @@ steps:
         }
         assert!(judged(Protocol::Http3, then_reset));
         assert!(judged(Protocol::Http2, response(400, None)));
+    }
+
+    #[test]
+    fn clients_are_judged_from_what_the_origin_saw() {
+        let plan = ClientPlan {
+            origin: crate::target::OriginScript::SniMismatch,
+            fetches: vec![
+                crate::scenario::Fetch {
+                    role: Role::Primary,
+                    method: "GET".into(),
+                    body: None,
+                },
+                crate::scenario::Fetch {
+                    role: Role::Sibling,
+                    method: "POST".into(),
+                    body: Some("x".into()),
+                },
+            ],
+            expect: Vec::new(),
+        };
+        let served =
+            |connection, sni: &str, host: &str, fetch, body: &[u8], status| ServedRequest {
+                connection,
+                sni: Some(sni.into()),
+                certificate: vec!["a.test".into(), "b.test".into()],
+                method: "GET".into(),
+                authority: Some(format!("{host}:4433")),
+                path: fetch_path(fetch),
+                body: body.to_vec(),
+                status,
+            };
+        let good = vec![
+            served(0, "a.test", "a.test", 0, b"", 200),
+            served(0, "a.test", "b.test", 1, b"x", 421),
+            served(1, "b.test", "b.test", 1, b"x", 200),
+        ];
+        let met = |check: ClientCheck, log: &[ServedRequest]| {
+            matches!(judge_client(&check, &plan, log), Judgement::Met)
+        };
+        assert!(met(ClientCheck::CoalescedOnlyCovered, &good));
+        assert!(met(ClientCheck::RetriedOnNewConnection, &good));
+        assert!(met(ClientCheck::NotRetriedOnSameConnection, &good));
+        assert!(met(ClientCheck::AtMostRequests(2), &good));
+        assert!(met(ClientCheck::BodyReplayed, &good));
+        let same_connection = vec![
+            good[0].clone(),
+            good[1].clone(),
+            served(0, "a.test", "b.test", 1, b"", 200),
+        ];
+        assert!(!met(
+            ClientCheck::NotRetriedOnSameConnection,
+            &same_connection
+        ));
+        assert!(!met(ClientCheck::RetriedOnNewConnection, &same_connection));
+        assert!(!met(ClientCheck::BodyReplayed, &same_connection));
+        assert!(!met(ClientCheck::AtMostRequests(1), &good));
+        let mut uncovered = good.clone();
+        uncovered[0].authority = Some("c.test:4433".into());
+        assert!(!met(ClientCheck::CoalescedOnlyCovered, &uncovered));
+        assert!(matches!(
+            judge_client(&ClientCheck::CoalescedOnlyCovered, &plan, &[]),
+            Judgement::Missing(_)
+        ));
     }
 
     #[test]

@@ -72,6 +72,11 @@ struct RunArgs {
     /// `embedded`, `embedded:<fault>`, or the address of your server (IP:PORT).
     #[arg(long, default_value = "embedded")]
     target: String,
+    /// Test an HTTP client instead: a command run with `sh -c` for each client case, with
+    /// placeholders {urls} {resolve} {ca} {port} {protocol}; e.g.
+    /// 'curl --http2 -s -o /dev/null --cacert {ca} {resolve} {urls}'.
+    #[arg(long, value_name = "COMMAND", conflicts_with = "target")]
+    client: Option<String>,
     /// For a server of yours: folder with ca.pem, client.pem and client.key (see `misdirect certs`).
     #[arg(long, value_name = "DIR")]
     certs: Option<PathBuf>,
@@ -324,6 +329,14 @@ fn protocols(keys: &[String]) -> Result<Vec<Protocol>, Failure> {
 }
 
 fn parse_target(args: &RunArgs) -> Result<Target, Failure> {
+    if let Some(template) = &args.client {
+        if !template.contains("{urls}") {
+            return Err(Failure::invalid("--client needs {urls} in its command"));
+        }
+        return Ok(Target::Command(crate::target::client::CommandClient {
+            template: template.clone(),
+        }));
+    }
     if let Some(rest) = args.target.strip_prefix("embedded") {
         if args.certs.is_some() || !args.names.is_empty() || args.h3_port.is_some() {
             return Err(Failure::invalid(
@@ -382,7 +395,11 @@ fn serve(args: &ServeArgs) -> Result<u8, Failure> {
     pki.write_pem(&args.certs)
         .map_err(|error| Failure::harness(error.to_string()))?;
     runtime()?.block_on(async {
-        let target = EmbeddedTarget::start_on(&pki, fault, args.port, None)
+        let options = crate::target::embedded::StartOptions {
+            port: args.port,
+            ..Default::default()
+        };
+        let target = EmbeddedTarget::start_with(&pki, fault, options)
             .await
             .map_err(|error| Failure::harness(error.to_string()))?;
         let port = target.address().port();

@@ -14,6 +14,8 @@ pub struct Observations {
     pub exchanges: Vec<Exchange>,
     /// What misdirect's mock upstreams saw (gateway scenarios).
     pub upstream_requests: Vec<crate::target::upstream::UpstreamRequest>,
+    /// What the embedded target saw as the origin of a client under test (client scenarios).
+    pub served: Vec<ServedRequest>,
 }
 
 impl Observations {
@@ -239,6 +241,21 @@ impl fmt::Display for Response {
             None => f.write_str(" (no tenant named)"),
         }
     }
+}
+
+/// What the embedded target saw of one request, for judging a client under test.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServedRequest {
+    /// Which connection carried it, numbered in the order they were accepted.
+    pub connection: u64,
+    pub sni: Option<String>,
+    /// The names the certificate of that connection covers.
+    pub certificate: Vec<String>,
+    pub method: String,
+    pub authority: Option<String>,
+    pub path: String,
+    pub body: Vec<u8>,
+    pub status: u16,
 }
 
 /// The per-case log of what was sent and received, in order.

@@ -96,6 +96,11 @@ impl Pki {
         })
     }
 
+    /// The server CA in PEM, for clients under test to trust.
+    pub fn server_ca_pem(&self) -> &str {
+        &self.server_ca.certificate_pem
+    }
+
     pub fn server(&self, id: CertificateId) -> &Identity {
         // Invariant: `generate` issues one certificate for every `CertificateId`.
         let found = self.servers.iter().find(|(candidate, _)| *candidate == id);

@@ -24,10 +24,11 @@ use crate::observe::{
 use crate::outcome::{CaseResult, Cited, Finding, Verdict};
 use crate::pki::{Pki, PkiError};
 use crate::scenario::{
-    Authority, Connect, PortForm, Protocol, Request, Route, Scenario, Send, Step,
+    Authority, ClientPlan, Connect, PortForm, Protocol, Request, Route, Scenario, Send, Step,
 };
 use crate::target::Target;
-use crate::target::embedded::EmbeddedTarget;
+use crate::target::client::run_reference;
+use crate::target::embedded::{EmbeddedTarget, StartOptions};
 use crate::target::upstream::{REQUEST_ID_HEADER, Upstreams};
 
 /// Deadlines and parallelism of a run.
@@ -100,7 +101,7 @@ pub struct Runner {
 impl Runner {
     pub fn new(target: Target, options: RunOptions) -> Result<Self, SetupError> {
         let (deployment, credentials, pki) = match &target {
-            Target::Embedded(_) => {
+            Target::Embedded(_) | Target::Command(_) => {
                 let pki = Pki::generate()?;
                 (
                     Deployment::standard(),
@@ -201,14 +202,21 @@ impl Runner {
                 expected,
                 reason,
             } => {
-                // What was observed before the case stopped applying still counts.
-                let evaluation = check::evaluate_steps(
-                    scenario,
-                    protocol,
-                    &self.deployment,
-                    &observations,
-                    step,
-                );
+                // What was observed before the case stopped applying still counts; a client
+                // case that does not apply observed nothing.
+                let evaluation = match &scenario.client {
+                    Some(_) => check::Evaluation {
+                        verdict: Verdict::Skip,
+                        findings: Vec::new(),
+                    },
+                    None => check::evaluate_steps(
+                        scenario,
+                        protocol,
+                        &self.deployment,
+                        &observations,
+                        step,
+                    ),
+                };
                 if matches!(evaluation.verdict, Verdict::Pass | Verdict::Skip) {
                     let finding = Finding {
                         verdict: Verdict::Skip,
@@ -238,6 +246,16 @@ impl Runner {
         protocol: Protocol,
         record: &Arc<Record>,
     ) -> Execution {
+        if let Some(plan) = &scenario.client {
+            return self.execute_client(plan, protocol, record).await;
+        }
+        if let Target::Command(_) = &self.target {
+            return Execution::Unsupported {
+                step: 0,
+                expected: "a server to drive".to_owned(),
+                reason: "the target is a client; this scenario tests servers".to_owned(),
+            };
+        }
         let mut upstreams = None;
         let (address, _embedded) = match &self.target {
             Target::Embedded(fault) => {
@@ -249,7 +267,11 @@ impl Runner {
                         Ok(mocks) => {
                             let addresses = mocks.addresses();
                             upstreams = Some(mocks);
-                            EmbeddedTarget::start_gateway(pki, *fault, addresses).await
+                            let options = StartOptions {
+                                upstreams: Some(addresses),
+                                ..StartOptions::default()
+                            };
+                            EmbeddedTarget::start_with(pki, *fault, options).await
                         }
                         Err(error) => {
                             return Execution::SetupFailed(format!(
@@ -281,6 +303,7 @@ impl Runner {
                 };
             }
             Target::Remote(remote) => ((remote.address, remote.h3_port), None),
+            Target::Command(_) => unreachable!("client targets return above"),
         };
         let (address, h3_port) = address;
         let mut session = Session {
@@ -314,6 +337,122 @@ impl Runner {
         if let Some(upstreams) = &upstreams {
             record.upstream_requests(upstreams.requests());
         }
+        Execution::Completed
+    }
+
+    /// A client scenario: the embedded target plays the origin as the plan scripts it, the client
+    /// under test (the reference client, or a command) fetches, and the origin's log is the
+    /// observation.
+    async fn execute_client(
+        &self,
+        plan: &ClientPlan,
+        protocol: Protocol,
+        record: &Arc<Record>,
+    ) -> Execution {
+        let not_a_client = || Execution::Unsupported {
+            step: 0,
+            expected: "a client under test".to_owned(),
+            reason:
+                "this target is a server; client scenarios need --client or the embedded client"
+                    .to_owned(),
+        };
+        let Some(pki) = &self.pki else {
+            return not_a_client();
+        };
+        let options = StartOptions {
+            script: plan.origin,
+            ..StartOptions::default()
+        };
+        let origin = match EmbeddedTarget::start_with(pki, None, options).await {
+            Ok(origin) => origin,
+            Err(error) => {
+                return Execution::SetupFailed(format!("failed to start the origin: {error}"));
+            }
+        };
+        let deadline = self.options.step_timeout;
+        record.event(
+            "origin",
+            format!(
+                "origin on {} answers as `{}`",
+                origin.address(),
+                plan.origin.key()
+            ),
+        );
+        match &self.target {
+            Target::Embedded(fault) => {
+                let fault = fault.filter(|fault| fault.is_client_fault());
+                let lines = run_reference(
+                    &self.credentials,
+                    origin.address(),
+                    protocol,
+                    &plan.fetches,
+                    fault,
+                    deadline,
+                )
+                .await;
+                for line in lines {
+                    record.event("client", line);
+                }
+            }
+            Target::Command(command) => {
+                if plan
+                    .fetches
+                    .iter()
+                    .any(|fetch| fetch.method != "GET" || fetch.body.is_some())
+                {
+                    return Execution::Unsupported {
+                        step: 0,
+                        expected: "fetches a command template can express".to_owned(),
+                        reason: "the command template only receives URLs to GET".to_owned(),
+                    };
+                }
+                let dir = std::env::temp_dir().join(format!(
+                    "misdirect-client-{}-{}",
+                    std::process::id(),
+                    origin.address().port()
+                ));
+                let ca = dir.join("ca.pem");
+                let written = std::fs::create_dir_all(&dir)
+                    .and_then(|()| std::fs::write(&ca, pki.server_ca_pem()));
+                if let Err(error) = written {
+                    return Execution::SetupFailed(format!(
+                        "failed to write the CA for the client: {error}"
+                    ));
+                }
+                let rendered =
+                    command.render(&plan.fetches, origin.address().port(), &ca, protocol);
+                record.event("client", format!("run: {rendered}"));
+                let budget = deadline * u32::try_from(plan.fetches.len() + 1).unwrap_or(u32::MAX);
+                let run = command.run(rendered, budget).await;
+                record.event(
+                    "client",
+                    format!(
+                        "exit {} {}",
+                        run.status
+                            .map_or("(none)".to_owned(), |code| code.to_string()),
+                        run.stderr.trim()
+                    ),
+                );
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            Target::Remote(_) => return not_a_client(),
+        }
+        let served = origin.served();
+        for request in &served {
+            record.event(
+                "origin",
+                format!(
+                    "connection {} (SNI {}) {} {}{} → {}",
+                    request.connection,
+                    request.sni.as_deref().unwrap_or("(none)"),
+                    request.method,
+                    request.authority.as_deref().unwrap_or("(no authority)"),
+                    request.path,
+                    request.status
+                ),
+            );
+        }
+        record.served(served);
         Execution::Completed
     }
 
@@ -802,6 +941,10 @@ impl Record {
         {
             record.origin_frames = frames;
         }
+    }
+
+    fn served(&self, requests: Vec<crate::observe::ServedRequest>) {
+        self.lock().0.served = requests;
     }
 
     fn upstream_requests(&self, requests: Vec<crate::target::upstream::UpstreamRequest>) {

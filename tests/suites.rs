@@ -235,6 +235,36 @@ fn cli_trials() -> Vec<Trial> {
             Ok(())
         }),
     ];
+    // curl as a client under test, where the machine has it; not run (ignored) where it has not.
+    let curl_present = Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_ok_and(|output| output.status.success());
+    trials.push(
+        Trial::test("cli::curl-as-client-under-test", || {
+            let dir = scratch("curl");
+            let junit = dir.join("junit.xml");
+            let (code, stdout, stderr) = misdirect(&[
+                "run",
+                "--client",
+                "curl --http2 -s -o /dev/null --cacert {ca} {resolve} {urls}",
+                "--protocol",
+                "h2",
+                "--filter",
+                "client/*",
+                "--junit",
+                junit.to_str().unwrap_or_default(),
+            ])?;
+            // curl ran and the origin saw it: judged, never an error of the harness.
+            let judged = stdout.contains(" 0 errors")
+                && !stdout.contains(" 0 passed, 0 failed, 0 warned, 0 info");
+            if code == 2 || code == 3 || !judged {
+                return Err(format!("exit {code}\n{stdout}{stderr}").into());
+            }
+            Ok(())
+        })
+        .with_ignored_flag(!curl_present),
+    );
     for fault in misdirect::target::Fault::ALL {
         let name = format!("cli::fault-{fault}-exits-1-under-strict");
         trials.push(Trial::test(name, move || {

@@ -10,15 +10,18 @@ use std::sync::Arc;
 use serde_saphyr::Spanned;
 
 use super::raw::{
-    RawAuthority, RawBurst, RawConnect, RawExpectation, RawRequest, RawScenario, RawStatus, RawStep,
+    RawAuthority, RawBurst, RawClient, RawConnect, RawExpectation, RawRequest, RawScenario,
+    RawStatus, RawStep,
 };
 use super::{
-    Authority, Check, Connect, Detection, Expectation, Level, PortForm, Protocol, Request,
-    Requirement, Route, Scenario, Send, Source, Span, Step, TargetForm,
+    Authority, Check, ClientCheck, ClientExpectation, ClientPlan, Connect, Detection, Expectation,
+    Fetch, Level, PortForm, Protocol, Request, Requirement, Route, Scenario, Send, Source, Span,
+    Step, TargetForm,
 };
 use crate::deployment::Role;
 use crate::outcome::Verdict;
 use crate::target::Fault;
+use crate::target::OriginScript;
 
 /// A scenario file that cannot be used, with where and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,19 +206,43 @@ impl Builder<'_> {
             connections: Vec::new(),
             expectations: 0,
         };
-        let steps_span = self.span(&raw.steps);
-        let steps = raw
-            .steps
-            .value
-            .into_iter()
-            .map(|step| self.step(step, &mut context))
-            .collect::<Built<Vec<_>>>()?;
-        if context.expectations == 0 {
-            return Err(self.error(
-                steps_span,
-                "the scenario expects nothing: add `expect:` to at least one request",
-            ));
-        }
+        let (steps, client) = match (raw.steps, raw.client) {
+            (Some(steps), None) => {
+                let steps_span = self.span(&steps);
+                let steps = steps
+                    .value
+                    .into_iter()
+                    .map(|step| self.step(step, &mut context))
+                    .collect::<Built<Vec<_>>>()?;
+                if context.expectations == 0 {
+                    return Err(self.error(
+                        steps_span,
+                        "the scenario expects nothing: add `expect:` to at least one request",
+                    ));
+                }
+                (steps, None)
+            }
+            (None, Some(client)) => {
+                if raw.gateway {
+                    return Err(
+                        self.error_at(&client, "a client scenario cannot be a gateway scenario")
+                    );
+                }
+                (Vec::new(), Some(self.client(client, &requirements)?))
+            }
+            (Some(steps), Some(_)) => {
+                return Err(self.error_at(
+                    &steps,
+                    "a scenario either drives a target (`steps:`) or tests a client (`client:`), not both",
+                ));
+            }
+            (None, None) => {
+                return Err(self.error(
+                    span.clone(),
+                    "a scenario needs `steps:` (a target) or `client:` (a client)",
+                ));
+            }
+        };
         Ok(Scenario {
             id: id.to_owned(),
             title: raw.title.value,
@@ -225,7 +252,113 @@ impl Builder<'_> {
             protocols,
             detects,
             steps,
+            client,
             span,
+        })
+    }
+
+    fn client(&self, raw: Spanned<RawClient>, requirements: &[Requirement]) -> Built<ClientPlan> {
+        let origin = match &raw.value.origin {
+            None => OriginScript::Policy,
+            Some(origin) => OriginScript::ALL
+                .into_iter()
+                .find(|script| script.key() == origin.value)
+                .ok_or_else(|| {
+                    self.error_at(
+                        origin,
+                        format!(
+                            "unknown origin behaviour `{}` (expected policy, sni-mismatch, first-request or always)",
+                            origin.value
+                        ),
+                    )
+                })?,
+        };
+        if raw.value.fetch.is_empty() {
+            return Err(self.error_at(&raw, "a client scenario fetches at least one URL"));
+        }
+        let fetches = raw
+            .value
+            .fetch
+            .iter()
+            .map(|fetch| {
+                let method = match &fetch.method {
+                    Some(method) if !is_token(&method.value) => {
+                        return Err(self.error_at(
+                            method,
+                            format!("`{}` is not an HTTP method token", method.value),
+                        ));
+                    }
+                    Some(method) => method.value.clone(),
+                    None => "GET".to_owned(),
+                };
+                Ok(Fetch {
+                    role: self.role(&fetch.url.value, &fetch.url)?,
+                    method,
+                    body: fetch.body.clone(),
+                })
+            })
+            .collect::<Built<Vec<_>>>()?;
+        if raw.value.expect.is_empty() {
+            return Err(self.error_at(
+                &raw,
+                "the scenario expects nothing: add `expect:` to `client:`",
+            ));
+        }
+        let expect = raw
+            .value
+            .expect
+            .iter()
+            .map(|expectation| {
+                let span = self.span(&expectation.requirement);
+                let requirement = requirements
+                    .iter()
+                    .position(|requirement| requirement.id == expectation.requirement.value)
+                    .ok_or_else(|| {
+                        self.error_at(
+                            &expectation.requirement,
+                            format!(
+                                "requirement `{}` is not listed under `requirements:`",
+                                expectation.requirement.value
+                            ),
+                        )
+                    })?;
+                let mut checks = Vec::new();
+                for (flag, check) in [
+                    (&expectation.coalesced_only_covered, ClientCheck::CoalescedOnlyCovered),
+                    (&expectation.retried_on_new_connection, ClientCheck::RetriedOnNewConnection),
+                    (&expectation.not_retried_on_same_connection, ClientCheck::NotRetriedOnSameConnection),
+                    (&expectation.body_replayed, ClientCheck::BodyReplayed),
+                ] {
+                    match flag {
+                        Some(flag) if !flag.value => {
+                            return Err(self.error_at(flag, "checks are stated positively: write `true` or leave the key out"));
+                        }
+                        Some(_) => checks.push(check),
+                        None => {}
+                    }
+                }
+                if let Some(times) = &expectation.at_most_requests {
+                    if times.value == 0 {
+                        return Err(self.error_at(times, "at_most_requests is at least 1"));
+                    }
+                    checks.push(ClientCheck::AtMostRequests(times.value));
+                }
+                match <[ClientCheck; 1]>::try_from(checks) {
+                    Ok([check]) => Ok(ClientExpectation { requirement, check, span }),
+                    Err(checks) => Err(self.error(
+                        span,
+                        format!(
+                            "an expectation states exactly one check (coalesced_only_covered, retried_on_new_connection, not_retried_on_same_connection, at_most_requests, body_replayed); this one states {}",
+                            checks.len()
+                        ),
+                    )),
+                }
+            })
+            .collect::<Built<Vec<_>>>()?;
+        Ok(ClientPlan {
+            origin,
+            fetches,
+            expect,
         })
     }
 

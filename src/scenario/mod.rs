@@ -152,8 +152,56 @@ pub struct Scenario {
     pub requirements: Vec<Requirement>,
     pub protocols: Vec<Protocol>,
     pub detects: Vec<Detection>,
+    /// Server-side scenarios: what the harness does to the target.
     pub steps: Vec<Step>,
+    /// Client-side scenarios: the harness plays the origin for a client under test.
+    pub client: Option<ClientPlan>,
     pub span: Span,
+}
+
+/// What a client under test is asked to do, against an origin that answers as scripted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientPlan {
+    pub origin: crate::target::OriginScript,
+    pub fetches: Vec<Fetch>,
+    pub expect: Vec<ClientExpectation>,
+}
+
+/// One request the client under test is asked to make, to `https://<role's name>:<port>/fetch/<n>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetch {
+    pub role: Role,
+    pub method: String,
+    pub body: Option<String>,
+}
+
+/// The path of fetch `index`, so that the origin's log tells fetches apart.
+pub fn fetch_path(index: usize) -> String {
+    format!("/fetch/{index}")
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientExpectation {
+    /// Index into [`Scenario::requirements`].
+    pub requirement: usize,
+    pub check: ClientCheck,
+    pub span: Span,
+}
+
+/// What must hold of what the origin saw of a client under test.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientCheck {
+    /// Every request arrived on a connection whose certificate covers its authority.
+    CoalescedOnlyCovered,
+    /// Every fetch refused with 421 came again on another connection whose SNI names its host.
+    RetriedOnNewConnection,
+    /// No fetch refused with 421 came again on the connection that refused it.
+    NotRetriedOnSameConnection,
+    /// No fetch arrived more often than this.
+    AtMostRequests(u32),
+    /// Every repetition of a fetch carried the same body as the first.
+    BodyReplayed,
 }
 
 impl Scenario {

@@ -19,7 +19,46 @@ pub(super) struct RawScenario {
     pub(super) protocols: Spanned<Vec<Spanned<String>>>,
     #[serde(default)]
     pub(super) detects: Vec<RawDetection>,
-    pub(super) steps: Spanned<Vec<RawStep>>,
+    #[serde(default)]
+    pub(super) steps: Option<Spanned<Vec<RawStep>>>,
+    #[serde(default)]
+    pub(super) client: Option<Spanned<RawClient>>,
+}
+
+/// A client-under-test scenario: how the origin answers, what the client fetches, what must hold.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawClient {
+    #[serde(default)]
+    pub(super) origin: Option<Spanned<String>>,
+    pub(super) fetch: Vec<RawFetch>,
+    pub(super) expect: Vec<RawClientExpectation>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFetch {
+    pub(super) url: Spanned<String>,
+    #[serde(default)]
+    pub(super) method: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) body: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawClientExpectation {
+    pub(super) requirement: Spanned<String>,
+    #[serde(default)]
+    pub(super) coalesced_only_covered: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub(super) retried_on_new_connection: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub(super) not_retried_on_same_connection: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub(super) at_most_requests: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub(super) body_replayed: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]

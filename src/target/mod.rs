@@ -4,9 +4,12 @@
 //! for each requirement the suites check, has a [`Fault`] that breaks it, so that every check is
 //! proven able to fail. Its request decisions live in the pure [`policy`] module.
 
+pub mod client;
 pub mod embedded;
 pub mod policy;
 pub mod upstream;
+
+pub use policy::OriginScript;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -22,6 +25,8 @@ pub enum Target {
     Embedded(Option<Fault>),
     /// A server somebody else runs.
     Remote(Box<Remote>),
+    /// An HTTP client run from a command template, for client scenarios.
+    Command(client::CommandClient),
 }
 
 impl Target {
@@ -30,6 +35,7 @@ impl Target {
             Self::Embedded(None) => "embedded".to_owned(),
             Self::Embedded(Some(fault)) => format!("embedded:{fault}"),
             Self::Remote(remote) => remote.address.to_string(),
+            Self::Command(command) => format!("client `{}`", command.template),
         }
     }
 }
@@ -121,12 +127,33 @@ faults! {
         "as a gateway, forwards every request to its tenant's upstream before deciding, so refused requests reach a backend",
     GatewayNoUpstreamSni = "gateway-no-upstream-sni":
         "as a gateway, connects to the upstreams without SNI",
+    ClientCoalescesUncovered = "client-coalesces-uncovered":
+        "as the client under test, reuses any open connection for any origin, whatever its certificate covers",
+    ClientRetriesSameConnection = "client-retries-same-connection":
+        "as the client under test, retries a 421 on the connection that refused it",
+    ClientRetriesForever = "client-retries-forever":
+        "as the client under test, retries a 421 again and again (eight times here)",
+    ClientDropsBodyOnRetry = "client-drops-body-on-retry":
+        "as the client under test, retries a 421 without the request body",
     QuicIgnoresSni = "quic-ignores-sni":
         "presents the default certificate on QUIC whatever the SNI (HTTP/3 only)",
     H3Mismatch421 = "h3-mismatch-421":
         "answers HTTP/3 requests whose Host differs from :authority with 421 instead of resetting them as malformed (HTTP/3 only)",
     H3NoCertificateCheck = "h3-no-certificate-check":
         "skips the certificate check on its HTTP/3 endpoint only, as an edge whose QUIC side lacks the 421 logic",
+}
+
+impl Fault {
+    /// Whether the fault is one of the embedded client's, not of the embedded server's.
+    pub fn is_client_fault(self) -> bool {
+        matches!(
+            self,
+            Self::ClientCoalescesUncovered
+                | Self::ClientRetriesSameConnection
+                | Self::ClientRetriesForever
+                | Self::ClientDropsBodyOnRetry
+        )
+    }
 }
 
 /// A fault name that names no fault.

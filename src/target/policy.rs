@@ -36,12 +36,82 @@ pub struct ConnectionFacts {
     pub handshake_demanded_client_certificate: bool,
     /// The port the connection arrived on.
     pub local_port: u16,
+    /// The connection's number, in the order the target accepted them.
+    pub connection: u64,
 }
 
 /// What the target remembers across the requests of one connection.
 #[derive(Debug, Clone, Default)]
 pub struct ConnectionMemory {
     first_tenant: Option<Role>,
+    requests: usize,
+}
+
+impl ConnectionMemory {
+    /// Counts a request; returns how many came before it on this connection.
+    pub fn count_request(&mut self) -> usize {
+        self.requests += 1;
+        self.requests - 1
+    }
+}
+
+/// How the embedded target answers when it plays the origin for a client under test, on top of
+/// its policy: the situations a client's 421 handling is tested in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OriginScript {
+    /// The policy alone.
+    #[default]
+    Policy,
+    /// 421 for every request whose authority is not the connection's SNI: coalescing refused.
+    SniMismatch,
+    /// 421 for the first request on every connection.
+    FirstRequest,
+    /// 421 for every request: a client that retries without bound loops.
+    Always,
+}
+
+impl OriginScript {
+    pub const ALL: [Self; 4] = [
+        Self::Policy,
+        Self::SniMismatch,
+        Self::FirstRequest,
+        Self::Always,
+    ];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Policy => "policy",
+            Self::SniMismatch => "sni-mismatch",
+            Self::FirstRequest => "first-request",
+            Self::Always => "always",
+        }
+    }
+
+    /// Why the script refuses this request, if it does; `earlier` requests came before it on
+    /// the connection.
+    pub fn refuses(
+        self,
+        connection: &ConnectionFacts,
+        request: &RequestHead,
+        earlier: usize,
+        policy: &Policy,
+    ) -> Option<String> {
+        match self {
+            Self::Policy => None,
+            Self::Always => Some("every request is refused".to_owned()),
+            Self::FirstRequest if earlier == 0 => {
+                Some("the first request on a connection is refused".to_owned())
+            }
+            Self::FirstRequest => None,
+            Self::SniMismatch => {
+                let host = policy.requested_host(request)?;
+                let sni = connection.sni.as_deref().map(normalize_host);
+                (sni.as_deref() != Some(host.as_str()))
+                    .then(|| format!("only the SNI name is served here, not {host}"))
+            }
+        }
+    }
 }
 
 /// The parts of a request the decision needs.
@@ -110,9 +180,14 @@ impl Policy {
     /// The tenant a request names, if any, before any check: where a gateway that forwards
     /// first would send it.
     pub fn requested_role(&self, request: &RequestHead) -> Option<Role> {
+        self.tenant_role(&self.requested_host(request)?)
+    }
+
+    /// The normalised host a request names, before any check.
+    pub fn requested_host(&self, request: &RequestHead) -> Option<String> {
         let authority = self.target_authority(request).ok()?;
         let (host, _) = parse_authority(&authority).ok()?;
-        self.tenant_role(&normalize_host(host))
+        Some(normalize_host(host))
     }
 
     /// The origins the target lists in the ORIGIN frame of an HTTP/2 connection (RFC 8336): the
@@ -418,6 +493,7 @@ mod tests {
             client_certificate,
             handshake_demanded_client_certificate: sni == Some("t2.w.test"),
             local_port: PORT,
+            connection: 0,
         }
     }
 

@@ -114,6 +114,7 @@ pub(super) async fn serve(
         client_certificate,
         handshake_demanded_client_certificate: false,
         local_port: shared.port,
+        connection: shared.next_connection(),
     };
     if shared.fault == Some(Fault::H3Mismatch421) {
         return serve_raw(connection, &facts, &shared).await;

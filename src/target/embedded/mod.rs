@@ -30,13 +30,14 @@ use tokio::task::JoinHandle;
 use tokio_rustls::LazyConfigAcceptor;
 use tokio_rustls::server::TlsStream;
 
-use super::Fault;
 use super::policy::{Answer, ConnectionFacts, ConnectionMemory, Policy, Reply, RequestHead};
+use super::{Fault, OriginScript};
 use crate::client::tls::{ConnectionTickets, Credentials, TicketJar, VERSIONS, provider};
 use crate::client::{self, ConnectRequest, WireRequest};
 use crate::deployment::{CertificateId, Deployment, Role, TENANT_HEADER};
 use crate::h2wire;
 use crate::observe::ExchangeOutcome;
+pub use crate::observe::ServedRequest;
 use crate::pki::Pki;
 use crate::scenario::Protocol;
 use crate::scenario::TargetForm;
@@ -67,10 +68,29 @@ pub enum StartError {
 type ServeError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A running embedded target; stops when dropped.
-#[derive(Debug)]
 pub struct EmbeddedTarget {
     address: SocketAddr,
     accept_loop: JoinHandle<()>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for EmbeddedTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedTarget")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How an embedded target is started.
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    /// TCP and UDP port on 127.0.0.1; 0 picks one free on both.
+    pub port: u16,
+    /// Gateway mode: where each tenant's requests go.
+    pub upstreams: Option<Vec<(Role, SocketAddr)>>,
+    /// How it answers as a mock origin for a client under test.
+    pub script: OriginScript,
 }
 
 impl Drop for EmbeddedTarget {
@@ -83,37 +103,23 @@ impl Drop for EmbeddedTarget {
 impl EmbeddedTarget {
     /// Listens on an ephemeral port of 127.0.0.1.
     pub async fn start(pki: &Pki, fault: Option<Fault>) -> Result<Self, StartError> {
-        Self::start_on(pki, fault, 0, None).await
+        Self::start_with(pki, fault, StartOptions::default()).await
     }
 
-    /// Listens on an ephemeral port as a gateway in front of `upstreams`, one per tenant.
-    pub async fn start_gateway(
+    /// Listens on TCP and UDP of 127.0.0.1 as `options` say.
+    pub async fn start_with(
         pki: &Pki,
         fault: Option<Fault>,
-        upstreams: Vec<(Role, SocketAddr)>,
-    ) -> Result<Self, StartError> {
-        Self::start_on(pki, fault, 0, Some(upstreams)).await
-    }
-
-    /// Listens on TCP and UDP `port` of 127.0.0.1 (0: a port free on both).
-    pub async fn start_on(
-        pki: &Pki,
-        fault: Option<Fault>,
-        port: u16,
-        upstreams: Option<Vec<(Role, SocketAddr)>>,
+        options: StartOptions,
     ) -> Result<Self, StartError> {
         let sessions = ServerSessionMemoryCache::new(1024);
         let quic_config = h3::server_config(pki, fault, sessions.clone())?;
-        let (listener, endpoint) = bind_pair(port, quic_config).await?;
+        let (listener, endpoint) = bind_pair(options.port, quic_config).await?;
         let address = listener.local_addr()?;
-        let shared = Arc::new(Shared::new(
-            pki,
-            fault,
-            address.port(),
-            sessions,
-            upstreams,
-        )?);
+        let shared = Arc::new(Shared::new(pki, fault, address.port(), sessions, options)?);
+        let loop_shared = Arc::clone(&shared);
         let accept_loop = tokio::spawn(async move {
+            let shared = loop_shared;
             let mut connections = tokio::task::JoinSet::new();
             loop {
                 tokio::select! {
@@ -142,11 +148,21 @@ impl EmbeddedTarget {
         Ok(Self {
             address,
             accept_loop,
+            shared,
         })
     }
 
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// Every request it has answered so far, in order.
+    pub fn served(&self) -> Vec<ServedRequest> {
+        self.shared
+            .log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -180,6 +196,10 @@ struct Shared {
     alt_svc: String,
     /// In gateway mode, where each tenant's requests go.
     gateway: Option<Gateway>,
+    script: OriginScript,
+    /// Numbers connections as they are accepted.
+    connections: std::sync::atomic::AtomicU64,
+    log: Mutex<Vec<ServedRequest>>,
     deployment: Deployment,
     sessions: Arc<ServerSessionMemoryCache>,
     /// One configuration per certificate, without and with a required client certificate.
@@ -201,9 +221,10 @@ impl Shared {
         fault: Option<Fault>,
         port: u16,
         sessions: Arc<ServerSessionMemoryCache>,
-        upstreams: Option<Vec<(Role, SocketAddr)>>,
+        options: StartOptions,
     ) -> Result<Self, StartError> {
-        let gateway = upstreams
+        let gateway = options
+            .upstreams
             .map(|upstreams| {
                 Ok::<_, StartError>(Gateway {
                     upstreams,
@@ -235,6 +256,9 @@ impl Shared {
             port,
             alt_svc: format!("h3=\":{port}\"; ma=86400"),
             gateway,
+            script: options.script,
+            connections: std::sync::atomic::AtomicU64::new(0),
+            log: Mutex::new(Vec::new()),
             deployment: Deployment::standard(),
             sessions,
             configs: Vec::new(),
@@ -330,6 +354,7 @@ async fn serve(tcp: TcpStream, shared: Arc<Shared>) -> Result<(), ServeError> {
             .is_some_and(|chain| !chain.is_empty()),
         handshake_demanded_client_certificate: demand,
         local_port: shared.port,
+        connection: shared.next_connection(),
     };
     if session.alpn_protocol() == Some(b"h2".as_slice()) {
         serve_h2(tls, facts, shared).await
@@ -823,6 +848,14 @@ impl Gateway {
 
 impl Shared {
     /// Decides a request and, in gateway mode, has the tenant's upstream answer what is served.
+    /// The number the next accepted connection gets.
+    fn next_connection(&self) -> u64 {
+        self.connections
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Decides a request (the origin script first, then the policy), in gateway mode has the
+    /// tenant's upstream answer what is served, and logs it.
     async fn respond(
         &self,
         facts: &ConnectionFacts,
@@ -830,8 +863,52 @@ impl Shared {
         head: &RequestHead,
         forward: Forward,
     ) -> Reply {
+        let reply = self.decide_and_forward(facts, memory, head, &forward).await;
+        let status = match &reply {
+            Reply::Respond(answer) => answer.status,
+            Reply::Malformed(_) => 0,
+        };
+        self.log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(ServedRequest {
+                connection: facts.connection,
+                sni: facts.sni.clone(),
+                certificate: facts
+                    .certificate
+                    .sans()
+                    .iter()
+                    .map(|san| (*san).to_owned())
+                    .collect(),
+                method: head.method.clone(),
+                authority: head
+                    .authority
+                    .clone()
+                    .or_else(|| head.host.first().cloned()),
+                path: forward.path.clone(),
+                body: forward.body.to_vec(),
+                status,
+            });
+        reply
+    }
+
+    async fn decide_and_forward(
+        &self,
+        facts: &ConnectionFacts,
+        memory: &Mutex<ConnectionMemory>,
+        head: &RequestHead,
+        forward: &Forward,
+    ) -> Reply {
         let decide = || {
             let mut memory = memory.lock().unwrap_or_else(PoisonError::into_inner);
+            let earlier = memory.count_request();
+            if let Some(reason) = self.script.refuses(facts, head, earlier, &self.policy) {
+                return Reply::Respond(Answer::refusal(
+                    421,
+                    format!("misdirected request: {reason}\n"),
+                    false,
+                ));
+            }
             self.policy.decide(facts, &mut memory, head)
         };
         let Some(gateway) = &self.gateway else {
@@ -841,12 +918,12 @@ impl Shared {
             && let Some(role) = self.policy.requested_role(head)
         {
             // Forward first, decide afterwards: the backend has processed whatever is refused.
-            let _ = gateway.forward(role, head, &forward).await;
+            let _ = gateway.forward(role, head, forward).await;
         }
         match decide() {
             Reply::Respond(answer) if answer.status < 300 => match answer.tenant {
                 Some(role) if self.fault != Some(Fault::GatewayForwardsMisdirected) => {
-                    let mut upstream = gateway.forward(role, head, &forward).await;
+                    let mut upstream = gateway.forward(role, head, forward).await;
                     upstream.close = answer.close;
                     Reply::Respond(upstream)
                 }

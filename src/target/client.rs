@@ -1,0 +1,237 @@
+//! Clients under test: misdirect's own reference client (correct, or with one client fault), or
+//! any HTTP client run from a command template. Both fetch the URLs a client scenario lists from
+//! the embedded target playing the origin; what they did is judged from what the origin saw.
+//!
+//! The reference client behaves as RFC 9110 §4.3.4, RFC 9113 §9.1.1 and the Fetch standard ask:
+//! it reuses an HTTP/2 or HTTP/3 connection for another origin only when the certificate
+//! presented on it covers that origin, and after a 421 it retries once, on a new connection whose
+//! SNI names the origin, never again on the connection that refused it.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::client::tls::{ConnectionTickets, Credentials, TicketJar};
+use crate::client::{self, ConnectRequest, Connection, WireRequest};
+use crate::deployment::{Role, san_covers};
+use crate::observe::ExchangeOutcome;
+use crate::scenario::{Fetch, Protocol, TargetForm, fetch_path};
+use crate::target::Fault;
+
+/// How many times a client with [`Fault::ClientRetriesForever`] retries; bounded, as everything
+/// misdirect runs is.
+const ENDLESS_RETRIES: usize = 8;
+
+/// The URL of fetch `index` on a target listening on `port`.
+pub fn fetch_url(fetch: &Fetch, index: usize, port: u16) -> String {
+    format!(
+        "https://{}:{port}{}",
+        fetch.role.standard_name(),
+        fetch_path(index)
+    )
+}
+
+struct Pooled {
+    connection: Connection,
+    sans: Vec<String>,
+    /// Hosts this connection answered 421 for.
+    refused: Vec<String>,
+}
+
+/// Runs the reference client over `protocol` against the origin at `address`; returns a line
+/// per attempt for the transcript.
+pub async fn run_reference(
+    credentials: &Credentials,
+    address: SocketAddr,
+    protocol: Protocol,
+    fetches: &[Fetch],
+    fault: Option<Fault>,
+    deadline: Duration,
+) -> Vec<String> {
+    let mut pool: Vec<Pooled> = Vec::new();
+    let mut log = Vec::new();
+    let jar = Arc::new(TicketJar::default());
+    for (index, fetch) in fetches.iter().enumerate() {
+        let host = fetch.role.standard_name();
+        let mut request = WireRequest {
+            method: fetch.method.clone(),
+            authority: format!("{host}:{}", address.port()),
+            host: None,
+            form: TargetForm::Origin,
+            path: fetch_path(index),
+            headers: Vec::new(),
+            body: fetch.body.clone().map(Bytes::from),
+        };
+        let usable = |pooled: &Pooled| {
+            fault == Some(Fault::ClientCoalescesUncovered)
+                || (pooled.sans.iter().any(|san| san_covers(san, host))
+                    && !pooled.refused.iter().any(|h| h == host))
+        };
+        let mut slot = match pool.iter().position(usable) {
+            Some(slot) => slot,
+            None => match open(credentials, address, protocol, host, &jar, deadline).await {
+                Ok(pooled) => {
+                    pool.push(pooled);
+                    pool.len() - 1
+                }
+                Err(error) => {
+                    log.push(format!("fetch {index}: cannot connect for {host}: {error}"));
+                    continue;
+                }
+            },
+        };
+        let retries = match fault {
+            Some(Fault::ClientRetriesForever) => ENDLESS_RETRIES,
+            _ => 1,
+        };
+        for attempt in 0..=retries {
+            let outcome = bounded(deadline, pool[slot].connection.send(&request)).await;
+            log.push(format!(
+                "fetch {index} attempt {attempt} ({host}): {outcome}"
+            ));
+            let misdirected =
+                matches!(&outcome, ExchangeOutcome::Response(response) if response.status == 421);
+            if !misdirected || attempt == retries {
+                break;
+            }
+            pool[slot].refused.push(host.to_owned());
+            if fault == Some(Fault::ClientDropsBodyOnRetry) {
+                request.body = None;
+            }
+            if fault == Some(Fault::ClientRetriesSameConnection) {
+                continue;
+            }
+            match open(credentials, address, protocol, host, &jar, deadline).await {
+                Ok(pooled) => {
+                    pool.push(pooled);
+                    slot = pool.len() - 1;
+                }
+                Err(error) => {
+                    log.push(format!(
+                        "fetch {index}: cannot reconnect for {host}: {error}"
+                    ));
+                    break;
+                }
+            }
+        }
+    }
+    log
+}
+
+async fn open(
+    credentials: &Credentials,
+    address: SocketAddr,
+    protocol: Protocol,
+    host: &str,
+    jar: &Arc<TicketJar>,
+    deadline: Duration,
+) -> Result<Pooled, String> {
+    let request = ConnectRequest {
+        address,
+        sni: Some(host),
+        protocol,
+        client_certificate: false,
+        tickets: Arc::new(ConnectionTickets::new(Arc::clone(jar), host, None)),
+    };
+    let (connection, established) = client::connect(credentials, request, deadline)
+        .await
+        .map_err(|error| format!("{error:?}"))?;
+    Ok(Pooled {
+        connection,
+        sans: established.peer_sans,
+        refused: Vec::new(),
+    })
+}
+
+async fn bounded(
+    deadline: Duration,
+    exchange: impl Future<Output = ExchangeOutcome>,
+) -> ExchangeOutcome {
+    tokio::time::timeout(deadline, exchange)
+        .await
+        .unwrap_or(ExchangeOutcome::TimedOut { after: deadline })
+}
+
+/// A client under test run from a command template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandClient {
+    /// Run with `sh -c`; placeholders: `{urls}` (the fetch URLs, space-separated), `{resolve}`
+    /// (curl `--resolve` options mapping every name to the origin), `{ca}` (the CA file),
+    /// `{port}`, `{protocol}` (h1, h2 or h3).
+    pub template: String,
+}
+
+/// What running a command client gave.
+#[derive(Debug)]
+pub struct CommandRun {
+    pub command: String,
+    pub status: Option<i32>,
+    pub stderr: String,
+}
+
+impl CommandClient {
+    /// Renders the template for these fetches.
+    pub fn render(&self, fetches: &[Fetch], port: u16, ca: &Path, protocol: Protocol) -> String {
+        let urls: Vec<String> = fetches
+            .iter()
+            .enumerate()
+            .map(|(index, fetch)| fetch_url(fetch, index, port))
+            .collect();
+        let resolve: Vec<String> = Role::ALL
+            .iter()
+            .map(|role| format!("--resolve {}:{port}:127.0.0.1", role.standard_name()))
+            .collect();
+        self.template
+            .replace("{urls}", &urls.join(" "))
+            .replace("{resolve}", &resolve.join(" "))
+            .replace("{ca}", &ca.display().to_string())
+            .replace("{port}", &port.to_string())
+            .replace("{protocol}", protocol.key())
+    }
+
+    /// Runs the rendered command, killing it at the deadline.
+    pub async fn run(&self, command: String, deadline: Duration) -> CommandRun {
+        let child = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(&command)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn();
+        let child = match child {
+            Ok(child) => child,
+            Err(error) => {
+                return CommandRun {
+                    command,
+                    status: None,
+                    stderr: format!("cannot start: {error}"),
+                };
+            }
+        };
+        match tokio::time::timeout(deadline, child.wait_with_output()).await {
+            Ok(Ok(output)) => CommandRun {
+                command,
+                status: output.status.code(),
+                stderr: String::from_utf8_lossy(&output.stderr)
+                    .chars()
+                    .take(2000)
+                    .collect(),
+            },
+            Ok(Err(error)) => CommandRun {
+                command,
+                status: None,
+                stderr: error.to_string(),
+            },
+            // Dropping the child kills exactly the process we started.
+            Err(_) => CommandRun {
+                command,
+                status: None,
+                stderr: format!("killed after {} s", deadline.as_secs()),
+            },
+        }
+    }
+}
