@@ -83,6 +83,10 @@ struct RunArgs {
     /// For a server of yours: the UDP port of its HTTP/3 endpoint (without it, HTTP/3 cases SKIP).
     #[arg(long, value_name = "PORT")]
     h3_port: Option<u16>,
+    /// For a gateway of yours: run the tenants' mock upstreams on 127.0.0.1 from this port on
+    /// (alpha, bravo, charlie, delta, echo); without it, gateway cases SKIP.
+    #[arg(long, value_name = "PORT")]
+    upstreams_port: Option<u16>,
     /// For a server of yours: map a role onto one of its hostnames, e.g. primary=a.example.com (repeatable).
     #[arg(long = "name", value_name = "ROLE=HOST")]
     names: Vec<String>,
@@ -338,7 +342,11 @@ fn parse_target(args: &RunArgs) -> Result<Target, Failure> {
         }));
     }
     if let Some(rest) = args.target.strip_prefix("embedded") {
-        if args.certs.is_some() || !args.names.is_empty() || args.h3_port.is_some() {
+        if args.certs.is_some()
+            || !args.names.is_empty()
+            || args.h3_port.is_some()
+            || args.upstreams_port.is_some()
+        {
             return Err(Failure::invalid(
                 "--certs, --name and --h3-port apply to a server of yours, not to the embedded target",
             ));
@@ -379,6 +387,7 @@ fn parse_target(args: &RunArgs) -> Result<Target, Failure> {
     Ok(Target::Remote(Box::new(Remote {
         address,
         h3_port: args.h3_port,
+        upstreams_port: args.upstreams_port,
         deployment,
         certificates,
     })))

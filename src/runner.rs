@@ -93,9 +93,11 @@ pub struct Runner {
     target: Target,
     deployment: Deployment,
     credentials: Credentials,
-    /// The run's PKI, for the embedded target.
+    /// The run's PKI, for the embedded target, the origin of client cases and mock upstreams.
     pki: Option<Pki>,
     options: RunOptions,
+    /// Mock upstreams shared by the gateway cases against a gateway of yours, started once.
+    remote_upstreams: tokio::sync::OnceCell<Upstreams>,
 }
 
 impl Runner {
@@ -112,7 +114,8 @@ impl Runner {
             Target::Remote(remote) => (
                 remote.deployment.clone(),
                 Credentials::from_dir(&remote.certificates)?,
-                None,
+                // The mock upstreams behind a gateway of yours present certificates of their own.
+                remote.upstreams_port.map(|_| Pki::generate()).transpose()?,
             ),
         };
         Ok(Self {
@@ -121,6 +124,7 @@ impl Runner {
             credentials,
             pki,
             options,
+            remote_upstreams: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -294,15 +298,32 @@ impl Runner {
                     }
                 }
             }
-            Target::Remote(_) if scenario.gateway => {
-                return Execution::Unsupported {
-                    step: 0,
-                    expected: "a gateway routed to misdirect's mock upstreams".to_owned(),
-                    reason: "this target is not configured with the mock upstreams (target profiles will do that)"
-                        .to_owned(),
-                };
+            Target::Remote(remote) => {
+                match (remote.upstreams_port, &self.pki) {
+                    // A gateway of yours proxies to the mock upstreams: they run for every case.
+                    (Some(first_port), Some(pki)) => {
+                        let started = self
+                            .remote_upstreams
+                            .get_or_try_init(|| Upstreams::start_on(pki, first_port))
+                            .await;
+                        if let Err(error) = started {
+                            return Execution::SetupFailed(format!(
+                                "failed to start the mock upstreams: {error}"
+                            ));
+                        }
+                    }
+                    _ if scenario.gateway => {
+                        return Execution::Unsupported {
+                            step: 0,
+                            expected: "a gateway routed to misdirect's mock upstreams".to_owned(),
+                            reason: "no --upstreams-port: this target is not configured with the mock upstreams"
+                                .to_owned(),
+                        };
+                    }
+                    _ => {}
+                }
+                ((remote.address, remote.h3_port), None)
             }
-            Target::Remote(remote) => ((remote.address, remote.h3_port), None),
             Target::Command(_) => unreachable!("client targets return above"),
         };
         let (address, h3_port) = address;
@@ -315,6 +336,7 @@ impl Runner {
             jar: Arc::new(TicketJar::default()),
             connections: HashMap::new(),
             gateway: scenario.gateway,
+            request_prefix: format!("{}.{protocol}.", scenario.id),
         };
         for (index, step) in scenario.steps.iter().enumerate() {
             let proceed = match step {
@@ -334,8 +356,8 @@ impl Runner {
             }
         }
         session.keep_origin_frames();
-        if let Some(upstreams) = &upstreams {
-            record.upstream_requests(upstreams.requests());
+        if let Some(upstreams) = upstreams.as_ref().or(self.remote_upstreams.get()) {
+            record.upstream_requests(upstreams.requests(&session.request_prefix));
         }
         Execution::Completed
     }
@@ -518,6 +540,8 @@ struct Session<'a> {
     connections: HashMap<String, Slot>,
     /// Put a request ID on every request, for the mock upstreams to record.
     gateway: bool,
+    /// Begins every request ID of this case, so that cases sharing upstreams stay apart.
+    request_prefix: String,
 }
 
 impl Session<'_> {
@@ -750,10 +774,8 @@ impl Session<'_> {
                 .map(|(index, wire)| {
                     let mut wire = wire.clone();
                     if self.gateway {
-                        wire.headers.push((
-                            REQUEST_ID_HEADER.to_owned(),
-                            format!("s{step}.r{index}.n{round}"),
-                        ));
+                        let id = format!("{}s{step}.r{index}.n{round}", self.request_prefix);
+                        wire.headers.push((REQUEST_ID_HEADER.to_owned(), id));
                     }
                     wire
                 })

@@ -46,6 +46,9 @@ pub struct Remote {
     pub address: SocketAddr,
     /// The UDP port of its HTTP/3 endpoint, if it has one.
     pub h3_port: Option<u16>,
+    /// For a gateway: the first of the five consecutive ports on 127.0.0.1 where misdirect runs
+    /// the tenants' mock upstreams, which the gateway is configured to proxy to.
+    pub upstreams_port: Option<u16>,
     /// Which of its hostnames play which role.
     pub deployment: Deployment,
     /// Folder written by `misdirect certs --out`: `ca.pem` to trust, `client.pem`/`client.key`

@@ -52,12 +52,23 @@ impl Drop for Upstreams {
 }
 
 impl Upstreams {
-    /// Starts one upstream per tenant.
+    /// Starts one upstream per tenant on ephemeral ports.
     pub async fn start(pki: &Pki) -> Result<Self, super::embedded::StartError> {
+        Self::start_on(pki, 0).await
+    }
+
+    /// Starts one upstream per tenant, on consecutive ports from `first_port` in tenant order
+    /// (alpha, bravo, charlie, delta, echo), or on ephemeral ports with 0: a gateway of yours is
+    /// configured with these.
+    pub async fn start_on(pki: &Pki, first_port: u16) -> Result<Self, super::embedded::StartError> {
         let log = Arc::new(Mutex::new(Vec::new()));
         let mut listeners = Vec::new();
         let mut addresses = Vec::new();
-        for role in Role::ALL.into_iter().filter(|role| role.tenant().is_some()) {
+        for (offset, role) in Role::ALL
+            .into_iter()
+            .filter(|role| role.tenant().is_some())
+            .enumerate()
+        {
             // Invariant: every tenant's standard name is covered by one certificate.
             let id = CertificateId::for_server_name(role.standard_name())
                 .unwrap_or(CertificateId::Shared);
@@ -67,7 +78,11 @@ impl Upstreams {
                 .with_no_client_auth()
                 .with_single_cert(identity.chain(), identity.private_key())?;
             config.alpn_protocols = vec![b"http/1.1".to_vec()];
-            let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+            let port = match first_port {
+                0 => 0,
+                first => first.saturating_add(u16::try_from(offset).unwrap_or(u16::MAX)),
+            };
+            let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
             addresses.push((role, listener.local_addr()?));
             listeners.push((role, listener, TlsAcceptor::from(Arc::new(config))));
         }
@@ -99,12 +114,20 @@ impl Upstreams {
         self.addresses.clone()
     }
 
-    /// What the upstreams have seen so far.
-    pub fn requests(&self) -> Vec<UpstreamRequest> {
+    /// What the upstreams have seen so far of requests whose ID starts with `prefix`.
+    pub fn requests(&self, prefix: &str) -> Vec<UpstreamRequest> {
         self.log
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .iter()
+            .filter(|request| {
+                request
+                    .request_id
+                    .as_deref()
+                    .is_some_and(|id| id.starts_with(prefix))
+            })
+            .cloned()
+            .collect()
     }
 }
 
