@@ -264,6 +264,42 @@ fn judge_client(check: &ClientCheck, plan: &ClientPlan, served: &[ServedRequest]
                 unmet(format!("sent {}", excess.join(", ")))
             }
         }
+        ClientCheck::CoalescedOnlyInOriginSet => {
+            let Some(listed) = &plan.origin_frame else {
+                return Judgement::NotApplicable(
+                    "the origin sent no scripted ORIGIN frame".to_owned(),
+                );
+            };
+            let outside: Vec<String> = served
+                .iter()
+                .filter(|request| {
+                    let host = request
+                        .authority
+                        .as_deref()
+                        .map(host_of)
+                        .unwrap_or_default();
+                    let initial = request.sni.as_deref().map(normalize_host);
+                    initial.as_deref() != Some(host.as_str())
+                        && !listed.iter().any(|role| role.standard_name() == host)
+                })
+                .map(|request| {
+                    format!(
+                        "{} on connection {} (SNI {})",
+                        request.authority.as_deref().unwrap_or("?"),
+                        request.connection,
+                        request.sni.as_deref().unwrap_or("(none)")
+                    )
+                })
+                .collect();
+            if outside.is_empty() {
+                Judgement::Met
+            } else {
+                unmet(format!(
+                    "sent {} outside its Origin Set",
+                    outside.join("; ")
+                ))
+            }
+        }
         ClientCheck::BodyReplayed => {
             let repeated: Vec<usize> = (0..plan.fetches.len())
                 .filter(|index| of_fetch(*index).len() > 1)
@@ -311,6 +347,9 @@ pub fn describe_client(check: &ClientCheck) -> String {
         }
         ClientCheck::AtMostRequests(limit) => format!("no request sent more than {limit} times"),
         ClientCheck::BodyReplayed => "a repeated request carries the same body".to_owned(),
+        ClientCheck::CoalescedOnlyInOriginSet => {
+            "no request on a connection whose ORIGIN frames leave its origin out".to_owned()
+        }
     }
 }
 
@@ -666,14 +705,9 @@ pub fn describe(check: &Check, deployment: &Deployment) -> String {
 /// flags only (RFC 8336 §2.2); `None` when the target sent no such frame.
 fn advertised_origins(observations: &Observations, connection: &str) -> Option<Vec<String>> {
     let frames = &observations.connection(connection)?.origin_frames;
-    let mut valid = frames
-        .iter()
-        .filter(|frame| frame.stream == 0 && frame.flags == 0)
-        .peekable();
-    valid.peek()?;
     Some(
-        valid
-            .flat_map(|frame| frame.origins.iter())
+        crate::h2wire::origin_set(frames)?
+            .iter()
             .filter_map(|origin| origin.strip_prefix("https://").map(origin_of))
             .collect(),
     )
@@ -1046,6 +1080,7 @@ steps:
     fn clients_are_judged_from_what_the_origin_saw() {
         let plan = ClientPlan {
             origin: crate::target::OriginScript::SniMismatch,
+            origin_frame: None,
             fetches: vec![
                 crate::scenario::Fetch {
                     role: Role::Primary,

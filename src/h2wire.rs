@@ -107,6 +107,21 @@ impl FrameScanner {
     }
 }
 
+/// The origins a connection's ORIGIN frames add to its Origin Set: frames on stream 0 without
+/// flags only (RFC 8336 §2.2); `None` when there is none, and the Origin Set is not in use.
+pub fn origin_set(frames: &[OriginFrame]) -> Option<Vec<String>> {
+    let mut valid = frames
+        .iter()
+        .filter(|frame| frame.stream == 0 && frame.flags == 0)
+        .peekable();
+    valid.peek()?;
+    Some(
+        valid
+            .flat_map(|frame| frame.origins.iter().cloned())
+            .collect(),
+    )
+}
+
 /// The ASCII-Origin fields of an ORIGIN payload; a truncated field ends the list.
 pub fn parse_origins(mut payload: &[u8]) -> Vec<String> {
     let mut origins = Vec::new();

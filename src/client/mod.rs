@@ -111,6 +111,12 @@ impl Connection {
         }
     }
 
+    /// The origins the target's ORIGIN frames (stream 0, no flags) list, or `None` before any
+    /// such frame: then the Origin Set is not in use (RFC 8336 §2.3).
+    pub fn origin_set(&self) -> Option<Vec<String>> {
+        crate::h2wire::origin_set(&self.origin_frames())
+    }
+
     /// Why the connection can carry no further request (HTTP/1.1 after the target closed it).
     pub fn closed(&self) -> Option<&str> {
         match self {

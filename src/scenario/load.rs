@@ -273,6 +273,16 @@ impl Builder<'_> {
                     )
                 })?,
         };
+        let origin_frame = match &raw.value.origin_frame {
+            None => None,
+            Some(roles) => Some(
+                roles
+                    .value
+                    .iter()
+                    .map(|role| self.role(role, roles))
+                    .collect::<Built<Vec<_>>>()?,
+            ),
+        };
         if raw.value.fetch.is_empty() {
             return Err(self.error_at(&raw, "a client scenario fetches at least one URL"));
         }
@@ -328,6 +338,7 @@ impl Builder<'_> {
                     (&expectation.retried_on_new_connection, ClientCheck::RetriedOnNewConnection),
                     (&expectation.not_retried_on_same_connection, ClientCheck::NotRetriedOnSameConnection),
                     (&expectation.body_replayed, ClientCheck::BodyReplayed),
+                    (&expectation.coalesced_only_in_origin_set, ClientCheck::CoalescedOnlyInOriginSet),
                 ] {
                     match flag {
                         Some(flag) if !flag.value => {
@@ -348,7 +359,7 @@ impl Builder<'_> {
                     Err(checks) => Err(self.error(
                         span,
                         format!(
-                            "an expectation states exactly one check (coalesced_only_covered, retried_on_new_connection, not_retried_on_same_connection, at_most_requests, body_replayed); this one states {}",
+                            "an expectation states exactly one check (coalesced_only_covered, retried_on_new_connection, not_retried_on_same_connection, at_most_requests, body_replayed, coalesced_only_in_origin_set); this one states {}",
                             checks.len()
                         ),
                     )),
@@ -357,6 +368,7 @@ impl Builder<'_> {
             .collect::<Built<Vec<_>>>()?;
         Ok(ClientPlan {
             origin,
+            origin_frame,
             fetches,
             expect,
         })

@@ -163,6 +163,9 @@ pub struct Scenario {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientPlan {
     pub origin: crate::target::OriginScript,
+    /// The roles the origin's HTTP/2 ORIGIN frames list (empty: an empty frame); `None` leaves
+    /// the frame to the policy.
+    pub origin_frame: Option<Vec<Role>>,
     pub fetches: Vec<Fetch>,
     pub expect: Vec<ClientExpectation>,
 }
@@ -202,6 +205,9 @@ pub enum ClientCheck {
     AtMostRequests(u32),
     /// Every repetition of a fetch carried the same body as the first.
     BodyReplayed,
+    /// No request arrived on a connection whose Origin Set (its SNI name plus the scripted ORIGIN
+    /// frame) lacks its origin.
+    CoalescedOnlyInOriginSet,
 }
 
 impl Scenario {

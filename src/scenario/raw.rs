@@ -31,6 +31,8 @@ pub(super) struct RawScenario {
 pub(super) struct RawClient {
     #[serde(default)]
     pub(super) origin: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) origin_frame: Option<Spanned<Vec<String>>>,
     pub(super) fetch: Vec<RawFetch>,
     pub(super) expect: Vec<RawClientExpectation>,
 }
@@ -59,6 +61,8 @@ pub(super) struct RawClientExpectation {
     pub(super) at_most_requests: Option<Spanned<u32>>,
     #[serde(default)]
     pub(super) body_replayed: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub(super) coalesced_only_in_origin_set: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]

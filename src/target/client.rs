@@ -36,6 +36,8 @@ pub fn fetch_url(fetch: &Fetch, index: usize, port: u16) -> String {
 
 struct Pooled {
     connection: Connection,
+    /// The name the connection was opened for (its initial origin, RFC 8336 §2.3).
+    sni: String,
     sans: Vec<String>,
     /// Hosts this connection answered 421 for.
     refused: Vec<String>,
@@ -65,10 +67,23 @@ pub async fn run_reference(
             headers: Vec::new(),
             body: fetch.body.clone().map(Bytes::from),
         };
+        let origin = format!("https://{host}:{}", address.port());
         let usable = |pooled: &Pooled| {
-            fault == Some(Fault::ClientCoalescesUncovered)
-                || (pooled.sans.iter().any(|san| san_covers(san, host))
-                    && !pooled.refused.iter().any(|h| h == host))
+            if fault == Some(Fault::ClientCoalescesUncovered) {
+                return true;
+            }
+            let covered = pooled.sans.iter().any(|san| san_covers(san, host));
+            let refused = pooled.refused.iter().any(|refused| refused == host);
+            // RFC 8336 §2.4: with ORIGIN frames, only origins in the Origin Set (the SNI origin
+            // and those listed) may use the connection.
+            let in_origin_set = fault == Some(Fault::ClientIgnoresOrigin)
+                || pooled.sni == host
+                || pooled.connection.origin_set().is_none_or(|listed| {
+                    listed
+                        .iter()
+                        .any(|listed| listed.eq_ignore_ascii_case(&origin))
+                });
+            covered && !refused && in_origin_set
         };
         let mut slot = match pool.iter().position(usable) {
             Some(slot) => slot,
@@ -141,6 +156,7 @@ async fn open(
         .map_err(|error| format!("{error:?}"))?;
     Ok(Pooled {
         connection,
+        sni: host.to_owned(),
         sans: established.peer_sans,
         refused: Vec::new(),
     })

@@ -138,6 +138,8 @@ faults! {
         "as the client under test, retries a 421 again and again (eight times here)",
     ClientDropsBodyOnRetry = "client-drops-body-on-retry":
         "as the client under test, retries a 421 without the request body",
+    ClientIgnoresOrigin = "client-ignores-origin":
+        "as the client under test, reuses HTTP/2 connections by certificate alone, ignoring ORIGIN frames",
     QuicIgnoresSni = "quic-ignores-sni":
         "presents the default certificate on QUIC whatever the SNI (HTTP/3 only)",
     H3Mismatch421 = "h3-mismatch-421":
@@ -155,6 +157,7 @@ impl Fault {
                 | Self::ClientRetriesSameConnection
                 | Self::ClientRetriesForever
                 | Self::ClientDropsBodyOnRetry
+                | Self::ClientIgnoresOrigin
         )
     }
 }

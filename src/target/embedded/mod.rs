@@ -91,6 +91,8 @@ pub struct StartOptions {
     pub upstreams: Option<Vec<(Role, SocketAddr)>>,
     /// How it answers as a mock origin for a client under test.
     pub script: OriginScript,
+    /// The origins its HTTP/2 ORIGIN frames list instead of the tenants it serves.
+    pub origin_frame: Option<Vec<Role>>,
 }
 
 impl Drop for EmbeddedTarget {
@@ -197,6 +199,7 @@ struct Shared {
     /// In gateway mode, where each tenant's requests go.
     gateway: Option<Gateway>,
     script: OriginScript,
+    origin_frame: Option<Vec<Role>>,
     /// Numbers connections as they are accepted.
     connections: std::sync::atomic::AtomicU64,
     log: Mutex<Vec<ServedRequest>>,
@@ -257,6 +260,7 @@ impl Shared {
             alt_svc: format!("h3=\":{port}\"; ma=86400"),
             gateway,
             script: options.script,
+            origin_frame: options.origin_frame,
             connections: std::sync::atomic::AtomicU64::new(0),
             log: Mutex::new(Vec::new()),
             deployment: Deployment::standard(),
@@ -368,7 +372,7 @@ async fn serve_h2(
     facts: ConnectionFacts,
     shared: Arc<Shared>,
 ) -> Result<(), ServeError> {
-    let origin = h2wire::origin_frame(&shared.policy.advertised_origins(&facts));
+    let origin = h2wire::origin_frame(&shared.advertised_origins(&facts));
     let io = InjectAfterFirstFrame::new(tls, origin);
     let mut connection = tokio::time::timeout(IDLE, h2::server::handshake(io)).await??;
     let facts = Arc::new(facts);
@@ -848,6 +852,17 @@ impl Gateway {
 
 impl Shared {
     /// Decides a request and, in gateway mode, has the tenant's upstream answer what is served.
+    /// The origins the ORIGIN frame of an HTTP/2 connection lists: scripted, or the policy's.
+    fn advertised_origins(&self, facts: &ConnectionFacts) -> Vec<String> {
+        match &self.origin_frame {
+            Some(roles) => roles
+                .iter()
+                .map(|role| format!("https://{}:{}", role.standard_name(), self.port))
+                .collect(),
+            None => self.policy.advertised_origins(facts),
+        }
+    }
+
     /// The number the next accepted connection gets.
     fn next_connection(&self) -> u64 {
         self.connections
