@@ -179,6 +179,13 @@ fn judge_client(check: &ClientCheck, plan: &ClientPlan, served: &[ServedRequest]
         })
         .collect();
     match check {
+        ClientCheck::CoalescedOnlyCovered | ClientCheck::CoalescedOnlyInOriginSet
+            if (0..plan.fetches.len()).any(|index| of_fetch(index).is_empty()) =>
+        {
+            Judgement::Missing(
+                "the client did not send every fetch: its connection choice for the rest is unknown".to_owned(),
+            )
+        }
         ClientCheck::CoalescedOnlyCovered => {
             let stray: Vec<String> = served
                 .iter()
@@ -471,7 +478,14 @@ fn judge(
             _ => Judgement::Met,
         },
         Check::ReachedUpstream(_) | Check::ReachedNoUpstream | Check::UpstreamSni(_) => {
-            judge_upstream(&expectation.check, exchange, observations, expected)
+            judge_upstream(
+                &expectation.check,
+                exchange,
+                refused,
+                deployment,
+                observations,
+                expected,
+            )
         }
         Check::AdvertisedServedBy(role) => {
             let Some(advertised) = advertised_origins(observations, &exchange.connection) else {
@@ -577,6 +591,8 @@ fn judge(
 fn judge_upstream(
     check: &Check,
     exchange: &Exchange,
+    refused: bool,
+    deployment: &Deployment,
     observations: &Observations,
     expected: String,
 ) -> Judgement {
@@ -602,9 +618,24 @@ fn judge_upstream(
         observed,
     };
     match check {
+        // Only meaningful if something of this case reached the upstreams at all: otherwise the
+        // gateway may not be routed to them, or strip the request ID.
+        Check::ReachedNoUpstream if observations.upstream_requests.is_empty() => {
+            Judgement::Missing(
+                "no request of this case reached a mock upstream: is the gateway routed to them?"
+                    .to_owned(),
+            )
+        }
         Check::ReachedNoUpstream if reached.is_empty() => Judgement::Met,
         Check::ReachedNoUpstream => unmet(upstreams()),
-        Check::ReachedUpstream(_) if reached.is_empty() => unmet("reached no upstream".to_owned()),
+        Check::ReachedUpstream(_) if refused && reached.is_empty() => Judgement::NotApplicable(
+            "the gateway refused the request; nothing to forward".to_owned(),
+        ),
+        Check::ReachedUpstream(_) | Check::UpstreamSni(_) if reached.is_empty() => {
+            Judgement::Missing(
+                "no mock upstream saw the request: is the gateway routed to them?".to_owned(),
+            )
+        }
         Check::ReachedUpstream(role) => {
             if reached
                 .iter()
@@ -615,11 +646,8 @@ fn judge_upstream(
                 unmet(upstreams())
             }
         }
-        Check::UpstreamSni(_) if reached.is_empty() => {
-            Judgement::Missing("the request reached no upstream".to_owned())
-        }
         Check::UpstreamSni(role) => {
-            let wanted = role.standard_name();
+            let wanted = deployment.name(*role);
             if reached
                 .iter()
                 .all(|request| request.sni.as_deref() == Some(wanted))

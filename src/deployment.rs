@@ -78,6 +78,13 @@ impl Role {
         }
     }
 
+    /// The role whose tenant names itself `label`.
+    pub fn from_tenant(label: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|role| role.tenant() == Some(label))
+    }
+
     /// The hostname of this role in the standard deployment.
     pub fn standard_name(self) -> &'static str {
         match self {

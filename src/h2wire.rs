@@ -45,8 +45,10 @@ pub struct FrameScanner {
     frames: Vec<OriginFrame>,
 }
 
-/// Largest ORIGIN payload kept; larger ones are skipped (RFC 8336 §4 lets clients cap state).
+/// Largest ORIGIN payload kept, and most ORIGIN frames kept per connection; beyond them frames
+/// are skipped (RFC 8336 §4 lets clients cap the state an Origin Set takes).
 const MAX_ORIGIN_PAYLOAD: usize = 64 * 1024;
+const MAX_ORIGIN_FRAMES: usize = 64;
 
 impl FrameScanner {
     /// Feeds the next bytes of the peer's frame stream (after any connection preface).
@@ -92,7 +94,9 @@ impl FrameScanner {
     }
 
     fn finish_frame(&mut self) {
-        if let Some((stream, flags, payload)) = self.origin.take() {
+        if let Some((stream, flags, payload)) = self.origin.take()
+            && self.frames.len() < MAX_ORIGIN_FRAMES
+        {
             self.frames.push(OriginFrame {
                 stream,
                 flags,
@@ -108,11 +112,12 @@ impl FrameScanner {
 }
 
 /// The origins a connection's ORIGIN frames add to its Origin Set: frames on stream 0 without
-/// flags only (RFC 8336 §2.2); `None` when there is none, and the Origin Set is not in use.
+/// any of the flags 0x1-0x8 (RFC 8336 §2.2: those make a frame ignored, others do not); `None`
+/// when there is none, and the Origin Set is not in use.
 pub fn origin_set(frames: &[OriginFrame]) -> Option<Vec<String>> {
     let mut valid = frames
         .iter()
-        .filter(|frame| frame.stream == 0 && frame.flags == 0)
+        .filter(|frame| frame.stream == 0 && frame.flags & 0x0f == 0)
         .peekable();
     valid.peek()?;
     Some(

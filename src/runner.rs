@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 
 use crate::check;
 use crate::client::tls::{ConnectionTickets, Credentials, TicketJar, TlsSetupError};
-use crate::client::{self, ConnectError, ConnectRequest, Connection, WireRequest};
+use crate::client::{self, ConnectError, ConnectRequest, Connection, WireRequest, bounded};
 use crate::deployment::Deployment;
 use crate::observe::{
     ConnectionRecord, ConnectionResult, Event, Exchange, ExchangeOutcome, Observations, Transcript,
@@ -29,7 +29,7 @@ use crate::scenario::{
 use crate::target::Target;
 use crate::target::client::run_reference;
 use crate::target::embedded::{EmbeddedTarget, StartOptions};
-use crate::target::upstream::{REQUEST_ID_HEADER, Upstreams};
+use crate::target::upstream::{REQUEST_ID_HEADER, UpstreamLog, Upstreams};
 
 /// Deadlines and parallelism of a run.
 #[derive(Debug, Clone, Copy)]
@@ -327,6 +327,11 @@ impl Runner {
             Target::Command(_) => unreachable!("client targets return above"),
         };
         let (address, h3_port) = address;
+        if let Some(upstreams) = upstreams.as_ref().or(self.remote_upstreams.get()) {
+            // Read when the case is judged, so that even a case cut short by its deadline
+            // reports what reached the backends.
+            record.attach_upstream_log(upstreams.log(), format!("{}.{protocol}.", scenario.id));
+        }
         let mut session = Session {
             runner: self,
             protocol,
@@ -356,9 +361,6 @@ impl Runner {
             }
         }
         session.keep_origin_frames();
-        if let Some(upstreams) = upstreams.as_ref().or(self.remote_upstreams.get()) {
-            record.upstream_requests(upstreams.requests(&session.request_prefix));
-        }
         Execution::Completed
     }
 
@@ -445,7 +447,9 @@ impl Runner {
                 let rendered =
                     command.render(&plan.fetches, origin.address().port(), &ca, protocol);
                 record.event("client", format!("run: {rendered}"));
-                let budget = deadline * u32::try_from(plan.fetches.len() + 1).unwrap_or(u32::MAX);
+                // Within the case deadline, so that the origin's log is still read afterwards.
+                let budget = (deadline * u32::try_from(plan.fetches.len() + 1).unwrap_or(u32::MAX))
+                    .min(self.options.case_timeout.saturating_sub(deadline));
                 let run = command.run(rendered, budget).await;
                 record.event(
                     "client",
@@ -892,15 +896,6 @@ impl Session<'_> {
     }
 }
 
-async fn bounded(
-    deadline: Duration,
-    exchange: impl Future<Output = ExchangeOutcome>,
-) -> ExchangeOutcome {
-    tokio::time::timeout(deadline, exchange)
-        .await
-        .unwrap_or(ExchangeOutcome::TimedOut { after: deadline })
-}
-
 fn describe_request(wire: &WireRequest) -> String {
     let mut line = format!(
         "→ {} {} authority {}",
@@ -921,6 +916,8 @@ fn describe_request(wire: &WireRequest) -> String {
 struct Record {
     started: Instant,
     state: Mutex<(Observations, Transcript)>,
+    /// Where the mock upstreams of a gateway case log, and the prefix of this case's request IDs.
+    upstream_log: Mutex<Option<(UpstreamLog, String)>>,
 }
 
 impl Record {
@@ -928,6 +925,7 @@ impl Record {
         Self {
             started,
             state: Mutex::new((Observations::default(), Transcript::default())),
+            upstream_log: Mutex::new(None),
         }
     }
 
@@ -970,8 +968,11 @@ impl Record {
         self.lock().0.served = requests;
     }
 
-    fn upstream_requests(&self, requests: Vec<crate::target::upstream::UpstreamRequest>) {
-        self.lock().0.upstream_requests = requests;
+    fn attach_upstream_log(&self, log: UpstreamLog, prefix: String) {
+        *self
+            .upstream_log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some((log, prefix));
     }
 
     /// The last HTTP/3 alternative advertised in a response on `connection`.
@@ -989,7 +990,15 @@ impl Record {
     }
 
     fn take(&self) -> (Observations, Transcript) {
-        std::mem::take(&mut *self.lock())
+        let (mut observations, transcript) = std::mem::take(&mut *self.lock());
+        if let Some((log, prefix)) = &*self
+            .upstream_log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
+            observations.upstream_requests = log.requests(prefix);
+        }
+        (observations, transcript)
     }
 }
 

@@ -271,6 +271,16 @@ fn closed_by(error: &std::io::Error) -> ExchangeOutcome {
     ExchangeOutcome::ConnectionClosed { detail }
 }
 
+/// Awaits an exchange for at most `deadline`; past it, the outcome is a timeout.
+pub async fn bounded(
+    deadline: Duration,
+    exchange: impl Future<Output = ExchangeOutcome>,
+) -> ExchangeOutcome {
+    tokio::time::timeout(deadline, exchange)
+        .await
+        .unwrap_or(ExchangeOutcome::TimedOut { after: deadline })
+}
+
 /// The response fields a verdict can depend on, before the body is attached.
 #[derive(Debug, Default)]
 struct ResponseFields {

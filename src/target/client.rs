@@ -15,7 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::client::tls::{ConnectionTickets, Credentials, TicketJar};
-use crate::client::{self, ConnectRequest, Connection, WireRequest};
+use crate::client::{self, ConnectRequest, Connection, WireRequest, bounded};
 use crate::deployment::{Role, san_covers};
 use crate::observe::ExchangeOutcome;
 use crate::scenario::{Fetch, Protocol, TargetForm, fetch_path};
@@ -162,15 +162,6 @@ async fn open(
     })
 }
 
-async fn bounded(
-    deadline: Duration,
-    exchange: impl Future<Output = ExchangeOutcome>,
-) -> ExchangeOutcome {
-    tokio::time::timeout(deadline, exchange)
-        .await
-        .unwrap_or(ExchangeOutcome::TimedOut { after: deadline })
-}
-
 /// A client under test run from a command template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandClient {
@@ -210,14 +201,18 @@ impl CommandClient {
 
     /// Runs the rendered command, killing it at the deadline.
     pub async fn run(&self, command: String, deadline: Duration) -> CommandRun {
-        let child = tokio::process::Command::new("sh")
+        let mut builder = tokio::process::Command::new("sh");
+        builder
             .arg("-c")
             .arg(&command)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn();
+            .kill_on_drop(true);
+        // A group of its own, so that what the shell starts can be stopped with it.
+        #[cfg(unix)]
+        builder.process_group(0);
+        let child = builder.spawn();
         let child = match child {
             Ok(child) => child,
             Err(error) => {
@@ -228,7 +223,17 @@ impl CommandClient {
                 };
             }
         };
-        match tokio::time::timeout(deadline, child.wait_with_output()).await {
+        let group = child.id();
+        let outcome = tokio::time::timeout(deadline, child.wait_with_output()).await;
+        if outcome.is_err()
+            && let Some(group) = group
+        {
+            // The deadline passed: stop the whole group we started (`sh` and what it ran).
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{group}")])
+                .status();
+        }
+        match outcome {
             Ok(Ok(output)) => CommandRun {
                 command,
                 status: output.status.code(),

@@ -102,21 +102,25 @@ impl Upstreams {
         })
     }
 
-    pub fn address(&self, role: Role) -> Option<SocketAddr> {
-        self.addresses
-            .iter()
-            .find(|(candidate, _)| *candidate == role)
-            .map(|(_, address)| *address)
-    }
-
     /// Every tenant's upstream address.
     pub fn addresses(&self) -> Vec<(Role, SocketAddr)> {
         self.addresses.clone()
     }
 
+    /// The upstreams' log, to read at any time, also after they stopped.
+    pub fn log(&self) -> UpstreamLog {
+        UpstreamLog(Arc::clone(&self.log))
+    }
+}
+
+/// A handle on what the upstreams recorded.
+#[derive(Debug, Clone)]
+pub struct UpstreamLog(Arc<Mutex<Vec<UpstreamRequest>>>);
+
+impl UpstreamLog {
     /// What the upstreams have seen so far of requests whose ID starts with `prefix`.
     pub fn requests(&self, prefix: &str) -> Vec<UpstreamRequest> {
-        self.log
+        self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()

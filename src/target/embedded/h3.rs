@@ -142,14 +142,7 @@ pub(super) async fn serve(
                 body.extend_from_slice(&bytes);
             }
         }
-        let forward = Forward {
-            path: request.uri().path().to_owned(),
-            request_id: request
-                .headers()
-                .get(REQUEST_ID_HEADER)
-                .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned()),
-            body: Bytes::from(body),
-        };
+        let forward = Forward::from_parts(&request, body);
         let head = RequestHead {
             protocol: Protocol::Http3,
             method: request.method().as_str().to_owned(),

@@ -62,6 +62,8 @@ pub enum StartError {
     Verifier(#[from] rustls::server::VerifierBuilderError),
     #[error("failed to set up QUIC: {0}")]
     Quic(String),
+    #[error("failed to set up the gateway's client: {0}")]
+    GatewayClient(String),
 }
 
 /// Why serving one connection ended early; it only ends that connection.
@@ -382,9 +384,8 @@ async fn serve_h2(
     let mut handlers = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
-            // An idle client is dropped after `IDLE`, like the HTTP/1.1 shell does.
-            accepted = tokio::time::timeout(IDLE, connection.accept()) => {
-                let Ok(Some(Ok((request, respond)))) = accepted else { break };
+            accepted = connection.accept() => {
+                let Some(Ok((request, respond))) = accepted else { break };
                 let (facts, shared, memory) = (Arc::clone(&facts), Arc::clone(&shared), Arc::clone(&memory));
                 handlers.spawn(async move { answer_h2(request, respond, &facts, &shared, &memory).await });
             }
@@ -393,6 +394,9 @@ async fn serve_h2(
                     connection.graceful_shutdown();
                 }
             }
+            // An idle client is dropped after `IDLE`, like the HTTP/1.1 shell does; a request
+            // still being answered keeps the connection.
+            () = tokio::time::sleep(IDLE), if handlers.is_empty() => break,
         }
     }
     Ok(())
@@ -415,12 +419,8 @@ async fn answer_h2(
             .map(|authority| authority.as_str().to_owned()),
         host: header_values(request.headers(), http::header::HOST),
     };
-    let path = request.uri().path().to_owned();
-    let request_id = request
-        .headers()
-        .get(REQUEST_ID_HEADER)
-        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
-    let mut body = request.into_body();
+    let (parts, mut body) = request.into_parts();
+    let request = http::Request::from_parts(parts, ());
     let mut bytes = Vec::new();
     while let Ok(Some(Ok(chunk))) = tokio::time::timeout(IDLE, body.data()).await {
         let _ = body.flow_control().release_capacity(chunk.len());
@@ -429,11 +429,7 @@ async fn answer_h2(
         }
         bytes.extend_from_slice(&chunk);
     }
-    let forward = Forward {
-        path,
-        request_id,
-        body: Bytes::from(bytes),
-    };
+    let forward = Forward::from_parts(&request, bytes);
     match shared.respond(facts, memory, &head, forward).await {
         Reply::Malformed(_) => {
             respond.send_reset(h2::Reason::PROTOCOL_ERROR);
@@ -579,12 +575,23 @@ pub(crate) async fn read_h1_request<S: AsyncRead + Unpin>(
         body: Vec::new(),
     };
     buffer.drain(..head_end);
-    if !request.headers_named("transfer-encoding").is_empty() {
-        // The harness never sends chunked requests; refuse rather than mis-frame.
-        return Ok(H1Read::Refuse(
-            400,
-            "bad request: chunked requests are not accepted",
-        ));
+    let codings = request.headers_named("transfer-encoding");
+    if !codings.is_empty() {
+        // A gateway streams a body of unknown length chunked (RFC 9112 §7.1); any other
+        // coding is refused rather than mis-framed.
+        if codings.len() != 1 || !codings[0].eq_ignore_ascii_case("chunked") {
+            return Ok(H1Read::Refuse(
+                400,
+                "bad request: unsupported transfer coding",
+            ));
+        }
+        return Ok(match read_chunked_body(io, buffer).await? {
+            Some(body) => {
+                request.body = body;
+                H1Read::Request(request)
+            }
+            None => H1Read::Refuse(400, "bad request: malformed chunked body"),
+        });
     }
     let length = match request.headers_named("content-length").as_slice() {
         [] => 0,
@@ -612,6 +619,60 @@ pub(crate) async fn read_h1_request<S: AsyncRead + Unpin>(
     }
     request.body = buffer.drain(..length).collect();
     Ok(H1Read::Request(request))
+}
+
+/// Reads a chunked body (trailers discarded); `None` when it is malformed or over 1 MiB.
+async fn read_chunked_body<S: AsyncRead + Unpin>(
+    io: &mut S,
+    buffer: &mut Vec<u8>,
+) -> Result<Option<Vec<u8>>, ServeError> {
+    let mut body = Vec::new();
+    loop {
+        let line = loop {
+            if let Some(end) = buffer.windows(2).position(|window| window == b"\r\n") {
+                let line = String::from_utf8_lossy(&buffer[..end]).into_owned();
+                buffer.drain(..end + 2);
+                break line;
+            }
+            if buffer.len() > MAX_REQUEST_HEAD || fill(io, buffer).await? == 0 {
+                return Ok(None);
+            }
+        };
+        let size_text = line.split(';').next().unwrap_or("").trim().to_owned();
+        let Ok(size) = usize::from_str_radix(&size_text, 16) else {
+            return Ok(None);
+        };
+        if size == 0 {
+            // Trailer fields up to the empty line.
+            loop {
+                match buffer.windows(2).position(|window| window == b"\r\n") {
+                    Some(0) => {
+                        buffer.drain(..2);
+                        return Ok(Some(body));
+                    }
+                    Some(end) => {
+                        buffer.drain(..end + 2);
+                    }
+                    None if buffer.len() > MAX_REQUEST_HEAD || fill(io, buffer).await? == 0 => {
+                        return Ok(None);
+                    }
+                    None => {}
+                }
+            }
+        }
+        if size > MAX_REQUEST_BODY - body.len() {
+            return Ok(None);
+        }
+        while buffer.len() < size + 2 {
+            if fill(io, buffer).await? == 0 {
+                return Ok(None);
+            }
+        }
+        if &buffer[size..size + 2] != b"\r\n" {
+            return Ok(None);
+        }
+        body.extend(buffer.drain(..size + 2).take(size));
+    }
 }
 
 /// Reads more bytes under the idle deadline; 0 means the peer closed.
@@ -759,6 +820,21 @@ pub(super) struct Forward {
 }
 
 impl Forward {
+    /// From an HTTP/2 or HTTP/3 request head and its body.
+    pub(super) fn from_parts(request: &http::Request<()>, body: Vec<u8>) -> Self {
+        Self {
+            path: request
+                .uri()
+                .path_and_query()
+                .map_or_else(|| "/".to_owned(), |path| path.as_str().to_owned()),
+            request_id: request
+                .headers()
+                .get(REQUEST_ID_HEADER)
+                .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned()),
+            body: Bytes::from(body),
+        }
+    }
+
     fn from_h1(request: &H1Request) -> Self {
         let path = match absolute_form_authority(&request.target) {
             Some(authority) => request
@@ -851,7 +927,6 @@ impl Gateway {
 }
 
 impl Shared {
-    /// Decides a request and, in gateway mode, has the tenant's upstream answer what is served.
     /// The origins the ORIGIN frame of an HTTP/2 connection lists: scripted, or the policy's.
     fn advertised_origins(&self, facts: &ConnectionFacts) -> Vec<String> {
         match &self.origin_frame {
