@@ -1,6 +1,7 @@
 //! Mock upstreams for a gateway under test: one HTTPS origin per tenant on 127.0.0.1, each with
-//! its tenant's certificate, answering HTTP/1.1 with its tenant's name and recording every
-//! request it gets (the TLS SNI the gateway sent, the request ID the harness put on it).
+//! its tenant's certificate, answering HTTP/1.1 or HTTP/2 (by ALPN) with its tenant's name and
+//! recording every request it gets (the TLS SNI the gateway sent, the request ID the harness
+//! put on it).
 //!
 //! With them a scenario can say what reached the backends: nothing for a request the gateway
 //! must refuse, the right tenant's backend for a coalesced request, the tenant's name in SNI.
@@ -77,7 +78,7 @@ impl Upstreams {
                 .with_protocol_versions(VERSIONS)?
                 .with_no_client_auth()
                 .with_single_cert(identity.chain(), identity.private_key())?;
-            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
             let port = match first_port {
                 0 => 0,
                 first => first.saturating_add(u16::try_from(offset).unwrap_or(u16::MAX)),
@@ -172,21 +173,64 @@ async fn serve(
     let mut tls = acceptor.accept(tcp).await?;
     let sni = tls.get_ref().1.server_name().map(str::to_owned);
     let tenant = role.tenant().unwrap_or("none");
+    let body = format!("tenant={tenant} upstream={tenant}\n");
+    let record =
+        |request_id: Option<String>, method: String, host: Option<String>, path: String| {
+            log.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(UpstreamRequest {
+                    upstream: tenant.to_owned(),
+                    sni: sni.clone(),
+                    request_id,
+                    method,
+                    host,
+                    path,
+                });
+        };
+    if tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice()) {
+        // Gateways that speak HTTP/2 to their backends (Envoy, HAProxy, Caddy) get it.
+        let mut connection = h2::server::handshake(tls).await?;
+        while let Some(accepted) = connection.accept().await {
+            let (request, mut respond) = accepted?;
+            let header = |name: &str| {
+                request
+                    .headers()
+                    .get(name)
+                    .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+            };
+            record(
+                header(REQUEST_ID_HEADER),
+                request.method().as_str().to_owned(),
+                request
+                    .uri()
+                    .authority()
+                    .map(|authority| authority.as_str().to_owned())
+                    .or_else(|| header("host")),
+                request
+                    .uri()
+                    .path_and_query()
+                    .map_or_else(|| "/".to_owned(), |path| path.as_str().to_owned()),
+            );
+            let response = http::Response::builder()
+                .status(200)
+                .header(http::header::CONTENT_TYPE, "text/plain")
+                .header(TENANT_HEADER, tenant)
+                .body(())?;
+            let mut stream = respond.send_response(response, false)?;
+            stream.send_data(bytes::Bytes::from(body.clone()), true)?;
+        }
+        return Ok(());
+    }
     let mut buffer = Vec::new();
     while let super::embedded::H1Read::Request(request) =
         super::embedded::read_h1_request(&mut tls, &mut buffer).await?
     {
-        log.lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(UpstreamRequest {
-                upstream: tenant.to_owned(),
-                sni: sni.clone(),
-                request_id: request.header(REQUEST_ID_HEADER),
-                method: request.method.clone(),
-                host: request.header("host"),
-                path: request.target.clone(),
-            });
-        let body = format!("tenant={tenant} upstream={tenant}\n");
+        record(
+            request.header(REQUEST_ID_HEADER),
+            request.method.clone(),
+            request.header("host"),
+            request.target.clone(),
+        );
         let response = format!(
             "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n{TENANT_HEADER}: {tenant}\r\ncontent-length: {}\r\n\r\n{body}",
             body.len()

@@ -856,7 +856,7 @@ impl Forward {
 }
 
 /// The embedded target's gateway side: it proxies each request it serves to its tenant's upstream
-/// over HTTPS (HTTP/1.1), as a reverse proxy in front of per-tenant backends does.
+/// over HTTPS, as a reverse proxy in front of per-tenant backends does.
 struct Gateway {
     upstreams: Vec<(Role, SocketAddr)>,
     credentials: Credentials,
@@ -874,10 +874,16 @@ impl Gateway {
         else {
             return Answer::refusal(502, format!("bad gateway: no upstream for {role}\n"), false);
         };
+        // HTTP/1.1 downstream goes upstream as HTTP/1.1, HTTP/2 and HTTP/3 as HTTP/2, so that
+        // both kinds of backend connection are exercised.
+        let upstream_protocol = match head.protocol {
+            Protocol::Http1 => Protocol::Http1,
+            Protocol::Http2 | Protocol::Http3 => Protocol::Http2,
+        };
         let connect = ConnectRequest {
             address,
             sni: self.send_sni.then_some(role.standard_name()),
-            protocol: Protocol::Http1,
+            protocol: upstream_protocol,
             client_certificate: false,
             tickets: Arc::new(ConnectionTickets::new(
                 Arc::new(TicketJar::default()),
