@@ -21,6 +21,23 @@ use crate::scenario::{self, Protocol, Scenario};
 use crate::target::embedded::EmbeddedTarget;
 use crate::target::{Fault, Remote, Target};
 
+/// Prints a line to stdout; a closed stdout (`misdirect list | head`) is not an error worth a
+/// panic, and the reports are written regardless.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// As [`say!`], without the newline.
+macro_rules! say_raw {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 /// Exit code for invalid input: bad arguments or a broken scenario file.
 pub const EXIT_INVALID_INPUT: u8 = 3;
 
@@ -186,7 +203,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
                     .iter()
                     .map(|r| r.id.as_str())
                     .collect();
-                println!(
+                say!(
                     "{}\t{}\t{}",
                     scenario.id,
                     protocols.join(","),
@@ -197,7 +214,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         }
         Command::Faults => {
             for fault in Fault::ALL {
-                println!("{fault}");
+                say!("{fault}");
             }
             Ok(0)
         }
@@ -209,7 +226,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
                 .write_pem(&out)
                 .map_err(|error| Failure::harness(error.to_string()))?
             {
-                println!("{}", path.display());
+                say!("{}", path.display());
             }
             Ok(0)
         }
@@ -256,11 +273,11 @@ fn run_suites(args: &RunArgs) -> Result<u8, Failure> {
         passes: args.verbose,
         transcripts: args.verbose,
     };
-    print!("{}", terminal::render(&results, &label, wall, detail));
+    say_raw!("{}", terminal::render(&results, &label, wall, detail));
     let xml = junit::render(&results, &label)
         .map_err(|error| Failure::harness(format!("failed to render the JUnit report: {error}")))?;
     write_report(&args.junit, &xml)?;
-    println!("JUnit report: {}", args.junit.display());
+    say!("JUnit report: {}", args.junit.display());
     Ok(Tally::of(&results).exit_code(args.strict))
 }
 
@@ -413,23 +430,23 @@ fn serve(args: &ServeArgs) -> Result<u8, Failure> {
             .map_err(|error| Failure::harness(error.to_string()))?;
         let port = target.address().port();
         let ca = args.certs.join("ca.pem");
-        println!(
+        say!(
             "embedded target{} listening on {} (HTTP/1.1 and HTTP/2 over TLS on TCP, HTTP/3 on the same UDP port)",
             fault.map(|fault| format!(" with fault {fault}")).unwrap_or_default(),
             target.address()
         );
-        println!("roles: {}", role_table());
-        println!("served on its own connection:");
-        println!("  curl --cacert {} --resolve a.test:{port}:127.0.0.1 https://a.test:{port}/", ca.display());
-        println!("misdirected (connection for a.test, request for c.test) gets 421:");
-        println!(
+        say!("roles: {}", role_table());
+        say!("served on its own connection:");
+        say!("  curl --cacert {} --resolve a.test:{port}:127.0.0.1 https://a.test:{port}/", ca.display());
+        say!("misdirected (connection for a.test, request for c.test) gets 421:");
+        say!(
             "  curl --cacert {} --resolve a.test:{port}:127.0.0.1 --http2 -H 'Host: c.test:{port}' https://a.test:{port}/",
             ca.display()
         );
         match args.duration {
             Some(seconds) => tokio::time::sleep(Duration::from_secs(seconds)).await,
             None => {
-                println!("Ctrl-C stops it.");
+                say!("Ctrl-C stops it.");
                 let _ = tokio::signal::ctrl_c().await;
             }
         }
@@ -460,17 +477,23 @@ fn bench(args: &BenchArgs) -> Result<u8, Failure> {
     } else {
         "release"
     };
-    println!(
+    say!(
         "fresh connection + one request to the embedded target on 127.0.0.1 ({build} build), {} timed after {} warm-up:",
-        args.connections, args.warmup
+        args.connections,
+        args.warmup
     );
-    println!(
+    say!(
         "{:<8} {:>10} {:>10} {:>10} {:>10} {:>9}",
-        "protocol", "median", "p10", "p90", "p99", "wall"
+        "protocol",
+        "median",
+        "p10",
+        "p90",
+        "p99",
+        "wall"
     );
     let ms = |duration: Duration| format!("{:>7.3} ms", duration.as_secs_f64() * 1000.0);
     for measurement in &measurements {
-        println!(
+        say!(
             "{:<8} {} {} {} {} {:>7.3} s",
             measurement.protocol.key(),
             ms(measurement.quantile(0.5)),

@@ -9,6 +9,8 @@ pub const FRAME_DATA: u64 = 0x0;
 pub const FRAME_HEADERS: u64 = 0x1;
 pub const FRAME_SETTINGS: u64 = 0x4;
 pub const FRAME_GOAWAY: u64 = 0x7;
+/// ORIGIN on the control stream (RFC 9412 §2).
+pub const FRAME_ORIGIN: u64 = 0xc;
 /// Unidirectional stream type of the control stream (RFC 9114 §6.2.1).
 pub const STREAM_CONTROL: u64 = 0x0;
 /// H3_MESSAGE_ERROR (RFC 9114 §8.1).

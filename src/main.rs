@@ -6,7 +6,8 @@ fn main() -> ExitCode {
     let code = match misdirect::cli::parse(std::env::args_os()).and_then(misdirect::cli::run) {
         Ok(code) => code,
         Err(failure) if failure.code == 0 => {
-            print!("{}", failure.message);
+            use std::io::Write as _;
+            let _ = write!(std::io::stdout().lock(), "{}", failure.message);
             0
         }
         Err(failure) => {

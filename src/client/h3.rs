@@ -5,7 +5,8 @@
 //! legitimate, so a failed `finish` is ignored and the response is still read.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use h3::error::StreamError;
@@ -15,6 +16,7 @@ use rustls_pki_types::CertificateDer;
 use tokio::task::JoinHandle;
 
 use super::{ConnectError, ResponseFields, WireRequest, tls};
+use crate::h2wire::OriginFrame;
 use crate::h3wire;
 use crate::observe::{Established, ExchangeOutcome};
 
@@ -26,6 +28,8 @@ type Sender = h3::client::SendRequest<h3_quinn::OpenStreams, Bytes>;
 
 pub struct Http3Connection {
     connection: quinn::Connection,
+    /// What the server's control stream said (ORIGIN frames, SETTINGS seen).
+    control: Arc<ControlSeen>,
     sender: Sender,
     driver: JoinHandle<()>,
     /// Kept so that the UDP socket lives as long as the connection.
@@ -86,7 +90,12 @@ impl Http3Connection {
                 established.alpn.as_deref().unwrap_or("(none)")
             )));
         }
-        let (mut driver, sender) = h3::client::new(h3_quinn::Connection::new(connection.clone()))
+        let control = Arc::new(ControlSeen::default());
+        let tapped = TappedQuic {
+            inner: h3_quinn::Connection::new(connection.clone()),
+            control: Arc::clone(&control),
+        };
+        let (mut driver, sender) = h3::client::new(tapped)
             .await
             .map_err(|error| ConnectError::Refused(format!("HTTP/3 setup failed: {error}")))?;
         // The driver runs the control streams; requests see its failures as their own errors.
@@ -96,12 +105,44 @@ impl Http3Connection {
         Ok((
             Self {
                 connection,
+                control,
                 sender,
                 driver,
                 _endpoint: endpoint,
             },
             established,
         ))
+    }
+
+    /// The ORIGIN frames the server has sent so far.
+    pub(super) fn origin_frames(&self) -> Vec<OriginFrame> {
+        self.control
+            .origins
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Waits (up to `deadline`) until the server's control stream has been read up to its
+    /// SETTINGS, so that an ORIGIN frame sent with them is known before the connection is
+    /// reused for another origin.
+    pub(super) async fn control_read(&self, deadline: Duration) {
+        let wait = async {
+            loop {
+                let changed = self.control.changed.notified();
+                tokio::pin!(changed);
+                changed.as_mut().enable();
+                if self
+                    .control
+                    .settings
+                    .load(std::sync::atomic::Ordering::Acquire)
+                {
+                    return;
+                }
+                changed.await;
+            }
+        };
+        let _ = tokio::time::timeout(deadline, wait).await;
     }
 
     pub(super) fn sender(&self) -> Http3Sender {
@@ -416,5 +457,170 @@ fn classify(error: &StreamError) -> ExchangeOutcome {
         other => ExchangeOutcome::Unreadable {
             detail: format!("HTTP/3: {other}"),
         },
+    }
+}
+
+/// The QUIC connection as the h3 crate sees it, with every unidirectional stream the server
+/// opens also read by an [`ControlScanner`]: the h3 crate consumes the control stream and drops
+/// ORIGIN frames (RFC 9412), the harness wants to see them.
+struct TappedQuic {
+    inner: h3_quinn::Connection,
+    control: Arc<ControlSeen>,
+}
+
+/// What the tap learned from the server's control stream.
+#[derive(Default)]
+struct ControlSeen {
+    origins: Mutex<Vec<OriginFrame>>,
+    /// Set once the server's SETTINGS frame has been read.
+    settings: std::sync::atomic::AtomicBool,
+    changed: tokio::sync::Notify,
+}
+
+impl<B: Buf> h3::quic::OpenStreams<B> for TappedQuic {
+    type BidiStream = <h3_quinn::Connection as h3::quic::OpenStreams<B>>::BidiStream;
+    type SendStream = <h3_quinn::Connection as h3::quic::OpenStreams<B>>::SendStream;
+
+    fn poll_open_bidi(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<Self::BidiStream, h3::quic::StreamErrorIncoming>> {
+        h3::quic::OpenStreams::<B>::poll_open_bidi(&mut self.inner, cx)
+    }
+
+    fn poll_open_send(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<Self::SendStream, h3::quic::StreamErrorIncoming>> {
+        h3::quic::OpenStreams::<B>::poll_open_send(&mut self.inner, cx)
+    }
+
+    fn close(&mut self, code: h3::error::Code, reason: &[u8]) {
+        h3::quic::OpenStreams::<B>::close(&mut self.inner, code, reason);
+    }
+}
+
+impl<B: Buf> h3::quic::Connection<B> for TappedQuic {
+    type RecvStream = TappedRecv;
+    type OpenStreams = h3_quinn::OpenStreams;
+
+    fn poll_accept_recv(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<Self::RecvStream, h3::quic::ConnectionErrorIncoming>> {
+        h3::quic::Connection::<B>::poll_accept_recv(&mut self.inner, cx).map_ok(|inner| {
+            TappedRecv {
+                inner,
+                scanner: ControlScanner::default(),
+                control: Arc::clone(&self.control),
+            }
+        })
+    }
+
+    fn poll_accept_bidi(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<Self::BidiStream, h3::quic::ConnectionErrorIncoming>> {
+        h3::quic::Connection::<B>::poll_accept_bidi(&mut self.inner, cx)
+    }
+
+    fn opener(&self) -> Self::OpenStreams {
+        h3::quic::Connection::<B>::opener(&self.inner)
+    }
+}
+
+/// One unidirectional stream from the server, passed through to the h3 crate untouched.
+struct TappedRecv {
+    inner: h3_quinn::RecvStream,
+    scanner: ControlScanner,
+    control: Arc<ControlSeen>,
+}
+
+impl h3::quic::RecvStream for TappedRecv {
+    type Buf = Bytes;
+
+    fn poll_data(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<Option<Self::Buf>, h3::quic::StreamErrorIncoming>> {
+        let polled = self.inner.poll_data(cx);
+        if let std::task::Poll::Ready(Ok(Some(bytes))) = &polled {
+            let (settings, found) = self.scanner.feed(bytes);
+            if !found.is_empty() {
+                self.control
+                    .origins
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .extend(found);
+            }
+            if settings {
+                self.control
+                    .settings
+                    .store(true, std::sync::atomic::Ordering::Release);
+            }
+            self.control.changed.notify_waiters();
+        }
+        polled
+    }
+
+    fn stop_sending(&mut self, error_code: u64) {
+        self.inner.stop_sending(error_code);
+    }
+
+    fn recv_id(&self) -> h3::quic::StreamId {
+        self.inner.recv_id()
+    }
+}
+
+/// Reads a unidirectional stream's type and, on the control stream, its frames, keeping the
+/// ORIGIN frames (type 0x0c, RFC 9412 §2). Other streams are not looked into.
+#[derive(Default)]
+struct ControlScanner {
+    buffer: Vec<u8>,
+    /// `None` until the stream type is read; then whether this is the control stream.
+    control: Option<bool>,
+}
+
+/// Most of a control stream the scanner holds at once; a larger frame is not an ORIGIN frame
+/// the harness needs to read.
+const MAX_CONTROL_BUFFER: usize = 64 * 1024;
+
+impl ControlScanner {
+    /// Feeds bytes; says whether SETTINGS went by, and returns the ORIGIN frames found.
+    fn feed(&mut self, bytes: &[u8]) -> (bool, Vec<OriginFrame>) {
+        if self.control == Some(false) {
+            return (false, Vec::new());
+        }
+        self.buffer.extend_from_slice(bytes);
+        if self.control.is_none() {
+            let Some((kind, used)) = h3wire::varint(&self.buffer) else {
+                return (false, Vec::new());
+            };
+            self.control = Some(kind == h3wire::STREAM_CONTROL);
+            self.buffer.drain(..used);
+            if kind != h3wire::STREAM_CONTROL {
+                self.buffer.clear();
+                return (false, Vec::new());
+            }
+        }
+        let mut found = Vec::new();
+        let mut settings = false;
+        while let Some((kind, payload, used)) = h3wire::parse_frame(&self.buffer) {
+            settings |= kind == h3wire::FRAME_SETTINGS;
+            if kind == h3wire::FRAME_ORIGIN {
+                found.push(OriginFrame {
+                    stream: 0,
+                    flags: 0,
+                    origins: crate::h2wire::parse_origins(payload),
+                });
+            }
+            self.buffer.drain(..used);
+        }
+        if self.buffer.len() > MAX_CONTROL_BUFFER {
+            // A frame this large is skipped by no longer looking into the stream.
+            self.control = Some(false);
+            self.buffer.clear();
+        }
+        (settings, found)
     }
 }

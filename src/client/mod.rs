@@ -103,11 +103,21 @@ impl Connection {
         }
     }
 
-    /// The ORIGIN frames the target has sent on this connection (HTTP/2 only, so far).
+    /// The ORIGIN frames the target has sent on this connection (HTTP/2, or HTTP/3's control
+    /// stream).
     pub fn origin_frames(&self) -> Vec<crate::h2wire::OriginFrame> {
         match self {
             Self::Http2(connection) => connection.origin_frames(),
-            Self::Http1(_) | Self::Http3(_) => Vec::new(),
+            Self::Http3(connection) => connection.origin_frames(),
+            Self::Http1(_) => Vec::new(),
+        }
+    }
+
+    /// Waits (briefly) until what the server sent beside the responses has been read: HTTP/3's
+    /// control stream is independent of the request streams.
+    pub async fn settle(&self, deadline: Duration) {
+        if let Self::Http3(connection) = self {
+            connection.control_read(deadline).await;
         }
     }
 

@@ -85,6 +85,10 @@ pub async fn run_reference(
                 });
             covered && !refused && in_origin_set
         };
+        // An ORIGIN frame must be known before a connection is reused for another origin.
+        for pooled in &pool {
+            pooled.connection.settle(Duration::from_millis(200)).await;
+        }
         let mut slot = match pool.iter().position(usable) {
             Some(slot) => slot,
             None => match open(credentials, address, protocol, host, &jar, deadline).await {

@@ -6,8 +6,9 @@
 //! but required by nobody; the policy then refuses the mTLS tenant on connections without one.
 //! The h3 crate itself resets requests whose Host differs from `:authority` with
 //! H3_MESSAGE_ERROR (RFC 9114 §4.3.1), before the policy sees them. The one fault that must
-//! answer such requests, [`Fault::H3Mismatch421`], is served by a minimal HTTP/3 server of our
-//! own over [`crate::h3wire`] instead.
+//! answer such requests, [`Fault::H3Mismatch421`], and a client scenario that scripts ORIGIN
+//! frames (RFC 9412), which the h3 crate cannot send, are served by a minimal HTTP/3 server of
+//! our own over [`crate::h3wire`] instead.
 
 use std::sync::Arc;
 
@@ -116,7 +117,8 @@ pub(super) async fn serve(
         local_port: shared.port,
         connection: shared.next_connection(),
     };
-    if shared.fault == Some(Fault::H3Mismatch421) {
+    // The h3 crate can neither answer a Host/:authority contradiction nor send ORIGIN frames.
+    if shared.fault == Some(Fault::H3Mismatch421) || shared.origin_frame.is_some() {
         return serve_raw(connection, &facts, &shared).await;
     }
     let mut h3 =
@@ -197,6 +199,15 @@ async fn serve_raw(
     let mut preface = Vec::new();
     h3wire::put_varint(h3wire::STREAM_CONTROL, &mut preface);
     preface.extend_from_slice(&h3wire::frame(h3wire::FRAME_SETTINGS, &[]));
+    if shared.origin_frame.is_some() {
+        // RFC 9412: ORIGIN on the control stream, right after SETTINGS.
+        let mut payload = Vec::new();
+        for origin in shared.advertised_origins_for(facts) {
+            payload.extend_from_slice(&u16::try_from(origin.len()).unwrap_or(0).to_be_bytes());
+            payload.extend_from_slice(origin.as_bytes());
+        }
+        preface.extend_from_slice(&h3wire::frame(h3wire::FRAME_ORIGIN, &payload));
+    }
     control.write_all(&preface).await?;
     // Owned here, so that they end with this connection's task.
     let mut readers = tokio::task::JoinSet::new();

@@ -201,7 +201,7 @@ struct Shared {
     /// In gateway mode, where each tenant's requests go.
     gateway: Option<Gateway>,
     script: OriginScript,
-    origin_frame: Option<Vec<Role>>,
+    pub(super) origin_frame: Option<Vec<Role>>,
     /// Numbers connections as they are accepted.
     connections: std::sync::atomic::AtomicU64,
     log: Mutex<Vec<ServedRequest>>,
@@ -935,6 +935,11 @@ impl Gateway {
 impl Shared {
     /// The origins the ORIGIN frame of an HTTP/2 connection lists: scripted, or the policy's.
     fn advertised_origins(&self, facts: &ConnectionFacts) -> Vec<String> {
+        self.advertised_origins_for(facts)
+    }
+
+    /// The same, for the HTTP/3 shell.
+    pub(super) fn advertised_origins_for(&self, facts: &ConnectionFacts) -> Vec<String> {
         match &self.origin_frame {
             Some(roles) => roles
                 .iter()
