@@ -218,17 +218,19 @@ fn judge_client(check: &ClientCheck, plan: &ClientPlan, served: &[ServedRequest]
             Judgement::NotApplicable("the origin refused no request with 421".to_owned())
         }
         ClientCheck::RetriedOnNewConnection => {
-            let missing: Vec<String> = refusals
-                .iter()
-                .filter(|(index, position)| {
-                    let requests = of_fetch(*index);
-                    let refused = requests[*position];
-                    let host = fetch_host(plan, *index);
-                    !requests[position + 1..].iter().any(|later| {
+            // The first refusal of each fetch is what a retry answers; an origin that refuses
+            // the retry too is another matter (see at_most_requests).
+            let missing: Vec<String> = (0..plan.fetches.len())
+                .filter_map(|index| {
+                    let requests = of_fetch(index);
+                    let position = requests.iter().position(|request| request.status == 421)?;
+                    let refused = requests[position];
+                    let host = fetch_host(plan, index);
+                    let retried = requests[position + 1..].iter().any(|later| {
                         later.connection != refused.connection && later.sni.as_deref() == Some(host)
-                    })
+                    });
+                    (!retried).then(|| fetch_path(index))
                 })
-                .map(|(index, _)| fetch_path(*index))
                 .collect();
             if missing.is_empty() {
                 Judgement::Met

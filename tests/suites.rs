@@ -265,6 +265,34 @@ fn cli_trials() -> Vec<Trial> {
         })
         .with_ignored_flag(!curl_present),
     );
+    // Node's built-in fetch as a client under test, where the machine has node.
+    let node_present = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|output| output.status.success());
+    trials.push(
+        Trial::test("cli::node-fetch-as-client-under-test", || {
+            let dir = scratch("node");
+            let junit = dir.join("junit.xml");
+            let (code, stdout, stderr) = misdirect(&[
+                "run",
+                "--client",
+                "NODE_EXTRA_CA_CERTS={ca} node --require ./examples/node-fetch/resolve-test-names.cjs ./examples/node-fetch/fetch.mjs {urls}",
+                "--protocol",
+                "h2",
+                "--filter",
+                "client/*",
+                "--junit",
+                junit.to_str().unwrap_or_default(),
+            ])?;
+            let judged = stdout.contains(" 0 errors") && !stdout.contains(" 0 passed, 0 failed, 0 warned, 0 info");
+            if code == 2 || code == 3 || !judged {
+                return Err(format!("exit {code}\n{stdout}{stderr}").into());
+            }
+            Ok(())
+        })
+        .with_ignored_flag(!node_present),
+    );
     for fault in misdirect::target::Fault::ALL {
         let name = format!("cli::fault-{fault}-exits-1-under-strict");
         trials.push(Trial::test(name, move || {
