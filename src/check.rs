@@ -648,6 +648,9 @@ fn judge_upstream(
                 unmet(upstreams())
             }
         }
+        Check::UpstreamSni(_) if reached.iter().all(|request| !request.tls) => {
+            Judgement::NotApplicable("the upstreams speak cleartext: there is no SNI".to_owned())
+        }
         Check::UpstreamSni(role) => {
             let wanted = deployment.name(*role);
             if reached

@@ -104,6 +104,9 @@ struct RunArgs {
     /// (alpha, bravo, charlie, delta, echo); without it, gateway cases SKIP.
     #[arg(long, value_name = "PORT")]
     upstreams_port: Option<u16>,
+    /// The mock upstreams speak cleartext HTTP/1.1 instead of HTTPS.
+    #[arg(long, requires = "upstreams_port")]
+    upstreams_cleartext: bool,
     /// For a server of yours: map a role onto one of its hostnames, e.g. primary=a.example.com (repeatable).
     #[arg(long = "name", value_name = "ROLE=HOST")]
     names: Vec<String>,
@@ -405,6 +408,7 @@ fn parse_target(args: &RunArgs) -> Result<Target, Failure> {
         address,
         h3_port: args.h3_port,
         upstreams_port: args.upstreams_port,
+        upstreams_cleartext: args.upstreams_cleartext,
         deployment,
         certificates,
     })))

@@ -304,7 +304,9 @@ impl Runner {
                     (Some(first_port), Some(pki)) => {
                         let started = self
                             .remote_upstreams
-                            .get_or_try_init(|| Upstreams::start_on(pki, first_port))
+                            .get_or_try_init(|| {
+                                Upstreams::start_on(pki, first_port, !remote.upstreams_cleartext)
+                            })
                             .await;
                         if let Err(error) = started {
                             return Execution::SetupFailed(format!(

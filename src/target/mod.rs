@@ -49,6 +49,8 @@ pub struct Remote {
     /// For a gateway: the first of the five consecutive ports on 127.0.0.1 where misdirect runs
     /// the tenants' mock upstreams, which the gateway is configured to proxy to.
     pub upstreams_port: Option<u16>,
+    /// Whether those upstreams speak cleartext HTTP/1.1 instead of HTTPS.
+    pub upstreams_cleartext: bool,
     /// Which of its hostnames play which role.
     pub deployment: Deployment,
     /// Folder written by `misdirect certs --out`: `ca.pem` to trust, `client.pem`/`client.key`

@@ -1,5 +1,6 @@
-//! Mock upstreams for a gateway under test: one HTTPS origin per tenant on 127.0.0.1, each with
-//! its tenant's certificate, answering HTTP/1.1 or HTTP/2 (by ALPN) with its tenant's name and
+//! Mock upstreams for a gateway under test: one origin per tenant on 127.0.0.1, HTTPS with its
+//! tenant's certificate (or cleartext HTTP/1.1 for gateways configured so), answering HTTP/1.1
+//! or HTTP/2 (by ALPN) with its tenant's name and
 //! recording every request it gets (the TLS SNI the gateway sent, the request ID the harness
 //! put on it).
 //!
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use rustls::ServerConfig;
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
@@ -30,8 +31,12 @@ pub const REQUEST_ID_HEADER: &str = "x-misdirect-request";
 pub struct UpstreamRequest {
     /// The tenant whose upstream it reached.
     pub upstream: String,
+    /// Whether the gateway's connection to the upstream was TLS.
+    pub tls: bool,
     /// The SNI of the gateway's connection to the upstream.
     pub sni: Option<String>,
+    /// The ALPN protocol of that connection.
+    pub alpn: Option<String>,
     pub request_id: Option<String>,
     pub method: String,
     pub host: Option<String>,
@@ -55,13 +60,17 @@ impl Drop for Upstreams {
 impl Upstreams {
     /// Starts one upstream per tenant on ephemeral ports.
     pub async fn start(pki: &Pki) -> Result<Self, super::embedded::StartError> {
-        Self::start_on(pki, 0).await
+        Self::start_on(pki, 0, true).await
     }
 
     /// Starts one upstream per tenant, on consecutive ports from `first_port` in tenant order
     /// (alpha, bravo, charlie, delta, echo), or on ephemeral ports with 0: a gateway of yours is
     /// configured with these.
-    pub async fn start_on(pki: &Pki, first_port: u16) -> Result<Self, super::embedded::StartError> {
+    pub async fn start_on(
+        pki: &Pki,
+        first_port: u16,
+        tls: bool,
+    ) -> Result<Self, super::embedded::StartError> {
         let log = Arc::new(Mutex::new(Vec::new()));
         let mut listeners = Vec::new();
         let mut addresses = Vec::new();
@@ -85,7 +94,11 @@ impl Upstreams {
             };
             let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
             addresses.push((role, listener.local_addr()?));
-            listeners.push((role, listener, TlsAcceptor::from(Arc::new(config))));
+            listeners.push((
+                role,
+                listener,
+                tls.then(|| TlsAcceptor::from(Arc::new(config))),
+            ));
         }
         let shared_log = Arc::clone(&log);
         let servers = tokio::spawn(async move {
@@ -139,7 +152,7 @@ impl UpstreamLog {
 async fn accept_loop(
     role: Role,
     listener: TcpListener,
-    acceptor: TlsAcceptor,
+    acceptor: Option<TlsAcceptor>,
     log: Arc<Mutex<Vec<UpstreamRequest>>>,
 ) {
     let mut connections = JoinSet::new();
@@ -164,14 +177,50 @@ async fn accept_loop(
 async fn serve(
     role: Role,
     tcp: TcpStream,
-    acceptor: TlsAcceptor,
+    acceptor: Option<TlsAcceptor>,
     log: Arc<Mutex<Vec<UpstreamRequest>>>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     // Without this, session tickets sent after the handshake hold the response back until the
     // gateway's delayed ACK (Nagle), some 40 ms per request.
     let _ = tcp.set_nodelay(true);
-    let mut tls = acceptor.accept(tcp).await?;
-    let sni = tls.get_ref().1.server_name().map(str::to_owned);
+    match acceptor {
+        Some(acceptor) => {
+            let tls = acceptor.accept(tcp).await?;
+            let (_, session) = tls.get_ref();
+            let seen = Seen {
+                tls: true,
+                sni: session.server_name().map(str::to_owned),
+                alpn: session
+                    .alpn_protocol()
+                    .map(|alpn| String::from_utf8_lossy(alpn).into_owned()),
+            };
+            serve_io(role, tls, seen, log).await
+        }
+        None => {
+            let seen = Seen {
+                tls: false,
+                sni: None,
+                alpn: None,
+            };
+            serve_io(role, tcp, seen, log).await
+        }
+    }
+}
+
+/// What the upstream knows of the gateway's connection.
+struct Seen {
+    tls: bool,
+    sni: Option<String>,
+    alpn: Option<String>,
+}
+
+async fn serve_io<S: AsyncRead + AsyncWrite + Unpin>(
+    role: Role,
+    mut tls: S,
+    seen: Seen,
+    log: Arc<Mutex<Vec<UpstreamRequest>>>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let sni = seen.sni.clone();
     let tenant = role.tenant().unwrap_or("none");
     let body = format!("tenant={tenant} upstream={tenant}\n");
     let record =
@@ -180,14 +229,16 @@ async fn serve(
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(UpstreamRequest {
                     upstream: tenant.to_owned(),
+                    tls: seen.tls,
                     sni: sni.clone(),
+                    alpn: seen.alpn.clone(),
                     request_id,
                     method,
                     host,
                     path,
                 });
         };
-    if tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice()) {
+    if seen.alpn.as_deref() == Some("h2") {
         // Gateways that speak HTTP/2 to their backends (Envoy, HAProxy, Caddy) get it.
         let mut connection = h2::server::handshake(tls).await?;
         while let Some(accepted) = connection.accept().await {
