@@ -354,8 +354,10 @@ fn protocols(keys: &[String]) -> Result<Vec<Protocol>, Failure> {
 
 fn parse_target(args: &RunArgs) -> Result<Target, Failure> {
     if let Some(template) = &args.client {
-        if !template.contains("{urls}") {
-            return Err(Failure::invalid("--client needs {urls} in its command"));
+        if !template.contains("{urls}") && !template.contains("{driver}") {
+            return Err(Failure::invalid(
+                "--client needs {urls} or {driver} in its command",
+            ));
         }
         return Ok(Target::Command(crate::target::client::CommandClient {
             template: template.clone(),

@@ -388,6 +388,7 @@ impl Runner {
         let options = StartOptions {
             script: plan.origin,
             origin_frame: plan.origin_frame.clone(),
+            client_origin: true,
             ..StartOptions::default()
         };
         let origin = match EmbeddedTarget::start_with(pki, None, options).await {

@@ -293,6 +293,37 @@ fn cli_trials() -> Vec<Trial> {
         })
         .with_ignored_flag(!node_present),
     );
+    // Headless Chromium as a client under test, where the machine has it (and NSS's certutil).
+    let chromium_present = ["chromium", "certutil"].iter().all(|tool| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .is_ok_and(|output| output.status.success())
+    });
+    trials.push(
+        Trial::test("cli::chromium-as-client-under-test", || {
+            let dir = scratch("chromium");
+            let junit = dir.join("junit.xml");
+            let (code, stdout, stderr) = misdirect(&[
+                "run",
+                "--client",
+                "sh examples/chromium/fetch.sh {ca} '{driver}'",
+                "--protocol",
+                "h2",
+                "--filter",
+                "client/*",
+                "--junit",
+                junit.to_str().unwrap_or_default(),
+            ])?;
+            let judged = stdout.contains(" 0 errors")
+                && !stdout.contains(" 0 passed, 0 failed, 0 warned, 0 info");
+            if code == 2 || code == 3 || !judged {
+                return Err(format!("exit {code}\n{stdout}{stderr}").into());
+            }
+            Ok(())
+        })
+        .with_ignored_flag(!chromium_present),
+    );
     for fault in misdirect::target::Fault::ALL {
         let name = format!("cli::fault-{fault}-exits-1-under-strict");
         trials.push(Trial::test(name, move || {

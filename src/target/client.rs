@@ -169,7 +169,8 @@ async fn open(
 /// A client under test run from a command template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandClient {
-    /// Run with `sh -c`; placeholders: `{urls}` (the fetch URLs, space-separated), `{resolve}`
+    /// Run with `sh -c`; placeholders: `{urls}` (the fetch URLs, space-separated), `{driver}` (a
+    /// page on the origin that fetches them in order, for browsers), `{resolve}`
     /// (curl `--resolve` options mapping every name to the origin), `{ca}` (the CA file),
     /// `{port}`, `{protocol}` (h1, h2 or h3).
     pub template: String,
@@ -195,8 +196,19 @@ impl CommandClient {
             .iter()
             .map(|role| format!("--resolve {}:{port}:127.0.0.1", role.standard_name()))
             .collect();
+        // A page on the first fetch's origin that fetches them all in order, for browsers.
+        let driver = fetches.first().map_or_else(String::new, |first| {
+            let query: Vec<String> = urls.iter().map(|url| format!("u={url}")).collect();
+            format!(
+                "https://{}:{port}{}?{}",
+                first.role.standard_name(),
+                crate::target::embedded::DRIVER_PATH,
+                query.join("&")
+            )
+        });
         self.template
             .replace("{urls}", &urls.join(" "))
+            .replace("{driver}", &driver)
             .replace("{resolve}", &resolve.join(" "))
             .replace("{ca}", &ca.display().to_string())
             .replace("{port}", &port.to_string())

@@ -143,6 +143,7 @@ pub struct Answer {
     pub cache_control: Option<&'static str>,
     /// Close the connection after this response.
     pub close: bool,
+    pub content_type: &'static str,
 }
 
 impl Answer {
@@ -154,6 +155,7 @@ impl Answer {
             body,
             cache_control: None,
             close,
+            content_type: "text/plain",
         }
     }
 }
@@ -232,6 +234,7 @@ impl Policy {
                 ),
                 cache_control: None,
                 close: false,
+                content_type: "text/plain",
             }),
             Err(Refusal::BadRequest(reason)) => Reply::Respond(Answer::refusal(
                 400,

@@ -161,7 +161,7 @@ pub(super) async fn serve(
             Reply::Respond(answer) => {
                 let mut response = http::Response::builder()
                     .status(answer.status)
-                    .header(http::header::CONTENT_TYPE, "text/plain");
+                    .header(http::header::CONTENT_TYPE, answer.content_type);
                 if let Some(label) = answer.tenant.and_then(Role::tenant) {
                     response = response.header(TENANT_HEADER, label);
                 }
@@ -281,7 +281,7 @@ async fn answer_raw(
         Reply::Respond(answer) => {
             let mut response = vec![
                 (":status".to_owned(), answer.status.to_string()),
-                ("content-type".to_owned(), "text/plain".to_owned()),
+                ("content-type".to_owned(), answer.content_type.to_owned()),
             ];
             if let Some(label) = answer.tenant.and_then(Role::tenant) {
                 response.push((TENANT_HEADER.to_owned(), label.to_owned()));

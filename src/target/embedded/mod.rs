@@ -95,6 +95,9 @@ pub struct StartOptions {
     pub script: OriginScript,
     /// The origins its HTTP/2 ORIGIN frames list instead of the tenants it serves.
     pub origin_frame: Option<Vec<Role>>,
+    /// It plays the origin for a client under test: it also serves the driver page that sends a
+    /// browser through the scenario's URLs.
+    pub client_origin: bool,
 }
 
 impl Drop for EmbeddedTarget {
@@ -202,6 +205,8 @@ struct Shared {
     gateway: Option<Gateway>,
     script: OriginScript,
     pub(super) origin_frame: Option<Vec<Role>>,
+    /// Whether it plays the origin for a client under test, and serves the driver page.
+    serves_driver: bool,
     /// Numbers connections as they are accepted.
     connections: std::sync::atomic::AtomicU64,
     log: Mutex<Vec<ServedRequest>>,
@@ -263,6 +268,7 @@ impl Shared {
             gateway,
             script: options.script,
             origin_frame: options.origin_frame,
+            serves_driver: options.client_origin,
             connections: std::sync::atomic::AtomicU64::new(0),
             log: Mutex::new(Vec::new()),
             deployment: Deployment::standard(),
@@ -438,7 +444,7 @@ async fn answer_h2(
         Reply::Respond(answer) => {
             let mut response = http::Response::builder()
                 .status(answer.status)
-                .header(http::header::CONTENT_TYPE, "text/plain");
+                .header(http::header::CONTENT_TYPE, answer.content_type);
             if let Some(label) = answer.tenant.and_then(Role::tenant) {
                 response = response.header(TENANT_HEADER, label);
             }
@@ -691,9 +697,10 @@ async fn write_h1(
     alt_svc: Option<&str>,
 ) -> Result<(), ServeError> {
     let mut response = format!(
-        "HTTP/1.1 {} {}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n",
+        "HTTP/1.1 {} {}\r\ncontent-type: {}\r\ncontent-length: {}\r\n",
         answer.status,
         reason_phrase(answer.status),
+        answer.content_type,
         answer.body.len()
     );
     if let Some(label) = answer.tenant.and_then(Role::tenant) {
@@ -812,6 +819,61 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for InjectAfterFirstFrame<S> {
     }
 }
 
+/// Where a browser under test is sent first: a page on the origin that fetches the URLs given in
+/// its query (`?u=<url>&u=<url>…`), one after another. Browsers cannot be told to fetch a list of
+/// URLs in order, and a page of another origin may not reach loopback (Private Network Access).
+pub const DRIVER_PATH: &str = "/misdirect/driver";
+
+fn driver_page(path: &str) -> Option<Answer> {
+    let query = path.strip_prefix(DRIVER_PATH)?.strip_prefix('?')?;
+    let urls: Vec<String> = query
+        .split('&')
+        .filter_map(|pair| pair.strip_prefix("u="))
+        .map(percent_decode)
+        .filter(|url| url.starts_with("https://") && !url.contains(['\'', '"', '<', '>', '\\']))
+        .collect();
+    let fetches: String = urls
+        .iter()
+        .map(|url| {
+            format!("try{{await fetch('{url}',{{mode:'no-cors',cache:'no-store'}})}}catch(e){{}}")
+        })
+        .collect();
+    Some(Answer {
+        status: 200,
+        tenant: None,
+        body: format!(
+            "<!doctype html><title>misdirect</title><script>(async()=>{{{fetches}document.title='done'}})()</script>\n"
+        ),
+        cache_control: Some("no-store"),
+        close: false,
+        content_type: "text/html",
+    })
+}
+
+/// Decodes `%XX` escapes of a query value.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        let decoded = (bytes[index] == b'%')
+            .then(|| bytes.get(index + 1..index + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok());
+        match decoded {
+            Some(byte) => {
+                out.push(byte);
+                index += 3;
+            }
+            None => {
+                out.push(bytes[index]);
+                index += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// What a gateway passes on of a request besides its head.
 pub(super) struct Forward {
     pub(super) path: String,
@@ -925,6 +987,7 @@ impl Gateway {
                 body: format!("{}\n", response.body_excerpt.trim_end()),
                 cache_control: None,
                 close: false,
+                content_type: "text/plain",
             },
             Ok(other) => Answer::refusal(502, format!("bad gateway: {other}\n"), false),
             Err(_) => Answer::refusal(504, "gateway timeout\n".to_owned(), false),
@@ -1000,6 +1063,11 @@ impl Shared {
         head: &RequestHead,
         forward: &Forward,
     ) -> Reply {
+        if self.serves_driver
+            && let Some(page) = driver_page(&forward.path)
+        {
+            return Reply::Respond(page);
+        }
         let decide = || {
             let mut memory = memory.lock().unwrap_or_else(PoisonError::into_inner);
             let earlier = memory.count_request();
@@ -1127,6 +1195,18 @@ impl StoresServerSessions for SniUnboundSessions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_driver_page_fetches_its_urls_in_order() {
+        let page = driver_page("/misdirect/driver?u=https://a.test:1/fetch/0&u=https%3A//b.test:1/fetch/1&u=javascript:x")
+            .unwrap();
+        assert_eq!(page.content_type, "text/html");
+        let first = page.body.find("https://a.test:1/fetch/0").unwrap();
+        let second = page.body.find("https://b.test:1/fetch/1").unwrap();
+        assert!(first < second);
+        assert!(!page.body.contains("javascript:x"));
+        assert!(driver_page("/fetch/0").is_none());
+    }
 
     #[test]
     fn absolute_form_authority_is_extracted() {
