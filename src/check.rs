@@ -75,7 +75,7 @@ pub fn evaluate_steps(
     }
     if let Some(plan) = &scenario.client {
         for expectation in &plan.expect {
-            let judged = judge_client(&expectation.check, plan, &observations.served);
+            let judged = judge_client(&expectation.check, plan, protocol, &observations.served);
             let requirement = scenario.requirement(expectation.requirement);
             let described = || describe_client(&expectation.check);
             tally.add(requirement, &expectation.span, judged, described);
@@ -149,11 +149,23 @@ impl Tally {
 }
 
 /// Judges what the origin saw of a client under test.
-fn judge_client(check: &ClientCheck, plan: &ClientPlan, served: &[ServedRequest]) -> Judgement {
+fn judge_client(
+    check: &ClientCheck,
+    plan: &ClientPlan,
+    protocol: Protocol,
+    served: &[ServedRequest],
+) -> Judgement {
     if served.is_empty() {
         return Judgement::Missing(
             "the client under test sent no request to the origin".to_owned(),
         );
+    }
+    // A command client chooses its own protocol; a case is about the one it names.
+    if served.iter().all(|request| request.protocol != protocol) {
+        return Judgement::NotApplicable(format!(
+            "the client under test spoke {}, not {protocol}",
+            served[0].protocol
+        ));
     }
     let expected = describe_client(check);
     let unmet = |observed: String| Judgement::Unmet {
@@ -309,6 +321,31 @@ fn judge_client(check: &ClientCheck, plan: &ClientPlan, served: &[ServedRequest]
                 ))
             }
         }
+        ClientCheck::ConnectionReused if (0..plan.fetches.len()).any(|index| of_fetch(index).is_empty()) => {
+            Judgement::Missing("the client did not send every fetch".to_owned())
+        }
+        ClientCheck::ConnectionReused => {
+            let split: Vec<String> = plan
+                .fetches
+                .iter()
+                .map(|fetch| fetch.role.standard_name())
+                .filter(|host| {
+                    let mut connections: Vec<u64> = (0..plan.fetches.len())
+                        .filter(|index| fetch_host(plan, *index) == *host)
+                        .flat_map(|index| of_fetch(index).into_iter().map(|request| request.connection))
+                        .collect();
+                    connections.sort_unstable();
+                    connections.dedup();
+                    connections.len() > 1
+                })
+                .map(str::to_owned)
+                .collect();
+            if split.is_empty() {
+                Judgement::Met
+            } else {
+                unmet(format!("opened more than one connection for {}", split.join(", ")))
+            }
+        }
         ClientCheck::BodyReplayed => {
             let repeated: Vec<usize> = (0..plan.fetches.len())
                 .filter(|index| of_fetch(*index).len() > 1)
@@ -359,6 +396,7 @@ pub fn describe_client(check: &ClientCheck) -> String {
         ClientCheck::CoalescedOnlyInOriginSet => {
             "no request on a connection whose ORIGIN frames leave its origin out".to_owned()
         }
+        ClientCheck::ConnectionReused => "one connection for all fetches of an origin".to_owned(),
     }
 }
 
@@ -1114,6 +1152,7 @@ steps:
         let plan = ClientPlan {
             origin: crate::target::OriginScript::SniMismatch,
             origin_frame: None,
+            origin_frame_stream: 0,
             fetches: vec![
                 crate::scenario::Fetch {
                     role: Role::Primary,
@@ -1138,6 +1177,7 @@ steps:
                 path: fetch_path(fetch),
                 body: body.to_vec(),
                 status,
+                protocol: Protocol::Http2,
             };
         let good = vec![
             served(0, "a.test", "a.test", 0, b"", 200),
@@ -1145,7 +1185,10 @@ steps:
             served(1, "b.test", "b.test", 1, b"x", 200),
         ];
         let met = |check: ClientCheck, log: &[ServedRequest]| {
-            matches!(judge_client(&check, &plan, log), Judgement::Met)
+            matches!(
+                judge_client(&check, &plan, Protocol::Http2, log),
+                Judgement::Met
+            )
         };
         assert!(met(ClientCheck::CoalescedOnlyCovered, &good));
         assert!(met(ClientCheck::RetriedOnNewConnection, &good));
@@ -1168,7 +1211,12 @@ steps:
         uncovered[0].authority = Some("c.test:4433".into());
         assert!(!met(ClientCheck::CoalescedOnlyCovered, &uncovered));
         assert!(matches!(
-            judge_client(&ClientCheck::CoalescedOnlyCovered, &plan, &[]),
+            judge_client(
+                &ClientCheck::CoalescedOnlyCovered,
+                &plan,
+                Protocol::Http2,
+                &[]
+            ),
             Judgement::Missing(_)
         ));
     }

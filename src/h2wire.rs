@@ -16,8 +16,8 @@ pub struct OriginFrame {
     pub origins: Vec<String>,
 }
 
-/// An ORIGIN frame on stream 0 carrying `origins`.
-pub fn origin_frame(origins: &[String]) -> Vec<u8> {
+/// An ORIGIN frame on `stream` (0 is the only valid one, RFC 8336 §2.2) carrying `origins`.
+pub fn origin_frame(stream: u32, origins: &[String]) -> Vec<u8> {
     let mut payload = Vec::new();
     for origin in origins {
         let length = u16::try_from(origin.len()).unwrap_or(u16::MAX);
@@ -29,7 +29,7 @@ pub fn origin_frame(origins: &[String]) -> Vec<u8> {
     frame.extend_from_slice(&length[1..]);
     frame.push(FRAME_ORIGIN);
     frame.push(0);
-    frame.extend_from_slice(&0u32.to_be_bytes());
+    frame.extend_from_slice(&(stream & 0x7fff_ffff).to_be_bytes());
     frame.extend_from_slice(&payload);
     frame
 }
@@ -214,7 +214,7 @@ mod tests {
             "https://b.test:4433".to_owned(),
         ];
         let mut stream = frame(0x4, 0, 0, &[0, 3, 0, 0, 0, 100]);
-        stream.extend(origin_frame(&origins));
+        stream.extend(origin_frame(0, &origins));
         stream.extend(frame(0x0, 1, 1, &[7; 40_000]));
         stream.extend(frame(FRAME_ORIGIN, 1, 3, &[0, 1, b'x']));
         let mut scanner = FrameScanner::default();

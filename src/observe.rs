@@ -256,6 +256,8 @@ pub struct ServedRequest {
     pub path: String,
     pub body: Vec<u8>,
     pub status: u16,
+    /// The HTTP version the client spoke.
+    pub protocol: crate::scenario::Protocol,
 }
 
 /// The per-case log of what was sent and received, in order.

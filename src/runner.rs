@@ -388,6 +388,7 @@ impl Runner {
         let options = StartOptions {
             script: plan.origin,
             origin_frame: plan.origin_frame.clone(),
+            origin_frame_stream: plan.origin_frame_stream,
             client_origin: true,
             ..StartOptions::default()
         };

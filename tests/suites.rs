@@ -279,7 +279,7 @@ fn cli_trials() -> Vec<Trial> {
                 "--client",
                 "NODE_EXTRA_CA_CERTS={ca} node --require ./examples/node-fetch/resolve-test-names.cjs ./examples/node-fetch/fetch.mjs {urls}",
                 "--protocol",
-                "h2",
+                "h1",
                 "--filter",
                 "client/*",
                 "--junit",

@@ -3,7 +3,7 @@
 // under test:
 //
 //   misdirect run --filter 'client/*' \
-//     --client 'NODE_EXTRA_CA_CERTS={ca} node --require ./examples/node-fetch/resolve-test-names.cjs ./examples/node-fetch/fetch.mjs {urls}'
+//     --protocol h1 --client 'NODE_EXTRA_CA_CERTS={ca} node --require ./examples/node-fetch/resolve-test-names.cjs ./examples/node-fetch/fetch.mjs {urls}'
 for (const url of process.argv.slice(2)) {
   try {
     const response = await fetch(url);

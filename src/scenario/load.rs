@@ -339,6 +339,7 @@ impl Builder<'_> {
                     (&expectation.not_retried_on_same_connection, ClientCheck::NotRetriedOnSameConnection),
                     (&expectation.body_replayed, ClientCheck::BodyReplayed),
                     (&expectation.coalesced_only_in_origin_set, ClientCheck::CoalescedOnlyInOriginSet),
+                    (&expectation.connection_reused, ClientCheck::ConnectionReused),
                 ] {
                     match flag {
                         Some(flag) if !flag.value => {
@@ -359,7 +360,7 @@ impl Builder<'_> {
                     Err(checks) => Err(self.error(
                         span,
                         format!(
-                            "an expectation states exactly one check (coalesced_only_covered, retried_on_new_connection, not_retried_on_same_connection, at_most_requests, body_replayed, coalesced_only_in_origin_set); this one states {}",
+                            "an expectation states exactly one check (coalesced_only_covered, retried_on_new_connection, not_retried_on_same_connection, at_most_requests, body_replayed, coalesced_only_in_origin_set, connection_reused); this one states {}",
                             checks.len()
                         ),
                     )),
@@ -369,6 +370,7 @@ impl Builder<'_> {
         Ok(ClientPlan {
             origin,
             origin_frame,
+            origin_frame_stream: raw.value.origin_frame_stream,
             fetches,
             expect,
         })

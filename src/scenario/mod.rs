@@ -166,6 +166,8 @@ pub struct ClientPlan {
     /// The roles the origin's HTTP/2 ORIGIN frames list (empty: an empty frame); `None` leaves
     /// the frame to the policy.
     pub origin_frame: Option<Vec<Role>>,
+    /// The HTTP/2 stream those frames go on (0 unless the scenario tests a misplaced frame).
+    pub origin_frame_stream: u32,
     pub fetches: Vec<Fetch>,
     pub expect: Vec<ClientExpectation>,
 }
@@ -208,6 +210,8 @@ pub enum ClientCheck {
     /// No request arrived on a connection whose Origin Set (its SNI name plus the scripted ORIGIN
     /// frame) lacks its origin.
     CoalescedOnlyInOriginSet,
+    /// All fetches of the same origin arrived on one connection: the client kept using it.
+    ConnectionReused,
 }
 
 impl Scenario {

@@ -33,6 +33,8 @@ pub(super) struct RawClient {
     pub(super) origin: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) origin_frame: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    pub(super) origin_frame_stream: u32,
     pub(super) fetch: Vec<RawFetch>,
     pub(super) expect: Vec<RawClientExpectation>,
 }
@@ -63,6 +65,8 @@ pub(super) struct RawClientExpectation {
     pub(super) body_replayed: Option<Spanned<bool>>,
     #[serde(default)]
     pub(super) coalesced_only_in_origin_set: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub(super) connection_reused: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]

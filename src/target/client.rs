@@ -89,6 +89,16 @@ pub async fn run_reference(
         for pooled in &pool {
             pooled.connection.settle(Duration::from_millis(200)).await;
         }
+        if fault == Some(Fault::ClientRejectsMisplacedOrigin) {
+            // Treats an ORIGIN frame off stream 0 as a connection error, instead of ignoring it.
+            pool.retain(|pooled| {
+                pooled
+                    .connection
+                    .origin_frames()
+                    .iter()
+                    .all(|frame| frame.stream == 0)
+            });
+        }
         let mut slot = match pool.iter().position(usable) {
             Some(slot) => slot,
             None => match open(credentials, address, protocol, host, &jar, deadline).await {

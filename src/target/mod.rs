@@ -140,6 +140,8 @@ faults! {
         "as the client under test, retries a 421 again and again (eight times here)",
     ClientDropsBodyOnRetry = "client-drops-body-on-retry":
         "as the client under test, retries a 421 without the request body",
+    ClientRejectsMisplacedOrigin = "client-rejects-misplaced-origin":
+        "as the client under test, abandons an HTTP/2 connection that carries an ORIGIN frame on a stream other than 0",
     ClientIgnoresOrigin = "client-ignores-origin":
         "as the client under test, reuses HTTP/2 connections by certificate alone, ignoring ORIGIN frames",
     QuicIgnoresSni = "quic-ignores-sni":
@@ -160,6 +162,7 @@ impl Fault {
                 | Self::ClientRetriesForever
                 | Self::ClientDropsBodyOnRetry
                 | Self::ClientIgnoresOrigin
+                | Self::ClientRejectsMisplacedOrigin
         )
     }
 }

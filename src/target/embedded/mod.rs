@@ -95,6 +95,8 @@ pub struct StartOptions {
     pub script: OriginScript,
     /// The origins its HTTP/2 ORIGIN frames list instead of the tenants it serves.
     pub origin_frame: Option<Vec<Role>>,
+    /// The stream its HTTP/2 ORIGIN frames go on: 0, or another to test that clients ignore them.
+    pub origin_frame_stream: u32,
     /// It plays the origin for a client under test: it also serves the driver page that sends a
     /// browser through the scenario's URLs.
     pub client_origin: bool,
@@ -205,6 +207,7 @@ struct Shared {
     gateway: Option<Gateway>,
     script: OriginScript,
     pub(super) origin_frame: Option<Vec<Role>>,
+    origin_frame_stream: u32,
     /// Whether it plays the origin for a client under test, and serves the driver page.
     serves_driver: bool,
     /// Numbers connections as they are accepted.
@@ -268,6 +271,7 @@ impl Shared {
             gateway,
             script: options.script,
             origin_frame: options.origin_frame,
+            origin_frame_stream: options.origin_frame_stream,
             serves_driver: options.client_origin,
             connections: std::sync::atomic::AtomicU64::new(0),
             log: Mutex::new(Vec::new()),
@@ -380,7 +384,10 @@ async fn serve_h2(
     facts: ConnectionFacts,
     shared: Arc<Shared>,
 ) -> Result<(), ServeError> {
-    let origin = h2wire::origin_frame(&shared.advertised_origins(&facts));
+    let origin = h2wire::origin_frame(
+        shared.origin_frame_stream,
+        &shared.advertised_origins(&facts),
+    );
     let io = InjectAfterFirstFrame::new(tls, origin);
     let mut connection = tokio::time::timeout(IDLE, h2::server::handshake(io)).await??;
     let facts = Arc::new(facts);
@@ -1052,6 +1059,7 @@ impl Shared {
                 path: forward.path.clone(),
                 body: forward.body.to_vec(),
                 status,
+                protocol: head.protocol,
             });
         reply
     }
