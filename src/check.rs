@@ -884,6 +884,10 @@ steps:
         }
     }
 
+    fn evaluate_over_h2(scenario: &Scenario, observed: &Observations) -> Evaluation {
+        evaluate(scenario, Protocol::Http2, &Deployment::standard(), observed)
+    }
+
     fn verdict(
         protocol: Protocol,
         foreign: ExchangeOutcome,
@@ -993,20 +997,10 @@ steps:
         )
         .unwrap();
         let observed = observations(response(421, None), response(404, Some("alpha")));
-        let evaluation = evaluate(
-            &scenario,
-            Protocol::Http2,
-            &Deployment::standard(),
-            &observed,
-        );
+        let evaluation = evaluate_over_h2(&scenario, &observed);
         assert_eq!(evaluation.verdict, Verdict::Fail);
         let observed = observations(response(421, None), response(421, Some("alpha")));
-        let evaluation = evaluate(
-            &scenario,
-            Protocol::Http2,
-            &Deployment::standard(),
-            &observed,
-        );
+        let evaluation = evaluate_over_h2(&scenario, &observed);
         assert_eq!(evaluation.verdict, Verdict::Pass);
     }
 
@@ -1029,12 +1023,7 @@ steps:
         )
         .unwrap();
         let observed = observations(response(421, None), gone);
-        let evaluation = evaluate(
-            &scenario,
-            Protocol::Http2,
-            &Deployment::standard(),
-            &observed,
-        );
+        let evaluation = evaluate_over_h2(&scenario, &observed);
         assert_eq!(evaluation.verdict, Verdict::Info);
     }
 
@@ -1071,12 +1060,7 @@ steps:
             established.peer_sans.push("*.test".into());
             established.peer_sans.push("c.test".into());
         }
-        let evaluation = evaluate(
-            &scenario(),
-            Protocol::Http2,
-            &Deployment::standard(),
-            &observed,
-        );
+        let evaluation = evaluate_over_h2(&scenario(), &observed);
         // The SHOULD (status 421) still applies and is unmet; the MUST is not applicable.
         assert_eq!(evaluation.verdict, Verdict::Warn);
         assert_eq!(evaluation.findings.len(), 1);

@@ -235,95 +235,25 @@ fn cli_trials() -> Vec<Trial> {
             Ok(())
         }),
     ];
-    // curl as a client under test, where the machine has it; not run (ignored) where it has not.
-    let curl_present = Command::new("curl")
-        .arg("--version")
-        .output()
-        .is_ok_and(|output| output.status.success());
-    trials.push(
-        Trial::test("cli::curl-as-client-under-test", || {
-            let dir = scratch("curl");
-            let junit = dir.join("junit.xml");
-            let (code, stdout, stderr) = misdirect(&[
-                "run",
-                "--client",
-                "curl --http2 -s -o /dev/null --cacert {ca} {resolve} {urls}",
-                "--protocol",
-                "h2",
-                "--filter",
-                "client/*",
-                "--junit",
-                junit.to_str().unwrap_or_default(),
-            ])?;
-            // curl ran and the origin saw it: judged, never an error of the harness.
-            let judged = stdout.contains(" 0 errors")
-                && !stdout.contains(" 0 passed, 0 failed, 0 warned, 0 info");
-            if code == 2 || code == 3 || !judged {
-                return Err(format!("exit {code}\n{stdout}{stderr}").into());
-            }
-            Ok(())
-        })
-        .with_ignored_flag(!curl_present),
-    );
-    // Node's built-in fetch as a client under test, where the machine has node.
-    let node_present = Command::new("node")
-        .arg("--version")
-        .output()
-        .is_ok_and(|output| output.status.success());
-    trials.push(
-        Trial::test("cli::node-fetch-as-client-under-test", || {
-            let dir = scratch("node");
-            let junit = dir.join("junit.xml");
-            let (code, stdout, stderr) = misdirect(&[
-                "run",
-                "--client",
-                "NODE_EXTRA_CA_CERTS={ca} node --require ./examples/node-fetch/resolve-test-names.cjs ./examples/node-fetch/fetch.mjs {urls}",
-                "--protocol",
-                "h1",
-                "--filter",
-                "client/*",
-                "--junit",
-                junit.to_str().unwrap_or_default(),
-            ])?;
-            let judged = stdout.contains(" 0 errors") && !stdout.contains(" 0 passed, 0 failed, 0 warned, 0 info");
-            if code == 2 || code == 3 || !judged {
-                return Err(format!("exit {code}\n{stdout}{stderr}").into());
-            }
-            Ok(())
-        })
-        .with_ignored_flag(!node_present),
-    );
-    // Headless Chromium as a client under test, where the machine has it (and NSS's certutil).
-    let chromium_present = ["chromium", "certutil"].iter().all(|tool| {
-        Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .is_ok_and(|output| output.status.success())
-    });
-    trials.push(
-        Trial::test("cli::chromium-as-client-under-test", || {
-            let dir = scratch("chromium");
-            let junit = dir.join("junit.xml");
-            let (code, stdout, stderr) = misdirect(&[
-                "run",
-                "--client",
-                "sh examples/chromium/fetch.sh {ca} '{driver}'",
-                "--protocol",
-                "h2",
-                "--filter",
-                "client/*",
-                "--junit",
-                junit.to_str().unwrap_or_default(),
-            ])?;
-            let judged = stdout.contains(" 0 errors")
-                && !stdout.contains(" 0 passed, 0 failed, 0 warned, 0 info");
-            if code == 2 || code == 3 || !judged {
-                return Err(format!("exit {code}\n{stdout}{stderr}").into());
-            }
-            Ok(())
-        })
-        .with_ignored_flag(!chromium_present),
-    );
+    // Real clients under test, where the machine has them; listed but ignored where it has not.
+    trials.push(client_under_test(
+        "curl",
+        &["curl"],
+        "curl --http2 -s -o /dev/null --cacert {ca} {resolve} {urls}",
+        "h2",
+    ));
+    trials.push(client_under_test(
+        "node-fetch",
+        &["node"],
+        "NODE_EXTRA_CA_CERTS={ca} node --require ./examples/node-fetch/resolve-test-names.cjs ./examples/node-fetch/fetch.mjs {urls}",
+        "h1",
+    ));
+    trials.push(client_under_test(
+        "chromium",
+        &["chromium", "certutil"],
+        "sh examples/chromium/fetch.sh {ca} '{driver}'",
+        "h2",
+    ));
     for fault in misdirect::target::Fault::ALL {
         let name = format!("cli::fault-{fault}-exits-1-under-strict");
         trials.push(Trial::test(name, move || {
@@ -346,4 +276,42 @@ fn cli_trials() -> Vec<Trial> {
         }));
     }
     trials
+}
+
+/// Runs the client family against a real client `template` over `protocol`: the client must run
+/// and be judged (no harness error, at least one verdict). Ignored where a `tool` is missing.
+fn client_under_test(
+    name: &'static str,
+    tools: &[&str],
+    template: &'static str,
+    protocol: &'static str,
+) -> Trial {
+    let present = tools.iter().all(|tool| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .is_ok_and(|output| output.status.success())
+    });
+    Trial::test(format!("cli::{name}-as-client-under-test"), move || {
+        let dir = scratch(name);
+        let junit = dir.join("junit.xml");
+        let (code, stdout, stderr) = misdirect(&[
+            "run",
+            "--client",
+            template,
+            "--protocol",
+            protocol,
+            "--filter",
+            "client/*",
+            "--junit",
+            junit.to_str().unwrap_or_default(),
+        ])?;
+        let judged = stdout.contains(" 0 errors")
+            && !stdout.contains(" 0 passed, 0 failed, 0 warned, 0 info");
+        if code == 2 || code == 3 || !judged {
+            return Err(format!("exit {code}\n{stdout}{stderr}").into());
+        }
+        Ok(())
+    })
+    .with_ignored_flag(!present)
 }

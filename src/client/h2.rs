@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::HOST;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
@@ -109,19 +108,9 @@ impl Http2Sender {
             }
         };
         let mut sender = self.0.ready().await.map_err(before_sending)?;
-        let mut builder = http::Request::builder()
-            .method(request.method.as_str())
-            .uri(format!("https://{}{}", request.authority, request.path))
-            .version(http::Version::HTTP_2);
-        if let Some(host) = &request.host {
-            builder = builder.header(HOST, host.as_str());
-        }
-        for (name, value) in &request.headers {
-            builder = builder.header(name.as_str(), value.as_str());
-        }
-        let head = builder.body(()).map_err(|error| ExchangeOutcome::NotSent {
-            detail: format!("cannot express the request in HTTP/2: {error}"),
-        })?;
+        let head = request
+            .head(http::Version::HTTP_2)
+            .map_err(|detail| ExchangeOutcome::NotSent { detail })?;
         let (response, mut body_stream) = sender
             .send_request(head, request.body.is_none())
             .map_err(before_sending)?;

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use h3::error::StreamError;
-use http::header::HOST;
 use quinn::crypto::rustls::{HandshakeData, QuicClientConfig};
 use rustls_pki_types::CertificateDer;
 use tokio::task::JoinHandle;
@@ -183,18 +182,9 @@ impl Http3Sender {
             // The h3 crate closes the whole connection rather than send such a request.
             return Ok(raw_exchange(&self.connection, request).await);
         }
-        let mut builder = http::Request::builder()
-            .method(request.method.as_str())
-            .uri(format!("https://{}{}", request.authority, request.path));
-        if let Some(host) = &request.host {
-            builder = builder.header(HOST, host.as_str());
-        }
-        for (name, value) in &request.headers {
-            builder = builder.header(name.as_str(), value.as_str());
-        }
-        let head = builder.body(()).map_err(|error| ExchangeOutcome::NotSent {
-            detail: format!("cannot express the request in HTTP/3: {error}"),
-        })?;
+        let head = request
+            .head(http::Version::HTTP_3)
+            .map_err(|detail| ExchangeOutcome::NotSent { detail })?;
         let mut stream = self
             .sender
             .send_request(head)

@@ -40,6 +40,24 @@ pub struct WireRequest {
 }
 
 impl WireRequest {
+    /// The request head for the h2 and h3 crates: `:authority` and path in an absolute URI,
+    /// plus any separate `Host` and extra headers; why not, when the crate's types reject it.
+    pub fn head(&self, version: http::Version) -> Result<http::Request<()>, String> {
+        let mut builder = http::Request::builder()
+            .method(self.method.as_str())
+            .uri(format!("https://{}{}", self.authority, self.path))
+            .version(version);
+        if let Some(host) = &self.host {
+            builder = builder.header(http::header::HOST, host.as_str());
+        }
+        for (name, value) in &self.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        builder
+            .body(())
+            .map_err(|error| format!("cannot express the request in {version:?}: {error}"))
+    }
+
     /// The HTTP/1.1 request target: the path, or `https://authority/path` in absolute form.
     pub fn request_target(&self) -> String {
         match self.form {

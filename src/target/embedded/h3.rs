@@ -159,15 +159,7 @@ pub(super) async fn serve(
                 stream.stop_stream(Code::H3_MESSAGE_ERROR);
             }
             Reply::Respond(answer) => {
-                let mut response = http::Response::builder()
-                    .status(answer.status)
-                    .header(http::header::CONTENT_TYPE, answer.content_type);
-                if let Some(label) = answer.tenant.and_then(Role::tenant) {
-                    response = response.header(TENANT_HEADER, label);
-                }
-                if let Some(cache_control) = answer.cache_control {
-                    response = response.header(http::header::CACHE_CONTROL, cache_control);
-                }
+                let response = super::response_head(&answer);
                 // A failure on one stream (the client stopped it) ends that stream only.
                 let sent = async {
                     stream.send_response(response.body(())?).await?;

@@ -449,15 +449,7 @@ async fn answer_h2(
             Ok(false)
         }
         Reply::Respond(answer) => {
-            let mut response = http::Response::builder()
-                .status(answer.status)
-                .header(http::header::CONTENT_TYPE, answer.content_type);
-            if let Some(label) = answer.tenant.and_then(Role::tenant) {
-                response = response.header(TENANT_HEADER, label);
-            }
-            if let Some(cache_control) = answer.cache_control {
-                response = response.header(http::header::CACHE_CONTROL, cache_control);
-            }
+            let mut response = response_head(&answer);
             if answer.status < 300 {
                 response = response.header(http::header::ALT_SVC, shared.alt_svc.as_str());
             }
@@ -466,6 +458,20 @@ async fn answer_h2(
             Ok(answer.close)
         }
     }
+}
+
+/// The status and headers of an answer, as h2 and h3 send them.
+fn response_head(answer: &Answer) -> http::response::Builder {
+    let mut response = http::Response::builder()
+        .status(answer.status)
+        .header(http::header::CONTENT_TYPE, answer.content_type);
+    if let Some(label) = answer.tenant.and_then(Role::tenant) {
+        response = response.header(TENANT_HEADER, label);
+    }
+    if let Some(cache_control) = answer.cache_control {
+        response = response.header(http::header::CACHE_CONTROL, cache_control);
+    }
+    response
 }
 
 async fn serve_h1(
