@@ -86,7 +86,8 @@ struct SuiteArgs {
 struct RunArgs {
     #[command(flatten)]
     suites: SuiteArgs,
-    /// `embedded`, `embedded:<fault>`, or the address of your server (IP:PORT).
+    /// `embedded`, `embedded:<fault>`, the address of your server (IP:PORT), or a target
+    /// profile (`targets/<server>.yaml`), which misdirect may start and stop itself.
     #[arg(long, default_value = "embedded")]
     target: String,
     /// Test an HTTP client instead: a command run with `sh -c` for each client case, with
@@ -246,7 +247,10 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 fn run_suites(args: &RunArgs) -> Result<u8, Failure> {
     let scenarios = select(&args.suites)?;
     let protocols = protocols(&args.suites.protocols)?;
-    let target = parse_target(args)?;
+    let (target, server) = match profile_path(args) {
+        Some(path) => launch_profile(args, path)?,
+        None => (parse_target(args)?, None),
+    };
     if !(args.timeout > 0.0 && args.timeout <= 600.0) {
         return Err(Failure::invalid(
             "--timeout must be between 0 and 600 seconds",
@@ -269,7 +273,19 @@ fn run_suites(args: &RunArgs) -> Result<u8, Failure> {
         return Err(Failure::invalid("no scenario matches the selection"));
     }
     let started = Instant::now();
-    let results = runtime()?.block_on(runner.run_all(cases));
+    let results = runtime()?.block_on(async {
+        tokio::select! {
+            results = runner.run_all(cases) => Some(results),
+            // A launched server is in its own process group: stop it here, not by the terminal.
+            _ = tokio::signal::ctrl_c() => None,
+        }
+    });
+    drop(server);
+    let Some(results) = results else {
+        return Err(Failure::harness(
+            "interrupted; the launched server was stopped",
+        ));
+    };
     let wall = started.elapsed();
     let label = runner.target().label();
     let detail = terminal::Detail {
@@ -352,6 +368,46 @@ fn protocols(keys: &[String]) -> Result<Vec<Protocol>, Failure> {
         .collect()
 }
 
+/// `--target` names a profile when it is a YAML file.
+fn profile_path(args: &RunArgs) -> Option<&Path> {
+    let path = Path::new(&args.target);
+    let yaml = matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    );
+    (args.client.is_none() && yaml).then_some(path)
+}
+
+/// Loads a profile and, if it says how, starts its server (stopped when the handle is dropped).
+fn launch_profile(
+    args: &RunArgs,
+    path: &Path,
+) -> Result<(Target, Option<crate::target::launcher::RunningServer>), Failure> {
+    if args.certs.is_some() || !args.names.is_empty() || args.h3_port.is_some() {
+        return Err(Failure::invalid(
+            "--certs, --name and --h3-port are the profile's to say",
+        ));
+    }
+    let profile =
+        crate::target::profile::load(path).map_err(|error| Failure::invalid(error.to_string()))?;
+    let working_root = Path::new("reports").join("servers");
+    let (mut remote, server) = crate::target::launcher::prepare(&profile, &working_root)
+        .map_err(|error| Failure::harness(error.to_string()))?;
+    if let Some(port) = args.upstreams_port {
+        remote.upstreams_port = Some(port);
+        remote.upstreams_cleartext = args.upstreams_cleartext;
+    }
+    if let Some(server) = &server {
+        say!(
+            "started {} (process group {}) on {}",
+            profile.server,
+            server.pid(),
+            remote.address
+        );
+    }
+    Ok((Target::Remote(Box::new(remote)), server))
+}
+
 fn parse_target(args: &RunArgs) -> Result<Target, Failure> {
     if let Some(template) = &args.client {
         if !template.contains("{urls}") && !template.contains("{driver}") {
@@ -407,6 +463,7 @@ fn parse_target(args: &RunArgs) -> Result<Target, Failure> {
         deployment.set_name(role, host.to_owned());
     }
     Ok(Target::Remote(Box::new(Remote {
+        server: None,
         address,
         h3_port: args.h3_port,
         upstreams_port: args.upstreams_port,

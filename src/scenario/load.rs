@@ -96,9 +96,23 @@ pub fn load_file(path: &Path) -> Result<Scenario, LoadError> {
 
 /// Parses and builds one scenario from text; `path` is only used in diagnostics.
 pub fn load_str(path: &Path, id: &str, text: &str) -> Result<Scenario, LoadError> {
+    let (source, raw) = parse_yaml::<RawScenario>(path, text)?;
+    Builder {
+        source: &source,
+        path,
+    }
+    .scenario(id, raw)
+}
+
+/// Parses YAML into its serde mirror, keeping the text for spans; a syntax or type error points at
+/// `file:line:col`. Shared by scenario files and target profiles.
+pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &str,
+) -> Result<(Arc<Source>, T), LoadError> {
     let source = Source::new(path, text);
     let options = serde_saphyr::options! { with_snippet: false };
-    let raw: RawScenario = serde_saphyr::from_str_with_options(text, options).map_err(|error| {
+    let raw = serde_saphyr::from_str_with_options(text, options).map_err(|error| {
         let (line, column) = error
             .location()
             .map_or((1, 1), |at| (clamp(at.line()), clamp(at.column())));
@@ -108,11 +122,7 @@ pub fn load_str(path: &Path, id: &str, text: &str) -> Result<Scenario, LoadError
             message: strip_location(&error.to_string()),
         }
     })?;
-    Builder {
-        source: &source,
-        path,
-    }
-    .scenario(id, raw)
+    Ok((source, raw))
 }
 
 fn collect_yaml(path: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {

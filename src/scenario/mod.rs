@@ -14,6 +14,7 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
+pub(crate) use load::parse_yaml;
 pub use load::{LoadError, load_file, load_paths, load_str};
 pub use span::{Source, Span};
 

@@ -6,7 +6,9 @@
 
 pub mod client;
 pub mod embedded;
+pub mod launcher;
 pub mod policy;
+pub mod profile;
 pub mod upstream;
 
 pub use policy::OriginScript;
@@ -34,7 +36,10 @@ impl Target {
         match self {
             Self::Embedded(None) => "embedded".to_owned(),
             Self::Embedded(Some(fault)) => format!("embedded:{fault}"),
-            Self::Remote(remote) => remote.address.to_string(),
+            Self::Remote(remote) => match &remote.server {
+                Some(server) => format!("{server} at {}", remote.address),
+                None => remote.address.to_string(),
+            },
             Self::Command(command) => format!("client `{}`", command.template),
         }
     }
@@ -43,6 +48,8 @@ impl Target {
 /// A server reached over the network.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Remote {
+    /// The server's name, from its profile.
+    pub server: Option<String>,
     pub address: SocketAddr,
     /// The UDP port of its HTTP/3 endpoint, if it has one.
     pub h3_port: Option<u16>,

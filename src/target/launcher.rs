@@ -1,0 +1,292 @@
+//! Starts the server a profile describes, on loopback, and stops exactly what it started.
+//!
+//! The server runs in the foreground in a process group of its own, so that its workers can be
+//! stopped with it by the group's ID (the PID misdirect started) and a Ctrl-C in the terminal
+//! does not reach it behind misdirect's back. Its configuration is rendered from the profile's
+//! template into a working folder under `reports/servers/`, with misdirect's PKI, the ports
+//! misdirect picked and the mock upstreams' ports; the server's output goes to `server.log`
+//! there, which is the evidence when it does not start.
+
+use std::fs;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::Remote;
+use super::profile::{Launch, Profile, Upstreams};
+use crate::deployment::Role;
+use crate::pki::Pki;
+
+/// Why a profiled server could not be tested.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("`{0}` is not installed (scripts/install-servers installs the profiled servers)")]
+    Missing(String),
+    #[error("{0}")]
+    Setup(String),
+    #[error("the server did not start: {reason}\n--- {log} (last lines)\n{tail}")]
+    NotReady {
+        reason: String,
+        log: String,
+        tail: String,
+    },
+}
+
+/// A server misdirect started; dropping it stops the process group.
+#[derive(Debug)]
+pub struct RunningServer {
+    child: Child,
+}
+
+/// How long a stopped server may take to exit before its group is killed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// The remote to test for `profile`, and the server misdirect started for it, if it is launched.
+pub fn prepare(
+    profile: &Profile,
+    working_root: &Path,
+) -> Result<(Remote, Option<RunningServer>), LaunchError> {
+    let upstreams_cleartext = profile.upstreams == Some(Upstreams::Cleartext);
+    let Some(launch) = &profile.launch else {
+        let (Some(address), Some(certificates)) = (profile.address, profile.certs.clone()) else {
+            return Err(LaunchError::Setup(
+                "a running server's profile names its address and certs".into(),
+            ));
+        };
+        if profile.upstreams.is_some() {
+            return Err(LaunchError::Setup(
+                "mock upstreams come with a launched server; for a running gateway use --upstreams-port".into(),
+            ));
+        }
+        let remote = Remote {
+            server: Some(profile.server.clone()),
+            address,
+            h3_port: profile.h3_port,
+            upstreams_port: None,
+            upstreams_cleartext,
+            deployment: profile.deployment.clone(),
+            certificates,
+        };
+        return Ok((remote, None));
+    };
+    for tool in &launch.needs {
+        if !on_path(tool) {
+            return Err(LaunchError::Missing(tool.clone()));
+        }
+    }
+    let workdir = working_root.join(&profile.server);
+    let setup = |what: &str, error: io::Error| LaunchError::Setup(format!("{what}: {error}"));
+    let _ = fs::remove_dir_all(&workdir);
+    fs::create_dir_all(&workdir)
+        .map_err(|error| setup("cannot create the working folder", error))?;
+    let workdir = workdir
+        .canonicalize()
+        .map_err(|error| setup("cannot resolve the working folder", error))?;
+    let certs = workdir.join("certs");
+    Pki::generate()
+        .map_err(|error| LaunchError::Setup(format!("cannot generate the PKI: {error}")))?
+        .write_pem(&certs)
+        .map_err(|error| LaunchError::Setup(format!("cannot write the PKI: {error}")))?;
+    let port = free_port(launch.h3).map_err(|error| setup("no free port", error))?;
+    let upstreams_port = match profile.upstreams {
+        Some(_) => Some(free_port_run(5).map_err(|error| setup("no free ports", error))?),
+        None => None,
+    };
+    let config = render(launch, &workdir, &certs, port, upstreams_port)?;
+    let command = launch
+        .command
+        .replace("{config}", &config.display().to_string())
+        .replace("{workdir}", &workdir.display().to_string());
+    let log_path = workdir.join("server.log");
+    let log =
+        fs::File::create(&log_path).map_err(|error| setup("cannot create server.log", error))?;
+    let log_err = log
+        .try_clone()
+        .map_err(|error| setup("cannot share server.log", error))?;
+    let child = Command::new("sh")
+        .args(["-c", &command])
+        .current_dir(&workdir)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .process_group(0)
+        .spawn()
+        .map_err(|error| setup("cannot run sh", error))?;
+    let mut server = RunningServer { child };
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    if let Err(reason) = server.wait_ready(address, launch.ready_within) {
+        drop(server);
+        return Err(LaunchError::NotReady {
+            reason,
+            log: log_path.display().to_string(),
+            tail: tail(&log_path, 20),
+        });
+    }
+    let remote = Remote {
+        server: Some(profile.server.clone()),
+        address,
+        h3_port: launch.h3.then_some(port),
+        upstreams_port,
+        upstreams_cleartext,
+        deployment: profile.deployment.clone(),
+        certificates: certs,
+    };
+    Ok((remote, Some(server)))
+}
+
+impl RunningServer {
+    /// Waits until the server accepts TCP connections, or fails if it exits or the time is up.
+    fn wait_ready(&mut self, address: SocketAddr, within: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("it exited with {status}"));
+            }
+            if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("nothing accepted on {address} within {within:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The process group's ID: the PID of the shell misdirect started.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Asks the group to stop (SIGTERM), and kills it after [`STOP_GRACE`].
+    fn stop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            signal_group(self.pid(), "KILL");
+            return;
+        }
+        signal_group(self.pid(), "TERM");
+        let deadline = Instant::now() + STOP_GRACE;
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                // The leader is gone; anything left in its group goes with it.
+                signal_group(self.pid(), "KILL");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        signal_group(self.pid(), "KILL");
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Sends a signal to a process group with kill(1): the project forbids `unsafe`, and this is
+/// the group misdirect created, identified by the PID it started.
+fn signal_group(group: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .args([format!("-{signal}"), "--".to_owned(), format!("-{group}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Renders the template into the working folder; returns the rendered file's path.
+fn render(
+    launch: &Launch,
+    workdir: &Path,
+    certs: &Path,
+    port: u16,
+    upstreams_port: Option<u16>,
+) -> Result<PathBuf, LaunchError> {
+    let template = fs::read_to_string(&launch.config).map_err(|error| {
+        LaunchError::Setup(format!("cannot read {}: {error}", launch.config.display()))
+    })?;
+    let mut text = template
+        .replace("{port}", &port.to_string())
+        .replace("{certs}", &certs.display().to_string())
+        .replace("{workdir}", &workdir.display().to_string());
+    let tenants = Role::ALL.into_iter().filter_map(Role::tenant);
+    for (offset, tenant) in (0u16..).zip(tenants) {
+        let placeholder = format!("{{upstream:{tenant}}}");
+        if !text.contains(&placeholder) {
+            continue;
+        }
+        let Some(first) = upstreams_port else {
+            return Err(LaunchError::Setup(format!(
+                "{} uses {placeholder}, but the profile runs no upstreams",
+                launch.config.display()
+            )));
+        };
+        text = text.replace(&placeholder, &(first + offset).to_string());
+    }
+    let name = launch
+        .config
+        .file_name()
+        .and_then(|name| name.to_str())
+        .map_or("server.conf", |name| {
+            name.strip_suffix(".template").unwrap_or(name)
+        });
+    let rendered = workdir.join(name);
+    fs::write(&rendered, text).map_err(|error| {
+        LaunchError::Setup(format!("cannot write {}: {error}", rendered.display()))
+    })?;
+    Ok(rendered)
+}
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
+}
+
+/// A free TCP port on 127.0.0.1 (and, with `udp_too`, free for UDP as well).
+fn free_port(udp_too: bool) -> io::Result<u16> {
+    for _ in 0..20 {
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+            .local_addr()?
+            .port();
+        if !udp_too || UdpSocket::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AddrInUse,
+        "no port free for both TCP and UDP",
+    ))
+}
+
+/// The first of `count` consecutive free TCP ports on 127.0.0.1, below the usual ephemeral range
+/// (32768 and up), where the many short connections of a run do not take ports away.
+fn free_port_run(count: u16) -> io::Result<u16> {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.subsec_nanos())
+        ^ std::process::id();
+    for attempt in 0..64u32 {
+        let offset = seed.wrapping_add(attempt.wrapping_mul(7919)) % 12_000;
+        let first = 20_000 + u16::try_from(offset).unwrap_or(0);
+        let held: Vec<_> = (first..first + count)
+            .map_while(|port| TcpListener::bind((Ipv4Addr::LOCALHOST, port)).ok())
+            .collect();
+        if held.len() == usize::from(count) {
+            return Ok(first);
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AddrInUse,
+        "no run of free ports",
+    ))
+}
+
+/// The last `lines` lines of a log, for an error message.
+fn tail(path: &Path, lines: usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

@@ -1,0 +1,288 @@
+//! Target profiles: one YAML file that says where a server under test is, which of its hostnames
+//! play which role, what to trust, and, for servers misdirect starts itself, how to configure,
+//! start and stop it on loopback.
+//!
+//! A profile is loaded like a scenario (unknown keys and wrong types are `file:line:col` errors)
+//! and becomes a [`Remote`](super::Remote) plus, when it has a `launch` section, a [`Launch`]
+//! plan. Starting and stopping the process lives in [`launcher`](super::launcher).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::deployment::{Deployment, Role};
+use crate::scenario::{LoadError, Source, Span, parse_yaml};
+
+/// The serde mirror of a profile file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    server: Spanned<String>,
+    /// Prose for the reader of the profile; misdirect does not use it.
+    #[serde(default, rename = "description")]
+    _description: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    address: Option<Spanned<String>>,
+    #[serde(default)]
+    h3_port: Option<u16>,
+    #[serde(default)]
+    certs: Option<Spanned<String>>,
+    #[serde(default)]
+    names: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    upstreams: Option<Spanned<String>>,
+    #[serde(default)]
+    launch: Option<RawLaunch>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLaunch {
+    #[serde(default)]
+    needs: Vec<String>,
+    config: Spanned<String>,
+    command: Spanned<String>,
+    #[serde(default)]
+    h3: bool,
+    #[serde(default)]
+    ready_within: Option<Spanned<f64>>,
+}
+
+/// How the mock upstreams behind a gateway speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upstreams {
+    Https,
+    Cleartext,
+}
+
+/// A loaded profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    /// The server's name, used in reports and for its working folder.
+    pub server: String,
+    /// Where a running server listens; `None` for a launched one (misdirect picks the port).
+    pub address: Option<SocketAddr>,
+    pub h3_port: Option<u16>,
+    /// A folder with `ca.pem`, `client.pem` and `client.key`; `None` for a launched server,
+    /// which is configured with misdirect's own PKI.
+    pub certs: Option<PathBuf>,
+    pub deployment: Deployment,
+    pub upstreams: Option<Upstreams>,
+    pub launch: Option<Launch>,
+}
+
+/// How to start a server on loopback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Launch {
+    /// Executables that must be on PATH (`scripts/install-servers` installs them).
+    pub needs: Vec<String>,
+    /// The configuration template, rendered into the working folder.
+    pub config: PathBuf,
+    /// Run with `sh -c` in its own process group, in the foreground.
+    pub command: String,
+    /// Whether the server also serves HTTP/3 on the UDP port with the TCP port's number.
+    pub h3: bool,
+    /// How long the server may take to accept TCP connections.
+    pub ready_within: Duration,
+}
+
+const DEFAULT_READY_WITHIN: Duration = Duration::from_secs(10);
+
+/// Loads a profile; relative paths in it are relative to the profile's folder.
+pub fn load(path: &Path) -> Result<Profile, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|error| LoadError {
+        path: path.to_owned(),
+        span: None,
+        message: format!("failed to read: {error}"),
+    })?;
+    let (source, raw) = parse_yaml::<RawProfile>(path, &text)?;
+    let folder = path.parent().unwrap_or(Path::new("."));
+    Builder {
+        source: &source,
+        path,
+    }
+    .profile(raw, folder)
+}
+
+struct Builder<'a> {
+    source: &'a Arc<Source>,
+    path: &'a Path,
+}
+
+impl Builder<'_> {
+    fn error_at<T>(&self, spanned: &Spanned<T>, message: impl Into<String>) -> LoadError {
+        let clamp = |value: u64| u32::try_from(value).unwrap_or(u32::MAX).max(1);
+        LoadError {
+            path: self.path.to_owned(),
+            span: Some(Span::new(
+                self.source,
+                clamp(spanned.referenced.line()),
+                clamp(spanned.referenced.column()),
+            )),
+            message: message.into(),
+        }
+    }
+
+    fn profile(&self, raw: RawProfile, folder: &Path) -> Result<Profile, LoadError> {
+        let server = raw.server.value.trim().to_owned();
+        if server.is_empty()
+            || !server
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(self.error_at(
+                &raw.server,
+                "the server name must be letters, digits, `-`, `_` or `.`",
+            ));
+        }
+        let address =
+            raw.address
+                .as_ref()
+                .map(|address| {
+                    address.value.parse::<SocketAddr>().map_err(|_| {
+                        self.error_at(address, "expected IP:PORT, e.g. 127.0.0.1:8443")
+                    })
+                })
+                .transpose()?;
+        let mut deployment = Deployment::standard();
+        for (role, name) in &raw.names {
+            let role: Role = role
+                .parse()
+                .map_err(|error: crate::deployment::UnknownRole| {
+                    self.error_at(name, error.to_string())
+                })?;
+            deployment.set_name(role, name.value.clone());
+        }
+        let upstreams = raw
+            .upstreams
+            .as_ref()
+            .map(|mode| match mode.value.as_str() {
+                "https" => Ok(Upstreams::Https),
+                "cleartext" => Ok(Upstreams::Cleartext),
+                _ => Err(self.error_at(mode, "upstreams are `https` or `cleartext`")),
+            })
+            .transpose()?;
+        let launch = raw
+            .launch
+            .map(|launch| self.launch(launch, folder))
+            .transpose()?;
+        match (&launch, &address) {
+            (Some(_), Some(_)) => {
+                return Err(self.error_at(
+                    raw.address.as_ref().unwrap_or(&raw.server),
+                    "a launched server listens where misdirect says: leave `address` out",
+                ));
+            }
+            (None, None) => {
+                return Err(self.error_at(
+                    &raw.server,
+                    "a profile needs `address` (a running server) or `launch` (one misdirect starts)",
+                ));
+            }
+            _ => {}
+        }
+        let certs = raw.certs.as_ref().map(|certs| folder.join(&certs.value));
+        if launch.is_none() && certs.is_none() {
+            return Err(self.error_at(
+                &raw.server,
+                "a running server needs `certs`: a folder with ca.pem, client.pem and client.key",
+            ));
+        }
+        Ok(Profile {
+            server,
+            address,
+            h3_port: raw.h3_port,
+            certs,
+            deployment,
+            upstreams,
+            launch,
+        })
+    }
+
+    fn launch(&self, raw: RawLaunch, folder: &Path) -> Result<Launch, LoadError> {
+        let ready_within = match &raw.ready_within {
+            None => DEFAULT_READY_WITHIN,
+            Some(seconds) if seconds.value > 0.0 && seconds.value <= 120.0 => {
+                Duration::from_secs_f64(seconds.value)
+            }
+            Some(seconds) => {
+                return Err(self.error_at(seconds, "ready_within is between 0 and 120 seconds"));
+            }
+        };
+        let config = folder.join(&raw.config.value);
+        if !config.is_file() {
+            return Err(self.error_at(
+                &raw.config,
+                format!("no configuration template at {}", config.display()),
+            ));
+        }
+        if !raw.command.value.contains("{config}") {
+            return Err(self.error_at(
+                &raw.command,
+                "the command must name the rendered configuration: {config}",
+            ));
+        }
+        Ok(Launch {
+            needs: raw.needs,
+            config,
+            command: raw.command.value,
+            h3: raw.h3,
+            ready_within,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str) -> Result<Profile, LoadError> {
+        let dir = std::env::temp_dir().join(format!("misdirect-profile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch folder");
+        std::fs::write(dir.join("server.conf.template"), "listen {port};").expect("template");
+        let path = dir.join(format!("p{}.yaml", text.len()));
+        std::fs::write(&path, text).expect("profile");
+        load(&path)
+    }
+
+    #[test]
+    fn a_running_server_maps_roles_onto_its_names() {
+        let profile = load_text(
+            "server: edge\naddress: 192.0.2.10:443\ncerts: mine\nnames: { primary: api.example.com }\n",
+        )
+        .expect("loads");
+        assert_eq!(
+            profile.address,
+            Some("192.0.2.10:443".parse().expect("address"))
+        );
+        assert_eq!(profile.deployment.name(Role::Primary), "api.example.com");
+        assert!(profile.launch.is_none());
+    }
+
+    #[test]
+    fn a_launched_server_needs_its_config_placeholder() {
+        let error = load_text(
+            "server: x\nlaunch:\n  config: server.conf.template\n  command: x --conf /etc/x\n",
+        )
+        .expect_err("rejected");
+        assert!(error.message.contains("{config}"), "{error}");
+        let span = error.span.expect("located");
+        assert_eq!((span.line, span.column), (4, 12));
+    }
+
+    #[test]
+    fn unknown_roles_and_keys_are_located() {
+        let error =
+            load_text("server: x\naddress: 127.0.0.1:1\ncerts: c\nnames: { boss: a.test }\n")
+                .expect_err("rejected");
+        assert_eq!(error.span.expect("located").line, 4);
+        let error = load_text("server: x\naddress: 127.0.0.1:1\ncerts: c\nport: 3\n")
+            .expect_err("rejected");
+        assert_eq!(error.span.expect("located").line, 4);
+    }
+}
