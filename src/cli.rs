@@ -247,15 +247,28 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 fn run_suites(args: &RunArgs) -> Result<u8, Failure> {
     let scenarios = select(&args.suites)?;
     let protocols = protocols(&args.suites.protocols)?;
-    let (target, server) = match profile_path(args) {
-        Some(path) => launch_profile(args, path)?,
-        None => (parse_target(args)?, None),
-    };
     if !(args.timeout > 0.0 && args.timeout <= 600.0) {
         return Err(Failure::invalid(
             "--timeout must be between 0 and 600 seconds",
         ));
     }
+    let cases: Vec<_> = runner::cases(&scenarios)
+        .into_iter()
+        .filter(|case| protocols.is_empty() || protocols.contains(&case.protocol))
+        .collect();
+    if cases.is_empty() {
+        return Err(Failure::invalid("no scenario matches the selection"));
+    }
+    let runtime = runtime()?;
+    // Catch SIGINT and SIGTERM before any server is started: a launched server runs in its own
+    // process group, so the terminal's Ctrl-C never reaches it, and misdirect must stop it.
+    let mut stop_signals = runtime
+        .block_on(async { StopSignals::new() })
+        .map_err(|error| Failure::harness(format!("cannot handle signals: {error}")))?;
+    let (target, server) = match profile_path(args) {
+        Some(path) => launch_profile(args, path)?,
+        None => (parse_target(args)?, None),
+    };
     let step_timeout = Duration::from_secs_f64(args.timeout);
     let options = RunOptions {
         step_timeout,
@@ -265,25 +278,17 @@ fn run_suites(args: &RunArgs) -> Result<u8, Failure> {
     let runner =
         Runner::new(target, options).map_err(|error| Failure::harness(error.to_string()))?;
     let runner = Arc::new(runner);
-    let cases: Vec<_> = runner::cases(&scenarios)
-        .into_iter()
-        .filter(|case| protocols.is_empty() || protocols.contains(&case.protocol))
-        .collect();
-    if cases.is_empty() {
-        return Err(Failure::invalid("no scenario matches the selection"));
-    }
     let started = Instant::now();
-    let results = runtime()?.block_on(async {
+    let results = runtime.block_on(async {
         tokio::select! {
             results = runner.run_all(cases) => Some(results),
-            // A launched server is in its own process group: stop it here, not by the terminal.
-            _ = tokio::signal::ctrl_c() => None,
+            () = stop_signals.received() => None,
         }
     });
     drop(server);
     let Some(results) = results else {
         return Err(Failure::harness(
-            "interrupted; the launched server was stopped",
+            "interrupted; any server misdirect started was stopped",
         ));
     };
     let wall = started.elapsed();
@@ -366,6 +371,29 @@ fn protocols(keys: &[String]) -> Result<Vec<Protocol>, Failure> {
     keys.iter()
         .map(|key| key.parse().map_err(Failure::invalid))
         .collect()
+}
+
+/// SIGINT and SIGTERM, registered as soon as this exists and remembered until read.
+struct StopSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn new() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    async fn received(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
 }
 
 /// `--target` names a profile when it is a YAML file.

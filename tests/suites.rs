@@ -287,6 +287,70 @@ fn cli_trials() -> Vec<Trial> {
         }
         Ok(())
     }));
+    trials.push(
+        Trial::test("cli::terminated-run-stops-its-server", || {
+            // A launched server that accepts and never answers; misdirect is told to stop while
+            // it waits: it must end at once, with exit 2, and take the server's group with it.
+            let dir = scratch("terminated");
+            std::fs::write(
+                dir.join("silent.py.template"),
+                "import socket, time\ns = socket.create_server(('127.0.0.1', {port}))\nheld = []\nwhile True:\n    held.append(s.accept())\n",
+            )
+            .map_err(|error| error.to_string())?;
+            let profile = dir.join("silent.yaml");
+            std::fs::write(
+                &profile,
+                "server: silent\nlaunch:\n  config: silent.py.template\n  command: exec python3 {config}\n",
+            )
+            .map_err(|error| error.to_string())?;
+            let mut child = Command::new(env!("CARGO_BIN_EXE_misdirect"))
+                .args(["run", "--timeout", "20", "--filter", "server/own-authority", "--target"])
+                .arg(&profile)
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .map_err(|error| error.to_string())?;
+            std::thread::sleep(std::time::Duration::from_secs(2));
+            let started = std::time::Instant::now();
+            Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status()
+                .map_err(|error| error.to_string())?;
+            let mut output = String::new();
+            let code = loop {
+                if let Some(status) = child.try_wait().map_err(|error| error.to_string())? {
+                    break status.code().unwrap_or(-1);
+                }
+                if started.elapsed().as_secs() > 10 {
+                    let _ = child.kill();
+                    return Err("misdirect did not stop within 10 s of SIGTERM".into());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            };
+            if let Some(mut stdout) = child.stdout.take() {
+                let _ = std::io::Read::read_to_string(&mut stdout, &mut output);
+            }
+            if let Some(mut stderr) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut stderr, &mut output);
+            }
+            let group = output
+                .split("(process group ")
+                .nth(1)
+                .and_then(|rest| rest.split(')').next())
+                .unwrap_or_default()
+                .to_owned();
+            let left_behind = Command::new("pgrep")
+                .args(["-g", &group])
+                .output()
+                .is_ok_and(|output| output.status.success());
+            if code != 2 || group.is_empty() || left_behind || !output.contains("interrupted") {
+                return Err(format!("exit {code}, group {group:?}, left behind {left_behind}\n{output}").into());
+            }
+            Ok(())
+        })
+        .with_ignored_flag(!tool_present(&["python3"])),
+    );
     // nginx started from its profile, where the machine has it: judged, and stopped afterwards.
     trials.push(
         Trial::test("cli::nginx-profile-starts-judges-and-stops", || {
@@ -381,7 +445,10 @@ fn client_under_test(
 fn tool_present(tools: &[&str]) -> bool {
     tools.iter().all(|tool| {
         Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
+            .args([
+                "-c",
+                &format!("PATH=\"$PATH:/usr/sbin:/sbin\" command -v {tool}"),
+            ])
             .output()
             .is_ok_and(|output| output.status.success())
     })

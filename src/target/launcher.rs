@@ -72,8 +72,9 @@ pub fn prepare(
         };
         return Ok((remote, None));
     };
+    let path = server_path();
     for tool in &launch.needs {
-        if !on_path(tool) {
+        if !on_path(tool, &path) {
             return Err(LaunchError::Missing(tool.clone()));
         }
     }
@@ -109,6 +110,7 @@ pub fn prepare(
     let child = Command::new("sh")
         .args(["-c", &command])
         .current_dir(&workdir)
+        .env("PATH", &path)
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err)
@@ -240,9 +242,22 @@ fn render(
     Ok(rendered)
 }
 
-fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
+/// The PATH a server is started with: the user's, then the sbin folders where Debian puts
+/// daemons (nginx, apache2, haproxy), which a non-root user's PATH often lacks.
+fn server_path() -> std::ffi::OsString {
+    let mut folders: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).collect())
+        .unwrap_or_default();
+    for sbin in ["/usr/local/sbin", "/usr/sbin", "/sbin"] {
+        if !folders.iter().any(|folder| folder == Path::new(sbin)) {
+            folders.push(PathBuf::from(sbin));
+        }
+    }
+    std::env::join_paths(folders).unwrap_or_default()
+}
+
+fn on_path(tool: &str, path: &std::ffi::OsStr) -> bool {
+    std::env::split_paths(path).any(|dir| dir.join(tool).is_file())
 }
 
 /// A free TCP port on 127.0.0.1 (and, with `udp_too`, free for UDP as well).
