@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
+use crate::baseline;
 use crate::deployment::{Deployment, Role};
 use crate::outcome::Tally;
 use crate::pki::Pki;
@@ -111,6 +112,13 @@ struct RunArgs {
     /// For a server of yours: map a role onto one of its hostnames, e.g. primary=a.example.com (repeatable).
     #[arg(long = "name", value_name = "ROLE=HOST")]
     names: Vec<String>,
+    /// Compare with a server's known deviations (default: the profile's `baseline`): exit 1 on
+    /// a new FAIL or WARN and on a listed case that now passes, 0 when the run matches.
+    #[arg(long, value_name = "PATH")]
+    baseline: Option<PathBuf>,
+    /// Write this run's FAIL and WARN cases as a baseline to start from.
+    #[arg(long, value_name = "PATH")]
+    write_baseline: Option<PathBuf>,
     /// Where to write the JUnit report.
     #[arg(long, default_value = "reports/junit.xml", value_name = "PATH")]
     junit: PathBuf,
@@ -265,8 +273,23 @@ fn run_suites(args: &RunArgs) -> Result<u8, Failure> {
     let mut stop_signals = runtime
         .block_on(async { StopSignals::new() })
         .map_err(|error| Failure::harness(format!("cannot handle signals: {error}")))?;
-    let (target, server) = match profile_path(args) {
-        Some(path) => launch_profile(args, path)?,
+    let profile = profile_path(args)
+        .map(|path| {
+            crate::target::profile::load(path).map_err(|error| Failure::invalid(error.to_string()))
+        })
+        .transpose()?;
+    let baseline = args
+        .baseline
+        .clone()
+        .or_else(|| {
+            profile
+                .as_ref()
+                .and_then(|profile| profile.baseline.clone())
+        })
+        .map(|path| baseline::load(&path).map_err(|error| Failure::invalid(error.to_string())))
+        .transpose()?;
+    let (target, server) = match &profile {
+        Some(profile) => launch_profile(args, profile)?,
         None => (parse_target(args)?, None),
     };
     let step_timeout = Duration::from_secs_f64(args.timeout);
@@ -302,7 +325,26 @@ fn run_suites(args: &RunArgs) -> Result<u8, Failure> {
         .map_err(|error| Failure::harness(format!("failed to render the JUnit report: {error}")))?;
     write_report(&args.junit, &xml)?;
     say!("JUnit report: {}", args.junit.display());
-    Ok(Tally::of(&results).exit_code(args.strict))
+    if let Some(path) = &args.write_baseline {
+        let server = profile
+            .as_ref()
+            .map_or(label.as_str(), |profile| &profile.server);
+        write_report(path, &baseline::from_results(server, &results))?;
+        say!("baseline written: {}", path.display());
+    }
+    let tally = Tally::of(&results);
+    let Some(baseline) = baseline else {
+        return Ok(tally.exit_code(args.strict));
+    };
+    let comparison = baseline::compare(&baseline, &results);
+    say!("{comparison}");
+    Ok(if !comparison.holds() {
+        1
+    } else if tally.error > 0 {
+        2
+    } else {
+        0
+    })
 }
 
 fn write_report(path: &Path, contents: &str) -> Result<(), Failure> {
@@ -409,17 +451,15 @@ fn profile_path(args: &RunArgs) -> Option<&Path> {
 /// Loads a profile and, if it says how, starts its server (stopped when the handle is dropped).
 fn launch_profile(
     args: &RunArgs,
-    path: &Path,
+    profile: &crate::target::profile::Profile,
 ) -> Result<(Target, Option<crate::target::launcher::RunningServer>), Failure> {
     if args.certs.is_some() || !args.names.is_empty() || args.h3_port.is_some() {
         return Err(Failure::invalid(
             "--certs, --name and --h3-port are the profile's to say",
         ));
     }
-    let profile =
-        crate::target::profile::load(path).map_err(|error| Failure::invalid(error.to_string()))?;
     let working_root = Path::new("reports").join("servers");
-    let (mut remote, server) = crate::target::launcher::prepare(&profile, &working_root)
+    let (mut remote, server) = crate::target::launcher::prepare(profile, &working_root)
         .map_err(|error| Failure::harness(error.to_string()))?;
     if let Some(port) = args.upstreams_port {
         remote.upstreams_port = Some(port);

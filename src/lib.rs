@@ -9,11 +9,12 @@
 //! The crate is a sans-IO core inside a thin async shell:
 //!
 //! - core (no sockets, files or clocks): [`deployment`], [`scenario`], [`observe`], [`check`],
-//!   [`outcome`], [`report`], [`target::policy`];
+//!   [`outcome`], [`report`], [`target::policy`], the comparison in [`baseline`];
 //! - shell: [`pki`], [`client`], [`target`], [`runner`], [`bench`], [`cli`], [`harness`].
 //!
 //! `ARCHITECTURE.md` at the repository root has the map and the invariants.
 
+pub mod baseline;
 pub mod bench;
 pub mod check;
 pub mod cli;

@@ -269,6 +269,35 @@ fn cli_trials() -> Vec<Trial> {
         }
         Ok(())
     }));
+    trials.push(Trial::test("cli::baseline-catches-unexpected-pass-and-new-failure", || {
+        let dir = scratch("baseline");
+        let baseline = dir.join("baseline.yaml");
+        // The correct target passes own-authority: listing it is an unexpected pass.
+        std::fs::write(
+            &baseline,
+            "server: embedded\ndeviations:\n  - { case: 'server/own-authority [h2]', verdict: fail, reason: listed on purpose }\n",
+        )
+        .map_err(|error| error.to_string())?;
+        let baseline = baseline.to_str().unwrap_or_default();
+        let junit = dir.join("junit.xml");
+        let junit = junit.to_str().unwrap_or_default();
+        let filter = ["--filter", "server/own-authority", "--filter", "server/uncovered-authority"];
+        let run = |target: &str| {
+            let mut args = vec!["run", "--target", target, "--baseline", baseline, "--junit", junit];
+            args.extend(filter);
+            misdirect(&args)
+        };
+        let (code, stdout, stderr) = run("embedded")?;
+        if code != 1 || !stdout.contains("UNEXPECTED PASS server/own-authority [h2]") {
+            return Err(format!("exit {code}\n{stdout}{stderr}").into());
+        }
+        // A faulty target's FAIL that the baseline does not list is new.
+        let (code, stdout, stderr) = run("embedded:no-certificate-check")?;
+        if code != 1 || !stdout.contains("NEW FAIL server/uncovered-authority [h2]") {
+            return Err(format!("exit {code}\n{stdout}{stderr}").into());
+        }
+        Ok(())
+    }));
     trials.push(Trial::test("cli::server-that-does-not-start-is-error", || {
         // A launched server that exits at once: exit 2 with its log, within the deadline.
         let dir = scratch("no-start");
@@ -373,8 +402,15 @@ fn cli_trials() -> Vec<Trial> {
                 .args(["-g", &group])
                 .output()
                 .is_ok_and(|output| output.status.success());
-            // The plain nginx configuration fails R9110-7.4-b (see README): exit 1, no errors.
-            if code != 1 || group.is_empty() || left_behind || !stdout.contains(" 0 errors") {
+            // The plain nginx configuration fails R9110-7.4-b (see README); its baseline lists
+            // that and every other deviation, so the run matches it: exit 0, no errors.
+            let matched = stdout.contains(" 0 new, 0 changed, 0 unexpected passes");
+            if code != 0
+                || group.is_empty()
+                || left_behind
+                || !matched
+                || !stdout.contains(" 0 errors")
+            {
                 return Err(format!(
                     "exit {code}, group {group:?}, left behind {left_behind}\n{stdout}{stderr}"
                 )

@@ -37,6 +37,8 @@ struct RawProfile {
     #[serde(default)]
     upstreams: Option<Spanned<String>>,
     #[serde(default)]
+    baseline: Option<String>,
+    #[serde(default)]
     launch: Option<RawLaunch>,
 }
 
@@ -73,6 +75,8 @@ pub struct Profile {
     pub certs: Option<PathBuf>,
     pub deployment: Deployment,
     pub upstreams: Option<Upstreams>,
+    /// The server's known deviations (see [`crate::baseline`]), compared with every run.
+    pub baseline: Option<PathBuf>,
     pub launch: Option<Launch>,
 }
 
@@ -200,6 +204,7 @@ impl Builder<'_> {
             certs,
             deployment,
             upstreams,
+            baseline: raw.baseline.map(|baseline| folder.join(baseline)),
             launch,
         })
     }

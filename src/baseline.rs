@@ -1,0 +1,284 @@
+//! Known deviations: the cases a server is expected to FAIL or WARN, each with the requirement and
+//! the reason, so that CI against a real server is green until something changes.
+//!
+//! A run compared with a baseline holds only when every FAIL and WARN is listed with that verdict
+//! and every listed case still deviates: a new deviation fails the run, and so does an
+//! *unexpected pass*, so that the list cannot silently go stale. ERROR is never baselined: it
+//! means the harness could not test. Comparing is pure; loading reads one file.
+
+use std::fmt::{self, Write as _};
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::outcome::{CaseResult, Verdict};
+use crate::scenario::{LoadError, Span, parse_yaml};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBaseline {
+    server: String,
+    #[serde(default)]
+    deviations: Vec<RawDeviation>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDeviation {
+    case: Spanned<String>,
+    verdict: Spanned<String>,
+    #[serde(default)]
+    requirement: Option<String>,
+    reason: Spanned<String>,
+}
+
+/// One case a server is known to get wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deviation {
+    /// `suite/name [protocol]`, as reports name cases.
+    pub case: String,
+    pub verdict: Verdict,
+    pub requirement: Option<String>,
+    pub reason: String,
+    pub span: Option<Span>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Baseline {
+    pub server: String,
+    pub deviations: Vec<Deviation>,
+}
+
+/// How a run's results compare with a baseline.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Comparison {
+    /// Deviations that occurred as listed.
+    pub expected: usize,
+    /// FAIL or WARN cases the baseline does not list.
+    pub new: Vec<(String, Verdict)>,
+    /// Listed cases that deviated with another verdict: (case, listed, observed).
+    pub changed: Vec<(String, Verdict, Verdict)>,
+    /// Listed cases that passed.
+    pub unexpected_passes: Vec<Deviation>,
+}
+
+impl Comparison {
+    pub fn holds(&self) -> bool {
+        self.new.is_empty() && self.changed.is_empty() && self.unexpected_passes.is_empty()
+    }
+}
+
+impl fmt::Display for Comparison {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (case, verdict) in &self.new {
+            writeln!(f, "NEW {verdict} {case}: not in the baseline")?;
+        }
+        for (case, listed, observed) in &self.changed {
+            writeln!(f, "CHANGED {case}: listed as {listed}, now {observed}")?;
+        }
+        for deviation in &self.unexpected_passes {
+            writeln!(
+                f,
+                "UNEXPECTED PASS {}: listed as {} ({}); remove it from the baseline",
+                deviation.case, deviation.verdict, deviation.reason
+            )?;
+        }
+        write!(
+            f,
+            "baseline: {} expected deviations, {} new, {} changed, {} unexpected passes",
+            self.expected,
+            self.new.len(),
+            self.changed.len(),
+            self.unexpected_passes.len()
+        )
+    }
+}
+
+/// Compares results with a baseline. Listed cases that did not run (filtered out, or SKIP,
+/// INFO or ERROR) are neither expected nor unexpected.
+pub fn compare(baseline: &Baseline, results: &[CaseResult]) -> Comparison {
+    let mut comparison = Comparison::default();
+    for result in results {
+        let case = result.case_id();
+        let listed = baseline.deviations.iter().find(|d| d.case == case);
+        let deviates = matches!(result.verdict, Verdict::Fail | Verdict::Warn);
+        match (listed, deviates) {
+            (Some(listed), true) if listed.verdict == result.verdict => comparison.expected += 1,
+            (Some(listed), true) => {
+                comparison
+                    .changed
+                    .push((case, listed.verdict, result.verdict));
+            }
+            (None, true) => comparison.new.push((case, result.verdict)),
+            (Some(listed), false) if result.verdict == Verdict::Pass => {
+                comparison.unexpected_passes.push(listed.clone());
+            }
+            _ => {}
+        }
+    }
+    comparison
+}
+
+/// A baseline listing every FAIL and WARN of `results`, with the first finding's requirement and
+/// observation as the reason to start from.
+pub fn from_results(server: &str, results: &[CaseResult]) -> String {
+    let mut text = format!(
+        "# Known deviations of {server}: each case with the verdict it gets and why.\n\
+         # Review every reason against the evidence before committing.\nserver: {server}\ndeviations:\n"
+    );
+    for result in results {
+        if !matches!(result.verdict, Verdict::Fail | Verdict::Warn) {
+            continue;
+        }
+        let finding = result
+            .findings
+            .iter()
+            .find(|finding| finding.verdict == result.verdict);
+        let requirement = finding
+            .and_then(|finding| finding.requirement.as_ref())
+            .map(|cited| cited.id.clone());
+        let reason = finding.map_or_else(String::new, |finding| finding.observed.clone());
+        let _ = writeln!(text, "  - case: {}", quoted(&result.case_id()));
+        let _ = writeln!(
+            text,
+            "    verdict: {}",
+            result.verdict.label().to_lowercase()
+        );
+        if let Some(requirement) = requirement {
+            let _ = writeln!(text, "    requirement: {requirement}");
+        }
+        let _ = writeln!(text, "    reason: {}", quoted(&reason));
+    }
+    text
+}
+
+fn quoted(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// Loads a baseline file; mistakes are `file:line:col` errors.
+pub fn load(path: &Path) -> Result<Baseline, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|error| LoadError {
+        path: path.to_owned(),
+        span: None,
+        message: format!("failed to read: {error}"),
+    })?;
+    let (source, raw) = parse_yaml::<RawBaseline>(path, &text)?;
+    let span_of = |spanned: &Spanned<String>| {
+        let clamp = |value: u64| u32::try_from(value).unwrap_or(u32::MAX).max(1);
+        Span::new(
+            &source,
+            clamp(spanned.referenced.line()),
+            clamp(spanned.referenced.column()),
+        )
+    };
+    let mut deviations = Vec::new();
+    for raw in raw.deviations {
+        let verdict = match raw.verdict.value.as_str() {
+            "fail" => Verdict::Fail,
+            "warn" => Verdict::Warn,
+            _ => {
+                return Err(LoadError {
+                    path: path.to_owned(),
+                    span: Some(span_of(&raw.verdict)),
+                    message: "a deviation is `fail` or `warn`".into(),
+                });
+            }
+        };
+        if raw.reason.value.trim().is_empty() {
+            return Err(LoadError {
+                path: path.to_owned(),
+                span: Some(span_of(&raw.reason)),
+                message: "every deviation says why".into(),
+            });
+        }
+        if deviations
+            .iter()
+            .any(|d: &Deviation| d.case == raw.case.value)
+        {
+            return Err(LoadError {
+                path: path.to_owned(),
+                span: Some(span_of(&raw.case)),
+                message: format!("`{}` is listed twice", raw.case.value),
+            });
+        }
+        deviations.push(Deviation {
+            span: Some(span_of(&raw.case)),
+            case: raw.case.value,
+            verdict,
+            requirement: raw.requirement,
+            reason: raw.reason.value,
+        });
+    }
+    Ok(Baseline {
+        server: raw.server,
+        deviations,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::Transcript;
+    use crate::scenario::Protocol;
+
+    fn result(scenario: &str, verdict: Verdict) -> CaseResult {
+        CaseResult {
+            scenario: scenario.into(),
+            suite: "server".into(),
+            name: scenario.into(),
+            title: String::new(),
+            description: None,
+            protocol: Protocol::Http2,
+            requirements: Vec::new(),
+            location: String::new(),
+            verdict,
+            findings: Vec::new(),
+            duration: std::time::Duration::ZERO,
+            transcript: Transcript::default(),
+        }
+    }
+
+    fn listed(case: &str, verdict: Verdict) -> Deviation {
+        Deviation {
+            case: format!("{case} [h2]"),
+            verdict,
+            requirement: None,
+            reason: "known".into(),
+            span: None,
+        }
+    }
+
+    #[test]
+    fn new_changed_and_unexpected_passes_break_it_and_listed_ones_do_not() {
+        let baseline = Baseline {
+            server: "s".into(),
+            deviations: vec![
+                listed("a", Verdict::Fail),
+                listed("b", Verdict::Warn),
+                listed("c", Verdict::Fail),
+                listed("d", Verdict::Fail),
+            ],
+        };
+        let results = [
+            result("a", Verdict::Fail),
+            result("b", Verdict::Fail),
+            result("c", Verdict::Pass),
+            result("d", Verdict::Skip),
+            result("e", Verdict::Warn),
+            result("f", Verdict::Pass),
+        ];
+        let comparison = compare(&baseline, &results);
+        assert_eq!(comparison.expected, 1);
+        assert_eq!(comparison.new, vec![("e [h2]".into(), Verdict::Warn)]);
+        assert_eq!(
+            comparison.changed,
+            vec![("b [h2]".into(), Verdict::Warn, Verdict::Fail)]
+        );
+        assert_eq!(comparison.unexpected_passes.len(), 1);
+        assert!(!comparison.holds());
+        let matching = compare(&baseline, &results[..1]);
+        assert!(matching.holds());
+    }
+}
