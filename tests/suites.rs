@@ -363,16 +363,7 @@ fn cli_trials() -> Vec<Trial> {
             if let Some(mut stderr) = child.stderr.take() {
                 let _ = std::io::Read::read_to_string(&mut stderr, &mut output);
             }
-            let group = output
-                .split("(process group ")
-                .nth(1)
-                .and_then(|rest| rest.split(')').next())
-                .unwrap_or_default()
-                .to_owned();
-            let left_behind = Command::new("pgrep")
-                .args(["-g", &group])
-                .output()
-                .is_ok_and(|output| output.status.success());
+            let (group, left_behind) = started_group(&output);
             if code != 2 || group.is_empty() || left_behind || !output.contains("interrupted") {
                 return Err(format!("exit {code}, group {group:?}, left behind {left_behind}\n{output}").into());
             }
@@ -380,46 +371,12 @@ fn cli_trials() -> Vec<Trial> {
         })
         .with_ignored_flag(!tool_present(&["python3"])),
     );
-    // nginx started from its profile, where the machine has it: judged, and stopped afterwards.
-    trials.push(
-        Trial::test("cli::nginx-profile-starts-judges-and-stops", || {
-            let dir = scratch("nginx");
-            let junit = dir.join("junit.xml");
-            let (code, stdout, stderr) = misdirect(&[
-                "run",
-                "--target",
-                "targets/nginx.yaml",
-                "--junit",
-                junit.to_str().unwrap_or_default(),
-            ])?;
-            let group = stdout
-                .split("(process group ")
-                .nth(1)
-                .and_then(|rest| rest.split(')').next())
-                .unwrap_or_default()
-                .to_owned();
-            let left_behind = Command::new("pgrep")
-                .args(["-g", &group])
-                .output()
-                .is_ok_and(|output| output.status.success());
-            // The plain nginx configuration fails R9110-7.4-b (see README); its baseline lists
-            // that and every other deviation, so the run matches it: exit 0, no errors.
-            let matched = stdout.contains(" 0 new, 0 changed, 0 unexpected passes");
-            if code != 0
-                || group.is_empty()
-                || left_behind
-                || !matched
-                || !stdout.contains(" 0 errors")
-            {
-                return Err(format!(
-                    "exit {code}, group {group:?}, left behind {left_behind}\n{stdout}{stderr}"
-                )
-                .into());
-            }
-            Ok(())
-        })
-        .with_ignored_flag(!tool_present(&["nginx"])),
-    );
+    // Real servers started from their profiles, where the machine has them: each run matches the
+    // server's baseline (the plain nginx configuration fails R9110-7.4-b, see README), and the
+    // server is stopped afterwards.
+    for (server, needs) in [("nginx", "nginx"), ("nginx-host-check", "nginx")] {
+        trials.push(profile_trial(server, needs));
+    }
     for fault in misdirect::target::Fault::ALL {
         let name = format!("cli::fault-{fault}-exits-1-under-strict");
         trials.push(Trial::test(name, move || {
@@ -488,4 +445,55 @@ fn tool_present(tools: &[&str]) -> bool {
             .output()
             .is_ok_and(|output| output.status.success())
     })
+}
+
+/// The process group misdirect reported starting, and whether any process of it is still alive.
+fn started_group(output: &str) -> (String, bool) {
+    let group = output
+        .split("(process group ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_default()
+        .to_owned();
+    let left_behind = !group.is_empty()
+        && Command::new("pgrep")
+            .args(["-g", &group])
+            .output()
+            .is_ok_and(|output| output.status.success());
+    (group, left_behind)
+}
+
+/// Runs every suite against `targets/<server>.yaml`: the run must match the profile's baseline,
+/// with no errors, and leave no process of the server behind. Ignored where `needs` is missing.
+fn profile_trial(server: &'static str, needs: &'static str) -> Trial {
+    Trial::test(
+        format!("cli::profile-{server}-matches-its-baseline"),
+        move || {
+            let dir = scratch(server);
+            let junit = dir.join("junit.xml");
+            let profile = format!("targets/{server}.yaml");
+            let (code, stdout, stderr) = misdirect(&[
+                "run",
+                "--target",
+                &profile,
+                "--junit",
+                junit.to_str().unwrap_or_default(),
+            ])?;
+            let (group, left_behind) = started_group(&stdout);
+            let matched = stdout.contains(" 0 new, 0 changed, 0 unexpected passes");
+            if code != 0
+                || group.is_empty()
+                || left_behind
+                || !matched
+                || !stdout.contains(" 0 errors")
+            {
+                return Err(format!(
+                    "exit {code}, group {group:?}, left behind {left_behind}\n{stdout}{stderr}"
+                )
+                .into());
+            }
+            Ok(())
+        },
+    )
+    .with_ignored_flag(!tool_present(&[needs]))
 }

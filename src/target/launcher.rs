@@ -228,6 +228,16 @@ fn render(
         };
         text = text.replace(&placeholder, &(first + offset).to_string());
     }
+    for (name, value) in &launch.vars {
+        text = text.replace(&format!("{{var:{name}}}"), value);
+    }
+    if let Some(at) = text.find("{var:") {
+        let name: String = text[at + 5..].chars().take_while(|c| *c != '}').collect();
+        return Err(LaunchError::Setup(format!(
+            "{} uses {{var:{name}}}, which the profile's launch.vars does not set",
+            launch.config.display()
+        )));
+    }
     let name = launch
         .config
         .file_name()

@@ -53,6 +53,8 @@ struct RawLaunch {
     h3: bool,
     #[serde(default)]
     ready_within: Option<Spanned<f64>>,
+    #[serde(default)]
+    vars: BTreeMap<String, String>,
 }
 
 /// How the mock upstreams behind a gateway speak.
@@ -93,6 +95,8 @@ pub struct Launch {
     pub h3: bool,
     /// How long the server may take to accept TCP connections.
     pub ready_within: Duration,
+    /// Values for `{var:NAME}` in the template, so that variants of one server share it.
+    pub vars: BTreeMap<String, String>,
 }
 
 const DEFAULT_READY_WITHIN: Duration = Duration::from_secs(10);
@@ -238,6 +242,7 @@ impl Builder<'_> {
             command: raw.command.value,
             h3: raw.h3,
             ready_within,
+            vars: raw.vars,
         })
     }
 }
