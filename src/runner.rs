@@ -866,7 +866,28 @@ impl Session<'_> {
             self.reopen_if_closed(name).await;
             self.record.event(name, describe_request(wire));
             let outcome = match self.connections.get_mut(name) {
-                Some(Slot::Open(connection, _)) => bounded(deadline, connection.send(wire)).await,
+                Some(Slot::Open(connection, dial)) => {
+                    let outcome = bounded(deadline, connection.send(wire)).await;
+                    let stale = dial.protocol == Protocol::Http1
+                        && matches!(outcome, ExchangeOutcome::ConnectionClosed { .. })
+                        && matches!(wire.method.as_str(), "GET" | "HEAD" | "OPTIONS");
+                    if stale {
+                        // An HTTP/1.1 server may close an idle connection (after a 421, say)
+                        // without `Connection: close`; a request that met only the close was
+                        // never processed and is sent again on a new one (RFC 9112 §9.3.1).
+                        self.record
+                            .event(name, format!("← {outcome}; sending it again"));
+                        self.reopen_if_closed(name).await;
+                        match self.connections.get_mut(name) {
+                            Some(Slot::Open(connection, _)) => {
+                                bounded(deadline, connection.send(wire)).await
+                            }
+                            _ => outcome,
+                        }
+                    } else {
+                        outcome
+                    }
+                }
                 Some(Slot::Refused(detail)) => ExchangeOutcome::HandshakeRefused {
                     detail: detail.clone(),
                 },

@@ -374,7 +374,12 @@ fn cli_trials() -> Vec<Trial> {
     // Real servers started from their profiles, where the machine has them: each run matches the
     // server's baseline (the plain nginx configuration fails R9110-7.4-b, see README), and the
     // server is stopped afterwards.
-    for (server, needs) in [("nginx", "nginx"), ("nginx-host-check", "nginx")] {
+    for (server, needs) in [
+        ("nginx", "nginx"),
+        ("nginx-host-check", "nginx"),
+        ("apache", "apache2"),
+        ("apache-sni-insecure", "apache2"),
+    ] {
         trials.push(profile_trial(server, needs));
     }
     for fault in misdirect::target::Fault::ALL {
