@@ -1,10 +1,11 @@
-//! Known deviations: the cases a server is expected to FAIL or WARN, each with the requirement and
-//! the reason, so that CI against a real server is green until something changes.
+//! Known deviations: the cases a server is expected to FAIL or WARN (or, where it makes a case
+//! untestable, ERROR), each with the reason, so that CI against a real server is green until
+//! something changes.
 //!
-//! A run compared with a baseline holds only when every FAIL and WARN is listed with that verdict
-//! and every listed case still deviates: a new deviation fails the run, and so does an
-//! *unexpected pass*, so that the list cannot silently go stale. ERROR is never baselined: it
-//! means the harness could not test. Comparing is pure; loading reads one file.
+//! A run compared with a baseline holds only when every FAIL, WARN and ERROR is listed with that
+//! verdict and every listed case still deviates: a new deviation fails the run, and so does an
+//! *unexpected pass*, so that the list cannot silently go stale. Comparing is pure; loading
+//! reads one file.
 
 use std::fmt::{self, Write as _};
 use std::path::Path;
@@ -55,7 +56,7 @@ pub struct Baseline {
 pub struct Comparison {
     /// Deviations that occurred as listed.
     pub expected: usize,
-    /// FAIL or WARN cases the baseline does not list.
+    /// FAIL, WARN or ERROR cases the baseline does not list.
     pub new: Vec<(String, Verdict)>,
     /// Listed cases that deviated with another verdict: (case, listed, observed).
     pub changed: Vec<(String, Verdict, Verdict)>,
@@ -95,14 +96,18 @@ impl fmt::Display for Comparison {
     }
 }
 
-/// Compares results with a baseline. Listed cases that did not run (filtered out, or SKIP,
-/// INFO or ERROR) are neither expected nor unexpected.
+fn deviates(verdict: Verdict) -> bool {
+    matches!(verdict, Verdict::Fail | Verdict::Warn | Verdict::Error)
+}
+
+/// Compares results with a baseline. Listed cases that did not run (filtered out) or ended in
+/// SKIP or INFO are neither expected nor unexpected.
 pub fn compare(baseline: &Baseline, results: &[CaseResult]) -> Comparison {
     let mut comparison = Comparison::default();
     for result in results {
         let case = result.case_id();
         let listed = baseline.deviations.iter().find(|d| d.case == case);
-        let deviates = matches!(result.verdict, Verdict::Fail | Verdict::Warn);
+        let deviates = deviates(result.verdict);
         match (listed, deviates) {
             (Some(listed), true) if listed.verdict == result.verdict => comparison.expected += 1,
             (Some(listed), true) => {
@@ -120,7 +125,7 @@ pub fn compare(baseline: &Baseline, results: &[CaseResult]) -> Comparison {
     comparison
 }
 
-/// A baseline listing every FAIL and WARN of `results`, with the first finding's requirement and
+/// A baseline listing every FAIL, WARN and ERROR of `results`, with the first finding's requirement and
 /// observation as the reason to start from.
 pub fn from_results(server: &str, results: &[CaseResult]) -> String {
     let mut text = format!(
@@ -128,7 +133,7 @@ pub fn from_results(server: &str, results: &[CaseResult]) -> String {
          # Review every reason against the evidence before committing.\nserver: {server}\ndeviations:\n"
     );
     for result in results {
-        if !matches!(result.verdict, Verdict::Fail | Verdict::Warn) {
+        if !deviates(result.verdict) {
             continue;
         }
         let finding = result
@@ -178,11 +183,12 @@ pub fn load(path: &Path) -> Result<Baseline, LoadError> {
         let verdict = match raw.verdict.value.as_str() {
             "fail" => Verdict::Fail,
             "warn" => Verdict::Warn,
+            "error" => Verdict::Error,
             _ => {
                 return Err(LoadError {
                     path: path.to_owned(),
                     span: Some(span_of(&raw.verdict)),
-                    message: "a deviation is `fail` or `warn`".into(),
+                    message: "a deviation is `fail`, `warn` or `error`".into(),
                 });
             }
         };

@@ -379,6 +379,8 @@ fn cli_trials() -> Vec<Trial> {
         ("nginx-host-check", "nginx"),
         ("apache", "apache2"),
         ("apache-sni-insecure", "apache2"),
+        ("caddy", "caddy"),
+        ("caddy-sni-off", "caddy"),
     ] {
         trials.push(profile_trial(server, needs));
     }
@@ -468,8 +470,9 @@ fn started_group(output: &str) -> (String, bool) {
     (group, left_behind)
 }
 
-/// Runs every suite against `targets/<server>.yaml`: the run must match the profile's baseline,
-/// with no errors, and leave no process of the server behind. Ignored where `needs` is missing.
+/// Runs every suite against `targets/<server>.yaml`: the run must match the profile's baseline
+/// (errors included, each listed with its reason) and leave no process of the server behind.
+/// Ignored where `needs` is missing.
 fn profile_trial(server: &'static str, needs: &'static str) -> Trial {
     Trial::test(
         format!("cli::profile-{server}-matches-its-baseline"),
@@ -486,12 +489,7 @@ fn profile_trial(server: &'static str, needs: &'static str) -> Trial {
             ])?;
             let (group, left_behind) = started_group(&stdout);
             let matched = stdout.contains(" 0 new, 0 changed, 0 unexpected passes");
-            if code != 0
-                || group.is_empty()
-                || left_behind
-                || !matched
-                || !stdout.contains(" 0 errors")
-            {
+            if code != 0 || group.is_empty() || left_behind || !matched {
                 return Err(format!(
                     "exit {code}, group {group:?}, left behind {left_behind}\n{stdout}{stderr}"
                 )
