@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use crate::outcome::{CaseResult, Verdict};
-use crate::scenario::{LoadError, Span, parse_yaml};
+use crate::scenario::{LoadError, Span, read_yaml, span_of};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -164,20 +164,8 @@ fn quoted(text: &str) -> String {
 
 /// Loads a baseline file; mistakes are `file:line:col` errors.
 pub fn load(path: &Path) -> Result<Baseline, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|error| LoadError {
-        path: path.to_owned(),
-        span: None,
-        message: format!("failed to read: {error}"),
-    })?;
-    let (source, raw) = parse_yaml::<RawBaseline>(path, &text)?;
-    let span_of = |spanned: &Spanned<String>| {
-        let clamp = |value: u64| u32::try_from(value).unwrap_or(u32::MAX).max(1);
-        Span::new(
-            &source,
-            clamp(spanned.referenced.line()),
-            clamp(spanned.referenced.column()),
-        )
-    };
+    let (source, raw) = read_yaml::<RawBaseline>(path)?;
+    let span_of = |spanned: &Spanned<String>| span_of(&source, spanned);
     let mut deviations = Vec::new();
     for raw in raw.deviations {
         let verdict = match raw.verdict.value.as_str() {

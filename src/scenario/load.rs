@@ -104,6 +104,27 @@ pub fn load_str(path: &Path, id: &str, text: &str) -> Result<Scenario, LoadError
     .scenario(id, raw)
 }
 
+/// Reads a YAML file into its serde mirror (see [`parse_yaml`]).
+pub(crate) fn read_yaml<T: serde::de::DeserializeOwned>(
+    path: &Path,
+) -> Result<(Arc<Source>, T), LoadError> {
+    let text = fs::read_to_string(path).map_err(|error| LoadError {
+        path: path.to_owned(),
+        span: None,
+        message: format!("failed to read: {error}"),
+    })?;
+    parse_yaml(path, &text)
+}
+
+/// Where a parsed value stands in its file.
+pub(crate) fn span_of<T>(source: &Arc<Source>, spanned: &Spanned<T>) -> Span {
+    Span::new(
+        source,
+        clamp(spanned.referenced.line()),
+        clamp(spanned.referenced.column()),
+    )
+}
+
 /// Parses YAML into its serde mirror, keeping the text for spans; a syntax or type error points at
 /// `file:line:col`. Shared by scenario files and target profiles.
 pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(
@@ -183,11 +204,7 @@ type Built<T> = Result<T, LoadError>;
 
 impl Builder<'_> {
     fn span<T>(&self, spanned: &Spanned<T>) -> Span {
-        Span::new(
-            self.source,
-            clamp(spanned.referenced.line()),
-            clamp(spanned.referenced.column()),
-        )
+        span_of(self.source, spanned)
     }
 
     fn error(&self, span: Span, message: impl Into<String>) -> LoadError {

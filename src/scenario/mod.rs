@@ -14,8 +14,8 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
-pub(crate) use load::parse_yaml;
 pub use load::{LoadError, load_file, load_paths, load_str};
+pub(crate) use load::{read_yaml, span_of};
 pub use span::{Source, Span};
 
 use crate::deployment::Role;

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use crate::deployment::{Deployment, Role};
-use crate::scenario::{LoadError, Source, Span, parse_yaml};
+use crate::scenario::{LoadError, Source, read_yaml, span_of};
 
 /// The serde mirror of a profile file.
 #[derive(Debug, Deserialize)]
@@ -103,12 +103,7 @@ const DEFAULT_READY_WITHIN: Duration = Duration::from_secs(10);
 
 /// Loads a profile; relative paths in it are relative to the profile's folder.
 pub fn load(path: &Path) -> Result<Profile, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|error| LoadError {
-        path: path.to_owned(),
-        span: None,
-        message: format!("failed to read: {error}"),
-    })?;
-    let (source, raw) = parse_yaml::<RawProfile>(path, &text)?;
+    let (source, raw) = read_yaml::<RawProfile>(path)?;
     let folder = path.parent().unwrap_or(Path::new("."));
     Builder {
         source: &source,
@@ -124,14 +119,9 @@ struct Builder<'a> {
 
 impl Builder<'_> {
     fn error_at<T>(&self, spanned: &Spanned<T>, message: impl Into<String>) -> LoadError {
-        let clamp = |value: u64| u32::try_from(value).unwrap_or(u32::MAX).max(1);
         LoadError {
             path: self.path.to_owned(),
-            span: Some(Span::new(
-                self.source,
-                clamp(spanned.referenced.line()),
-                clamp(spanned.referenced.column()),
-            )),
+            span: Some(span_of(self.source, spanned)),
             message: message.into(),
         }
     }
