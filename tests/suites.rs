@@ -381,6 +381,7 @@ fn cli_trials() -> Vec<Trial> {
         ("apache-sni-insecure", "apache2"),
         ("caddy", "caddy"),
         ("caddy-sni-off", "caddy"),
+        ("haproxy", "haproxy"),
     ] {
         trials.push(profile_trial(server, needs));
     }

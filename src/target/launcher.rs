@@ -91,12 +91,23 @@ pub fn prepare(
         .map_err(|error| LaunchError::Setup(format!("cannot generate the PKI: {error}")))?
         .write_pem(&certs)
         .map_err(|error| LaunchError::Setup(format!("cannot write the PKI: {error}")))?;
+    write_bundles(&certs).map_err(|error| setup("cannot write the certificate bundles", error))?;
     let port = free_port(launch.h3).map_err(|error| setup("no free port", error))?;
     let upstreams_port = match profile.upstreams {
         Some(_) => Some(free_port_run(5).map_err(|error| setup("no free ports", error))?),
         None => None,
     };
-    let config = render(launch, &workdir, &certs, port, upstreams_port)?;
+    for file in &launch.files {
+        render(file, launch, &workdir, &certs, port, upstreams_port)?;
+    }
+    let config = render(
+        &launch.config,
+        launch,
+        &workdir,
+        &certs,
+        port,
+        upstreams_port,
+    )?;
     let command = launch
         .command
         .replace("{config}", &config.display().to_string())
@@ -199,16 +210,18 @@ fn signal_group(group: u32, signal: &str) {
         .status();
 }
 
-/// Renders the template into the working folder; returns the rendered file's path.
+/// Renders `template` into the working folder, without its `.template` suffix; returns the
+/// rendered file's path.
 fn render(
+    template_path: &Path,
     launch: &Launch,
     workdir: &Path,
     certs: &Path,
     port: u16,
     upstreams_port: Option<u16>,
 ) -> Result<PathBuf, LaunchError> {
-    let template = fs::read_to_string(&launch.config).map_err(|error| {
-        LaunchError::Setup(format!("cannot read {}: {error}", launch.config.display()))
+    let template = fs::read_to_string(template_path).map_err(|error| {
+        LaunchError::Setup(format!("cannot read {}: {error}", template_path.display()))
     })?;
     let mut text = template
         .replace("{port}", &port.to_string())
@@ -223,7 +236,7 @@ fn render(
         let Some(first) = upstreams_port else {
             return Err(LaunchError::Setup(format!(
                 "{} uses {placeholder}, but the profile runs no upstreams",
-                launch.config.display()
+                template_path.display()
             )));
         };
         text = text.replace(&placeholder, &(first + offset).to_string());
@@ -235,11 +248,10 @@ fn render(
         let name: String = text[at + 5..].chars().take_while(|c| *c != '}').collect();
         return Err(LaunchError::Setup(format!(
             "{} uses {{var:{name}}}, which the profile's launch.vars does not set",
-            launch.config.display()
+            template_path.display()
         )));
     }
-    let name = launch
-        .config
+    let name = template_path
         .file_name()
         .and_then(|name| name.to_str())
         .map_or("server.conf", |name| {
@@ -264,6 +276,33 @@ fn server_path() -> std::ffi::OsString {
         }
     }
     std::env::join_paths(folders).unwrap_or_default()
+}
+
+/// `<name>.bundle.pem`, the certificate followed by its key, beside every `<name>.pem` that has
+/// a `<name>.key`: the one-file form HAProxy and lighttpd read. Mode 0600, as for the keys.
+fn write_bundles(certs: &Path) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    for entry in fs::read_dir(certs)? {
+        let key = entry?.path();
+        if key.extension().is_none_or(|extension| extension != "key") {
+            continue;
+        }
+        let certificate = key.with_extension("pem");
+        if !certificate.is_file() {
+            continue;
+        }
+        let mut bundle = fs::read(&certificate)?;
+        bundle.extend(fs::read(&key)?);
+        let path = key.with_extension("bundle.pem");
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)?;
+        io::Write::write_all(&mut file, &bundle)?;
+    }
+    Ok(())
 }
 
 fn on_path(tool: &str, path: &std::ffi::OsStr) -> bool {

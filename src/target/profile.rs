@@ -48,6 +48,8 @@ struct RawLaunch {
     #[serde(default)]
     needs: Vec<String>,
     config: Spanned<String>,
+    #[serde(default)]
+    files: Vec<Spanned<String>>,
     command: Spanned<String>,
     #[serde(default)]
     h3: bool,
@@ -89,6 +91,8 @@ pub struct Launch {
     pub needs: Vec<String>,
     /// The configuration template, rendered into the working folder.
     pub config: PathBuf,
+    /// More templates the configuration refers to (`{workdir}/<name>`), rendered beside it.
+    pub files: Vec<PathBuf>,
     /// Run with `sh -c` in its own process group, in the foreground.
     pub command: String,
     /// Whether the server also serves HTTP/3 on the UDP port with the TCP port's number.
@@ -213,13 +217,16 @@ impl Builder<'_> {
                 return Err(self.error_at(seconds, "ready_within is between 0 and 120 seconds"));
             }
         };
-        let config = folder.join(&raw.config.value);
-        if !config.is_file() {
-            return Err(self.error_at(
-                &raw.config,
-                format!("no configuration template at {}", config.display()),
-            ));
-        }
+        let template = |spanned: &Spanned<String>| {
+            let path = folder.join(&spanned.value);
+            if path.is_file() {
+                Ok(path)
+            } else {
+                Err(self.error_at(spanned, format!("no template at {}", path.display())))
+            }
+        };
+        let config = template(&raw.config)?;
+        let files = raw.files.iter().map(template).collect::<Result<_, _>>()?;
         if !raw.command.value.contains("{config}") {
             return Err(self.error_at(
                 &raw.command,
@@ -229,6 +236,7 @@ impl Builder<'_> {
         Ok(Launch {
             needs: raw.needs,
             config,
+            files,
             command: raw.command.value,
             h3: raw.h3,
             ready_within,
