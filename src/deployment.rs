@@ -175,6 +175,8 @@ impl CertificateId {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deployment {
     names: [String; 6],
+    /// Roles the target has no name for; scenarios that need one are SKIP.
+    unmapped: Vec<Role>,
 }
 
 impl Deployment {
@@ -182,6 +184,7 @@ impl Deployment {
     pub fn standard() -> Self {
         Self {
             names: Role::ALL.map(|role| role.standard_name().to_owned()),
+            unmapped: Vec::new(),
         }
     }
 
@@ -192,6 +195,17 @@ impl Deployment {
     /// Maps `role` onto `name` instead of its standard name.
     pub fn set_name(&mut self, role: Role, name: String) {
         self.names[role.index()] = name;
+    }
+
+    /// Marks `role` as one the target has no name for.
+    pub fn unmap(&mut self, role: Role) {
+        if !self.unmapped.contains(&role) {
+            self.unmapped.push(role);
+        }
+    }
+
+    pub fn is_mapped(&self, role: Role) -> bool {
+        !self.unmapped.contains(&role)
     }
 
     /// The role whose hostname is `name` (ASCII case-insensitive, trailing dot ignored).

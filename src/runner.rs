@@ -170,6 +170,26 @@ impl Runner {
     /// Runs one case and judges it.
     pub async fn run_case(&self, case: &Case) -> CaseResult {
         let (scenario, protocol) = (case.scenario.as_ref(), case.protocol);
+        let unmapped = scenario
+            .roles
+            .iter()
+            .find(|role| !self.deployment.is_mapped(**role));
+        if let Some(role) = unmapped {
+            let finding = Finding {
+                verdict: Verdict::Skip,
+                requirement: None,
+                expected: format!("a target with a name for the `{role}` role"),
+                observed: "the target's profile maps no name to it (`names:`)".to_owned(),
+                location: Some(scenario.span.clone()),
+            };
+            return result(
+                case,
+                Verdict::Skip,
+                vec![finding],
+                Duration::ZERO,
+                Transcript::default(),
+            );
+        }
         let started = Instant::now();
         let record = Arc::new(Record::new(started));
         let execution = tokio::time::timeout(

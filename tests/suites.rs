@@ -298,6 +298,67 @@ fn cli_trials() -> Vec<Trial> {
         }
         Ok(())
     }));
+    trials.push(Trial::test("cli::unmapped-role-is-skip", || {
+        // A running server (the embedded target, served standalone) whose profile names only the
+        // primary: a scenario about the mTLS tenant is SKIP with the reason, the control passes.
+        let dir = scratch("unmapped");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map_err(|error| error.to_string())?
+            .port();
+        let certs = dir.join("certs");
+        let mut server = Command::new(env!("CARGO_BIN_EXE_misdirect"))
+            .args([
+                "serve",
+                "--for",
+                "30",
+                "--port",
+                &port.to_string(),
+                "--certs",
+            ])
+            .arg(&certs)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|error| error.to_string())?;
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if started.elapsed().as_secs() > 10 {
+                let _ = server.kill();
+                return Err("misdirect serve did not start".into());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let profile = dir.join("edge.yaml");
+        let text = format!(
+            "server: edge\naddress: 127.0.0.1:{port}\ncerts: certs\nnames: {{ primary: a.test }}\n"
+        );
+        std::fs::write(&profile, text).map_err(|error| error.to_string())?;
+        let junit = dir.join("junit.xml");
+        let outcome = misdirect(&[
+            "run",
+            "--target",
+            profile.to_str().unwrap_or_default(),
+            "--protocol",
+            "h2",
+            "--filter",
+            "server/own-authority",
+            "--filter",
+            "server/mtls-coalesced",
+            "--junit",
+            junit.to_str().unwrap_or_default(),
+        ]);
+        let _ = server.kill();
+        let _ = server.wait();
+        let (code, stdout, stderr) = outcome?;
+        let skipped = stdout.contains("SKIP server/mtls-coalesced [h2]")
+            && stdout.contains("maps no name to it")
+            && stdout.contains("1 passed, 0 failed, 0 warned, 0 info, 1 skipped, 0 errors");
+        if code != 0 || !skipped {
+            return Err(format!("exit {code}\n{stdout}{stderr}").into());
+        }
+        Ok(())
+    }));
     trials.push(Trial::test("cli::server-that-does-not-start-is-error", || {
         // A launched server that exits at once: exit 2 with its log, within the deadline.
         let dir = scratch("no-start");

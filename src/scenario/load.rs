@@ -100,6 +100,7 @@ pub fn load_str(path: &Path, id: &str, text: &str) -> Result<Scenario, LoadError
     Builder {
         source: &source,
         path,
+        roles: std::cell::RefCell::default(),
     }
     .scenario(id, raw)
 }
@@ -198,6 +199,8 @@ fn strip_location(message: &str) -> String {
 struct Builder<'a> {
     source: &'a Arc<Source>,
     path: &'a Path,
+    /// Every role the scenario names, collected as they are parsed.
+    roles: std::cell::RefCell<std::collections::BTreeSet<Role>>,
 }
 
 type Built<T> = Result<T, LoadError>;
@@ -280,6 +283,7 @@ impl Builder<'_> {
             detects,
             steps,
             client,
+            roles: self.roles.take().into_iter().collect(),
             span,
         })
     }
@@ -839,8 +843,13 @@ impl Builder<'_> {
     }
 
     fn role<T>(&self, key: &str, at: &Spanned<T>) -> Built<Role> {
-        key.parse()
-            .map_err(|error: crate::deployment::UnknownRole| self.error_at(at, error.to_string()))
+        let role = key
+            .parse()
+            .map_err(|error: crate::deployment::UnknownRole| {
+                self.error_at(at, error.to_string())
+            })?;
+        self.roles.borrow_mut().insert(role);
+        Ok(role)
     }
 
     fn known_connection(&self, name: &Spanned<String>, context: &StepContext<'_>) -> Built<String> {

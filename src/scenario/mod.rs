@@ -157,6 +157,8 @@ pub struct Scenario {
     pub steps: Vec<Step>,
     /// Client-side scenarios: the harness plays the origin for a client under test.
     pub client: Option<ClientPlan>,
+    /// Every role the scenario names: a target that maps no name to one of them cannot run it.
+    pub roles: Vec<Role>,
     pub span: Span,
 }
 

@@ -151,7 +151,9 @@ impl Builder<'_> {
                     })
                 })
                 .transpose()?;
+        // With `names:`, the roles it lists are the only ones the server plays.
         let mut deployment = Deployment::standard();
+        let mut named = Vec::new();
         for (role, name) in &raw.names {
             let role: Role = role
                 .parse()
@@ -159,6 +161,12 @@ impl Builder<'_> {
                     self.error_at(name, error.to_string())
                 })?;
             deployment.set_name(role, name.value.clone());
+            named.push(role);
+        }
+        if !named.is_empty() {
+            for role in Role::ALL.into_iter().filter(|role| !named.contains(role)) {
+                deployment.unmap(role);
+            }
         }
         let upstreams = raw
             .upstreams
@@ -269,6 +277,8 @@ mod tests {
             Some("192.0.2.10:443".parse().expect("address"))
         );
         assert_eq!(profile.deployment.name(Role::Primary), "api.example.com");
+        assert!(profile.deployment.is_mapped(Role::Primary));
+        assert!(!profile.deployment.is_mapped(Role::Mtls));
         assert!(profile.launch.is_none());
     }
 
