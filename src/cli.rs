@@ -62,6 +62,9 @@ enum Command {
     Serve(ServeArgs),
     /// Time fresh connections (handshake + one request) to the embedded target, per protocol.
     Bench(BenchArgs),
+    /// Run the suites against every server profile that can start here and write the results
+    /// matrix (Markdown) with each server's JUnit report beside it.
+    Matrix(MatrixArgs),
     /// Write the generated PKI as PEM, to configure a real server with it.
     Certs {
         /// Folder to write into (private keys get mode 0600).
@@ -134,6 +137,21 @@ struct RunArgs {
     /// Also list passing cases and print every transcript.
     #[arg(long, short)]
     verbose: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct MatrixArgs {
+    #[command(flatten)]
+    suites: SuiteArgs,
+    /// Profiles to run (repeatable); default: every `targets/*.yaml` that is not a baseline.
+    #[arg(long = "profile", value_name = "PATH")]
+    profiles: Vec<PathBuf>,
+    /// Folder for the matrix (`README.md`) and the servers' JUnit reports.
+    #[arg(long, default_value = "docs/matrix", value_name = "DIR")]
+    out: PathBuf,
+    /// Deadline in seconds for each connection and each request.
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+    timeout: f64,
 }
 
 #[derive(Debug, clap::Args)]
@@ -232,6 +250,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
         }
         Command::Serve(args) => serve(&args),
         Command::Bench(args) => bench(&args),
+        Command::Matrix(args) => matrix(&args),
         Command::Certs { out } => {
             let pki = Pki::generate().map_err(|error| Failure::harness(error.to_string()))?;
             for path in pki
@@ -253,26 +272,9 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 }
 
 fn run_suites(args: &RunArgs) -> Result<u8, Failure> {
-    let scenarios = select(&args.suites)?;
-    let protocols = protocols(&args.suites.protocols)?;
-    if !(args.timeout > 0.0 && args.timeout <= 600.0) {
-        return Err(Failure::invalid(
-            "--timeout must be between 0 and 600 seconds",
-        ));
-    }
-    let cases: Vec<_> = runner::cases(&scenarios)
-        .into_iter()
-        .filter(|case| protocols.is_empty() || protocols.contains(&case.protocol))
-        .collect();
-    if cases.is_empty() {
-        return Err(Failure::invalid("no scenario matches the selection"));
-    }
+    let (cases, options) = plan(&args.suites, args.timeout, args.concurrency)?;
     let runtime = runtime()?;
-    // Catch SIGINT and SIGTERM before any server is started: a launched server runs in its own
-    // process group, so the terminal's Ctrl-C never reaches it, and misdirect must stop it.
-    let mut stop_signals = runtime
-        .block_on(async { StopSignals::new() })
-        .map_err(|error| Failure::harness(format!("cannot handle signals: {error}")))?;
+    let mut stop_signals = StopSignals::install(&runtime)?;
     let profile = profile_path(args)
         .map(|path| {
             crate::target::profile::load(path).map_err(|error| Failure::invalid(error.to_string()))
@@ -292,30 +294,9 @@ fn run_suites(args: &RunArgs) -> Result<u8, Failure> {
         Some(profile) => launch_profile(args, profile)?,
         None => (parse_target(args)?, None),
     };
-    let step_timeout = Duration::from_secs_f64(args.timeout);
-    let options = RunOptions {
-        step_timeout,
-        case_timeout: step_timeout * 6,
-        concurrency: args.concurrency.max(1),
-    };
-    let runner =
-        Runner::new(target, options).map_err(|error| Failure::harness(error.to_string()))?;
-    let runner = Arc::new(runner);
-    let started = Instant::now();
-    let results = runtime.block_on(async {
-        tokio::select! {
-            results = runner.run_all(cases) => Some(results),
-            () = stop_signals.received() => None,
-        }
-    });
+    let executed = execute(&runtime, &mut stop_signals, target, options, cases);
     drop(server);
-    let Some(results) = results else {
-        return Err(Failure::harness(
-            "interrupted; any server misdirect started was stopped",
-        ));
-    };
-    let wall = started.elapsed();
-    let label = runner.target().label();
+    let (results, label, wall) = executed?;
     let detail = terminal::Detail {
         passes: args.verbose,
         transcripts: args.verbose,
@@ -409,6 +390,59 @@ fn protocols(keys: &[String]) -> Result<Vec<Protocol>, Failure> {
         .collect()
 }
 
+/// The selected cases and the run options, or why they are invalid.
+fn plan(
+    suites: &SuiteArgs,
+    timeout: f64,
+    concurrency: usize,
+) -> Result<(Vec<runner::Case>, RunOptions), Failure> {
+    let scenarios = select(suites)?;
+    let protocols = protocols(&suites.protocols)?;
+    if !(timeout > 0.0 && timeout <= 600.0) {
+        return Err(Failure::invalid(
+            "--timeout must be between 0 and 600 seconds",
+        ));
+    }
+    let cases: Vec<_> = runner::cases(&scenarios)
+        .into_iter()
+        .filter(|case| protocols.is_empty() || protocols.contains(&case.protocol))
+        .collect();
+    if cases.is_empty() {
+        return Err(Failure::invalid("no scenario matches the selection"));
+    }
+    let step_timeout = Duration::from_secs_f64(timeout);
+    let options = RunOptions {
+        step_timeout,
+        case_timeout: step_timeout * 6,
+        concurrency: concurrency.max(1),
+    };
+    Ok((cases, options))
+}
+
+/// Runs the cases against a target until they end or a stop signal arrives; returns the results,
+/// the target's label and the wall time. The caller stops any server it started.
+fn execute(
+    runtime: &tokio::runtime::Runtime,
+    stop_signals: &mut StopSignals,
+    target: Target,
+    options: RunOptions,
+    cases: Vec<runner::Case>,
+) -> Result<(Vec<crate::outcome::CaseResult>, String, Duration), Failure> {
+    let runner = Arc::new(
+        Runner::new(target, options).map_err(|error| Failure::harness(error.to_string()))?,
+    );
+    let started = Instant::now();
+    let results = runtime.block_on(async {
+        tokio::select! {
+            results = runner.run_all(cases) => Some(results),
+            () = stop_signals.received() => None,
+        }
+    });
+    let results = results
+        .ok_or_else(|| Failure::harness("interrupted; any server misdirect started was stopped"))?;
+    Ok((results, runner.target().label(), started.elapsed()))
+}
+
 /// SIGINT and SIGTERM, registered as soon as this exists and remembered until read.
 struct StopSignals {
     interrupt: tokio::signal::unix::Signal,
@@ -416,6 +450,14 @@ struct StopSignals {
 }
 
 impl StopSignals {
+    /// Registers the handlers before any server is started: a launched server runs in its own
+    /// process group, so the terminal's Ctrl-C never reaches it, and misdirect must stop it.
+    fn install(runtime: &tokio::runtime::Runtime) -> Result<Self, Failure> {
+        runtime
+            .block_on(async { Self::new() })
+            .map_err(|error| Failure::harness(format!("cannot handle signals: {error}")))
+    }
+
     fn new() -> std::io::Result<Self> {
         use tokio::signal::unix::{SignalKind, signal};
         Ok(Self {
@@ -533,6 +575,90 @@ fn parse_target(args: &RunArgs) -> Result<Target, Failure> {
         deployment,
         certificates,
     })))
+}
+
+/// Every profile in turn: started, run, stopped; a server that is missing or does not start is
+/// a column that says why. Exit 0 once the matrix is written: the verdicts are in it.
+fn matrix(args: &MatrixArgs) -> Result<u8, Failure> {
+    use crate::report::matrix::{Column, ColumnOutcome};
+    let (cases, options) = plan(&args.suites, args.timeout, 16)?;
+    // Client scenarios judge HTTP clients, not servers: they have no cell here.
+    let cases: Vec<_> = cases
+        .into_iter()
+        .filter(|case| case.scenario.client.is_none())
+        .collect();
+    let mut paths = args.profiles.clone();
+    if paths.is_empty() {
+        let entries = fs::read_dir("targets")
+            .map_err(|error| Failure::invalid(format!("cannot read targets/: {error}")))?;
+        paths = entries
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .filter(|path| {
+                let name = path
+                    .file_name()
+                    .and_then(|name| name.to_str())
+                    .unwrap_or("");
+                name.ends_with(".yaml") && !name.ends_with(".baseline.yaml")
+            })
+            .collect();
+        paths.sort();
+    }
+    let profiles = paths
+        .iter()
+        .map(|path| {
+            crate::target::profile::load(path).map_err(|error| Failure::invalid(error.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let runtime = runtime()?;
+    let mut stop_signals = StopSignals::install(&runtime)?;
+    let working_root = Path::new("reports").join("servers");
+    let mut columns = Vec::new();
+    for profile in &profiles {
+        let evidence = format!("{}.junit.xml", profile.server);
+        let outcome = match crate::target::launcher::prepare(profile, &working_root) {
+            Err(error) => {
+                let reason = error.to_string();
+                say!(
+                    "{}: not run: {}",
+                    profile.server,
+                    reason.lines().next().unwrap_or("")
+                );
+                ColumnOutcome::NotRun(reason.lines().next().unwrap_or("").to_owned())
+            }
+            Ok((remote, server)) => {
+                let executed = execute(
+                    &runtime,
+                    &mut stop_signals,
+                    Target::Remote(Box::new(remote)),
+                    options,
+                    cases.clone(),
+                );
+                drop(server);
+                let (results, label, wall) = executed?;
+                let xml = junit::render(&results, &label).map_err(|error| {
+                    Failure::harness(format!("failed to render the JUnit report: {error}"))
+                })?;
+                write_report(&args.out.join(&evidence), &xml)?;
+                say!(
+                    "{}: {} in {:.2} s",
+                    profile.server,
+                    Tally::of(&results),
+                    wall.as_secs_f64()
+                );
+                ColumnOutcome::Ran(results)
+            }
+        };
+        columns.push(Column {
+            server: profile.server.clone(),
+            evidence,
+            outcome,
+        });
+    }
+    let path = args.out.join("README.md");
+    write_report(&path, &crate::report::matrix::render(&columns))?;
+    say!("matrix: {}", path.display());
+    Ok(0)
 }
 
 fn serve(args: &ServeArgs) -> Result<u8, Failure> {

@@ -446,6 +446,24 @@ fn cli_trials() -> Vec<Trial> {
     ] {
         trials.push(profile_trial(server, needs));
     }
+    // The committed matrix is what a fresh run produces, where every profiled server is here.
+    trials.push(
+        Trial::test("cli::committed-matrix-is-reproduced", || {
+            let dir = scratch("matrix");
+            let (code, stdout, stderr) =
+                misdirect(&["matrix", "--out", dir.to_str().unwrap_or_default()])?;
+            let fresh = std::fs::read_to_string(dir.join("README.md")).unwrap_or_default();
+            let committed = std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/matrix/README.md"),
+            )
+            .unwrap_or_default();
+            if code != 0 || fresh != committed {
+                return Err(format!("exit {code}: the matrix differs from docs/matrix/README.md (regenerate with `misdirect matrix`)\n{stdout}{stderr}").into());
+            }
+            Ok(())
+        })
+        .with_ignored_flag(!tool_present(&["nginx", "apache2", "caddy", "haproxy"])),
+    );
     for fault in misdirect::target::Fault::ALL {
         let name = format!("cli::fault-{fault}-exits-1-under-strict");
         trials.push(Trial::test(name, move || {

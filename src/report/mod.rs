@@ -2,4 +2,5 @@
 //! others; the caller decides where their output goes.
 
 pub mod junit;
+pub mod matrix;
 pub mod terminal;
