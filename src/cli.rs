@@ -122,6 +122,9 @@ struct RunArgs {
     /// Write this run's FAIL, WARN and ERROR cases as a baseline to start from.
     #[arg(long, value_name = "PATH")]
     write_baseline: Option<PathBuf>,
+    /// Where launched servers get their working folders (config, PKI, server.log).
+    #[arg(long, default_value = "reports/servers", value_name = "DIR")]
+    work_dir: PathBuf,
     /// Where to write the JUnit report.
     #[arg(long, default_value = "reports/junit.xml", value_name = "PATH")]
     junit: PathBuf,
@@ -146,6 +149,9 @@ struct MatrixArgs {
     /// Profiles to run (repeatable); default: every `targets/*.yaml` that is not a baseline.
     #[arg(long = "profile", value_name = "PATH")]
     profiles: Vec<PathBuf>,
+    /// Where launched servers get their working folders (config, PKI, server.log).
+    #[arg(long, default_value = "reports/servers", value_name = "DIR")]
+    work_dir: PathBuf,
     /// Folder for the matrix (`README.md`) and the servers' JUnit reports.
     #[arg(long, default_value = "docs/matrix", value_name = "DIR")]
     out: PathBuf,
@@ -494,8 +500,7 @@ fn launch_profile(
             "--certs, --name and --h3-port are the profile's to say",
         ));
     }
-    let working_root = Path::new("reports").join("servers");
-    let (mut remote, server) = crate::target::launcher::prepare(profile, &working_root)
+    let (mut remote, server) = crate::target::launcher::prepare(profile, &args.work_dir)
         .map_err(|error| Failure::harness(error.to_string()))?;
     if let Some(port) = args.upstreams_port {
         remote.upstreams_port = Some(port);
@@ -612,11 +617,10 @@ fn matrix(args: &MatrixArgs) -> Result<u8, Failure> {
         .collect::<Result<Vec<_>, _>>()?;
     let runtime = runtime()?;
     let mut stop_signals = StopSignals::install(&runtime)?;
-    let working_root = Path::new("reports").join("servers");
     let mut columns = Vec::new();
     for profile in &profiles {
         let evidence = format!("{}.junit.xml", profile.server);
-        let outcome = match crate::target::launcher::prepare(profile, &working_root) {
+        let outcome = match crate::target::launcher::prepare(profile, &args.work_dir) {
             Err(error) => {
                 let reason = error.to_string();
                 say!(

@@ -396,6 +396,8 @@ fn cli_trials() -> Vec<Trial> {
             let mut child = Command::new(env!("CARGO_BIN_EXE_misdirect"))
                 .args(["run", "--timeout", "20", "--filter", "server/own-authority", "--target"])
                 .arg(&profile)
+                .arg("--work-dir")
+                .arg(dir.join("servers"))
                 .current_dir(env!("CARGO_MANIFEST_DIR"))
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
@@ -451,7 +453,7 @@ fn cli_trials() -> Vec<Trial> {
         Trial::test("cli::committed-matrix-is-reproduced", || {
             let dir = scratch("matrix");
             let (code, stdout, stderr) =
-                misdirect(&["matrix", "--out", dir.to_str().unwrap_or_default()])?;
+                misdirect(&["matrix", "--out", dir.to_str().unwrap_or_default(), "--work-dir", dir.join("servers").to_str().unwrap_or_default()])?;
             let fresh = std::fs::read_to_string(dir.join("README.md")).unwrap_or_default();
             let committed = std::fs::read_to_string(
                 Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/matrix/README.md"),
@@ -564,6 +566,8 @@ fn profile_trial(server: &'static str, needs: &'static str) -> Trial {
                 "run",
                 "--target",
                 &profile,
+                "--work-dir",
+                dir.join("servers").to_str().unwrap_or_default(),
                 "--junit",
                 junit.to_str().unwrap_or_default(),
             ])?;
