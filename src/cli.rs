@@ -308,7 +308,7 @@ fn run_suites(args: &RunArgs) -> Result<u8, Failure> {
         transcripts: args.verbose,
     };
     say_raw!("{}", terminal::render(&results, &label, wall, detail));
-    let xml = junit::render(&results, &label)
+    let xml = junit::render(&results, &label, baseline.as_ref())
         .map_err(|error| Failure::harness(format!("failed to render the JUnit report: {error}")))?;
     write_report(&args.junit, &xml)?;
     say!("JUnit report: {}", args.junit.display());
@@ -640,7 +640,13 @@ fn matrix(args: &MatrixArgs) -> Result<u8, Failure> {
                 );
                 drop(server);
                 let (results, label, wall) = executed?;
-                let xml = junit::render(&results, &label).map_err(|error| {
+                let known = profile
+                    .baseline
+                    .as_deref()
+                    .map(baseline::load)
+                    .transpose()
+                    .map_err(|error| Failure::invalid(error.to_string()))?;
+                let xml = junit::render(&results, &label, known.as_ref()).map_err(|error| {
                     Failure::harness(format!("failed to render the JUnit report: {error}"))
                 })?;
                 write_report(&args.out.join(&evidence), &xml)?;

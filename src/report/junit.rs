@@ -2,15 +2,22 @@
 //! scenario × protocol. FAIL → `<failure>`, ERROR → `<error>`, SKIP → `<skipped>`; WARN and INFO
 //! stay successes (JUnit has no such states) but carry a `verdict` property and their findings in
 //! `<system-out>`, so nothing is lost. Requirement IDs are properties; the transcript is the body.
+//! A case a baseline lists with its verdict keeps that verdict and gains a `known-deviation`
+//! property with the baseline's reason, so CI shows both what happened and that it was expected.
 
 use std::collections::BTreeMap;
 
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
+use crate::baseline::Baseline;
 use crate::outcome::{CaseResult, Finding, Verdict};
 
 /// Renders `results` of a run against `target` as a JUnit XML document.
-pub fn render(results: &[CaseResult], target: &str) -> Result<String, quick_junit::SerializeError> {
+pub fn render(
+    results: &[CaseResult],
+    target: &str,
+    baseline: Option<&Baseline>,
+) -> Result<String, quick_junit::SerializeError> {
     let mut report = Report::new("misdirect");
     let mut suites: BTreeMap<&str, TestSuite> = BTreeMap::new();
     for result in results {
@@ -19,7 +26,18 @@ pub fn render(results: &[CaseResult], target: &str) -> Result<String, quick_juni
             suite.add_property(Property::new("target", target));
             suite
         });
-        suite.add_test_case(test_case(result));
+        let mut case = test_case(result);
+        let case_id = result.case_id();
+        let known = baseline.and_then(|baseline| {
+            baseline
+                .deviations
+                .iter()
+                .find(|deviation| deviation.case == case_id && deviation.verdict == result.verdict)
+        });
+        if let Some(deviation) = known {
+            case.add_property(Property::new("known-deviation", deviation.reason.clone()));
+        }
+        suite.add_test_case(case);
     }
     report.add_test_suites(suites.into_values());
     report.set_time(results.iter().map(|result| result.duration).sum());
@@ -167,6 +185,7 @@ mod tests {
                 case(Verdict::Warn),
             ],
             "embedded",
+            None,
         )
         .unwrap();
         assert_eq!(xml.matches("<testcase ").count(), 5);
@@ -180,5 +199,31 @@ mod tests {
         ));
         assert!(xml.contains(r#"<property name="verdict" value="WARN"/>"#));
         assert!(xml.contains("WARN: expected a, observed b"));
+        assert!(!xml.contains("known-deviation"));
+    }
+
+    #[test]
+    fn a_listed_deviation_keeps_its_verdict_and_says_why() {
+        let listed = |verdict| crate::baseline::Deviation {
+            case: "server/own-authority [h2]".into(),
+            verdict,
+            requirement: None,
+            reason: "known to fail".into(),
+            span: None,
+        };
+        let baseline = Baseline {
+            server: "s".into(),
+            deviations: vec![listed(Verdict::Fail)],
+        };
+        let xml = render(&[case(Verdict::Fail)], "s", Some(&baseline)).unwrap();
+        assert_eq!(xml.matches("<failure").count(), 1);
+        assert!(xml.contains(r#"<property name="known-deviation" value="known to fail"/>"#));
+        // Listed with another verdict: not the known deviation.
+        let baseline = Baseline {
+            server: "s".into(),
+            deviations: vec![listed(Verdict::Warn)],
+        };
+        let xml = render(&[case(Verdict::Fail)], "s", Some(&baseline)).unwrap();
+        assert!(!xml.contains("known-deviation"));
     }
 }
