@@ -214,24 +214,10 @@ pub fn load(path: &Path) -> Result<Baseline, LoadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observe::Transcript;
     use crate::scenario::Protocol;
 
     fn result(scenario: &str, verdict: Verdict) -> CaseResult {
-        CaseResult {
-            scenario: scenario.into(),
-            suite: "server".into(),
-            name: scenario.into(),
-            title: String::new(),
-            description: None,
-            protocol: Protocol::Http2,
-            requirements: Vec::new(),
-            location: String::new(),
-            verdict,
-            findings: Vec::new(),
-            duration: std::time::Duration::ZERO,
-            transcript: Transcript::default(),
-        }
+        CaseResult::sample(scenario, Protocol::Http2, verdict)
     }
 
     fn listed(case: &str, verdict: Verdict) -> Deviation {

@@ -114,6 +114,26 @@ impl CaseResult {
     pub fn case_id(&self) -> String {
         case_id(&self.scenario, self.protocol)
     }
+
+    /// A result with nothing but a scenario ID, protocol and verdict, for tests of what reads
+    /// results.
+    #[cfg(test)]
+    pub(crate) fn sample(scenario: &str, protocol: Protocol, verdict: Verdict) -> Self {
+        Self {
+            scenario: scenario.into(),
+            suite: "server".into(),
+            name: scenario.into(),
+            title: String::new(),
+            description: None,
+            protocol,
+            requirements: Vec::new(),
+            location: String::new(),
+            verdict,
+            findings: Vec::new(),
+            duration: Duration::ZERO,
+            transcript: Transcript::default(),
+        }
+    }
 }
 
 /// `suite/name [h2]`: a case's name, unique across a run and stable across runs.
