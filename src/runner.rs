@@ -241,7 +241,7 @@ impl Runner {
                         step,
                     ),
                 };
-                if matches!(evaluation.verdict, Verdict::Pass | Verdict::Skip) {
+                let evaluation = if matches!(evaluation.verdict, Verdict::Pass | Verdict::Skip) {
                     let finding = Finding {
                         verdict: Verdict::Skip,
                         requirement: None,
@@ -249,16 +249,20 @@ impl Runner {
                         observed: reason,
                         location: None,
                     };
-                    result(case, Verdict::Skip, vec![finding], duration, transcript)
+                    check::Evaluation {
+                        verdict: Verdict::Skip,
+                        findings: vec![finding],
+                    }
                 } else {
-                    result(
-                        case,
-                        evaluation.verdict,
-                        evaluation.findings,
-                        duration,
-                        transcript,
-                    )
-                }
+                    evaluation
+                };
+                result(
+                    case,
+                    evaluation.verdict,
+                    evaluation.findings,
+                    duration,
+                    transcript,
+                )
             }
             Execution::SetupFailed(reason) => harness_error(case, &reason, duration, transcript),
         }

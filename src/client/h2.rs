@@ -121,12 +121,7 @@ impl Http2Sender {
         }
         let response = response.await.map_err(|error| classify(&error))?;
         let status = response.status().as_u16();
-        let fields = ResponseFields::from_lookup(|name| {
-            response
-                .headers()
-                .get(name)
-                .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
-        });
+        let fields = ResponseFields::from_headers(response.headers());
         let mut body = response.into_body();
         let mut bytes = Vec::new();
         // Once the head is in, the response counts; a body cut short only shortens the excerpt.

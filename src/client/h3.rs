@@ -207,12 +207,7 @@ impl Http3Sender {
             .await
             .map_err(|error| classify(&error))?;
         let status = response.status().as_u16();
-        let fields = ResponseFields::from_lookup(|name| {
-            response
-                .headers()
-                .get(name)
-                .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
-        });
+        let fields = ResponseFields::from_headers(response.headers());
         let mut bytes = Vec::new();
         let mut reset_after = None;
         // Once the head is in, the response counts; a body cut short only shortens the excerpt.

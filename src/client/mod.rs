@@ -320,6 +320,15 @@ struct ResponseFields {
 }
 
 impl ResponseFields {
+    /// Collects the fields from a header map, as the h2 and h3 crates deliver it.
+    fn from_headers(headers: &http::HeaderMap) -> Self {
+        Self::from_lookup(|name| {
+            headers
+                .get(name)
+                .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+        })
+    }
+
     /// Collects the fields through a case-insensitive lookup by name.
     fn from_lookup(field: impl Fn(&str) -> Option<String>) -> Self {
         Self {

@@ -19,7 +19,7 @@ use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::CertificateDer;
 
-use super::{Forward, IDLE, ServeError, Shared, header_values};
+use super::{Forward, IDLE, ServeError, Shared};
 use crate::client::tls::provider;
 use crate::deployment::{CertificateId, Role, TENANT_HEADER};
 use crate::h3wire;
@@ -145,15 +145,7 @@ pub(super) async fn serve(
             }
         }
         let forward = Forward::from_parts(&request, body);
-        let head = RequestHead {
-            protocol: Protocol::Http3,
-            method: request.method().as_str().to_owned(),
-            authority: request
-                .uri()
-                .authority()
-                .map(|authority| authority.as_str().to_owned()),
-            host: header_values(request.headers(), http::header::HOST),
-        };
+        let head = super::request_head(Protocol::Http3, &request);
         match shared.respond(&facts, &memory, &head, forward).await {
             Reply::Malformed(_) => {
                 stream.stop_stream(Code::H3_MESSAGE_ERROR);

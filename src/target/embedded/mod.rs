@@ -423,15 +423,7 @@ async fn answer_h2(
     shared: &Shared,
     memory: &Mutex<ConnectionMemory>,
 ) -> Result<bool, ServeError> {
-    let head = RequestHead {
-        protocol: Protocol::Http2,
-        method: request.method().as_str().to_owned(),
-        authority: request
-            .uri()
-            .authority()
-            .map(|authority| authority.as_str().to_owned()),
-        host: header_values(request.headers(), http::header::HOST),
-    };
+    let head = request_head(Protocol::Http2, &request);
     let (parts, mut body) = request.into_parts();
     let request = http::Request::from_parts(parts, ());
     let mut bytes = Vec::new();
@@ -457,6 +449,19 @@ async fn answer_h2(
             stream.send_data(Bytes::from(answer.body), true)?;
             Ok(answer.close)
         }
+    }
+}
+
+/// What the policy needs of a request the h2 or h3 crate parsed.
+fn request_head<B>(protocol: Protocol, request: &http::Request<B>) -> RequestHead {
+    RequestHead {
+        protocol,
+        method: request.method().as_str().to_owned(),
+        authority: request
+            .uri()
+            .authority()
+            .map(|authority| authority.as_str().to_owned()),
+        host: header_values(request.headers(), http::header::HOST),
     }
 }
 
