@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use crate::baseline;
+use crate::client::tls::{ClientIdentity, Roots, Trust};
 use crate::deployment::{Deployment, Role};
 use crate::outcome::Tally;
 use crate::pki::Pki;
@@ -53,7 +54,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the suites against a target and write the reports.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List scenario IDs with their protocols and requirement IDs.
     List(SuiteArgs),
     /// List the faults of the embedded target, one per line.
@@ -102,6 +103,17 @@ struct RunArgs {
     /// For a server of yours: folder with ca.pem, client.pem and client.key (see `misdirect certs`).
     #[arg(long, value_name = "DIR")]
     certs: Option<PathBuf>,
+    /// For a server of yours, instead of --certs: `system` (the system's trust store) or a PEM
+    /// file with the CA that issued its certificates.
+    #[arg(long, value_name = "system|FILE", conflicts_with = "certs")]
+    trust: Option<String>,
+    /// With --trust: the client certificate (PEM) the mTLS tenant accepts; without it, cases
+    /// that need the mTLS tenant SKIP.
+    #[arg(long, value_name = "PEM", requires_all = ["trust", "client_key"])]
+    client_cert: Option<PathBuf>,
+    /// The key of --client-cert (PEM).
+    #[arg(long, value_name = "PEM", requires = "client_cert")]
+    client_key: Option<PathBuf>,
     /// For a server of yours: the UDP port of its HTTP/3 endpoint (without it, HTTP/3 cases SKIP).
     #[arg(long, value_name = "PORT")]
     h3_port: Option<u16>,
@@ -495,9 +507,13 @@ fn launch_profile(
     args: &RunArgs,
     profile: &crate::target::profile::Profile,
 ) -> Result<(Target, Option<crate::target::launcher::RunningServer>), Failure> {
-    if args.certs.is_some() || !args.names.is_empty() || args.h3_port.is_some() {
+    if args.certs.is_some()
+        || args.trust.is_some()
+        || !args.names.is_empty()
+        || args.h3_port.is_some()
+    {
         return Err(Failure::invalid(
-            "--certs, --name and --h3-port are the profile's to say",
+            "--certs, --trust, --name and --h3-port are the profile's to say",
         ));
     }
     let (mut remote, server) = crate::target::launcher::prepare(profile, &args.work_dir)
@@ -530,12 +546,13 @@ fn parse_target(args: &RunArgs) -> Result<Target, Failure> {
     }
     if let Some(rest) = args.target.strip_prefix("embedded") {
         if args.certs.is_some()
+            || args.trust.is_some()
             || !args.names.is_empty()
             || args.h3_port.is_some()
             || args.upstreams_port.is_some()
         {
             return Err(Failure::invalid(
-                "--certs, --name and --h3-port apply to a server of yours, not to the embedded target",
+                "--certs, --trust, --name and --h3-port apply to a server of yours, not to the embedded target",
             ));
         }
         return match rest.strip_prefix(':') {
@@ -556,11 +573,26 @@ fn parse_target(args: &RunArgs) -> Result<Target, Failure> {
             args.target
         ))
     })?;
-    let certificates = args.certs.clone().ok_or_else(|| {
-        Failure::invalid(
-            "a server of yours needs --certs DIR (the CA to trust and the client certificate)",
-        )
-    })?;
+    let trust = match (&args.certs, &args.trust) {
+        (Some(folder), _) => Trust::certs_folder(folder),
+        (None, Some(roots)) => Trust {
+            roots: match roots.as_str() {
+                "system" => Roots::System,
+                file => Roots::CaFile(PathBuf::from(file)),
+            },
+            client_identity: args
+                .client_cert
+                .clone()
+                .zip(args.client_key.clone())
+                .map(|(certificate, key)| ClientIdentity { certificate, key }),
+        },
+        (None, None) => {
+            return Err(Failure::invalid(
+                "a server of yours needs --certs DIR (the CA to trust and the client certificate) \
+                 or --trust system|FILE",
+            ));
+        }
+    };
     let mut deployment = Deployment::standard();
     for mapping in &args.names {
         let (role, host) = mapping
@@ -578,7 +610,7 @@ fn parse_target(args: &RunArgs) -> Result<Target, Failure> {
         upstreams_port: args.upstreams_port,
         upstreams_cleartext: args.upstreams_cleartext,
         deployment,
-        certificates,
+        trust,
     })))
 }
 

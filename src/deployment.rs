@@ -175,8 +175,8 @@ impl CertificateId {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deployment {
     names: [String; 6],
-    /// Roles the target has no name for; scenarios that need one are SKIP.
-    unmapped: Vec<Role>,
+    /// Roles the target does not play, each with the reason; scenarios that need one are SKIP.
+    unmapped: Vec<(Role, String)>,
 }
 
 impl Deployment {
@@ -197,15 +197,23 @@ impl Deployment {
         self.names[role.index()] = name;
     }
 
-    /// Marks `role` as one the target has no name for.
-    pub fn unmap(&mut self, role: Role) {
-        if !self.unmapped.contains(&role) {
-            self.unmapped.push(role);
+    /// Marks `role` as one the target does not play, and why; the first reason given stays.
+    pub fn unmap(&mut self, role: Role, reason: impl Into<String>) {
+        if self.is_mapped(role) {
+            self.unmapped.push((role, reason.into()));
         }
     }
 
     pub fn is_mapped(&self, role: Role) -> bool {
-        !self.unmapped.contains(&role)
+        self.unmapped_reason(role).is_none()
+    }
+
+    /// Why the target does not play `role`, if it does not.
+    pub fn unmapped_reason(&self, role: Role) -> Option<&str> {
+        self.unmapped
+            .iter()
+            .find(|(unmapped, _)| *unmapped == role)
+            .map(|(_, reason)| reason.as_str())
     }
 
     /// The role whose hostname is `name` (ASCII case-insensitive, trailing dot ignored).

@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use crate::check;
 use crate::client::tls::{ConnectionTickets, Credentials, TicketJar, TlsSetupError};
 use crate::client::{self, ConnectError, ConnectRequest, Connection, WireRequest, bounded};
-use crate::deployment::Deployment;
+use crate::deployment::{Deployment, Role};
 use crate::observe::{
     ConnectionRecord, ConnectionResult, Event, Exchange, ExchangeOutcome, Observations, Transcript,
 };
@@ -26,10 +26,10 @@ use crate::pki::{Pki, PkiError};
 use crate::scenario::{
     Authority, ClientPlan, Connect, PortForm, Protocol, Request, Route, Scenario, Send, Step,
 };
-use crate::target::Target;
 use crate::target::client::run_reference;
 use crate::target::embedded::{EmbeddedTarget, StartOptions};
 use crate::target::upstream::{REQUEST_ID_HEADER, UpstreamLog, Upstreams};
+use crate::target::{Remote, Target};
 
 /// Deadlines and parallelism of a run.
 #[derive(Debug, Clone, Copy)]
@@ -112,8 +112,8 @@ impl Runner {
                 )
             }
             Target::Remote(remote) => (
-                remote.deployment.clone(),
-                Credentials::from_dir(&remote.certificates)?,
+                remote_deployment(remote),
+                Credentials::from_trust(&remote.trust)?,
                 // The mock upstreams behind a gateway of yours present certificates of their own.
                 remote.upstreams_port.map(|_| Pki::generate()).transpose()?,
             ),
@@ -170,16 +170,17 @@ impl Runner {
     /// Runs one case and judges it.
     pub async fn run_case(&self, case: &Case) -> CaseResult {
         let (scenario, protocol) = (case.scenario.as_ref(), case.protocol);
-        let unmapped = scenario
-            .roles
-            .iter()
-            .find(|role| !self.deployment.is_mapped(**role));
-        if let Some(role) = unmapped {
+        let unmapped = scenario.roles.iter().find_map(|role| {
+            self.deployment
+                .unmapped_reason(*role)
+                .map(|reason| (role, reason))
+        });
+        if let Some((role, reason)) = unmapped {
             let finding = Finding {
                 verdict: Verdict::Skip,
                 requirement: None,
-                expected: format!("a target with a name for the `{role}` role"),
-                observed: "the target's profile maps no name to it (`names:`)".to_owned(),
+                expected: format!("a target that plays the `{role}` role"),
+                observed: reason.to_owned(),
                 location: Some(scenario.span.clone()),
             };
             return result(
@@ -1049,6 +1050,20 @@ impl Record {
         }
         (observations, transcript)
     }
+}
+
+/// The roles a server of yours plays: those its names map, less the mTLS tenant when no client
+/// certificate was given to present to it.
+fn remote_deployment(remote: &Remote) -> Deployment {
+    let mut deployment = remote.deployment.clone();
+    if remote.trust.client_identity.is_none() {
+        deployment.unmap(
+            Role::Mtls,
+            "no client certificate was given for the mTLS tenant (`client_certificate:` in the \
+             profile, or --client-cert and --client-key)",
+        );
+    }
+    deployment
 }
 
 fn result(

@@ -33,8 +33,14 @@ fn main() -> std::process::ExitCode {
 }
 
 fn misdirect(args: &[&str]) -> Result<(i32, String, String), Failed> {
-    let output = Command::new(env!("CARGO_BIN_EXE_misdirect"))
-        .args(args)
+    let mut command = Command::new(env!("CARGO_BIN_EXE_misdirect"));
+    command.args(args);
+    finished(command)
+}
+
+/// Runs a misdirect command from the project folder: its exit code, stdout and stderr.
+fn finished(mut command: Command) -> Result<(i32, String, String), Failed> {
+    let output = command
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .map_err(|error| format!("cannot start misdirect: {error}"))?;
@@ -299,66 +305,43 @@ fn cli_trials() -> Vec<Trial> {
         Ok(())
     }));
     trials.push(Trial::test("cli::unmapped-role-is-skip", || {
-        // A running server (the embedded target, served standalone) whose profile names only the
-        // primary: a scenario about the mTLS tenant is SKIP with the reason, the control passes.
-        let dir = scratch("unmapped");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .map_err(|error| error.to_string())?
-            .port();
-        let certs = dir.join("certs");
-        let mut server = Command::new(env!("CARGO_BIN_EXE_misdirect"))
-            .args([
-                "serve",
-                "--for",
-                "30",
-                "--port",
-                &port.to_string(),
-                "--certs",
-            ])
-            .arg(&certs)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .map_err(|error| error.to_string())?;
-        let started = std::time::Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if started.elapsed().as_secs() > 10 {
-                let _ = server.kill();
-                return Err("misdirect serve did not start".into());
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        let profile = dir.join("edge.yaml");
-        let text = format!(
-            "server: edge\naddress: 127.0.0.1:{port}\ncerts: certs\nnames: {{ primary: a.test }}\n"
-        );
-        std::fs::write(&profile, text).map_err(|error| error.to_string())?;
-        let junit = dir.join("junit.xml");
-        let outcome = misdirect(&[
-            "run",
-            "--target",
-            profile.to_str().unwrap_or_default(),
-            "--protocol",
-            "h2",
-            "--filter",
-            "server/own-authority",
-            "--filter",
-            "server/mtls-coalesced",
-            "--junit",
-            junit.to_str().unwrap_or_default(),
-        ]);
-        let _ = server.kill();
-        let _ = server.wait();
-        let (code, stdout, stderr) = outcome?;
+        // A profile that names only the primary: a scenario about the mTLS tenant is SKIP with
+        // the reason, the control passes.
+        let (code, stdout, stderr) = against_served_profile(
+            "unmapped",
+            "certs: certs\nnames: { primary: a.test }\n",
+            &[],
+        )?;
         let skipped = stdout.contains("SKIP server/mtls-coalesced [h2]")
-            && stdout.contains("maps no name to it")
-            && stdout.contains("1 passed, 0 failed, 0 warned, 0 info, 1 skipped, 0 errors");
+            && stdout.contains("maps no name to the `wildcard` role")
+            && stdout.contains("1 passed, 0 failed, 0 warned, 0 info, 2 skipped, 0 errors");
         if code != 0 || !skipped {
             return Err(format!("exit {code}\n{stdout}{stderr}").into());
         }
         Ok(())
     }));
+    trials.push(Trial::test(
+        "cli::system-trust-without-client-certificate",
+        || {
+            // Trusting the system's store (here made of misdirect's CA through SSL_CERT_FILE), with
+            // no client certificate and the foreign role marked unsupported: the primary is judged,
+            // the mTLS and foreign cases are SKIP, each with its reason.
+            let (code, stdout, stderr) = against_served_profile(
+                "system-trust",
+                "trust: system\nunsupported: { foreign: 'no second certificate on this edge' }\n",
+                &[("SSL_CERT_FILE", "certs/ca.pem"), ("SSL_CERT_DIR", "")],
+            )?;
+            let judged = stdout.contains("SKIP server/mtls-coalesced [h2]")
+                && stdout.contains("no client certificate was given for the mTLS tenant")
+                && stdout.contains("SKIP server/uncovered-authority [h2]")
+                && stdout.contains("no second certificate on this edge")
+                && stdout.contains("1 passed, 0 failed, 0 warned, 0 info, 2 skipped, 0 errors");
+            if code != 0 || !judged {
+                return Err(format!("exit {code}\n{stdout}{stderr}").into());
+            }
+            Ok(())
+        },
+    ));
     trials.push(Trial::test("cli::server-that-does-not-start-is-error", || {
         // A launched server that exits at once: exit 2 with its log, within the deadline.
         let dir = scratch("no-start");
@@ -488,6 +471,77 @@ fn cli_trials() -> Vec<Trial> {
         }));
     }
     trials
+}
+
+/// Runs `server/own-authority`, `server/mtls-coalesced` and `server/uncovered-authority` over
+/// HTTP/2 against a running server (the embedded target, served standalone with its PKI in
+/// `certs/`) through a profile made of its address and `profile_tail`; `environment` paths
+/// are relative to the scratch folder.
+fn against_served_profile(
+    name: &str,
+    profile_tail: &str,
+    environment: &[(&str, &str)],
+) -> Result<(i32, String, String), Failed> {
+    let dir = scratch(name);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map_err(|error| error.to_string())?
+        .port();
+    let certs = dir.join("certs");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_misdirect"))
+        .args([
+            "serve",
+            "--for",
+            "30",
+            "--port",
+            &port.to_string(),
+            "--certs",
+        ])
+        .arg(&certs)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|error| error.to_string())?;
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if started.elapsed().as_secs() > 10 {
+            let _ = server.kill();
+            return Err("misdirect serve did not start".into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let profile = dir.join("edge.yaml");
+    let text = format!("server: edge\naddress: 127.0.0.1:{port}\n{profile_tail}");
+    std::fs::write(&profile, text).map_err(|error| error.to_string())?;
+    let junit = dir.join("junit.xml");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_misdirect"));
+    command.args([
+        "run",
+        "--target",
+        profile.to_str().unwrap_or_default(),
+        "--protocol",
+        "h2",
+        "--filter",
+        "server/own-authority",
+        "--filter",
+        "server/mtls-coalesced",
+        "--filter",
+        "server/uncovered-authority",
+        "--junit",
+        junit.to_str().unwrap_or_default(),
+    ]);
+    for (variable, value) in environment {
+        let value = if value.is_empty() {
+            std::ffi::OsString::new()
+        } else {
+            dir.join(value).into_os_string()
+        };
+        command.env(variable, value);
+    }
+    let outcome = finished(command);
+    let _ = server.kill();
+    let _ = server.wait();
+    outcome
 }
 
 /// Runs the client family against a real client `template` over `protocol`: the client must run

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -42,6 +42,44 @@ pub enum TlsSetupError {
     Verifier(#[from] rustls::client::VerifierBuilderError),
 }
 
+/// What the clients trust, and what they present, when the target is a server of yours.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trust {
+    pub roots: Roots,
+    /// The client certificate the mTLS tenant accepts; without one that role is not played.
+    pub client_identity: Option<ClientIdentity>,
+}
+
+/// The certificates a server's chain must lead to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Roots {
+    /// A PEM file with the CA (or CAs) that issued the server's certificates.
+    CaFile(PathBuf),
+    /// The operating system's trust store (`SSL_CERT_FILE`/`SSL_CERT_DIR` override it).
+    System,
+}
+
+/// A client certificate chain and its key, as PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientIdentity {
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Trust {
+    /// A folder written by `misdirect certs`: `ca.pem` to trust, `client.pem` and `client.key`
+    /// to present.
+    pub fn certs_folder(dir: &Path) -> Self {
+        Self {
+            roots: Roots::CaFile(dir.join("ca.pem")),
+            client_identity: Some(ClientIdentity {
+                certificate: dir.join("client.pem"),
+                key: dir.join("client.key"),
+            }),
+        }
+    }
+}
+
 /// What the clients trust and may present.
 ///
 /// The verifier and both client-certificate resolvers are created once and shared by every
@@ -58,53 +96,80 @@ impl Credentials {
     pub fn from_pki(pki: &Pki) -> Result<Self, TlsSetupError> {
         Self::new(
             vec![pki.server_ca.certificate.clone()],
-            pki.client.chain(),
-            pki.client.private_key(),
+            Some((pki.client.chain(), pki.client.private_key())),
         )
     }
 
-    /// Read `ca.pem`, `client.pem` and `client.key` from a folder written by `misdirect certs`.
-    pub fn from_dir(dir: &Path) -> Result<Self, TlsSetupError> {
+    /// What a server of yours is trusted with: its CA file or the system's roots, and the client
+    /// certificate for its mTLS tenant, if there is one.
+    pub fn from_trust(trust: &Trust) -> Result<Self, TlsSetupError> {
         let read_error = |path: &Path, detail: String| TlsSetupError::Read {
             path: path.display().to_string(),
             detail,
         };
-        let certificates = |name: &str| {
-            let path = dir.join(name);
-            let text = fs::read(&path).map_err(|error| read_error(&path, error.to_string()))?;
+        let certificates = |path: &Path| {
+            let text = fs::read(path).map_err(|error| read_error(path, error.to_string()))?;
             let certificates = CertificateDer::pem_slice_iter(&text)
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|error| read_error(&path, error.to_string()))?;
+                .map_err(|error| read_error(path, error.to_string()))?;
             if certificates.is_empty() {
-                return Err(read_error(&path, "no certificate in it".to_owned()));
+                return Err(read_error(path, "no certificate in it".to_owned()));
             }
             Ok(certificates)
         };
-        let key_path = dir.join("client.key");
-        let key = PrivateKeyDer::from_pem_file(&key_path)
-            .map_err(|error| read_error(&key_path, error.to_string()))?;
-        Self::new(certificates("ca.pem")?, certificates("client.pem")?, key)
+        let roots = match &trust.roots {
+            Roots::CaFile(path) => certificates(path)?,
+            Roots::System => {
+                let found = rustls_native_certs::load_native_certs();
+                if found.certs.is_empty() {
+                    let detail = found
+                        .errors
+                        .first()
+                        .map_or_else(|| "no certificate found".to_owned(), ToString::to_string);
+                    return Err(read_error(
+                        Path::new("the system's root certificates"),
+                        detail,
+                    ));
+                }
+                found.certs
+            }
+        };
+        let identity = trust
+            .client_identity
+            .as_ref()
+            .map(|identity| {
+                let key = PrivateKeyDer::from_pem_file(&identity.key)
+                    .map_err(|error| read_error(&identity.key, error.to_string()))?;
+                Ok::<_, TlsSetupError>((certificates(&identity.certificate)?, key))
+            })
+            .transpose()?;
+        Self::new(roots, identity)
     }
 
     fn new(
         roots: Vec<CertificateDer<'static>>,
-        client_chain: Vec<CertificateDer<'static>>,
-        client_key: PrivateKeyDer<'static>,
+        client_identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
     ) -> Result<Self, TlsSetupError> {
         let mut store = RootCertStore::empty();
-        for root in roots {
-            store.add(root)?;
+        // System stores hold the odd certificate webpki cannot parse; a CA file must be sound.
+        let (_, unparsable) = store.add_parsable_certificates(roots);
+        if store.is_empty() {
+            return Err(TlsSetupError::Config(rustls::Error::General(format!(
+                "no usable root certificate ({unparsable} unparsable)"
+            ))));
         }
         let provider = provider();
         let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider.clone())
             .build()?;
-        let key = provider.key_provider.load_private_key(client_key)?;
+        let client_certificate = client_identity
+            .map(|(chain, key)| {
+                let key = provider.key_provider.load_private_key(key)?;
+                Ok::<_, rustls::Error>(Arc::new(CertifiedKey::new(chain, key)))
+            })
+            .transpose()?;
         Ok(Self {
             verifier: Arc::new(ChainOnlyVerifier { inner }),
-            with_certificate: Arc::new(ClientCertificate(Some(Arc::new(CertifiedKey::new(
-                client_chain,
-                key,
-            ))))),
+            with_certificate: Arc::new(ClientCertificate(client_certificate)),
             without_certificate: Arc::new(ClientCertificate(None)),
         })
     }

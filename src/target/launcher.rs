@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use super::Remote;
 use super::profile::{Launch, Profile, Upstreams};
+use crate::client::tls::Trust;
 use crate::deployment::Role;
 use crate::pki::Pki;
 
@@ -51,9 +52,9 @@ pub fn prepare(
 ) -> Result<(Remote, Option<RunningServer>), LaunchError> {
     let upstreams_cleartext = profile.upstreams == Some(Upstreams::Cleartext);
     let Some(launch) = &profile.launch else {
-        let (Some(address), Some(certificates)) = (profile.address, profile.certs.clone()) else {
+        let (Some(address), Some(trust)) = (profile.address, profile.trust.clone()) else {
             return Err(LaunchError::Setup(
-                "a running server's profile names its address and certs".into(),
+                "a running server's profile names its address and what to trust".into(),
             ));
         };
         if profile.upstreams.is_some() {
@@ -68,7 +69,7 @@ pub fn prepare(
             upstreams_port: None,
             upstreams_cleartext,
             deployment: profile.deployment.clone(),
-            certificates,
+            trust,
         };
         return Ok((remote, None));
     };
@@ -145,7 +146,7 @@ pub fn prepare(
         upstreams_port,
         upstreams_cleartext,
         deployment: profile.deployment.clone(),
-        certificates: certs,
+        trust: Trust::certs_folder(&certs),
     };
     Ok((remote, Some(server)))
 }

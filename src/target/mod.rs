@@ -15,9 +15,9 @@ pub use policy::OriginScript;
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::str::FromStr;
 
+use crate::client::tls::Trust;
 use crate::deployment::Deployment;
 
 /// What the harness tests.
@@ -60,9 +60,8 @@ pub struct Remote {
     pub upstreams_cleartext: bool,
     /// Which of its hostnames play which role.
     pub deployment: Deployment,
-    /// Folder written by `misdirect certs --out`: `ca.pem` to trust, `client.pem`/`client.key`
-    /// to present to the mTLS tenant.
-    pub certificates: PathBuf,
+    /// What to trust, and the client certificate to present to the mTLS tenant.
+    pub trust: Trust,
 }
 
 macro_rules! faults {

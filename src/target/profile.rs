@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use crate::client::tls::{ClientIdentity, Roots, Trust};
 use crate::deployment::{Deployment, Role};
 use crate::scenario::{LoadError, Source, read_yaml, span_of};
 
@@ -33,13 +34,26 @@ struct RawProfile {
     #[serde(default)]
     certs: Option<Spanned<String>>,
     #[serde(default)]
+    trust: Option<Spanned<String>>,
+    #[serde(default)]
+    client_certificate: Option<Spanned<RawClientCertificate>>,
+    #[serde(default)]
     names: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    unsupported: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
     upstreams: Option<Spanned<String>>,
     #[serde(default)]
     baseline: Option<String>,
     #[serde(default)]
     launch: Option<RawLaunch>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClientCertificate {
+    certificate: String,
+    key: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -74,9 +88,10 @@ pub struct Profile {
     /// Where a running server listens; `None` for a launched one (misdirect picks the port).
     pub address: Option<SocketAddr>,
     pub h3_port: Option<u16>,
-    /// A folder with `ca.pem`, `client.pem` and `client.key`; `None` for a launched server,
-    /// which is configured with misdirect's own PKI.
-    pub certs: Option<PathBuf>,
+    /// What a running server is trusted with (`certs:`, or `trust:` with `client_certificate:`);
+    /// `None` for a launched server, which is configured with misdirect's own PKI.
+    pub trust: Option<Trust>,
+    /// Which of its names play which role, and the roles it does not play, with the reason.
     pub deployment: Deployment,
     pub upstreams: Option<Upstreams>,
     /// The server's known deviations (see [`crate::baseline`]), compared with every run.
@@ -155,17 +170,28 @@ impl Builder<'_> {
         let mut deployment = Deployment::standard();
         let mut named = Vec::new();
         for (role, name) in &raw.names {
-            let role: Role = role
-                .parse()
-                .map_err(|error: crate::deployment::UnknownRole| {
-                    self.error_at(name, error.to_string())
-                })?;
+            let role = self.role(role, name)?;
             deployment.set_name(role, name.value.clone());
             named.push(role);
         }
+        for (role, reason) in &raw.unsupported {
+            let role = self.role(role, reason)?;
+            if named.contains(&role) {
+                return Err(
+                    self.error_at(reason, format!("`{role}` is both named and unsupported"))
+                );
+            }
+            if reason.value.trim().is_empty() {
+                return Err(self.error_at(reason, "say why the server cannot play this role"));
+            }
+            deployment.unmap(role, reason.value.trim());
+        }
         if !named.is_empty() {
             for role in Role::ALL.into_iter().filter(|role| !named.contains(role)) {
-                deployment.unmap(role);
+                deployment.unmap(
+                    role,
+                    format!("the target's profile maps no name to the `{role}` role (`names:`)"),
+                );
             }
         }
         let upstreams = raw
@@ -177,6 +203,7 @@ impl Builder<'_> {
                 _ => Err(self.error_at(mode, "upstreams are `https` or `cleartext`")),
             })
             .transpose()?;
+        let trust = self.trust(&raw, folder)?;
         let launch = raw
             .launch
             .map(|launch| self.launch(launch, folder))
@@ -196,23 +223,67 @@ impl Builder<'_> {
             }
             _ => {}
         }
-        let certs = raw.certs.as_ref().map(|certs| folder.join(&certs.value));
-        if launch.is_none() && certs.is_none() {
+        if launch.is_some() && trust.is_some() {
+            let key = raw
+                .certs
+                .as_ref()
+                .or(raw.trust.as_ref())
+                .unwrap_or(&raw.server);
+            return Err(self.error_at(
+                key,
+                "a launched server is configured with misdirect's own PKI: leave `certs`, `trust` \
+                 and `client_certificate` out",
+            ));
+        }
+        if launch.is_none() && trust.is_none() {
             return Err(self.error_at(
                 &raw.server,
-                "a running server needs `certs`: a folder with ca.pem, client.pem and client.key",
+                "a running server needs `certs` (a folder with ca.pem, client.pem and client.key) \
+                 or `trust` (`system` or a CA file)",
             ));
         }
         Ok(Profile {
             server,
             address,
             h3_port: raw.h3_port,
-            certs,
+            trust,
             deployment,
             upstreams,
             baseline: raw.baseline.map(|baseline| folder.join(baseline)),
             launch,
         })
+    }
+
+    fn role(&self, key: &str, at: &Spanned<String>) -> Result<Role, LoadError> {
+        key.parse()
+            .map_err(|error: crate::deployment::UnknownRole| self.error_at(at, error.to_string()))
+    }
+
+    /// `certs: DIR`, or `trust: system|FILE` with an optional `client_certificate`.
+    fn trust(&self, raw: &RawProfile, folder: &Path) -> Result<Option<Trust>, LoadError> {
+        match (&raw.certs, &raw.trust, &raw.client_certificate) {
+            (Some(certs), None, None) => Ok(Some(Trust::certs_folder(&folder.join(&certs.value)))),
+            (Some(certs), Some(_), _) | (Some(certs), _, Some(_)) => Err(self.error_at(
+                certs,
+                "`certs` names the CA and the client certificate already: leave `trust` and \
+                 `client_certificate` out, or `certs`",
+            )),
+            (None, Some(roots), client) => Ok(Some(Trust {
+                roots: match roots.value.as_str() {
+                    "system" => Roots::System,
+                    file => Roots::CaFile(folder.join(file)),
+                },
+                client_identity: client.as_ref().map(|client| ClientIdentity {
+                    certificate: folder.join(&client.value.certificate),
+                    key: folder.join(&client.value.key),
+                }),
+            })),
+            (None, None, Some(client)) => Err(self.error_at(
+                client,
+                "a client certificate comes with `trust` (`system` or a CA file)",
+            )),
+            (None, None, None) => Ok(None),
+        }
     }
 
     fn launch(&self, raw: RawLaunch, folder: &Path) -> Result<Launch, LoadError> {
@@ -302,5 +373,43 @@ mod tests {
         let error = load_text("server: x\naddress: 127.0.0.1:1\ncerts: c\nport: 3\n")
             .expect_err("rejected");
         assert_eq!(error.span.expect("located").line, 4);
+    }
+
+    #[test]
+    fn trust_is_a_certs_folder_or_system_roots_with_an_optional_client_certificate() {
+        let profile = load_text(
+            "server: edge\naddress: 192.0.2.10:443\ntrust: system\n\
+             client_certificate: { certificate: me.pem, key: me.key }\n",
+        )
+        .expect("loads");
+        let trust = profile.trust.expect("trust");
+        assert_eq!(trust.roots, Roots::System);
+        let identity = trust.client_identity.expect("client certificate");
+        assert!(identity.certificate.ends_with("me.pem"));
+        let error = load_text("server: edge\naddress: 192.0.2.10:443\ncerts: c\ntrust: system\n")
+            .expect_err("both");
+        assert_eq!(error.span.expect("located").line, 3);
+        let error = load_text("server: edge\naddress: 192.0.2.10:443\n").expect_err("none");
+        assert!(error.message.contains("`trust`"), "{error}");
+    }
+
+    #[test]
+    fn unsupported_roles_carry_their_reason() {
+        let profile = load_text(
+            "server: x\nlaunch:\n  config: server.conf.template\n  command: x -c {config}\n\
+             unsupported: { mtls: one TLS context for every name }\n",
+        )
+        .expect("loads");
+        assert_eq!(
+            profile.deployment.unmapped_reason(Role::Mtls),
+            Some("one TLS context for every name")
+        );
+        assert!(profile.deployment.is_mapped(Role::Foreign));
+        let error = load_text(
+            "server: x\naddress: 127.0.0.1:1\ncerts: c\nnames: { mtls: m.test }\n\
+             unsupported: { mtls: no }\n",
+        )
+        .expect_err("both named and unsupported");
+        assert_eq!(error.span.expect("located").line, 5);
     }
 }
