@@ -102,6 +102,16 @@ fn deviates(verdict: Verdict) -> bool {
 
 /// Compares results with a baseline. Listed cases that did not run (filtered out) or ended in
 /// SKIP or INFO are neither expected nor unexpected.
+impl Baseline {
+    /// The deviation that lists `result` with the verdict it got, if one does.
+    pub fn known(&self, result: &CaseResult) -> Option<&Deviation> {
+        let case = result.case_id();
+        self.deviations
+            .iter()
+            .find(|deviation| deviation.case == case && deviation.verdict == result.verdict)
+    }
+}
+
 pub fn compare(baseline: &Baseline, results: &[CaseResult]) -> Comparison {
     let mut comparison = Comparison::default();
     for result in results {

@@ -17,7 +17,7 @@ use crate::client::tls::{ClientIdentity, Roots, Trust};
 use crate::deployment::{Deployment, Role};
 use crate::outcome::Tally;
 use crate::pki::Pki;
-use crate::report::{junit, terminal};
+use crate::report::{html, junit, terminal};
 use crate::runner::{self, RunOptions, Runner};
 use crate::scenario::{self, Protocol, Scenario};
 use crate::target::embedded::EmbeddedTarget;
@@ -64,7 +64,7 @@ enum Command {
     /// Time fresh connections (handshake + one request) to the embedded target, per protocol.
     Bench(BenchArgs),
     /// Run the suites against every server profile that can start here and write the results
-    /// matrix (Markdown) with each server's JUnit report beside it.
+    /// matrix (Markdown and HTML), each cell linked to its evidence in the server's reports.
     Matrix(MatrixArgs),
     /// Write the generated PKI as PEM, to configure a real server with it.
     Certs {
@@ -140,6 +140,9 @@ struct RunArgs {
     /// Where to write the JUnit report.
     #[arg(long, default_value = "reports/junit.xml", value_name = "PATH")]
     junit: PathBuf,
+    /// Where to write the HTML report (every case with its evidence and transcript).
+    #[arg(long, default_value = "reports/report.html", value_name = "PATH")]
+    html: PathBuf,
     /// Deadline in seconds for each connection and each request.
     #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
     timeout: f64,
@@ -164,7 +167,7 @@ struct MatrixArgs {
     /// Where launched servers get their working folders (config, PKI, server.log).
     #[arg(long, default_value = "reports/servers", value_name = "DIR")]
     work_dir: PathBuf,
-    /// Folder for the matrix (`README.md`) and the servers' JUnit reports.
+    /// Folder for the matrix (`README.md`, `index.html`) and the servers' HTML and JUnit reports.
     #[arg(long, default_value = "docs/matrix", value_name = "DIR")]
     out: PathBuf,
     /// Deadline in seconds for each connection and each request.
@@ -320,10 +323,12 @@ fn run_suites(args: &RunArgs) -> Result<u8, Failure> {
         transcripts: args.verbose,
     };
     say_raw!("{}", terminal::render(&results, &label, wall, detail));
-    let xml = junit::render(&results, &label, baseline.as_ref())
-        .map_err(|error| Failure::harness(format!("failed to render the JUnit report: {error}")))?;
-    write_report(&args.junit, &xml)?;
-    say!("JUnit report: {}", args.junit.display());
+    write_reports(&results, &label, baseline.as_ref(), &args.junit, &args.html)?;
+    say!(
+        "reports: {} (JUnit), {} (HTML)",
+        args.junit.display(),
+        args.html.display()
+    );
     if let Some(path) = &args.write_baseline {
         let server = profile
             .as_ref()
@@ -338,6 +343,20 @@ fn run_suites(args: &RunArgs) -> Result<u8, Failure> {
     let comparison = baseline::compare(&baseline, &results);
     say!("{comparison}");
     Ok(if comparison.holds() { 0 } else { 1 })
+}
+
+/// Writes a run's JUnit and HTML reports, a listed deviation marked in both.
+fn write_reports(
+    results: &[crate::outcome::CaseResult],
+    label: &str,
+    baseline: Option<&baseline::Baseline>,
+    junit_path: &Path,
+    html_path: &Path,
+) -> Result<(), Failure> {
+    let xml = junit::render(results, label, baseline)
+        .map_err(|error| Failure::harness(format!("failed to render the JUnit report: {error}")))?;
+    write_report(junit_path, &xml)?;
+    write_report(html_path, &html::render(results, label, baseline))
 }
 
 fn write_report(path: &Path, contents: &str) -> Result<(), Failure> {
@@ -650,17 +669,29 @@ fn matrix(args: &MatrixArgs) -> Result<u8, Failure> {
     let runtime = runtime()?;
     let mut stop_signals = StopSignals::install(&runtime)?;
     let mut columns = Vec::new();
-    for profile in &profiles {
-        let evidence = format!("{}.junit.xml", profile.server);
-        let outcome = match crate::target::launcher::prepare(profile, &args.work_dir) {
+    // Every baseline is read before any server starts, so a broken one stops nothing midway.
+    let baselines = profiles
+        .iter()
+        .map(|profile| {
+            profile
+                .baseline
+                .as_deref()
+                .map(baseline::load)
+                .transpose()
+                .map_err(|error| Failure::invalid(error.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    for (profile, known) in profiles.iter().zip(&baselines) {
+        let mut column = Column {
+            server: profile.server.clone(),
+            outcome: ColumnOutcome::NotRun(String::new()),
+        };
+        column.outcome = match crate::target::launcher::prepare(profile, &args.work_dir) {
             Err(error) => {
                 let reason = error.to_string();
-                say!(
-                    "{}: not run: {}",
-                    profile.server,
-                    reason.lines().next().unwrap_or("")
-                );
-                ColumnOutcome::NotRun(reason.lines().next().unwrap_or("").to_owned())
+                let reason = reason.lines().next().unwrap_or("").to_owned();
+                say!("{}: not run: {reason}", profile.server);
+                ColumnOutcome::NotRun(reason)
             }
             Ok((remote, server)) => {
                 let executed = execute(
@@ -672,16 +703,13 @@ fn matrix(args: &MatrixArgs) -> Result<u8, Failure> {
                 );
                 drop(server);
                 let (results, label, wall) = executed?;
-                let known = profile
-                    .baseline
-                    .as_deref()
-                    .map(baseline::load)
-                    .transpose()
-                    .map_err(|error| Failure::invalid(error.to_string()))?;
-                let xml = junit::render(&results, &label, known.as_ref()).map_err(|error| {
-                    Failure::harness(format!("failed to render the JUnit report: {error}"))
-                })?;
-                write_report(&args.out.join(&evidence), &xml)?;
+                write_reports(
+                    &results,
+                    &label,
+                    known.as_ref(),
+                    &args.out.join(column.junit()),
+                    &args.out.join(column.report()),
+                )?;
                 say!(
                     "{}: {} in {:.2} s",
                     profile.server,
@@ -691,15 +719,13 @@ fn matrix(args: &MatrixArgs) -> Result<u8, Failure> {
                 ColumnOutcome::Ran(results)
             }
         };
-        columns.push(Column {
-            server: profile.server.clone(),
-            evidence,
-            outcome,
-        });
+        columns.push(column);
     }
     let path = args.out.join("README.md");
     write_report(&path, &crate::report::matrix::render(&columns))?;
-    say!("matrix: {}", path.display());
+    let page = args.out.join("index.html");
+    write_report(&page, &crate::report::matrix::render_html(&columns))?;
+    say!("matrix: {} and {}", path.display(), page.display());
     Ok(0)
 }
 

@@ -81,6 +81,21 @@ pub struct Finding {
     pub location: Option<Span>,
 }
 
+impl Finding {
+    /// One line: the requirement cited, if any, what was expected and what was observed.
+    pub fn summary(&self) -> String {
+        let cited = self
+            .requirement
+            .as_ref()
+            .map(|requirement| format!("{} ({}) ", requirement.id, requirement.level.keyword()))
+            .unwrap_or_default();
+        format!(
+            "{cited}expected {}, observed {}",
+            self.expected, self.observed
+        )
+    }
+}
+
 fn serialize_span<S: serde::Serializer>(
     span: &Option<Span>,
     serializer: S,

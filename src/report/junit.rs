@@ -27,14 +27,7 @@ pub fn render(
             suite
         });
         let mut case = test_case(result);
-        let case_id = result.case_id();
-        let known = baseline.and_then(|baseline| {
-            baseline
-                .deviations
-                .iter()
-                .find(|deviation| deviation.case == case_id && deviation.verdict == result.verdict)
-        });
-        if let Some(deviation) = known {
+        if let Some(deviation) = baseline.and_then(|baseline| baseline.known(result)) {
             case.add_property(Property::new("known-deviation", deviation.reason.clone()));
         }
         suite.add_test_case(case);
@@ -102,21 +95,9 @@ fn test_case(result: &CaseResult) -> TestCase {
 /// One line: the verdict and the first finding.
 fn headline(result: &CaseResult) -> String {
     match result.findings.first() {
-        Some(finding) => format!("{}: {}", result.verdict, finding_line(finding)),
+        Some(finding) => format!("{}: {}", result.verdict, finding.summary()),
         None => result.verdict.to_string(),
     }
-}
-
-fn finding_line(finding: &Finding) -> String {
-    let cited = finding
-        .requirement
-        .as_ref()
-        .map(|requirement| format!("{} ({}) ", requirement.id, requirement.level.keyword()))
-        .unwrap_or_default();
-    format!(
-        "{cited}expected {}, observed {}",
-        finding.expected, finding.observed
-    )
 }
 
 fn findings_text(findings: &[Finding]) -> String {
@@ -128,7 +109,7 @@ fn findings_text(findings: &[Finding]) -> String {
                 .as_ref()
                 .map(|span| format!("\n  --> {}", span.location()))
                 .unwrap_or_default();
-            format!("{}: {}{location}", finding.verdict, finding_line(finding))
+            format!("{}: {}{location}", finding.verdict, finding.summary())
         })
         .collect::<Vec<_>>()
         .join("\n")

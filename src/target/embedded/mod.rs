@@ -13,6 +13,7 @@
 //! [`EmbeddedTarget`] stops the listener and every connection it accepted.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -392,6 +393,9 @@ async fn serve_h2(
     let mut connection = tokio::time::timeout(IDLE, h2::server::handshake(io)).await??;
     let facts = Arc::new(facts);
     let memory = Arc::new(Mutex::new(ConnectionMemory::default()));
+    // Set before an answer that closes the connection is sent, so that a request the client
+    // sends after seeing that answer is refused even if it arrives before the GOAWAY goes out.
+    let closing = Arc::new(AtomicBool::new(false));
     // Each request is answered in a task of its own, so that the connection keeps being polled
     // (and request bodies keep arriving) while one request waits, e.g. for an upstream.
     let mut handlers = tokio::task::JoinSet::new();
@@ -399,8 +403,8 @@ async fn serve_h2(
         tokio::select! {
             accepted = connection.accept() => {
                 let Some(Ok((request, respond))) = accepted else { break };
-                let (facts, shared, memory) = (Arc::clone(&facts), Arc::clone(&shared), Arc::clone(&memory));
-                handlers.spawn(async move { answer_h2(request, respond, &facts, &shared, &memory).await });
+                let (facts, shared, memory, closing) = (Arc::clone(&facts), Arc::clone(&shared), Arc::clone(&memory), Arc::clone(&closing));
+                handlers.spawn(async move { answer_h2(request, respond, &facts, &shared, &memory, &closing).await });
             }
             Some(joined) = handlers.join_next(), if !handlers.is_empty() => {
                 if let Ok(Ok(true)) = joined {
@@ -422,7 +426,12 @@ async fn answer_h2(
     facts: &ConnectionFacts,
     shared: &Shared,
     memory: &Mutex<ConnectionMemory>,
+    closing: &AtomicBool,
 ) -> Result<bool, ServeError> {
+    if closing.load(Ordering::SeqCst) {
+        respond.send_reset(h2::Reason::REFUSED_STREAM);
+        return Ok(false);
+    }
     let head = request_head(Protocol::Http2, &request);
     let (parts, mut body) = request.into_parts();
     let request = http::Request::from_parts(parts, ());
@@ -444,6 +453,9 @@ async fn answer_h2(
             let mut response = response_head(&answer);
             if answer.status < 300 {
                 response = response.header(http::header::ALT_SVC, shared.alt_svc.as_str());
+            }
+            if answer.close {
+                closing.store(true, Ordering::SeqCst);
             }
             let mut stream = respond.send_response(response.body(())?, false)?;
             stream.send_data(Bytes::from(answer.body), true)?;
@@ -1032,8 +1044,7 @@ impl Shared {
 
     /// The number the next accepted connection gets.
     fn next_connection(&self) -> u64 {
-        self.connections
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        self.connections.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Decides a request (the origin script first, then the policy), in gateway mode has the
