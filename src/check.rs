@@ -468,15 +468,15 @@ fn judge(
             }
             _ => unmet(expected),
         },
-        // HTTP/2: the stream error PROTOCOL_ERROR, or a 400 (RFC 9113 §8.1.1 lets a response
-        // precede the reset). HTTP/3: the stream error H3_MESSAGE_ERROR, alone or after a
+        // HTTP/2: the stream error PROTOCOL_ERROR, or that error for the whole connection
+        // (RFC 9113 §5.4.1), or a 400 (RFC 9113 §8.1.1 lets a response precede the reset). HTTP/3: the stream error H3_MESSAGE_ERROR, alone or after a
         // response (RFC 9114 §4.1.2); a 400 that ends cleanly is no stream error.
         Check::Malformed => match (protocol, outcome) {
-            (Protocol::Http2, ExchangeOutcome::StreamReset { code, .. })
-                if *code == PROTOCOL_ERROR =>
-            {
-                Judgement::Met
-            }
+            (
+                Protocol::Http2,
+                ExchangeOutcome::StreamReset { code, .. }
+                | ExchangeOutcome::ConnectionError { code, .. },
+            ) if *code == PROTOCOL_ERROR => Judgement::Met,
             (Protocol::Http3, ExchangeOutcome::StreamReset { code, .. })
                 if *code == H3_MESSAGE_ERROR =>
             {
@@ -1121,6 +1121,13 @@ steps:
         };
         assert!(judged(Protocol::Http3, reset(H3_MESSAGE_ERROR)));
         assert!(!judged(Protocol::Http3, reset(PROTOCOL_ERROR)));
+        let goaway = |code| ExchangeOutcome::ConnectionError {
+            code,
+            name: String::new(),
+        };
+        // RFC 9113 §5.4.1: the stream error may be raised to a connection error.
+        assert!(judged(Protocol::Http2, goaway(PROTOCOL_ERROR)));
+        assert!(!judged(Protocol::Http2, goaway(0x2)));
         assert!(!judged(Protocol::Http2, reset(H3_MESSAGE_ERROR)));
         assert!(!judged(Protocol::Http3, response(400, None)));
         let mut then_reset = response(400, None);

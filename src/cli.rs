@@ -630,6 +630,7 @@ fn parse_target(args: &RunArgs) -> Result<Target, Failure> {
         upstreams_cleartext: args.upstreams_cleartext,
         deployment,
         trust,
+        pki: None,
     })))
 }
 

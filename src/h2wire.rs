@@ -43,7 +43,13 @@ pub struct FrameScanner {
     /// The current frame's header when it is an ORIGIN frame, and its payload so far.
     origin: Option<(u32, u8, Vec<u8>)>,
     frames: Vec<OriginFrame>,
+    /// The error code of the last GOAWAY frame, once its first 8 payload bytes are in.
+    goaway: Option<u32>,
+    /// The current frame's payload so far when it is a GOAWAY (only its first 8 bytes).
+    goaway_payload: Option<Vec<u8>>,
 }
+
+const FRAME_GOAWAY: u8 = 0x7;
 
 /// Largest ORIGIN payload kept, and most ORIGIN frames kept per connection; beyond them frames
 /// are skipped (RFC 8336 §4 lets clients cap the state an Origin Set takes).
@@ -76,6 +82,7 @@ impl FrameScanner {
                 self.remaining = length;
                 self.origin = (kind == FRAME_ORIGIN && length <= MAX_ORIGIN_PAYLOAD)
                     .then(|| (stream, flags, Vec::with_capacity(length)));
+                self.goaway_payload = (kind == FRAME_GOAWAY).then(|| Vec::with_capacity(8));
                 if length == 0 {
                     self.finish_frame();
                 }
@@ -84,6 +91,10 @@ impl FrameScanner {
             let take = self.remaining.min(bytes.len());
             if let Some((_, _, payload)) = &mut self.origin {
                 payload.extend_from_slice(&bytes[..take]);
+            }
+            if let Some(payload) = &mut self.goaway_payload {
+                let wanted = 8usize.saturating_sub(payload.len()).min(take);
+                payload.extend_from_slice(&bytes[..wanted]);
             }
             self.remaining -= take;
             bytes = &bytes[take..];
@@ -94,6 +105,11 @@ impl FrameScanner {
     }
 
     fn finish_frame(&mut self) {
+        if let Some(payload) = self.goaway_payload.take()
+            && let Some(code) = payload.get(4..8)
+        {
+            self.goaway = Some(u32::from_be_bytes([code[0], code[1], code[2], code[3]]));
+        }
         if let Some((stream, flags, payload)) = self.origin.take()
             && self.frames.len() < MAX_ORIGIN_FRAMES
         {
@@ -108,6 +124,12 @@ impl FrameScanner {
     /// The ORIGIN frames seen so far.
     pub fn frames(&self) -> &[OriginFrame] {
         &self.frames
+    }
+
+    /// The error code of the last GOAWAY seen, if any: the h2 crate reports a connection the
+    /// peer closed right after its GOAWAY as a broken pipe, which hides the code.
+    pub fn goaway(&self) -> Option<u32> {
+        self.goaway
     }
 }
 
@@ -227,6 +249,23 @@ mod tests {
             (scanner.frames()[1].stream, scanner.frames()[1].flags),
             (3, 1)
         );
+    }
+
+    #[test]
+    fn the_last_goaway_code_is_kept() {
+        let mut stream = frame(0x4, 0, 0, &[]);
+        stream.extend(frame(
+            FRAME_GOAWAY,
+            0,
+            0,
+            &[0, 0, 0, 1, 0, 0, 0, 1, b'd', b'e', b'b'],
+        ));
+        let mut scanner = FrameScanner::default();
+        assert_eq!(scanner.goaway(), None);
+        for byte in &stream {
+            scanner.feed(std::slice::from_ref(byte));
+        }
+        assert_eq!(scanner.goaway(), Some(1));
     }
 
     #[test]

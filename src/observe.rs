@@ -88,8 +88,15 @@ pub enum ExchangeOutcome {
         code: u64,
         name: String,
     },
-    /// The connection ended (EOF, GOAWAY, TLS alert) after the request was sent and before a
-    /// response arrived.
+    /// The target ended the connection with an error code after the request was sent and
+    /// before a response arrived (HTTP/2 GOAWAY): RFC 9113 §5.4.1 lets an endpoint treat a
+    /// stream error as a connection error.
+    ConnectionError {
+        code: u64,
+        name: String,
+    },
+    /// The connection ended (EOF, GOAWAY without an error, TLS alert) after the request was
+    /// sent and before a response arrived.
     ConnectionClosed {
         detail: String,
     },
@@ -130,6 +137,7 @@ impl ExchangeOutcome {
                 _ => None,
             },
             Self::StreamReset { .. }
+            | Self::ConnectionError { .. }
             | Self::ConnectionClosed { .. }
             | Self::HandshakeRefused { .. } => Some(true),
             Self::Unsendable { .. }
@@ -145,6 +153,9 @@ impl fmt::Display for ExchangeOutcome {
         match self {
             Self::Response(response) => write!(f, "{response}"),
             Self::StreamReset { code, name } => write!(f, "stream reset {name} (0x{code:x})"),
+            Self::ConnectionError { code, name } => {
+                write!(f, "connection ended with GOAWAY {name} (0x{code:x})")
+            }
             Self::ConnectionClosed { detail } => {
                 write!(f, "connection closed before a response ({detail})")
             }

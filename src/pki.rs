@@ -26,7 +26,7 @@ pub enum PkiError {
 }
 
 /// A certificate with its private key.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     pub certificate: CertificateDer<'static>,
     key_pkcs8: Vec<u8>,
@@ -46,14 +46,14 @@ impl Identity {
 }
 
 /// A CA certificate (its key is discarded once the leaves are signed).
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Authority {
     pub certificate: CertificateDer<'static>,
     certificate_pem: String,
 }
 
 /// Everything a run needs to play both sides of TLS.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pki {
     /// Issues the server certificates; clients trust it.
     pub server_ca: Authority,

@@ -114,8 +114,13 @@ impl Runner {
             Target::Remote(remote) => (
                 remote_deployment(remote),
                 Credentials::from_trust(&remote.trust)?,
-                // The mock upstreams behind a gateway of yours present certificates of their own.
-                remote.upstreams_port.map(|_| Pki::generate()).transpose()?,
+                // The mock upstreams present the certificates a launched gateway was configured
+                // with; behind a gateway of yours, certificates of their own.
+                match (&remote.pki, remote.upstreams_port) {
+                    (Some(pki), _) => Some(pki.clone()),
+                    (None, Some(_)) => Some(Pki::generate()?),
+                    (None, None) => None,
+                },
             ),
         };
         Ok(Self {

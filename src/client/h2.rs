@@ -78,13 +78,20 @@ impl Http2Connection {
     }
 
     pub(super) fn sender(&self) -> Http2Sender {
-        Http2Sender(self.sender.clone())
+        Http2Sender {
+            sender: self.sender.clone(),
+            frames: Arc::clone(&self.origins),
+        }
     }
 }
 
 /// A cloneable handle that sends requests on one HTTP/2 connection.
 #[derive(Debug, Clone)]
-pub struct Http2Sender(h2::client::SendRequest<Bytes>);
+pub struct Http2Sender {
+    sender: h2::client::SendRequest<Bytes>,
+    /// What the tap saw of the target's frames, for the GOAWAY code behind a broken pipe.
+    frames: Arc<Mutex<FrameScanner>>,
+}
 
 impl Http2Sender {
     pub async fn send(self, request: &WireRequest) -> ExchangeOutcome {
@@ -107,7 +114,7 @@ impl Http2Sender {
                 }
             }
         };
-        let mut sender = self.0.ready().await.map_err(before_sending)?;
+        let mut sender = self.sender.ready().await.map_err(before_sending)?;
         let head = request
             .head(http::Version::HTTP_2)
             .map_err(|detail| ExchangeOutcome::NotSent { detail })?;
@@ -119,7 +126,14 @@ impl Http2Sender {
             // response still counts, so a failed send is not reported on its own.
             let _ = body_stream.send_data(body.clone(), true);
         }
-        let response = response.await.map_err(|error| classify(&error))?;
+        let response = response.await.map_err(|error| {
+            let goaway = self
+                .frames
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .goaway();
+            classify(&error, goaway)
+        })?;
         let status = response.status().as_u16();
         let fields = ResponseFields::from_headers(response.headers());
         let mut body = response.into_body();
@@ -193,15 +207,27 @@ fn describe(error: &h2::Error) -> String {
     }
 }
 
-fn classify(error: &h2::Error) -> ExchangeOutcome {
+/// What a request's error says; `goaway` is the code of a GOAWAY the tap saw, which the h2
+/// crate reports as an I/O error when the target closes the connection right after it.
+fn classify(error: &h2::Error, goaway: Option<u32>) -> ExchangeOutcome {
+    let ended_with = |code: u32| ExchangeOutcome::ConnectionError {
+        code: code.into(),
+        name: format!("{:?}", h2::Reason::from(code)),
+    };
     match error.reason() {
         Some(reason) if error.is_reset() => ExchangeOutcome::StreamReset {
             code: u32::from(reason).into(),
             name: format!("{reason:?}"),
         },
+        Some(reason) if error.is_go_away() && reason != h2::Reason::NO_ERROR => {
+            ended_with(reason.into())
+        }
         Some(reason) if error.is_go_away() => ExchangeOutcome::ConnectionClosed {
             detail: format!("GOAWAY {reason:?}"),
         },
+        _ if (error.is_io() || error.is_remote()) && goaway.is_some_and(|code| code != 0) => {
+            ended_with(goaway.unwrap_or_default())
+        }
         _ if error.is_io() => ExchangeOutcome::ConnectionClosed {
             detail: error.to_string(),
         },

@@ -70,6 +70,7 @@ pub fn prepare(
             upstreams_cleartext,
             deployment: profile.deployment.clone(),
             trust,
+            pki: None,
         };
         return Ok((remote, None));
     };
@@ -88,9 +89,9 @@ pub fn prepare(
         .canonicalize()
         .map_err(|error| setup("cannot resolve the working folder", error))?;
     let certs = workdir.join("certs");
-    Pki::generate()
-        .map_err(|error| LaunchError::Setup(format!("cannot generate the PKI: {error}")))?
-        .write_pem(&certs)
+    let pki = Pki::generate()
+        .map_err(|error| LaunchError::Setup(format!("cannot generate the PKI: {error}")))?;
+    pki.write_pem(&certs)
         .map_err(|error| LaunchError::Setup(format!("cannot write the PKI: {error}")))?;
     write_bundles(&certs).map_err(|error| setup("cannot write the certificate bundles", error))?;
     let port = free_port(launch.h3).map_err(|error| setup("no free port", error))?;
@@ -147,6 +148,7 @@ pub fn prepare(
         upstreams_cleartext,
         deployment: profile.deployment.clone(),
         trust: Trust::certs_folder(&certs),
+        pki: Some(pki),
     };
     Ok((remote, Some(server)))
 }

@@ -19,6 +19,7 @@ use std::str::FromStr;
 
 use crate::client::tls::Trust;
 use crate::deployment::Deployment;
+use crate::pki::Pki;
 
 /// What the harness tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +63,9 @@ pub struct Remote {
     pub deployment: Deployment,
     /// What to trust, and the client certificate to present to the mTLS tenant.
     pub trust: Trust,
+    /// The PKI a launched server was configured with: its mock upstreams present these
+    /// certificates, so that a gateway can verify them against `{certs}/ca.pem`.
+    pub pki: Option<Pki>,
 }
 
 macro_rules! faults {
