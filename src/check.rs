@@ -500,6 +500,14 @@ fn judge(
             }
             _ => unmet(expected),
         },
+        Check::NotServedBy(role) => match outcome {
+            ExchangeOutcome::Response(response) if !refused => match &response.tenant {
+                None => unnamed(response),
+                Some(tenant) if role.tenant() == Some(tenant.as_str()) => unmet(expected),
+                Some(_) => Judgement::Met,
+            },
+            _ => Judgement::Met,
+        },
         Check::TenantIfServed(role) => match outcome {
             ExchangeOutcome::Response(response) if !refused => {
                 named_tenant(response, *role, unmet(expected))
@@ -715,13 +723,18 @@ fn judge_upstream(
 /// judged.
 fn named_tenant(response: &crate::observe::Response, role: Role, unmet: Judgement) -> Judgement {
     match (&response.tenant, role.tenant()) {
-        (None, _) => Judgement::Missing(format!(
-            "{} names no tenant: the target must identify its tenant in every response",
-            response.status
-        )),
+        (None, _) => unnamed(response),
         (Some(tenant), Some(wanted)) if tenant == wanted => Judgement::Met,
         _ => unmet,
     }
+}
+
+/// A response that cannot be judged: who answered is the observation every check needs.
+fn unnamed(response: &crate::observe::Response) -> Judgement {
+    Judgement::Missing(format!(
+        "{} names no tenant: the target must identify its tenant in every response",
+        response.status
+    ))
 }
 
 /// What an expectation asks for, in words.
@@ -738,6 +751,7 @@ pub fn describe(check: &Check, deployment: &Deployment) -> String {
         Check::ServedBy(role) => format!("2xx {}", served(role)),
         Check::StillServedBy(role) => format!("2xx {} on the same connection", served(role)),
         Check::TenantIfServed(role) => format!("refused, or {}", served(role)),
+        Check::NotServedBy(role) => format!("refused, or not {}", served(role)),
         Check::Refused => {
             "refused (4xx/5xx, stream reset, closed connection or refused handshake)".to_owned()
         }

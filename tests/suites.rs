@@ -428,6 +428,12 @@ fn cli_trials() -> Vec<Trial> {
         ("caddy", "caddy"),
         ("caddy-sni-off", "caddy"),
         ("haproxy", "haproxy"),
+        ("h2o", "h2o"),
+        ("nghttpx", "nghttpx"),
+        ("lighttpd", "lighttpd"),
+        ("hypercorn", "hypercorn"),
+        ("node-http2", "node"),
+        ("node-http2-421", "node"),
     ] {
         trials.push(profile_trial(server, needs));
     }
@@ -447,7 +453,17 @@ fn cli_trials() -> Vec<Trial> {
             }
             Ok(())
         })
-        .with_ignored_flag(!tool_present(&["nginx", "apache2", "caddy", "haproxy"])),
+        .with_ignored_flag(!tool_present(&[
+            "nginx",
+            "apache2",
+            "caddy",
+            "haproxy",
+            "h2o",
+            "nghttpx",
+            "lighttpd",
+            "hypercorn",
+            "node",
+        ])),
     );
     for fault in misdirect::target::Fault::ALL {
         let name = format!("cli::fault-{fault}-exits-1-under-strict");

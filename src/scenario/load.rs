@@ -791,6 +791,9 @@ impl Builder<'_> {
         if let Some(role) = &raw.tenant_if_served {
             checks.push(Check::TenantIfServed(self.role(&role.value, role)?));
         }
+        if let Some(role) = &raw.not_served_by {
+            checks.push(Check::NotServedBy(self.role(&role.value, role)?));
+        }
         for (flag, check) in [
             (&raw.refused, Check::Refused),
             (&raw.uncovered_refused, Check::UncoveredRefused),
@@ -827,7 +830,7 @@ impl Builder<'_> {
                 return Err(self.error(
                     span,
                     format!(
-                        "an expectation states exactly one check (served_by, still_served_by, tenant_if_served, refused, uncovered_refused, status, malformed, not_cacheable, certificate_covers, advertised_served_by, advertised_covered, reached_upstream, reached_no_upstream, upstream_sni); this one states {}",
+                        "an expectation states exactly one check (served_by, still_served_by, tenant_if_served, not_served_by, refused, uncovered_refused, status, malformed, not_cacheable, certificate_covers, advertised_served_by, advertised_covered, reached_upstream, reached_no_upstream, upstream_sni); this one states {}",
                         checks.len()
                     ),
                 ));

@@ -361,6 +361,8 @@ pub enum Check {
     StillServedBy(Role),
     /// If served at all, then by the tenant of this role; a refusal is fine.
     TenantIfServed(Role),
+    /// Not served (2xx) by the tenant of this role; a refusal or another tenant's answer is fine.
+    NotServedBy(Role),
     /// Not served: a 4xx/5xx status, a stream reset, a closed connection or a refused handshake.
     Refused,
     /// Refused unless the certificate presented on the connection covers the authority

@@ -173,6 +173,8 @@ pub(super) struct RawExpectation {
     #[serde(default)]
     pub(super) tenant_if_served: Option<Spanned<String>>,
     #[serde(default)]
+    pub(super) not_served_by: Option<Spanned<String>>,
+    #[serde(default)]
     pub(super) refused: Option<Spanned<bool>>,
     #[serde(default)]
     pub(super) uncovered_refused: Option<Spanned<bool>>,
