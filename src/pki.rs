@@ -123,6 +123,19 @@ impl Pki {
             ("client.pem".into(), &self.client.certificate_pem, false),
             ("client.key".into(), &self.client.key_pem, true),
         ];
+        // `<id>.chain.pem`: the certificate followed by the CA, for servers that build the chain
+        // they send from the certificate file alone (lighttpd with a client CA configured).
+        let chains: Vec<(String, String)> = self
+            .servers
+            .iter()
+            .map(|(id, identity)| {
+                let chain = format!(
+                    "{}{}",
+                    identity.certificate_pem, self.server_ca.certificate_pem
+                );
+                (format!("{}.chain.pem", id.key()), chain)
+            })
+            .collect();
         for (id, identity) in &self.servers {
             files.push((
                 format!("{}.pem", id.key()),
@@ -130,6 +143,9 @@ impl Pki {
                 false,
             ));
             files.push((format!("{}.key", id.key()), &identity.key_pem, true));
+        }
+        for (name, chain) in &chains {
+            files.push((name.clone(), chain, false));
         }
         files
             .into_iter()

@@ -53,6 +53,15 @@ impl WireRequest {
         for (name, value) in &self.headers {
             builder = builder.header(name.as_str(), value.as_str());
         }
+        // Clients such as curl and browsers state the length of a body they know; some servers
+        // (lighttpd) refuse an HTTP/2 body without it, which would hide what they do with it.
+        let stated = self
+            .headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("content-length"));
+        if let Some(body) = self.body.as_ref().filter(|_| !stated) {
+            builder = builder.header(http::header::CONTENT_LENGTH, body.len());
+        }
         builder
             .body(())
             .map_err(|error| format!("cannot express the request in {version:?}: {error}"))

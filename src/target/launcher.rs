@@ -113,6 +113,7 @@ pub fn prepare(
     let command = launch
         .command
         .replace("{config}", &config.display().to_string())
+        .replace("{certs}", &certs.display().to_string())
         .replace("{workdir}", &workdir.display().to_string());
     let log_path = workdir.join("server.log");
     let log =
