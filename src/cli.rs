@@ -293,7 +293,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 }
 
 fn run_suites(args: &RunArgs) -> Result<u8, Failure> {
-    let (cases, options) = plan(&args.suites, args.timeout, args.concurrency)?;
+    let (cases, mut options) = plan(&args.suites, args.timeout, args.concurrency)?;
     let runtime = runtime()?;
     let mut stop_signals = StopSignals::install(&runtime)?;
     let profile = profile_path(args)
@@ -311,6 +311,9 @@ fn run_suites(args: &RunArgs) -> Result<u8, Failure> {
         })
         .map(|path| baseline::load(&path).map_err(|error| Failure::invalid(error.to_string())))
         .transpose()?;
+    if let Some(limit) = profile.as_ref().and_then(|profile| profile.concurrency) {
+        options.concurrency = options.concurrency.min(limit);
+    }
     let (target, server) = match &profile {
         Some(profile) => launch_profile(args, profile)?,
         None => (parse_target(args)?, None),
@@ -543,8 +546,13 @@ fn launch_profile(
     }
     if let Some(server) = &server {
         say!(
-            "started {} (process group {}) on {}",
+            "started {}{} (process group {}) on {}",
             profile.server,
+            server
+                .version
+                .as_deref()
+                .map(|version| format!(" ({version})"))
+                .unwrap_or_default(),
             server.pid(),
             remote.address
         );
@@ -661,12 +669,13 @@ fn matrix(args: &MatrixArgs) -> Result<u8, Failure> {
             .collect();
         paths.sort();
     }
-    let profiles = paths
+    let mut profiles = paths
         .iter()
         .map(|path| {
             crate::target::profile::load(path).map_err(|error| Failure::invalid(error.to_string()))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    profiles.sort_by(|one, other| one.server.cmp(&other.server));
     let runtime = runtime()?;
     let mut stop_signals = StopSignals::install(&runtime)?;
     let mut columns = Vec::new();
@@ -685,8 +694,13 @@ fn matrix(args: &MatrixArgs) -> Result<u8, Failure> {
     for (profile, known) in profiles.iter().zip(&baselines) {
         let mut column = Column {
             server: profile.server.clone(),
+            version: None,
             outcome: ColumnOutcome::NotRun(String::new()),
         };
+        let mut options = options;
+        if let Some(limit) = profile.concurrency {
+            options.concurrency = options.concurrency.min(limit);
+        }
         column.outcome = match crate::target::launcher::prepare(profile, &args.work_dir) {
             Err(error) => {
                 let reason = error.to_string();
@@ -695,6 +709,7 @@ fn matrix(args: &MatrixArgs) -> Result<u8, Failure> {
                 ColumnOutcome::NotRun(reason)
             }
             Ok((remote, server)) => {
+                column.version = server.as_ref().and_then(|server| server.version.clone());
                 let executed = execute(
                     &runtime,
                     &mut stop_signals,

@@ -235,7 +235,7 @@ mod tests {
         let pki = Pki::generate().unwrap();
         let dir = std::env::temp_dir().join(format!("misdirect-pki-{}", std::process::id()));
         let paths = pki.write_pem(&dir).unwrap();
-        assert_eq!(paths.len(), 10);
+        assert_eq!(paths.len(), 13);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -247,6 +247,9 @@ mod tests {
         }
         let ca = fs::read_to_string(dir.join("ca.pem")).unwrap();
         assert!(ca.starts_with("-----BEGIN CERTIFICATE-----"));
+        let chain = fs::read_to_string(dir.join("shared.chain.pem")).unwrap();
+        let leaf = fs::read_to_string(dir.join("shared.pem")).unwrap();
+        assert_eq!(chain, format!("{leaf}{ca}"));
         fs::remove_dir_all(dir).unwrap();
     }
 }

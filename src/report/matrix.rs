@@ -15,6 +15,8 @@ use crate::outcome::{CaseResult, Tally, Verdict};
 pub struct Column {
     /// The profile's server name.
     pub server: String,
+    /// What the server said its version is, when it was started.
+    pub version: Option<String>,
     pub outcome: ColumnOutcome,
 }
 
@@ -59,13 +61,14 @@ fn rows(columns: &[Column]) -> BTreeMap<String, Vec<Option<Verdict>>> {
 /// Renders the Markdown matrix: a summary row per server, then one row per case.
 pub fn render(columns: &[Column]) -> String {
     let mut text = format!("# Results matrix\n\n{INTRODUCTION}\n\n");
-    text.push_str("| server | PASS | FAIL | WARN | INFO | SKIP | ERROR | evidence |\n");
-    text.push_str("| --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    text.push_str("| server | version | PASS | FAIL | WARN | INFO | SKIP | ERROR | evidence |\n");
+    text.push_str("| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
     for column in columns {
+        let version = column.version.as_deref().unwrap_or("").replace('|', "/");
         match &column.outcome {
             ColumnOutcome::Ran(results) => {
                 let tally = Tally::of(results);
-                let _ = write!(text, "| {} |", column.server);
+                let _ = write!(text, "| {} | {version} |", column.server);
                 for verdict in VERDICTS {
                     let _ = write!(text, " {} |", tally.count(verdict));
                 }
@@ -79,7 +82,7 @@ pub fn render(columns: &[Column]) -> String {
             ColumnOutcome::NotRun(reason) => {
                 let _ = writeln!(
                     text,
-                    "| {} | not run: {} | | | | | | |",
+                    "| {} | {version} | not run: {} | | | | | | |",
                     column.server,
                     reason.replace('|', "/").replace('\n', " ")
                 );
@@ -119,7 +122,7 @@ pub fn render_html(columns: &[Column]) -> String {
     let mut page = format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\">\
          <title>misdirect: results matrix</title><style>{STYLE}</style></head>\n<body>\n\
-         <h1>Results matrix</h1>\n<p>{}</p>\n<table>\n<tr><th>server</th>",
+         <h1>Results matrix</h1>\n<p>{}</p>\n<table>\n<tr><th>server</th><th>version</th>",
         escape(&INTRODUCTION.replace('`', ""))
     );
     for verdict in VERDICTS {
@@ -127,11 +130,15 @@ pub fn render_html(columns: &[Column]) -> String {
     }
     page.push_str("<th>evidence</th></tr>\n");
     for column in columns {
-        let server = escape(&column.server);
+        let server = format!(
+            "<td>{}</td><td>{}</td>",
+            escape(&column.server),
+            escape(column.version.as_deref().unwrap_or(""))
+        );
         match &column.outcome {
             ColumnOutcome::Ran(results) => {
                 let tally = Tally::of(results);
-                let _ = write!(page, "<tr><td>{server}</td>");
+                let _ = write!(page, "<tr>{server}");
                 for verdict in VERDICTS {
                     let _ = write!(page, "<td>{}</td>", tally.count(verdict));
                 }
@@ -145,7 +152,7 @@ pub fn render_html(columns: &[Column]) -> String {
             ColumnOutcome::NotRun(reason) => {
                 let _ = writeln!(
                     page,
-                    "<tr><td>{server}</td><td colspan=\"7\">not run: {}</td></tr>",
+                    "<tr>{server}<td colspan=\"7\">not run: {}</td></tr>",
                     escape(reason.lines().next().unwrap_or(""))
                 );
             }
@@ -192,14 +199,17 @@ mod tests {
         let columns = [
             Column {
                 server: "one".into(),
+                version: Some("one/1.0".into()),
                 outcome: ColumnOutcome::Ran(vec![result("s/a", Verdict::Fail)]),
             },
             Column {
                 server: "two".into(),
+                version: None,
                 outcome: ColumnOutcome::NotRun("`two` is not installed".into()),
             },
             Column {
                 server: "three".into(),
+                version: None,
                 outcome: ColumnOutcome::Ran(vec![
                     result("s/a", Verdict::Pass),
                     result("s/b", Verdict::Warn),
@@ -218,9 +228,9 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(
-            "| one | 0 | 1 | 0 | 0 | 0 | 0 | [report](one.html) · [JUnit](one.junit.xml) |"
+            "| one | one/1.0 | 0 | 1 | 0 | 0 | 0 | 0 | [report](one.html) · [JUnit](one.junit.xml) |"
         ));
-        assert!(text.contains("| two | not run: `two` is not installed |"));
+        assert!(text.contains("| two |  | not run: `two` is not installed |"));
         let page = render_html(&columns);
         assert!(
             page.contains(

@@ -40,6 +40,8 @@ pub enum LaunchError {
 #[derive(Debug)]
 pub struct RunningServer {
     child: Child,
+    /// What the profile's version command said, if it has one and it answered.
+    pub version: Option<String>,
 }
 
 /// How long a stopped server may take to exit before its group is killed.
@@ -131,7 +133,13 @@ pub fn prepare(
         .process_group(0)
         .spawn()
         .map_err(|error| setup("cannot run sh", error))?;
-    let mut server = RunningServer { child };
+    let mut server = RunningServer {
+        child,
+        version: launch
+            .version
+            .as_deref()
+            .and_then(|command| version(command, &path)),
+    };
     let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     if let Err(reason) = server.wait_ready(address, launch.ready_within) {
         drop(server);
@@ -177,24 +185,23 @@ impl RunningServer {
         self.child.id()
     }
 
-    /// Asks the group to stop (SIGTERM), and kills it after [`STOP_GRACE`].
+    /// Asks the group to stop (SIGTERM), kills it after [`STOP_GRACE`], and returns once no
+    /// process of it is left (workers that outlive the leader go with the group's SIGKILL).
     fn stop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(Some(_))) {
-            signal_group(self.pid(), "KILL");
-            return;
-        }
-        signal_group(self.pid(), "TERM");
-        let deadline = Instant::now() + STOP_GRACE;
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                // The leader is gone; anything left in its group goes with it.
-                signal_group(self.pid(), "KILL");
-                return;
+        if !matches!(self.child.try_wait(), Ok(Some(_))) {
+            signal_group(self.pid(), "TERM");
+            let deadline = Instant::now() + STOP_GRACE;
+            while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(20));
             }
-            std::thread::sleep(Duration::from_millis(20));
         }
+        // The leader is gone or out of time; anything left in its group goes with it.
         signal_group(self.pid(), "KILL");
         let _ = self.child.wait();
+        let deadline = Instant::now() + STOP_GRACE;
+        while Instant::now() < deadline && group_alive(self.pid()) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
 
@@ -202,6 +209,36 @@ impl Drop for RunningServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The first line a version command prints (stdout, else stderr), within a deadline.
+fn version(command: &str, path: &std::ffi::OsStr) -> Option<String> {
+    let mut child = Command::new("sh")
+        .args(["-c", command])
+        .env("PATH", path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .ok()?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while matches!(child.try_wait(), Ok(None)) {
+        if Instant::now() >= deadline {
+            signal_group(child.id(), "KILL");
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let output = child.wait_with_output().ok()?;
+    [output.stdout, output.stderr].iter().find_map(|bytes| {
+        String::from_utf8_lossy(bytes)
+            .lines()
+            .map(str::trim)
+            .find(|line| !line.is_empty())
+            .map(|line| line.chars().take(120).collect())
+    })
 }
 
 /// Sends a signal to a process group with kill(1): the project forbids `unsafe`, and this is
@@ -212,6 +249,27 @@ fn signal_group(group: u32, signal: &str) {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
+}
+
+/// Whether a process of the group is still running (from /proc; a zombie that waits for init
+/// to reap it has ended and does not count). False where /proc cannot be read.
+fn group_alive(group: u32) -> bool {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.filter_map(Result::ok).any(|entry| {
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+            return false;
+        };
+        // pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
+        let Some((_, fields)) = stat.rsplit_once(')') else {
+            return false;
+        };
+        let mut fields = fields.split_whitespace();
+        let state = fields.next();
+        let pgrp = fields.nth(1).and_then(|pgrp| pgrp.parse::<u32>().ok());
+        pgrp == Some(group) && !matches!(state, Some("Z" | "X"))
+    })
 }
 
 /// Renders `template` into the working folder, without its `.template` suffix; returns the

@@ -46,6 +46,8 @@ struct RawProfile {
     #[serde(default)]
     baseline: Option<String>,
     #[serde(default)]
+    concurrency: Option<Spanned<usize>>,
+    #[serde(default)]
     launch: Option<RawLaunch>,
 }
 
@@ -71,6 +73,8 @@ struct RawLaunch {
     ready_within: Option<Spanned<f64>>,
     #[serde(default)]
     vars: BTreeMap<String, String>,
+    #[serde(default)]
+    version: Option<String>,
 }
 
 /// How the mock upstreams behind a gateway speak.
@@ -96,6 +100,8 @@ pub struct Profile {
     pub upstreams: Option<Upstreams>,
     /// The server's known deviations (see [`crate::baseline`]), compared with every run.
     pub baseline: Option<PathBuf>,
+    /// At most this many cases at once, for a server that cannot take the default load.
+    pub concurrency: Option<usize>,
     pub launch: Option<Launch>,
 }
 
@@ -116,6 +122,8 @@ pub struct Launch {
     pub ready_within: Duration,
     /// Values for `{var:NAME}` in the template, so that variants of one server share it.
     pub vars: BTreeMap<String, String>,
+    /// A command whose first line of output names the server's version, for reports.
+    pub version: Option<String>,
 }
 
 const DEFAULT_READY_WITHIN: Duration = Duration::from_secs(10);
@@ -204,6 +212,12 @@ impl Builder<'_> {
             })
             .transpose()?;
         let trust = self.trust(&raw, folder)?;
+        let concurrency = match &raw.concurrency {
+            Some(limit) if limit.value == 0 || limit.value > 1024 => {
+                return Err(self.error_at(limit, "concurrency is between 1 and 1024"));
+            }
+            limit => limit.as_ref().map(|limit| limit.value),
+        };
         let launch = raw
             .launch
             .map(|launch| self.launch(launch, folder))
@@ -250,6 +264,7 @@ impl Builder<'_> {
             deployment,
             upstreams,
             baseline: raw.baseline.map(|baseline| folder.join(baseline)),
+            concurrency,
             launch,
         })
     }
@@ -320,6 +335,7 @@ impl Builder<'_> {
             h3: raw.h3,
             ready_within,
             vars: raw.vars,
+            version: raw.version,
         })
     }
 }
