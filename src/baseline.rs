@@ -129,7 +129,13 @@ pub fn compare(baseline: &Baseline, results: &[CaseResult]) -> Comparison {
             (Some(listed), false) if result.verdict == Verdict::Pass => {
                 comparison.unexpected_passes.push(listed.clone());
             }
-            _ => {}
+            // Listed, and now SKIP or INFO: the list no longer says what happens.
+            (Some(listed), false) => {
+                comparison
+                    .changed
+                    .push((case, listed.verdict, result.verdict));
+            }
+            (None, false) => {}
         }
     }
     comparison
@@ -262,9 +268,13 @@ mod tests {
         let comparison = compare(&baseline, &results);
         assert_eq!(comparison.expected, 1);
         assert_eq!(comparison.new, vec![("e [h2]".into(), Verdict::Warn)]);
+        // A listed case that now SKIPs is no longer what the list says, either.
         assert_eq!(
             comparison.changed,
-            vec![("b [h2]".into(), Verdict::Warn, Verdict::Fail)]
+            vec![
+                ("b [h2]".into(), Verdict::Warn, Verdict::Fail),
+                ("d [h2]".into(), Verdict::Fail, Verdict::Skip)
+            ]
         );
         assert_eq!(comparison.unexpected_passes.len(), 1);
         assert!(!comparison.holds());

@@ -418,6 +418,10 @@ fn judge(
     deployment: &Deployment,
     observations: &Observations,
 ) -> Judgement {
+    if expectation.if_advertised && advertised_origins(observations, &exchange.connection).is_none()
+    {
+        return Judgement::NotApplicable("the target sent no ORIGIN frame".to_owned());
+    }
     let outcome = &exchange.outcome;
     let expected = describe(&expectation.check, deployment);
     let unmet = |expected: String| Judgement::Unmet {
@@ -1091,6 +1095,7 @@ steps:
             requirement: 0,
             check,
             protocols: Vec::new(),
+            if_advertised: false,
             span: scenario().span,
         };
         let observed = observations(reset, response(400, None));
@@ -1114,6 +1119,7 @@ steps:
             requirement: 0,
             check: Check::Malformed,
             protocols: Vec::new(),
+            if_advertised: false,
             span: scenario().span,
         };
         let judged = |protocol, outcome: ExchangeOutcome| {

@@ -614,11 +614,18 @@ fn started_group(output: &str) -> (String, bool) {
         .and_then(|rest| rest.split(')').next())
         .unwrap_or_default()
         .to_owned();
+    // A zombie waiting for init to reap it has ended: only running members count.
     let left_behind = !group.is_empty()
-        && Command::new("pgrep")
-            .args(["-g", &group])
+        && Command::new("ps")
+            .args(["-eo", "pgid=,stat="])
             .output()
-            .is_ok_and(|output| output.status.success());
+            .is_ok_and(|output| {
+                String::from_utf8_lossy(&output.stdout).lines().any(|line| {
+                    let mut fields = line.split_whitespace();
+                    fields.next() == Some(group.as_str())
+                        && !fields.next().is_some_and(|stat| stat.starts_with('Z'))
+                })
+            });
     (group, left_behind)
 }
 

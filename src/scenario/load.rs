@@ -841,6 +841,7 @@ impl Builder<'_> {
             requirement,
             check,
             protocols,
+            if_advertised: raw.if_advertised,
             span,
         })
     }

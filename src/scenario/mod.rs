@@ -341,6 +341,8 @@ pub struct Expectation {
     pub check: Check,
     /// Protocols this expectation applies to; empty means all of the scenario's.
     pub protocols: Vec<Protocol>,
+    /// Judged only on a connection whose target sent ORIGIN frames; not applicable otherwise.
+    pub if_advertised: bool,
     pub span: Span,
 }
 

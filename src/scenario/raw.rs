@@ -167,6 +167,8 @@ pub(super) struct RawExpectation {
     #[serde(default)]
     pub(super) protocols: Option<Vec<Spanned<String>>>,
     #[serde(default)]
+    pub(super) if_advertised: bool,
+    #[serde(default)]
     pub(super) served_by: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) still_served_by: Option<Spanned<String>>,
