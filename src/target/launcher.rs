@@ -96,9 +96,9 @@ pub fn prepare(
     pki.write_pem(&certs)
         .map_err(|error| LaunchError::Setup(format!("cannot write the PKI: {error}")))?;
     write_bundles(&certs).map_err(|error| setup("cannot write the certificate bundles", error))?;
-    let port = free_port(launch.h3).map_err(|error| setup("no free port", error))?;
+    let port = free_port_run(1, launch.h3).map_err(|error| setup("no free port", error))?;
     let upstreams_port = match profile.upstreams {
-        Some(_) => Some(free_port_run(5).map_err(|error| setup("no free ports", error))?),
+        Some(_) => Some(free_port_run(5, false).map_err(|error| setup("no free ports", error))?),
         None => None,
     };
     for file in &launch.files {
@@ -164,13 +164,17 @@ pub fn prepare(
 
 impl RunningServer {
     /// Waits until the server accepts TCP connections, or fails if it exits or the time is up.
+    /// Where /proc tells, the listener must be a process of the server's own group, so that a
+    /// port someone else took meanwhile is not mistaken for the server being up.
     fn wait_ready(&mut self, address: SocketAddr, within: Duration) -> Result<(), String> {
         let deadline = Instant::now() + within;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(format!("it exited with {status}"));
             }
-            if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
+            if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok()
+                && group_listens(self.pid(), address.port()) != Some(false)
+            {
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -251,25 +255,67 @@ fn signal_group(group: u32, signal: &str) {
         .status();
 }
 
-/// Whether a process of the group is still running (from /proc; a zombie that waits for init
-/// to reap it has ended and does not count). False where /proc cannot be read.
+/// Whether a process of the group holds a TCP socket listening on 127.0.0.1:`port`; `None`
+/// where /proc does not tell.
+fn group_listens(group: u32, port: u16) -> Option<bool> {
+    let table = fs::read_to_string("/proc/net/tcp").ok()?;
+    // 127.0.0.1, or every IPv4 address (which a connection to 127.0.0.1 also reaches).
+    let locals = [
+        format!("0100007F:{port:04X}"),
+        format!("00000000:{port:04X}"),
+    ];
+    // Columns: sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode ...
+    let inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local = fields
+                .get(1)
+                .is_some_and(|address| locals.iter().any(|l| l == address));
+            (local && fields.get(3) == Some(&"0A"))
+                .then(|| fields.get(9).map(|inode| format!("socket:[{inode}]")))
+                .flatten()
+        })
+        .collect();
+    if inodes.is_empty() {
+        return Some(false);
+    }
+    let members = group_members(group)?;
+    Some(members.iter().any(|pid| {
+        fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+            fds.filter_map(Result::ok).any(|fd| {
+                fs::read_link(fd.path())
+                    .is_ok_and(|target| inodes.iter().any(|inode| target == Path::new(inode)))
+            })
+        })
+    }))
+}
+
+/// The running processes of a group, from /proc (a zombie that waits for init to reap it has
+/// ended and is left out); `None` where /proc cannot be read.
+fn group_members(group: u32) -> Option<Vec<u32>> {
+    let entries = fs::read_dir("/proc").ok()?;
+    Some(
+        entries
+            .filter_map(Result::ok)
+            .filter_map(|entry| {
+                let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+                let stat = fs::read_to_string(entry.path().join("stat")).ok()?;
+                // pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
+                let (_, fields) = stat.rsplit_once(')')?;
+                let mut fields = fields.split_whitespace();
+                let state = fields.next()?;
+                let pgrp: u32 = fields.nth(1)?.parse().ok()?;
+                (pgrp == group && !matches!(state, "Z" | "X")).then_some(pid)
+            })
+            .collect(),
+    )
+}
+
+/// Whether a process of the group is still running (false where /proc cannot be read).
 fn group_alive(group: u32) -> bool {
-    let Ok(entries) = fs::read_dir("/proc") else {
-        return false;
-    };
-    entries.filter_map(Result::ok).any(|entry| {
-        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
-            return false;
-        };
-        // pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
-        let Some((_, fields)) = stat.rsplit_once(')') else {
-            return false;
-        };
-        let mut fields = fields.split_whitespace();
-        let state = fields.next();
-        let pgrp = fields.nth(1).and_then(|pgrp| pgrp.parse::<u32>().ok());
-        pgrp == Some(group) && !matches!(state, Some("Z" | "X"))
-    })
+    group_members(group).is_some_and(|members| !members.is_empty())
 }
 
 /// Renders `template` into the working folder, without its `.template` suffix; returns the
@@ -371,25 +417,11 @@ fn on_path(tool: &str, path: &std::ffi::OsStr) -> bool {
     std::env::split_paths(path).any(|dir| dir.join(tool).is_file())
 }
 
-/// A free TCP port on 127.0.0.1 (and, with `udp_too`, free for UDP as well).
-fn free_port(udp_too: bool) -> io::Result<u16> {
-    for _ in 0..20 {
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-            .local_addr()?
-            .port();
-        if !udp_too || UdpSocket::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
-            return Ok(port);
-        }
-    }
-    Err(io::Error::new(
-        io::ErrorKind::AddrInUse,
-        "no port free for both TCP and UDP",
-    ))
-}
-
-/// The first of `count` consecutive free TCP ports on 127.0.0.1, below the usual ephemeral range
-/// (32768 and up), where the many short connections of a run do not take ports away.
-fn free_port_run(count: u16) -> io::Result<u16> {
+/// The first of `count` consecutive ports on 127.0.0.1 free for TCP (and, with `udp_too`, for
+/// UDP as well), below the usual ephemeral range (32768 and up): the ports every `bind(0)` of
+/// this and other processes draws from cannot be handed out between the check and the
+/// server's own bind.
+fn free_port_run(count: u16, udp_too: bool) -> io::Result<u16> {
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |since| since.subsec_nanos())
@@ -398,7 +430,15 @@ fn free_port_run(count: u16) -> io::Result<u16> {
         let offset = seed.wrapping_add(attempt.wrapping_mul(7919)) % 12_000;
         let first = 20_000 + u16::try_from(offset).unwrap_or(0);
         let held: Vec<_> = (first..first + count)
-            .map_while(|port| TcpListener::bind((Ipv4Addr::LOCALHOST, port)).ok())
+            .map_while(|port| {
+                let tcp = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).ok()?;
+                let udp = if udp_too {
+                    Some(UdpSocket::bind((Ipv4Addr::LOCALHOST, port)).ok()?)
+                } else {
+                    None
+                };
+                Some((tcp, udp))
+            })
             .collect();
         if held.len() == usize::from(count) {
             return Ok(first);
@@ -415,4 +455,31 @@ fn tail(path: &Path, lines: usize) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// This process's group, from /proc.
+    fn own_group() -> Option<u32> {
+        let stat = fs::read_to_string("/proc/self/stat").ok()?;
+        let (_, fields) = stat.rsplit_once(')')?;
+        fields.split_whitespace().nth(2)?.parse().ok()
+    }
+
+    #[test]
+    fn a_listener_counts_only_for_the_group_that_holds_it() {
+        let Some(group) = own_group() else {
+            return; // no /proc: readiness falls back to the connection alone
+        };
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("listener");
+        let port = listener.local_addr().expect("address").port();
+        assert_eq!(group_listens(group, port), Some(true));
+        assert!(group_alive(group));
+        // Another group does not hold it, and a port nobody listens on is nobody's.
+        assert_eq!(group_listens(group.wrapping_add(1), port), Some(false));
+        drop(listener);
+        assert_eq!(group_listens(group, port), Some(false));
+    }
 }
