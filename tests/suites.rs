@@ -499,33 +499,31 @@ fn against_served_profile(
     environment: &[(&str, &str)],
 ) -> Result<(i32, String, String), Failed> {
     let dir = scratch(name);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map_err(|error| error.to_string())?
-        .port();
     let certs = dir.join("certs");
+    // Port 0: the server says where it listens, so no other process can take the port between
+    // a check and its bind.
     let mut server = Command::new(env!("CARGO_BIN_EXE_misdirect"))
-        .args([
-            "serve",
-            "--for",
-            "30",
-            "--port",
-            &port.to_string(),
-            "--certs",
-        ])
+        .args(["serve", "--for", "30", "--port", "0", "--certs"])
         .arg(&certs)
-        .stdout(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
         .map_err(|error| error.to_string())?;
-    let started = std::time::Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if started.elapsed().as_secs() > 10 {
-            let _ = server.kill();
-            return Err("misdirect serve did not start".into());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+    let mut banner = String::new();
+    let mut stdout = server.stdout.take().map(std::io::BufReader::new);
+    if let Some(stdout) = &mut stdout {
+        let _ = std::io::BufRead::read_line(stdout, &mut banner);
     }
+    let Some(port) = banner
+        .split("listening on 127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|port| port.parse::<u16>().ok())
+    else {
+        let _ = server.kill();
+        let _ = server.wait();
+        return Err(format!("misdirect serve did not start: {banner}").into());
+    };
     let profile = dir.join("edge.yaml");
     let text = format!("server: edge\naddress: 127.0.0.1:{port}\n{profile_tail}");
     std::fs::write(&profile, text).map_err(|error| error.to_string())?;
