@@ -449,7 +449,14 @@ fn cli_trials() -> Vec<Trial> {
             )
             .unwrap_or_default();
             if code != 0 || fresh != committed {
-                return Err(format!("exit {code}: the matrix differs from docs/matrix/README.md (regenerate with `misdirect matrix`)\n{stdout}{stderr}").into());
+                let differing: Vec<String> = fresh
+                    .lines()
+                    .zip(committed.lines())
+                    .filter(|(fresh, committed)| fresh != committed)
+                    .take(5)
+                    .map(|(fresh, committed)| format!("fresh:     {fresh}\ncommitted: {committed}"))
+                    .collect();
+                return Err(format!("exit {code}: the matrix differs from docs/matrix/README.md (regenerate with `misdirect matrix`)\n{}\n{stdout}{stderr}", differing.join("\n")).into());
             }
             Ok(())
         })
