@@ -473,8 +473,9 @@ fn judge(
             _ => unmet(expected),
         },
         // HTTP/2: the stream error PROTOCOL_ERROR, or that error for the whole connection
-        // (RFC 9113 §5.4.1), or a 400 (RFC 9113 §8.1.1 lets a response precede the reset). HTTP/3: the stream error H3_MESSAGE_ERROR, alone or after a
-        // response (RFC 9114 §4.1.2); a 400 that ends cleanly is no stream error.
+        // (RFC 9113 §5.4.1), or a 400 (RFC 9113 §8.1.1 lets a response precede the reset).
+        // HTTP/3: the stream error H3_MESSAGE_ERROR, alone or after a response (RFC 9114
+        // §4.1.2); a 400 that ends cleanly is no stream error.
         Check::Malformed => match (protocol, outcome) {
             (
                 Protocol::Http2,

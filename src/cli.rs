@@ -293,7 +293,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 }
 
 fn run_suites(args: &RunArgs) -> Result<u8, Failure> {
-    let (cases, mut options) = plan(&args.suites, args.timeout, args.concurrency)?;
+    let (cases, options) = plan(&args.suites, args.timeout, args.concurrency)?;
     let runtime = runtime()?;
     let mut stop_signals = StopSignals::install(&runtime)?;
     let profile = profile_path(args)
@@ -311,9 +311,7 @@ fn run_suites(args: &RunArgs) -> Result<u8, Failure> {
         })
         .map(|path| baseline::load(&path).map_err(|error| Failure::invalid(error.to_string())))
         .transpose()?;
-    if let Some(limit) = profile.as_ref().and_then(|profile| profile.concurrency) {
-        options.concurrency = options.concurrency.min(limit);
-    }
+    let options = options.at_most(profile.as_ref().and_then(|profile| profile.concurrency));
     let (target, server) = match &profile {
         Some(profile) => launch_profile(args, profile)?,
         None => (parse_target(args)?, None),
@@ -603,10 +601,7 @@ fn parse_target(args: &RunArgs) -> Result<Target, Failure> {
     let trust = match (&args.certs, &args.trust) {
         (Some(folder), _) => Trust::certs_folder(folder),
         (None, Some(roots)) => Trust {
-            roots: match roots.as_str() {
-                "system" => Roots::System,
-                file => Roots::CaFile(PathBuf::from(file)),
-            },
+            roots: Roots::named(roots, Path::new("")),
             client_identity: args
                 .client_cert
                 .clone()
@@ -692,29 +687,20 @@ fn matrix(args: &MatrixArgs) -> Result<u8, Failure> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     for (profile, known) in profiles.iter().zip(&baselines) {
-        let mut column = Column {
-            server: profile.server.clone(),
-            version: None,
-            outcome: ColumnOutcome::NotRun(String::new()),
-        };
-        let mut options = options;
-        if let Some(limit) = profile.concurrency {
-            options.concurrency = options.concurrency.min(limit);
-        }
-        column.outcome = match crate::target::launcher::prepare(profile, &args.work_dir) {
+        let (outcome, version) = match crate::target::launcher::prepare(profile, &args.work_dir) {
             Err(error) => {
                 let reason = error.to_string();
                 let reason = reason.lines().next().unwrap_or("").to_owned();
                 say!("{}: not run: {reason}", profile.server);
-                ColumnOutcome::NotRun(reason)
+                (ColumnOutcome::NotRun(reason), None)
             }
             Ok((remote, server)) => {
-                column.version = server.as_ref().and_then(|server| server.version.clone());
+                let version = server.as_ref().and_then(|server| server.version.clone());
                 let executed = execute(
                     &runtime,
                     &mut stop_signals,
                     Target::Remote(Box::new(remote)),
-                    options,
+                    options.at_most(profile.concurrency),
                     cases.clone(),
                 );
                 drop(server);
@@ -723,8 +709,8 @@ fn matrix(args: &MatrixArgs) -> Result<u8, Failure> {
                     &results,
                     &label,
                     known.as_ref(),
-                    &args.out.join(column.junit()),
-                    &args.out.join(column.report()),
+                    &args.out.join(Column::junit_file(&profile.server)),
+                    &args.out.join(Column::report_file(&profile.server)),
                 )?;
                 say!(
                     "{}: {} in {:.2} s",
@@ -732,10 +718,14 @@ fn matrix(args: &MatrixArgs) -> Result<u8, Failure> {
                     Tally::of(&results),
                     wall.as_secs_f64()
                 );
-                ColumnOutcome::Ran(results)
+                (ColumnOutcome::Ran(results), version)
             }
         };
-        columns.push(column);
+        columns.push(Column {
+            server: profile.server.clone(),
+            version,
+            outcome,
+        });
     }
     let path = args.out.join("README.md");
     write_report(&path, &crate::report::matrix::render(&columns))?;

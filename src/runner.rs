@@ -42,6 +42,16 @@ pub struct RunOptions {
     pub concurrency: usize,
 }
 
+impl RunOptions {
+    /// The same, with at most `limit` cases in flight where a limit is given.
+    pub fn at_most(self, limit: Option<usize>) -> Self {
+        Self {
+            concurrency: limit.map_or(self.concurrency, |limit| self.concurrency.min(limit)),
+            ..self
+        }
+    }
+}
+
 impl Default for RunOptions {
     fn default() -> Self {
         Self {

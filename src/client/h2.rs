@@ -214,20 +214,19 @@ fn classify(error: &h2::Error, goaway: Option<u32>) -> ExchangeOutcome {
         code: code.into(),
         name: format!("{:?}", h2::Reason::from(code)),
     };
-    match error.reason() {
-        Some(reason) if error.is_reset() => ExchangeOutcome::StreamReset {
+    let goaway_error = goaway.filter(|code| *code != 0);
+    match (error.reason(), goaway_error) {
+        (Some(reason), _) if error.is_reset() => ExchangeOutcome::StreamReset {
             code: u32::from(reason).into(),
             name: format!("{reason:?}"),
         },
-        Some(reason) if error.is_go_away() && reason != h2::Reason::NO_ERROR => {
+        (Some(reason), _) if error.is_go_away() && reason != h2::Reason::NO_ERROR => {
             ended_with(reason.into())
         }
-        Some(reason) if error.is_go_away() => ExchangeOutcome::ConnectionClosed {
+        (Some(reason), _) if error.is_go_away() => ExchangeOutcome::ConnectionClosed {
             detail: format!("GOAWAY {reason:?}"),
         },
-        _ if (error.is_io() || error.is_remote()) && goaway.is_some_and(|code| code != 0) => {
-            ended_with(goaway.unwrap_or_default())
-        }
+        (_, Some(code)) if error.is_io() || error.is_remote() => ended_with(code),
         _ if error.is_io() => ExchangeOutcome::ConnectionClosed {
             detail: error.to_string(),
         },

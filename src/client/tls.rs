@@ -66,6 +66,16 @@ pub struct ClientIdentity {
     pub key: PathBuf,
 }
 
+impl Roots {
+    /// `system`, or the path of a CA file relative to `base`.
+    pub fn named(value: &str, base: &Path) -> Self {
+        match value {
+            "system" => Self::System,
+            file => Self::CaFile(base.join(file)),
+        }
+    }
+}
+
 impl Trust {
     /// A folder written by `misdirect certs`: `ca.pem` to trust, `client.pem` and `client.key`
     /// to present.
@@ -95,7 +105,7 @@ impl Credentials {
     /// Trust the run's own CA and present its client certificate.
     pub fn from_pki(pki: &Pki) -> Result<Self, TlsSetupError> {
         Self::new(
-            vec![pki.server_ca.certificate.clone()],
+            strict_store(vec![pki.server_ca.certificate.clone()])?,
             Some((pki.client.chain(), pki.client.private_key())),
         )
     }
@@ -118,7 +128,7 @@ impl Credentials {
             Ok(certificates)
         };
         let roots = match &trust.roots {
-            Roots::CaFile(path) => certificates(path)?,
+            Roots::CaFile(path) => strict_store(certificates(path)?)?,
             Roots::System => {
                 let found = rustls_native_certs::load_native_certs();
                 if found.certs.is_empty() {
@@ -131,7 +141,16 @@ impl Credentials {
                         detail,
                     ));
                 }
-                found.certs
+                // System stores hold the odd certificate webpki cannot parse: skip those.
+                let mut store = RootCertStore::empty();
+                let (_, unparsable) = store.add_parsable_certificates(found.certs);
+                if store.is_empty() {
+                    return Err(read_error(
+                        Path::new("the system's root certificates"),
+                        format!("no usable certificate ({unparsable} unparsable)"),
+                    ));
+                }
+                store
             }
         };
         let identity = trust
@@ -147,17 +166,9 @@ impl Credentials {
     }
 
     fn new(
-        roots: Vec<CertificateDer<'static>>,
+        store: RootCertStore,
         client_identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
     ) -> Result<Self, TlsSetupError> {
-        let mut store = RootCertStore::empty();
-        // System stores hold the odd certificate webpki cannot parse; a CA file must be sound.
-        let (_, unparsable) = store.add_parsable_certificates(roots);
-        if store.is_empty() {
-            return Err(TlsSetupError::Config(rustls::Error::General(format!(
-                "no usable root certificate ({unparsable} unparsable)"
-            ))));
-        }
         let provider = provider();
         let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider.clone())
             .build()?;
@@ -195,6 +206,15 @@ impl Credentials {
         config.resumption = rustls::client::Resumption::store(tickets);
         Ok(config)
     }
+}
+
+/// A root store of CAs that must every one be sound (the run's CA, a CA file).
+fn strict_store(roots: Vec<CertificateDer<'static>>) -> Result<RootCertStore, TlsSetupError> {
+    let mut store = RootCertStore::empty();
+    for root in roots {
+        store.add(root)?;
+    }
+    Ok(store)
 }
 
 /// Presents the harness's client certificate, or none.

@@ -28,14 +28,22 @@ pub enum ColumnOutcome {
 }
 
 impl Column {
-    /// The server's HTML report, relative to the matrix: the evidence each cell links into.
-    pub fn report(&self) -> String {
-        format!("{}.html", self.server)
+    /// A server's HTML report, relative to the matrix: the evidence each cell links into.
+    pub fn report_file(server: &str) -> String {
+        format!("{server}.html")
     }
 
-    /// The server's JUnit report, relative to the matrix.
-    pub fn junit(&self) -> String {
-        format!("{}.junit.xml", self.server)
+    /// A server's JUnit report, relative to the matrix.
+    pub fn junit_file(server: &str) -> String {
+        format!("{server}.junit.xml")
+    }
+
+    fn report(&self) -> String {
+        Self::report_file(&self.server)
+    }
+
+    fn junit(&self) -> String {
+        Self::junit_file(&self.server)
     }
 }
 

@@ -302,15 +302,20 @@ fn group_members(group: u32) -> Option<Vec<u32>> {
             .filter_map(|entry| {
                 let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
                 let stat = fs::read_to_string(entry.path().join("stat")).ok()?;
-                // pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
-                let (_, fields) = stat.rsplit_once(')')?;
-                let mut fields = fields.split_whitespace();
-                let state = fields.next()?;
-                let pgrp: u32 = fields.nth(1)?.parse().ok()?;
+                let (state, pgrp) = state_and_group(&stat)?;
                 (pgrp == group && !matches!(state, "Z" | "X")).then_some(pid)
             })
             .collect(),
     )
+}
+
+/// The state and process group in a /proc/<pid>/stat line: `pid (comm) state ppid pgrp ...`,
+/// where comm may hold spaces and parentheses.
+fn state_and_group(stat: &str) -> Option<(&str, u32)> {
+    let (_, fields) = stat.rsplit_once(')')?;
+    let mut fields = fields.split_whitespace();
+    let state = fields.next()?;
+    Some((state, fields.nth(1)?.parse().ok()?))
 }
 
 /// Whether a process of the group is still running (false where /proc cannot be read).
@@ -464,8 +469,16 @@ mod tests {
     /// This process's group, from /proc.
     fn own_group() -> Option<u32> {
         let stat = fs::read_to_string("/proc/self/stat").ok()?;
-        let (_, fields) = stat.rsplit_once(')')?;
-        fields.split_whitespace().nth(2)?.parse().ok()
+        state_and_group(&stat).map(|(_, group)| group)
+    }
+
+    #[test]
+    fn stat_lines_are_read_past_a_command_name_with_parentheses() {
+        assert_eq!(
+            state_and_group("4242 (odd) name) Z 1 77 77 0 -1"),
+            Some(("Z", 77))
+        );
+        assert_eq!(state_and_group("4242 (cut"), None);
     }
 
     #[test]

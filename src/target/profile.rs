@@ -284,10 +284,7 @@ impl Builder<'_> {
                  `client_certificate` out, or `certs`",
             )),
             (None, Some(roots), client) => Ok(Some(Trust {
-                roots: match roots.value.as_str() {
-                    "system" => Roots::System,
-                    file => Roots::CaFile(folder.join(file)),
-                },
+                roots: Roots::named(&roots.value, folder),
                 client_identity: client.as_ref().map(|client| ClientIdentity {
                     certificate: folder.join(&client.value.certificate),
                     key: folder.join(&client.value.key),
