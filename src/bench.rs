@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use crate::client::tls::{ConnectionTickets, Credentials, TicketJar};
 use crate::client::{self, ConnectRequest, WireRequest};
-use crate::deployment::Role;
-use crate::observe::ExchangeOutcome;
+use crate::embedded::EmbeddedTarget;
 use crate::pki::Pki;
-use crate::scenario::{Protocol, TargetForm};
-use crate::target::embedded::EmbeddedTarget;
+use misdirect_core::deployment::Role;
+use misdirect_core::observe::ExchangeOutcome;
+use misdirect_core::scenario::{Protocol, TargetForm};
 
 /// Timings of one protocol.
 #[derive(Debug, Clone)]

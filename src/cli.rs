@@ -12,16 +12,17 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
-use crate::baseline;
 use crate::client::tls::{ClientIdentity, Roots, Trust};
-use crate::deployment::{Deployment, Role};
-use crate::outcome::Tally;
+use crate::embedded::EmbeddedTarget;
 use crate::pki::Pki;
-use crate::report::{html, junit, terminal};
 use crate::runner::{self, RunOptions, Runner};
-use crate::scenario::{self, Protocol, Scenario};
-use crate::target::embedded::EmbeddedTarget;
-use crate::target::{Fault, Remote, Target};
+use crate::under_test::{Remote, Target};
+use misdirect_core::baseline;
+use misdirect_core::deployment::{Deployment, Role};
+use misdirect_core::fault::Fault;
+use misdirect_core::outcome::Tally;
+use misdirect_core::report::{html, junit, terminal};
+use misdirect_core::scenario::{self, Protocol, Scenario};
 
 /// Prints a line to stdout; a closed stdout (`misdirect list | head`) is not an error worth a
 /// panic, and the reports are written regardless.
@@ -298,7 +299,8 @@ fn run_suites(args: &RunArgs) -> Result<u8, Failure> {
     let mut stop_signals = StopSignals::install(&runtime)?;
     let profile = profile_path(args)
         .map(|path| {
-            crate::target::profile::load(path).map_err(|error| Failure::invalid(error.to_string()))
+            crate::under_test::profile::load(path)
+                .map_err(|error| Failure::invalid(error.to_string()))
         })
         .transpose()?;
     let baseline = args
@@ -348,7 +350,7 @@ fn run_suites(args: &RunArgs) -> Result<u8, Failure> {
 
 /// Writes a run's JUnit and HTML reports, a listed deviation marked in both.
 fn write_reports(
-    results: &[crate::outcome::CaseResult],
+    results: &[misdirect_core::outcome::CaseResult],
     label: &str,
     baseline: Option<&baseline::Baseline>,
     junit_path: &Path,
@@ -465,7 +467,7 @@ fn execute(
     target: Target,
     options: RunOptions,
     cases: Vec<runner::Case>,
-) -> Result<(Vec<crate::outcome::CaseResult>, String, Duration), Failure> {
+) -> Result<(Vec<misdirect_core::outcome::CaseResult>, String, Duration), Failure> {
     let runner = Arc::new(
         Runner::new(target, options).map_err(|error| Failure::harness(error.to_string()))?,
     );
@@ -525,8 +527,8 @@ fn profile_path(args: &RunArgs) -> Option<&Path> {
 /// Loads a profile and, if it says how, starts its server (stopped when the handle is dropped).
 fn launch_profile(
     args: &RunArgs,
-    profile: &crate::target::profile::Profile,
-) -> Result<(Target, Option<crate::target::launcher::RunningServer>), Failure> {
+    profile: &crate::under_test::profile::Profile,
+) -> Result<(Target, Option<crate::under_test::launcher::RunningServer>), Failure> {
     if args.certs.is_some()
         || args.trust.is_some()
         || !args.names.is_empty()
@@ -536,7 +538,7 @@ fn launch_profile(
             "--certs, --trust, --name and --h3-port are the profile's to say",
         ));
     }
-    let (mut remote, server) = crate::target::launcher::prepare(profile, &args.work_dir)
+    let (mut remote, server) = crate::under_test::launcher::prepare(profile, &args.work_dir)
         .map_err(|error| Failure::harness(error.to_string()))?;
     if let Some(port) = args.upstreams_port {
         remote.upstreams_port = Some(port);
@@ -565,7 +567,7 @@ fn parse_target(args: &RunArgs) -> Result<Target, Failure> {
                 "--client needs {urls} or {driver} in its command",
             ));
         }
-        return Ok(Target::Command(crate::target::client::CommandClient {
+        return Ok(Target::Command(crate::under_test::client::CommandClient {
             template: template.clone(),
         }));
     }
@@ -585,7 +587,9 @@ fn parse_target(args: &RunArgs) -> Result<Target, Failure> {
             Some(fault) => fault
                 .parse()
                 .map(|fault| Target::Embedded(Some(fault)))
-                .map_err(|error: crate::target::UnknownFault| Failure::invalid(error.to_string())),
+                .map_err(|error: misdirect_core::fault::UnknownFault| {
+                    Failure::invalid(error.to_string())
+                }),
             None => Err(Failure::invalid(format!(
                 "unknown target `{}`",
                 args.target
@@ -620,9 +624,11 @@ fn parse_target(args: &RunArgs) -> Result<Target, Failure> {
         let (role, host) = mapping
             .split_once('=')
             .ok_or_else(|| Failure::invalid(format!("--name takes ROLE=HOST, not `{mapping}`")))?;
-        let role: Role = role
-            .parse()
-            .map_err(|error: crate::deployment::UnknownRole| Failure::invalid(error.to_string()))?;
+        let role: Role =
+            role.parse()
+                .map_err(|error: misdirect_core::deployment::UnknownRole| {
+                    Failure::invalid(error.to_string())
+                })?;
         deployment.set_name(role, host.to_owned());
     }
     Ok(Target::Remote(Box::new(Remote {
@@ -640,7 +646,7 @@ fn parse_target(args: &RunArgs) -> Result<Target, Failure> {
 /// Every profile in turn: started, run, stopped; a server that is missing or does not start is
 /// a column that says why. Exit 0 once the matrix is written: the verdicts are in it.
 fn matrix(args: &MatrixArgs) -> Result<u8, Failure> {
-    use crate::report::matrix::{Column, ColumnOutcome};
+    use misdirect_core::report::matrix::{Column, ColumnOutcome};
     let (cases, options) = plan(&args.suites, args.timeout, 16)?;
     // Client scenarios judge HTTP clients, not servers: they have no cell here.
     let cases: Vec<_> = cases
@@ -667,7 +673,8 @@ fn matrix(args: &MatrixArgs) -> Result<u8, Failure> {
     let mut profiles = paths
         .iter()
         .map(|path| {
-            crate::target::profile::load(path).map_err(|error| Failure::invalid(error.to_string()))
+            crate::under_test::profile::load(path)
+                .map_err(|error| Failure::invalid(error.to_string()))
         })
         .collect::<Result<Vec<_>, _>>()?;
     profiles.sort_by(|one, other| one.server.cmp(&other.server));
@@ -687,7 +694,8 @@ fn matrix(args: &MatrixArgs) -> Result<u8, Failure> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     for (profile, known) in profiles.iter().zip(&baselines) {
-        let (outcome, version) = match crate::target::launcher::prepare(profile, &args.work_dir) {
+        let (outcome, version) = match crate::under_test::launcher::prepare(profile, &args.work_dir)
+        {
             Err(error) => {
                 let reason = error.to_string();
                 let reason = reason.lines().next().unwrap_or("").to_owned();
@@ -728,25 +736,25 @@ fn matrix(args: &MatrixArgs) -> Result<u8, Failure> {
         });
     }
     let path = args.out.join("README.md");
-    write_report(&path, &crate::report::matrix::render(&columns))?;
+    write_report(&path, &misdirect_core::report::matrix::render(&columns))?;
     let page = args.out.join("index.html");
-    write_report(&page, &crate::report::matrix::render_html(&columns))?;
+    write_report(
+        &page,
+        &misdirect_core::report::matrix::render_html(&columns),
+    )?;
     say!("matrix: {} and {}", path.display(), page.display());
     Ok(0)
 }
 
 fn serve(args: &ServeArgs) -> Result<u8, Failure> {
-    let fault = args
-        .fault
-        .as_deref()
-        .map(str::parse)
-        .transpose()
-        .map_err(|error: crate::target::UnknownFault| Failure::invalid(error.to_string()))?;
+    let fault = args.fault.as_deref().map(str::parse).transpose().map_err(
+        |error: misdirect_core::fault::UnknownFault| Failure::invalid(error.to_string()),
+    )?;
     let pki = Pki::generate().map_err(|error| Failure::harness(error.to_string()))?;
     pki.write_pem(&args.certs)
         .map_err(|error| Failure::harness(error.to_string()))?;
     runtime()?.block_on(async {
-        let options = crate::target::embedded::StartOptions {
+        let options = crate::embedded::StartOptions {
             port: args.port,
             ..Default::default()
         };

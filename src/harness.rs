@@ -11,11 +11,13 @@ use std::sync::Arc;
 
 use libtest_mimic::{Failed, Trial};
 
-use crate::outcome::{CaseResult, Verdict};
-use crate::report::terminal;
 use crate::runner::{self, Case, RunOptions, Runner};
-use crate::scenario::Scenario;
-use crate::target::{Fault, Target};
+use crate::under_test::Target;
+use misdirect_core::fault::Fault;
+use misdirect_core::outcome::CaseResult;
+use misdirect_core::report::terminal;
+use misdirect_core::scenario::Scenario;
+use misdirect_core::verdict::Verdict;
 
 /// Builds the trials for `scenarios`; each runs its case on `runtime`.
 pub fn trials(

@@ -6,27 +6,22 @@
 //! clients with independent control of SNI, ALPN, `:authority` and `Host`, and judges what the
 //! target did against the requirement each scenario cites.
 //!
-//! The crate is a sans-IO core inside a thin async shell:
-//!
-//! - core (no sockets, files or clocks): [`deployment`], [`scenario`], [`observe`], [`check`],
-//!   [`outcome`], [`report`], [`target::policy`], the comparison in [`baseline`];
-//! - shell: [`pki`], [`client`], [`target`], [`runner`], [`bench`], [`cli`], [`harness`].
+//! This crate is the thin async shell around the sans-IO core, [`misdirect_core`] (scenarios,
+//! checks, verdicts, reports, the reference policy, wire codecs): it generates the PKI
+//! ([`pki`]), drives the clients ([`client`]), runs the embedded reference target
+//! ([`embedded`]) and the gateways' mock upstreams ([`upstream`]), reaches, launches or runs
+//! what is under test ([`under_test`]), carries out cases under their deadlines ([`runner`]),
+//! and offers it all as a command line ([`cli`]), a benchmark ([`bench`]) and `cargo test`
+//! trials ([`harness`]).
 //!
 //! `ARCHITECTURE.md` at the repository root has the map and the invariants.
 
-pub mod baseline;
 pub mod bench;
-pub mod check;
 pub mod cli;
 pub mod client;
-pub mod deployment;
-pub mod h2wire;
-pub mod h3wire;
+pub mod embedded;
 pub mod harness;
-pub mod observe;
-pub mod outcome;
 pub mod pki;
-pub mod report;
 pub mod runner;
-pub mod scenario;
-pub mod target;
+pub mod under_test;
+pub mod upstream;

@@ -14,7 +14,7 @@ use rcgen::{
 };
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
-use crate::deployment::CertificateId;
+use misdirect_core::deployment::CertificateId;
 
 /// A failure to generate or write the PKI.
 #[derive(Debug, thiserror::Error)]

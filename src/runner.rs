@@ -14,22 +14,23 @@ use bytes::Bytes;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::check;
 use crate::client::tls::{ConnectionTickets, Credentials, TicketJar, TlsSetupError};
 use crate::client::{self, ConnectError, ConnectRequest, Connection, WireRequest, bounded};
-use crate::deployment::{Deployment, Role};
-use crate::observe::{
+use crate::embedded::{EmbeddedTarget, StartOptions};
+use crate::pki::{Pki, PkiError};
+use crate::under_test::client::run_reference;
+use crate::under_test::{Remote, Target};
+use crate::upstream::{UpstreamLog, Upstreams};
+use misdirect_core::check;
+use misdirect_core::deployment::{Deployment, REQUEST_ID_HEADER, Role};
+use misdirect_core::observe::{
     ConnectionRecord, ConnectionResult, Event, Exchange, ExchangeOutcome, Observations, Transcript,
 };
-use crate::outcome::{CaseResult, Cited, Finding, Verdict};
-use crate::pki::{Pki, PkiError};
-use crate::scenario::{
+use misdirect_core::outcome::{CaseResult, Cited, Finding};
+use misdirect_core::scenario::{
     Authority, ClientPlan, Connect, PortForm, Protocol, Request, Route, Scenario, Send, Step,
 };
-use crate::target::client::run_reference;
-use crate::target::embedded::{EmbeddedTarget, StartOptions};
-use crate::target::upstream::{REQUEST_ID_HEADER, UpstreamLog, Upstreams};
-use crate::target::{Remote, Target};
+use misdirect_core::verdict::Verdict;
 
 /// Deadlines and parallelism of a run.
 #[derive(Debug, Clone, Copy)]
@@ -80,7 +81,7 @@ pub struct Case {
 
 impl Case {
     pub fn id(&self) -> String {
-        crate::outcome::case_id(&self.scenario.id, self.protocol)
+        misdirect_core::outcome::case_id(&self.scenario.id, self.protocol)
     }
 }
 
@@ -1016,7 +1017,7 @@ impl Record {
         self.lock().0.exchanges.push(exchange);
     }
 
-    fn origin_frames(&self, connection: &str, frames: Vec<crate::h2wire::OriginFrame>) {
+    fn origin_frames(&self, connection: &str, frames: Vec<misdirect_core::wire::h2::OriginFrame>) {
         if let Some(record) = self
             .lock()
             .0
@@ -1029,7 +1030,7 @@ impl Record {
         }
     }
 
-    fn served(&self, requests: Vec<crate::observe::ServedRequest>) {
+    fn served(&self, requests: Vec<misdirect_core::observe::ServedRequest>) {
         self.lock().0.served = requests;
     }
 

@@ -10,7 +10,7 @@ use libtest_mimic::{Arguments, Failed, Trial};
 fn main() -> std::process::ExitCode {
     let arguments = Arguments::from_args();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let scenarios = match misdirect::scenario::load_paths(&[root.join("suites")]) {
+    let scenarios = match misdirect_core::scenario::load_paths(&[root.join("suites")]) {
         Ok(scenarios) => scenarios.into_iter().map(Arc::new).collect::<Vec<_>>(),
         Err(errors) => {
             for error in errors {
@@ -472,7 +472,7 @@ fn cli_trials() -> Vec<Trial> {
             "node",
         ])),
     );
-    for fault in misdirect::target::Fault::ALL {
+    for fault in misdirect_core::fault::Fault::ALL {
         let name = format!("cli::fault-{fault}-exits-1-under-strict");
         trials.push(Trial::test(name, move || {
             let dir = scratch(fault.key());

@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 use super::{ResponseFields, WireRequest, closed_by};
-use crate::observe::ExchangeOutcome;
+use misdirect_core::observe::ExchangeOutcome;
 
 const MAX_HEAD: usize = 64 * 1024;
 const MAX_FIELDS: usize = 128;
@@ -317,7 +317,7 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt, duplex};
 
     use super::*;
-    use crate::scenario::TargetForm;
+    use misdirect_core::scenario::TargetForm;
 
     fn get(authority: &str) -> WireRequest {
         WireRequest {

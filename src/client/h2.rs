@@ -11,10 +11,10 @@ use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_rustls::client::TlsStream;
 
-use crate::h2wire::{FrameScanner, OriginFrame};
+use misdirect_core::wire::h2::{FrameScanner, OriginFrame};
 
 use super::{ResponseFields, WireRequest};
-use crate::observe::ExchangeOutcome;
+use misdirect_core::observe::ExchangeOutcome;
 
 const MAX_BODY: usize = 1024 * 1024;
 

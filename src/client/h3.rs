@@ -15,9 +15,9 @@ use rustls_pki_types::CertificateDer;
 use tokio::task::JoinHandle;
 
 use super::{ConnectError, ResponseFields, WireRequest, tls};
-use crate::h2wire::OriginFrame;
-use crate::h3wire;
-use crate::observe::{Established, ExchangeOutcome};
+use misdirect_core::observe::{Established, ExchangeOutcome};
+use misdirect_core::wire;
+use misdirect_core::wire::h2::OriginFrame;
 
 const MAX_BODY: usize = 1024 * 1024;
 /// The TLS alert a server sends when it shares no ALPN protocol with the client (RFC 7301).
@@ -236,7 +236,7 @@ impl Http3Sender {
 }
 
 /// Sends `request` exactly as given on a new request stream, with the frame layer of
-/// [`crate::h3wire`], and reads the response or the reset.
+/// [`misdirect_core::wire::h3`], and reads the response or the reset.
 async fn raw_exchange(connection: &quinn::Connection, request: &WireRequest) -> ExchangeOutcome {
     let (mut send, mut recv) = match connection.open_bi().await {
         Ok(streams) => streams,
@@ -256,12 +256,12 @@ async fn raw_exchange(connection: &quinn::Connection, request: &WireRequest) -> 
         fields.push(("host".to_owned(), host.clone()));
     }
     fields.extend(request.headers.iter().cloned());
-    let mut bytes = h3wire::frame(
-        h3wire::FRAME_HEADERS,
-        &h3wire::encode_field_section(&fields),
+    let mut bytes = wire::h3::frame(
+        wire::h3::FRAME_HEADERS,
+        &wire::h3::encode_field_section(&fields),
     );
     if let Some(body) = &request.body {
-        bytes.extend_from_slice(&h3wire::frame(h3wire::FRAME_DATA, body));
+        bytes.extend_from_slice(&wire::h3::frame(wire::h3::FRAME_DATA, body));
     }
     // A target that stops the stream early still answers on the other half.
     if send.write_all(&bytes).await.is_ok() {
@@ -272,10 +272,10 @@ async fn raw_exchange(connection: &quinn::Connection, request: &WireRequest) -> 
     let mut body = Vec::new();
     let mut reset = None;
     while body.len() < MAX_BODY {
-        while let Some((kind, payload, used)) = h3wire::parse_frame(&buffer) {
+        while let Some((kind, payload, used)) = wire::h3::parse_frame(&buffer) {
             match kind {
-                h3wire::FRAME_HEADERS if response.is_none() => {
-                    let fields = match h3wire::decode_field_section(payload) {
+                wire::h3::FRAME_HEADERS if response.is_none() => {
+                    let fields = match wire::h3::decode_field_section(payload) {
                         Ok(fields) => fields,
                         Err(error) => {
                             return ExchangeOutcome::Unreadable {
@@ -297,7 +297,7 @@ async fn raw_exchange(connection: &quinn::Connection, request: &WireRequest) -> 
                         response = Some((status, ResponseFields::from_lookup(field)));
                     }
                 }
-                h3wire::FRAME_DATA => body.extend_from_slice(payload),
+                wire::h3::FRAME_DATA => body.extend_from_slice(payload),
                 // Trailers, unknown and reserved frame types are skipped (RFC 9114 §9).
                 _ => {}
             }
@@ -578,25 +578,25 @@ impl ControlScanner {
         }
         self.buffer.extend_from_slice(bytes);
         if self.control.is_none() {
-            let Some((kind, used)) = h3wire::varint(&self.buffer) else {
+            let Some((kind, used)) = wire::h3::varint(&self.buffer) else {
                 return (false, Vec::new());
             };
-            self.control = Some(kind == h3wire::STREAM_CONTROL);
+            self.control = Some(kind == wire::h3::STREAM_CONTROL);
             self.buffer.drain(..used);
-            if kind != h3wire::STREAM_CONTROL {
+            if kind != wire::h3::STREAM_CONTROL {
                 self.buffer.clear();
                 return (false, Vec::new());
             }
         }
         let mut found = Vec::new();
         let mut settings = false;
-        while let Some((kind, payload, used)) = h3wire::parse_frame(&self.buffer) {
-            settings |= kind == h3wire::FRAME_SETTINGS;
-            if kind == h3wire::FRAME_ORIGIN {
+        while let Some((kind, payload, used)) = wire::h3::parse_frame(&self.buffer) {
+            settings |= kind == wire::h3::FRAME_SETTINGS;
+            if kind == wire::h3::FRAME_ORIGIN {
                 found.push(OriginFrame {
                     stream: 0,
                     flags: 0,
-                    origins: crate::h2wire::parse_origins(payload),
+                    origins: wire::h2::parse_origins(payload),
                 });
             }
             self.buffer.drain(..used);

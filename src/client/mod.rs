@@ -21,8 +21,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use crate::observe::{Established, ExchangeOutcome};
-use crate::scenario::{Protocol, TargetForm};
+use misdirect_core::observe::{Established, ExchangeOutcome};
+use misdirect_core::scenario::{Protocol, TargetForm};
 use tls::{ConnectionTickets, Credentials};
 
 /// A request exactly as it goes on the wire.
@@ -132,7 +132,7 @@ impl Connection {
 
     /// The ORIGIN frames the target has sent on this connection (HTTP/2, or HTTP/3's control
     /// stream).
-    pub fn origin_frames(&self) -> Vec<crate::h2wire::OriginFrame> {
+    pub fn origin_frames(&self) -> Vec<misdirect_core::wire::h2::OriginFrame> {
         match self {
             Self::Http2(connection) => connection.origin_frames(),
             Self::Http3(connection) => connection.origin_frames(),
@@ -151,7 +151,7 @@ impl Connection {
     /// The origins the target's ORIGIN frames (stream 0, no flags) list, or `None` before any
     /// such frame: then the Origin Set is not in use (RFC 8336 §2.3).
     pub fn origin_set(&self) -> Option<Vec<String>> {
-        crate::h2wire::origin_set(&self.origin_frames())
+        misdirect_core::wire::h2::origin_set(&self.origin_frames())
     }
 
     /// Why the connection can carry no further request (HTTP/1.1 after the target closed it).
@@ -341,7 +341,7 @@ impl ResponseFields {
     /// Collects the fields through a case-insensitive lookup by name.
     fn from_lookup(field: impl Fn(&str) -> Option<String>) -> Self {
         Self {
-            tenant: field(crate::deployment::TENANT_HEADER),
+            tenant: field(misdirect_core::deployment::TENANT_HEADER),
             cache_control: field("cache-control"),
             expires: field("expires"),
             date: field("date"),
@@ -351,10 +351,10 @@ impl ResponseFields {
 
     /// The tenant comes from its header, or else from `tenant=<label>` anywhere in the body, so
     /// that servers that cannot add headers to every response can still say who answered.
-    fn into_response(self, status: u16, body: &[u8]) -> crate::observe::Response {
+    fn into_response(self, status: u16, body: &[u8]) -> misdirect_core::observe::Response {
         let text = String::from_utf8_lossy(&body[..body.len().min(4096)]).into_owned();
         let tenant = self.tenant.or_else(|| tenant_in(&text));
-        crate::observe::Response {
+        misdirect_core::observe::Response {
             status,
             tenant,
             cache_control: self.cache_control,

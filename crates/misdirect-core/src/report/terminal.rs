@@ -4,7 +4,8 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::outcome::{CaseResult, Tally, Verdict};
+use crate::outcome::{CaseResult, Tally};
+use crate::verdict::Verdict;
 
 /// How much to print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -12,36 +12,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rustls::ServerConfig;
-use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 
 use crate::client::tls::{VERSIONS, provider};
-use crate::deployment::{CertificateId, Role, TENANT_HEADER};
 use crate::pki::Pki;
-
-/// Header through which the harness names each request, so that upstream records can be matched
-/// with the exchanges that caused them.
-pub const REQUEST_ID_HEADER: &str = "x-misdirect-request";
-
-/// What one upstream saw of one request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct UpstreamRequest {
-    /// The tenant whose upstream it reached.
-    pub upstream: String,
-    /// Whether the gateway's connection to the upstream was TLS.
-    pub tls: bool,
-    /// The SNI of the gateway's connection to the upstream.
-    pub sni: Option<String>,
-    /// The ALPN protocol of that connection.
-    pub alpn: Option<String>,
-    pub request_id: Option<String>,
-    pub method: String,
-    pub host: Option<String>,
-    pub path: String,
-}
+use misdirect_core::deployment::{CertificateId, REQUEST_ID_HEADER, Role, TENANT_HEADER};
+use misdirect_core::observe::UpstreamRequest;
 
 /// The running upstreams of one case; they stop when dropped.
 #[derive(Debug)]
@@ -59,7 +38,7 @@ impl Drop for Upstreams {
 
 impl Upstreams {
     /// Starts one upstream per tenant on ephemeral ports.
-    pub async fn start(pki: &Pki) -> Result<Self, super::embedded::StartError> {
+    pub async fn start(pki: &Pki) -> Result<Self, crate::embedded::StartError> {
         Self::start_on(pki, 0, true).await
     }
 
@@ -70,7 +49,7 @@ impl Upstreams {
         pki: &Pki,
         first_port: u16,
         tls: bool,
-    ) -> Result<Self, super::embedded::StartError> {
+    ) -> Result<Self, crate::embedded::StartError> {
         let log = Arc::new(Mutex::new(Vec::new()));
         let mut listeners = Vec::new();
         let mut addresses = Vec::new();
@@ -273,8 +252,8 @@ async fn serve_io<S: AsyncRead + AsyncWrite + Unpin>(
         return Ok(());
     }
     let mut buffer = Vec::new();
-    while let super::embedded::H1Read::Request(request) =
-        super::embedded::read_h1_request(&mut tls, &mut buffer).await?
+    while let crate::embedded::H1Read::Request(request) =
+        crate::embedded::read_h1_request(&mut tls, &mut buffer).await?
     {
         record(
             request.header(REQUEST_ID_HEADER),

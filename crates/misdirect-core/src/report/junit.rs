@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 
 use crate::baseline::Baseline;
-use crate::outcome::{CaseResult, Finding, Verdict};
+use crate::outcome::{CaseResult, Finding};
+use crate::verdict::Verdict;
 
 /// Renders `results` of a run against `target` as a JUnit XML document.
 pub fn render(
@@ -122,7 +123,8 @@ mod tests {
     use super::*;
     use crate::observe::Transcript;
     use crate::outcome::Cited;
-    use crate::scenario::{Level, Protocol};
+    use crate::scenario::Protocol;
+    use crate::verdict::Level;
 
     fn case(verdict: Verdict) -> CaseResult {
         CaseResult {

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 use super::Remote;
 use super::profile::{Launch, Profile, Upstreams};
 use crate::client::tls::Trust;
-use crate::deployment::Role;
 use crate::pki::Pki;
+use misdirect_core::deployment::Role;
 
 /// Why a profiled server could not be tested.
 #[derive(Debug, thiserror::Error)]

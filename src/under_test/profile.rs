@@ -16,8 +16,8 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use crate::client::tls::{ClientIdentity, Roots, Trust};
-use crate::deployment::{Deployment, Role};
-use crate::scenario::{LoadError, Source, read_yaml, span_of};
+use misdirect_core::deployment::{Deployment, Role};
+use misdirect_core::scenario::{LoadError, Source, read_yaml, span_of};
 
 /// The serde mirror of a profile file.
 #[derive(Debug, Deserialize)]
@@ -98,7 +98,7 @@ pub struct Profile {
     /// Which of its names play which role, and the roles it does not play, with the reason.
     pub deployment: Deployment,
     pub upstreams: Option<Upstreams>,
-    /// The server's known deviations (see [`crate::baseline`]), compared with every run.
+    /// The server's known deviations (see [`misdirect_core::baseline`]), compared with every run.
     pub baseline: Option<PathBuf>,
     /// At most this many cases at once, for a server that cannot take the default load.
     pub concurrency: Option<usize>,
@@ -271,7 +271,9 @@ impl Builder<'_> {
 
     fn role(&self, key: &str, at: &Spanned<String>) -> Result<Role, LoadError> {
         key.parse()
-            .map_err(|error: crate::deployment::UnknownRole| self.error_at(at, error.to_string()))
+            .map_err(|error: misdirect_core::deployment::UnknownRole| {
+                self.error_at(at, error.to_string())
+            })
     }
 
     /// `certs: DIR`, or `trust: system|FILE` with an optional `client_certificate`.

@@ -15,12 +15,12 @@ use std::str::FromStr;
 use serde::Serialize;
 
 pub use load::{LoadError, load_file, load_paths, load_str};
-pub(crate) use load::{read_yaml, span_of};
+pub use load::{read_yaml, span_of};
 pub use span::{Source, Span};
 
 use crate::deployment::Role;
-use crate::outcome::Verdict;
-use crate::target::Fault;
+use crate::fault::Fault;
+use crate::verdict::{Level, Verdict};
 
 /// The HTTP versions a scenario can run over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -68,50 +68,6 @@ impl FromStr for Protocol {
             .into_iter()
             .find(|protocol| protocol.key() == s)
             .ok_or_else(|| format!("unknown protocol `{s}` (expected h1, h2 or h3)"))
-    }
-}
-
-/// A BCP 14 requirement level; it decides how bad an unmet expectation is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum Level {
-    #[serde(rename = "MUST")]
-    Must,
-    #[serde(rename = "MUST NOT")]
-    MustNot,
-    #[serde(rename = "SHOULD")]
-    Should,
-    #[serde(rename = "SHOULD NOT")]
-    ShouldNot,
-    #[serde(rename = "MAY")]
-    May,
-}
-
-impl Level {
-    pub const ALL: [Self; 5] = [
-        Self::Must,
-        Self::MustNot,
-        Self::Should,
-        Self::ShouldNot,
-        Self::May,
-    ];
-
-    pub fn keyword(self) -> &'static str {
-        match self {
-            Self::Must => "MUST",
-            Self::MustNot => "MUST NOT",
-            Self::Should => "SHOULD",
-            Self::ShouldNot => "SHOULD NOT",
-            Self::May => "MAY",
-        }
-    }
-
-    /// FAIL for a broken MUST, WARN for an unmet SHOULD, INFO for an optional behaviour.
-    pub fn verdict_when_unmet(self) -> Verdict {
-        match self {
-            Self::Must | Self::MustNot => Verdict::Fail,
-            Self::Should | Self::ShouldNot => Verdict::Warn,
-            Self::May => Verdict::Info,
-        }
     }
 }
 
@@ -165,7 +121,7 @@ pub struct Scenario {
 /// What a client under test is asked to do, against an origin that answers as scripted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientPlan {
-    pub origin: crate::target::OriginScript,
+    pub origin: crate::origin_script::OriginScript,
     /// The roles the origin's HTTP/2 ORIGIN frames list (empty: an empty frame); `None` leaves
     /// the frame to the policy.
     pub origin_frame: Option<Vec<Role>>,

@@ -31,18 +31,22 @@ use tokio::task::JoinHandle;
 use tokio_rustls::LazyConfigAcceptor;
 use tokio_rustls::server::TlsStream;
 
-use super::policy::{Answer, ConnectionFacts, ConnectionMemory, Policy, Reply, RequestHead};
-use super::{Fault, OriginScript};
 use crate::client::tls::{ConnectionTickets, Credentials, TicketJar, VERSIONS, provider};
 use crate::client::{self, ConnectRequest, WireRequest};
-use crate::deployment::{CertificateId, Deployment, Role, TENANT_HEADER};
-use crate::h2wire;
-use crate::observe::ExchangeOutcome;
-pub use crate::observe::ServedRequest;
 use crate::pki::Pki;
-use crate::scenario::Protocol;
-use crate::scenario::TargetForm;
-use crate::target::upstream::REQUEST_ID_HEADER;
+use misdirect_core::deployment::{
+    CertificateId, Deployment, REQUEST_ID_HEADER, Role, TENANT_HEADER,
+};
+use misdirect_core::fault::Fault;
+use misdirect_core::observe::ExchangeOutcome;
+pub use misdirect_core::observe::ServedRequest;
+use misdirect_core::origin_script::OriginScript;
+use misdirect_core::policy::{
+    Answer, ConnectionFacts, ConnectionMemory, Policy, Reply, RequestHead,
+};
+use misdirect_core::scenario::Protocol;
+use misdirect_core::scenario::TargetForm;
+use misdirect_core::wire;
 
 mod h3;
 
@@ -385,7 +389,7 @@ async fn serve_h2(
     facts: ConnectionFacts,
     shared: Arc<Shared>,
 ) -> Result<(), ServeError> {
-    let origin = h2wire::origin_frame(
+    let origin = wire::h2::origin_frame(
         shared.origin_frame_stream,
         &shared.advertised_origins(&facts),
     );
@@ -760,7 +764,7 @@ async fn write_h1(
 /// Appendix B asks for ORIGIN as early as possible, and the h2 crate cannot send it.
 struct InjectAfterFirstFrame<S> {
     inner: S,
-    first: h2wire::FirstFrame,
+    first: wire::h2::FirstFrame,
     /// The bytes to slip in and how many went out; `None` once done.
     pending: Option<(Vec<u8>, usize)>,
     first_done: bool,
@@ -770,7 +774,7 @@ impl<S> InjectAfterFirstFrame<S> {
     fn new(inner: S, bytes: Vec<u8>) -> Self {
         Self {
             inner,
-            first: h2wire::FirstFrame::default(),
+            first: wire::h2::FirstFrame::default(),
             pending: Some((bytes, 0)),
             first_done: false,
         }

@@ -10,55 +10,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::observe::Transcript;
-use crate::scenario::{Level, Protocol, Span};
-
-/// The result of one case (scenario × protocol), or of one expectation within it.
-///
-/// Ordered by how much attention it needs: a case's verdict is the greatest of its parts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Verdict {
-    /// Every applicable expectation was observed and met.
-    Pass,
-    /// Does not apply to this target, with a reason.
-    Skip,
-    /// An optional (MAY) behaviour was observed.
-    Info,
-    /// A SHOULD was not met.
-    Warn,
-    /// The harness could not test: unreachable target, timeout, missing observation.
-    Error,
-    /// A MUST was broken.
-    Fail,
-}
-
-impl Verdict {
-    pub const ALL: [Self; 6] = [
-        Self::Pass,
-        Self::Skip,
-        Self::Info,
-        Self::Warn,
-        Self::Error,
-        Self::Fail,
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Pass => "PASS",
-            Self::Skip => "SKIP",
-            Self::Info => "INFO",
-            Self::Warn => "WARN",
-            Self::Error => "ERROR",
-            Self::Fail => "FAIL",
-        }
-    }
-}
-
-impl fmt::Display for Verdict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.label())
-    }
-}
+use crate::scenario::{Protocol, Span};
+use crate::verdict::{Level, Verdict};
 
 /// The requirement a finding is about, copied out of the scenario.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

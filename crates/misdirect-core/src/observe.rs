@@ -13,7 +13,7 @@ pub struct Observations {
     pub connections: Vec<ConnectionRecord>,
     pub exchanges: Vec<Exchange>,
     /// What misdirect's mock upstreams saw (gateway scenarios).
-    pub upstream_requests: Vec<crate::target::upstream::UpstreamRequest>,
+    pub upstream_requests: Vec<UpstreamRequest>,
     /// What the embedded target saw as the origin of a client under test (client scenarios).
     pub served: Vec<ServedRequest>,
 }
@@ -34,7 +34,7 @@ pub struct ConnectionRecord {
     pub resumption_offered: bool,
     pub result: ConnectionResult,
     /// ORIGIN frames the target sent on this connection (HTTP/2), as of the end of the case.
-    pub origin_frames: Vec<crate::h2wire::OriginFrame>,
+    pub origin_frames: Vec<crate::wire::h2::OriginFrame>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -304,6 +304,23 @@ impl fmt::Display for Event {
             self.what
         )
     }
+}
+
+/// What one upstream saw of one request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UpstreamRequest {
+    /// The tenant whose upstream it reached.
+    pub upstream: String,
+    /// Whether the gateway's connection to the upstream was TLS.
+    pub tls: bool,
+    /// The SNI of the gateway's connection to the upstream.
+    pub sni: Option<String>,
+    /// The ALPN protocol of that connection.
+    pub alpn: Option<String>,
+    pub request_id: Option<String>,
+    pub method: String,
+    pub host: Option<String>,
+    pub path: String,
 }
 
 #[cfg(test)]

@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::html::{STYLE, VERDICTS, anchor, escape};
-use crate::outcome::{CaseResult, Tally, Verdict};
+use crate::outcome::{CaseResult, Tally};
+use crate::verdict::Verdict;
 
 /// One server's column.
 #[derive(Debug, Clone)]

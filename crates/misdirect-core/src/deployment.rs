@@ -31,6 +31,10 @@ use serde::Serialize;
 /// Response header through which a tenant names itself.
 pub const TENANT_HEADER: &str = "x-misdirect-tenant";
 
+/// Header through which the harness names each request, so that upstream records can be matched
+/// with the exchanges that caused them.
+pub const REQUEST_ID_HEADER: &str = "x-misdirect-request";
+
 /// A role of the standard deployment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]

@@ -20,8 +20,9 @@
 use crate::deployment::{
     CertificateId, Deployment, Role, normalize_host, parse_authority, san_covers,
 };
+use crate::fault::Fault;
+use crate::origin_script::OriginScript;
 use crate::scenario::Protocol;
-use crate::target::Fault;
 
 /// What the target knows about a connection once its TLS handshake is done.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,39 +56,7 @@ impl ConnectionMemory {
     }
 }
 
-/// How the embedded target answers when it plays the origin for a client under test, on top of
-/// its policy: the situations a client's 421 handling is tested in.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OriginScript {
-    /// The policy alone.
-    #[default]
-    Policy,
-    /// 421 for every request whose authority is not the connection's SNI: coalescing refused.
-    SniMismatch,
-    /// 421 for the first request on every connection.
-    FirstRequest,
-    /// 421 for every request: a client that retries without bound loops.
-    Always,
-}
-
 impl OriginScript {
-    pub const ALL: [Self; 4] = [
-        Self::Policy,
-        Self::SniMismatch,
-        Self::FirstRequest,
-        Self::Always,
-    ];
-
-    pub fn key(self) -> &'static str {
-        match self {
-            Self::Policy => "policy",
-            Self::SniMismatch => "sni-mismatch",
-            Self::FirstRequest => "first-request",
-            Self::Always => "always",
-        }
-    }
-
     /// Why the script refuses this request, if it does; `earlier` requests came before it on
     /// the connection.
     pub fn refuses(

@@ -7,10 +7,11 @@
 
 use crate::deployment::{Deployment, Role, normalize_host, parse_authority, san_covers};
 use crate::observe::{ConnectionResult, Exchange, ExchangeOutcome, Observations, ServedRequest};
-use crate::outcome::{Cited, Finding, Verdict};
+use crate::outcome::{Cited, Finding};
 use crate::scenario::{
     Check, ClientCheck, ClientPlan, Expectation, Protocol, Scenario, Step, fetch_path,
 };
+use crate::verdict::Verdict;
 
 /// HTTP/2 error code PROTOCOL_ERROR (RFC 9113 §7) and HTTP/3 H3_MESSAGE_ERROR (RFC 9114 §8.1):
 /// the stream errors for a malformed request. The code spaces do not overlap.
@@ -796,7 +797,7 @@ pub fn describe(check: &Check, deployment: &Deployment) -> String {
 fn advertised_origins(observations: &Observations, connection: &str) -> Option<Vec<String>> {
     let frames = &observations.connection(connection)?.origin_frames;
     Some(
-        crate::h2wire::origin_set(frames)?
+        crate::wire::h2::origin_set(frames)?
             .iter()
             .filter_map(|origin| origin.strip_prefix("https://").map(origin_of))
             .collect(),
@@ -1162,7 +1163,7 @@ steps:
     #[test]
     fn clients_are_judged_from_what_the_origin_saw() {
         let plan = ClientPlan {
-            origin: crate::target::OriginScript::SniMismatch,
+            origin: crate::origin_script::OriginScript::SniMismatch,
             origin_frame: None,
             origin_frame_stream: 0,
             fetches: vec![

@@ -15,13 +15,13 @@ use super::raw::{
 };
 use super::{
     Authority, Check, ClientCheck, ClientExpectation, ClientPlan, Connect, Detection, Expectation,
-    Fetch, Level, PortForm, Protocol, Request, Requirement, Route, Scenario, Send, Source, Span,
-    Step, TargetForm,
+    Fetch, PortForm, Protocol, Request, Requirement, Route, Scenario, Send, Source, Span, Step,
+    TargetForm,
 };
 use crate::deployment::Role;
-use crate::outcome::Verdict;
-use crate::target::Fault;
-use crate::target::OriginScript;
+use crate::fault::Fault;
+use crate::origin_script::OriginScript;
+use crate::verdict::{Level, Verdict};
 
 /// A scenario file that cannot be used, with where and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,7 +106,7 @@ pub fn load_str(path: &Path, id: &str, text: &str) -> Result<Scenario, LoadError
 }
 
 /// Reads a YAML file into its serde mirror (see [`parse_yaml`]).
-pub(crate) fn read_yaml<T: serde::de::DeserializeOwned>(
+pub fn read_yaml<T: serde::de::DeserializeOwned>(
     path: &Path,
 ) -> Result<(Arc<Source>, T), LoadError> {
     let text = fs::read_to_string(path).map_err(|error| LoadError {
@@ -118,7 +118,7 @@ pub(crate) fn read_yaml<T: serde::de::DeserializeOwned>(
 }
 
 /// Where a parsed value stands in its file.
-pub(crate) fn span_of<T>(source: &Arc<Source>, spanned: &Spanned<T>) -> Span {
+pub fn span_of<T>(source: &Arc<Source>, spanned: &Spanned<T>) -> Span {
     Span::new(
         source,
         clamp(spanned.referenced.line()),
@@ -481,7 +481,7 @@ impl Builder<'_> {
                     .fault
                     .value
                     .parse()
-                    .map_err(|error: crate::target::UnknownFault| {
+                    .map_err(|error: crate::fault::UnknownFault| {
                         self.error_at(&detection.fault, error.to_string())
                     })?;
             let verdict = match detection.verdict.value.as_str() {

@@ -8,7 +8,8 @@
 use std::fmt::Write as _;
 
 use crate::baseline::Baseline;
-use crate::outcome::{CaseResult, Tally, Verdict};
+use crate::outcome::{CaseResult, Tally};
+use crate::verdict::Verdict;
 
 /// The verdicts in the order reports list them.
 pub const VERDICTS: [Verdict; 6] = [

@@ -16,10 +16,10 @@ use bytes::Bytes;
 
 use crate::client::tls::{ConnectionTickets, Credentials, TicketJar};
 use crate::client::{self, ConnectRequest, Connection, WireRequest, bounded};
-use crate::deployment::{Role, san_covers};
-use crate::observe::ExchangeOutcome;
-use crate::scenario::{Fetch, Protocol, TargetForm, fetch_path};
-use crate::target::Fault;
+use misdirect_core::deployment::{Role, san_covers};
+use misdirect_core::fault::Fault;
+use misdirect_core::observe::ExchangeOutcome;
+use misdirect_core::scenario::{Fetch, Protocol, TargetForm, fetch_path};
 
 /// How many times a client with [`Fault::ClientRetriesForever`] retries; bounded, as everything
 /// misdirect runs is.
@@ -212,7 +212,7 @@ impl CommandClient {
             format!(
                 "https://{}:{port}{}?{}",
                 first.role.standard_name(),
-                crate::target::embedded::DRIVER_PATH,
+                crate::embedded::DRIVER_PATH,
                 query.join("&")
             )
         });

@@ -13,8 +13,9 @@ use std::path::Path;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::outcome::{CaseResult, Verdict};
+use crate::outcome::CaseResult;
 use crate::scenario::{LoadError, Span, read_yaml, span_of};
+use crate::verdict::Verdict;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

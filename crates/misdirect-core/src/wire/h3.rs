@@ -132,7 +132,7 @@ pub fn decode_field_section(input: &[u8]) -> Result<Vec<(String, String)>, Strin
     Ok(fields)
 }
 
-include!("h3wire_static_table.rs");
+include!("h3_static_table.rs");
 
 fn static_entry(index: u64) -> Result<(&'static str, &'static str), String> {
     usize::try_from(index)

@@ -8,7 +8,7 @@
 //! H3_MESSAGE_ERROR (RFC 9114 §4.3.1), before the policy sees them. The one fault that must
 //! answer such requests, [`Fault::H3Mismatch421`], and a client scenario that scripts ORIGIN
 //! frames (RFC 9412), which the h3 crate cannot send, are served by a minimal HTTP/3 server of
-//! our own over [`crate::h3wire`] instead.
+//! our own over [`misdirect_core::wire::h3`] instead.
 
 use std::sync::Arc;
 
@@ -21,13 +21,12 @@ use rustls_pki_types::CertificateDer;
 
 use super::{Forward, IDLE, ServeError, Shared};
 use crate::client::tls::provider;
-use crate::deployment::{CertificateId, Role, TENANT_HEADER};
-use crate::h3wire;
 use crate::pki::Pki;
-use crate::scenario::Protocol;
-use crate::target::Fault;
-use crate::target::policy::{ConnectionFacts, ConnectionMemory, Reply, RequestHead};
-use crate::target::upstream::REQUEST_ID_HEADER;
+use misdirect_core::deployment::{CertificateId, REQUEST_ID_HEADER, Role, TENANT_HEADER};
+use misdirect_core::fault::Fault;
+use misdirect_core::policy::{ConnectionFacts, ConnectionMemory, Reply, RequestHead};
+use misdirect_core::scenario::Protocol;
+use misdirect_core::wire;
 
 /// The QUIC server configuration of one embedded target.
 pub(super) fn server_config(
@@ -181,8 +180,8 @@ async fn serve_raw(
 ) -> Result<(), ServeError> {
     let mut control = connection.open_uni().await?;
     let mut preface = Vec::new();
-    h3wire::put_varint(h3wire::STREAM_CONTROL, &mut preface);
-    preface.extend_from_slice(&h3wire::frame(h3wire::FRAME_SETTINGS, &[]));
+    wire::h3::put_varint(wire::h3::STREAM_CONTROL, &mut preface);
+    preface.extend_from_slice(&wire::h3::frame(wire::h3::FRAME_SETTINGS, &[]));
     if shared.origin_frame.is_some() {
         // RFC 9412: ORIGIN on the control stream, right after SETTINGS.
         let mut payload = Vec::new();
@@ -190,7 +189,7 @@ async fn serve_raw(
             payload.extend_from_slice(&u16::try_from(origin.len()).unwrap_or(0).to_be_bytes());
             payload.extend_from_slice(origin.as_bytes());
         }
-        preface.extend_from_slice(&h3wire::frame(h3wire::FRAME_ORIGIN, &payload));
+        preface.extend_from_slice(&wire::h3::frame(wire::h3::FRAME_ORIGIN, &payload));
     }
     control.write_all(&preface).await?;
     // Owned here, so that they end with this connection's task.
@@ -226,15 +225,15 @@ async fn answer_raw(
     let mut rest = bytes.as_slice();
     let mut fields = None;
     let mut body = Vec::new();
-    while let Some((kind, payload, used)) = h3wire::parse_frame(rest) {
-        if kind == h3wire::FRAME_HEADERS && fields.is_none() {
-            fields = h3wire::decode_field_section(payload).ok();
-        } else if kind == h3wire::FRAME_DATA {
+    while let Some((kind, payload, used)) = wire::h3::parse_frame(rest) {
+        if kind == wire::h3::FRAME_HEADERS && fields.is_none() {
+            fields = wire::h3::decode_field_section(payload).ok();
+        } else if kind == wire::h3::FRAME_DATA {
             body.extend_from_slice(payload);
         }
         rest = &rest[used..];
     }
-    let message_error = quinn::VarInt::from_u64(h3wire::H3_MESSAGE_ERROR)?;
+    let message_error = quinn::VarInt::from_u64(wire::h3::H3_MESSAGE_ERROR)?;
     let Some(fields) = fields else {
         send.reset(message_error)?;
         return Ok(());
@@ -273,11 +272,14 @@ async fn answer_raw(
             if let Some(cache_control) = answer.cache_control {
                 response.push(("cache-control".to_owned(), cache_control.to_owned()));
             }
-            let mut bytes = h3wire::frame(
-                h3wire::FRAME_HEADERS,
-                &h3wire::encode_field_section(&response),
+            let mut bytes = wire::h3::frame(
+                wire::h3::FRAME_HEADERS,
+                &wire::h3::encode_field_section(&response),
             );
-            bytes.extend_from_slice(&h3wire::frame(h3wire::FRAME_DATA, answer.body.as_bytes()));
+            bytes.extend_from_slice(&wire::h3::frame(
+                wire::h3::FRAME_DATA,
+                answer.body.as_bytes(),
+            ));
             send.write_all(&bytes).await?;
             send.finish()?;
         }

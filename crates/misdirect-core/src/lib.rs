@@ -1,0 +1,29 @@
+//! misdirect's core: everything the harness knows about 421 Misdirected Request and connection
+//! reuse that does not touch the world. It models scenarios, judges observations, renders
+//! reports, decides the embedded reference target's answers and encodes the wire pieces the
+//! protocol crates will not, all as pure functions over plain data, the way quinn-proto and
+//! rustls keep their state machines apart from sockets.
+//!
+//! The crate cannot name an async runtime, TLS, QUIC or HTTP protocol crate: its dependencies
+//! say so, and the shell's `tests/purity.rs` fails if one creeps in. Of its modules, only the
+//! loaders (`scenario::load_paths`, `baseline::load`) read files.
+//!
+//! Modules, bottom first (each imports only modules above it in this list):
+//! - [`verdict`], [`fault`], [`origin_script`], [`deployment`], [`wire`]: vocabulary and codecs;
+//! - [`scenario`]: the scenario model and its YAML loader;
+//! - [`observe`]: what was seen, as plain data; [`outcome`]: case results and the tally;
+//! - [`check`]: observations → verdicts; [`policy`]: the reference target's decisions;
+//! - [`baseline`]: a server's known deviations; [`report`]: the renderers.
+
+pub mod baseline;
+pub mod check;
+pub mod deployment;
+pub mod fault;
+pub mod observe;
+pub mod origin_script;
+pub mod outcome;
+pub mod policy;
+pub mod report;
+pub mod scenario;
+pub mod verdict;
+pub mod wire;

@@ -1,0 +1,64 @@
+//! Targets under test: where requests go, which names play which role, and what to trust.
+//!
+//! The embedded reference target ([`embedded`]) implements the standard deployment correctly and,
+//! for each requirement the suites check, has a [`Fault`] that breaks it, so that every check is
+//! proven able to fail. Its request decisions live in the pure [`policy`] module.
+
+pub mod client;
+pub mod launcher;
+pub mod profile;
+
+use std::net::SocketAddr;
+
+use misdirect_core::fault::Fault;
+
+use crate::client::tls::Trust;
+use crate::pki::Pki;
+use misdirect_core::deployment::Deployment;
+
+/// What the harness tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The in-process reference server, correct or with one fault; started per case.
+    Embedded(Option<Fault>),
+    /// A server somebody else runs.
+    Remote(Box<Remote>),
+    /// An HTTP client run from a command template, for client scenarios.
+    Command(client::CommandClient),
+}
+
+impl Target {
+    pub fn label(&self) -> String {
+        match self {
+            Self::Embedded(None) => "embedded".to_owned(),
+            Self::Embedded(Some(fault)) => format!("embedded:{fault}"),
+            Self::Remote(remote) => match &remote.server {
+                Some(server) => format!("{server} at {}", remote.address),
+                None => remote.address.to_string(),
+            },
+            Self::Command(command) => format!("client `{}`", command.template),
+        }
+    }
+}
+
+/// A server reached over the network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remote {
+    /// The server's name, from its profile.
+    pub server: Option<String>,
+    pub address: SocketAddr,
+    /// The UDP port of its HTTP/3 endpoint, if it has one.
+    pub h3_port: Option<u16>,
+    /// For a gateway: the first of the five consecutive ports on 127.0.0.1 where misdirect runs
+    /// the tenants' mock upstreams, which the gateway is configured to proxy to.
+    pub upstreams_port: Option<u16>,
+    /// Whether those upstreams speak cleartext HTTP/1.1 instead of HTTPS.
+    pub upstreams_cleartext: bool,
+    /// Which of its hostnames play which role.
+    pub deployment: Deployment,
+    /// What to trust, and the client certificate to present to the mTLS tenant.
+    pub trust: Trust,
+    /// The PKI a launched server was configured with: its mock upstreams present these
+    /// certificates, so that a gateway can verify them against `{certs}/ca.pem`.
+    pub pki: Option<Pki>,
+}
