@@ -58,7 +58,7 @@ enum Command {
     Run(Box<RunArgs>),
     /// List scenario IDs with their protocols and requirement IDs.
     List(SuiteArgs),
-    /// List the faults of the embedded target, one per line.
+    /// List the faults of the embedded target, one per line: name, actor, description.
     Faults,
     /// Run the embedded target standalone and show how to point curl at it.
     Serve(ServeArgs),
@@ -265,8 +265,18 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
             Ok(0)
         }
         Command::Faults => {
+            let width = Fault::ALL
+                .iter()
+                .map(|fault| fault.key().len())
+                .max()
+                .unwrap_or_default();
             for fault in Fault::ALL {
-                say!("{fault}");
+                say!(
+                    "{:width$}  {:17}  {}",
+                    fault.key(),
+                    fault.actor().key(),
+                    fault.description()
+                );
             }
             Ok(0)
         }

@@ -23,6 +23,7 @@ use crate::under_test::{Remote, Target};
 use crate::upstream::{UpstreamLog, Upstreams};
 use misdirect_core::check;
 use misdirect_core::deployment::{Deployment, REQUEST_ID_HEADER, Role};
+use misdirect_core::fault::Actor;
 use misdirect_core::observe::{
     ConnectionRecord, ConnectionResult, Event, Exchange, ExchangeOutcome, Observations, Transcript,
 };
@@ -450,7 +451,7 @@ impl Runner {
         );
         match &self.target {
             Target::Embedded(fault) => {
-                let fault = fault.filter(|fault| fault.is_client_fault());
+                let fault = fault.filter(|fault| fault.actor() == Actor::Client);
                 let lines = run_reference(
                     &self.credentials,
                     origin.address(),

@@ -5,8 +5,40 @@
 use std::fmt;
 use std::str::FromStr;
 
+/// Who carries a fault out: the part of the embedded target (or of the reference client) whose
+/// code a fault changes, so that a reader knows where to look and the runner which side to hand
+/// it to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Actor {
+    /// The origin's request decisions (`policy`), shared by the HTTP/1.1, HTTP/2 and HTTP/3 shells.
+    Policy,
+    /// The TLS or QUIC shell below the policy: session cache, certificate choice.
+    TlsShell,
+    /// The embedded target's gateway mode: how it forwards to the tenants' upstreams.
+    Gateway,
+    /// The reference client, when it plays the client under test.
+    Client,
+}
+
+impl Actor {
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Policy => "origin policy",
+            Self::TlsShell => "TLS/QUIC shell",
+            Self::Gateway => "gateway",
+            Self::Client => "client under test",
+        }
+    }
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
 macro_rules! faults {
-    ($($variant:ident = $key:literal: $description:literal,)*) => {
+    ($($variant:ident = $key:literal by $actor:ident: $description:literal,)*) => {
         /// A deliberate defect of the embedded target; each breaks one requirement the suites check.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum Fault {
@@ -28,90 +60,82 @@ macro_rules! faults {
                     $(Self::$variant => $description,)*
                 }
             }
+
+            /// Who carries the fault out.
+            pub fn actor(self) -> Actor {
+                match self {
+                    $(Self::$variant => Actor::$actor,)*
+                }
+            }
         }
     };
 }
 
 faults! {
-    NoCertificateCheck = "no-certificate-check":
+    NoCertificateCheck = "no-certificate-check" by Policy:
         "serves any configured authority, whether or not the connection's certificate covers it",
-    RouteBySni = "route-by-sni":
+    RouteBySni = "route-by-sni" by Policy:
         "routes each request to the tenant named by the connection's SNI instead of its authority",
-    StickyRouting = "sticky-routing":
+    StickyRouting = "sticky-routing" by Policy:
         "routes every request on a connection to the tenant its first request chose",
-    DefaultTenant = "default-tenant":
+    DefaultTenant = "default-tenant" by Policy:
         "serves names no tenant is configured for from the default tenant instead of refusing them",
-    Status404 = "status-404":
+    Status404 = "status-404" by Policy:
         "rejects misdirected requests with 404 instead of 421",
-    Status400 = "status-400":
+    Status400 = "status-400" by Policy:
         "rejects misdirected requests with 400 instead of 421",
-    CloseAfter421 = "close-after-421":
+    CloseAfter421 = "close-after-421" by Policy:
         "closes the connection (HTTP/2 GOAWAY) after every 421",
-    MtlsCoalescingBypass = "mtls-coalescing-bypass":
+    MtlsCoalescingBypass = "mtls-coalescing-bypass" by Policy:
         "enforces the client-certificate requirement only in the handshake, not on coalesced requests",
-    ResumptionBypass = "resumption-bypass":
+    ResumptionBypass = "resumption-bypass" by TlsShell:
         "resumes TLS sessions under another SNI and trusts the handshake's client-certificate policy (CVE-2025-23419 class)",
-    CaseSensitivePolicy = "case-sensitive-policy":
+    CaseSensitivePolicy = "case-sensitive-policy" by Policy:
         "looks up the client-certificate policy case-sensitively while routing case-insensitively",
-    CaseSensitiveMatch = "case-sensitive-match":
+    CaseSensitiveMatch = "case-sensitive-match" by Policy:
         "matches the authority against the certificate case-sensitively, refusing A.TEST on an a.test connection",
-    TrailingDot = "trailing-dot":
+    TrailingDot = "trailing-dot" by Policy:
         "misses the client-certificate policy for a name with a trailing dot, while routing ignores the dot",
-    IgnoresPort = "ignores-port":
+    IgnoresPort = "ignores-port" by Policy:
         "serves an authority whose port is not the one the connection arrived on",
-    StrictPort = "strict-port":
+    StrictPort = "strict-port" by Policy:
         "compares the authority including its port with the SNI, refusing every request that names a port",
-    Cacheable421 = "cacheable-421":
+    Cacheable421 = "cacheable-421" by Policy:
         "marks 421 responses cacheable (Cache-Control: public, max-age=3600)",
-    TrustsHostHeader = "trusts-host-header":
+    TrustsHostHeader = "trusts-host-header" by Policy:
         "decides on the Host header even where :authority or an absolute-form target names the origin",
-    AcceptsMismatchedHost = "accepts-mismatched-host":
+    AcceptsMismatchedHost = "accepts-mismatched-host" by Policy:
         "serves HTTP/2 requests whose Host header differs from :authority instead of treating them as malformed",
-    NoSniBypass = "no-sni-bypass":
+    NoSniBypass = "no-sni-bypass" by Policy:
         "skips every authority check on connections without SNI",
-    ChecksGetOnly = "checks-get-only":
+    ChecksGetOnly = "checks-get-only" by Policy:
         "checks the authority only for GET and HEAD requests",
-    OriginAdvertisesRefused = "origin-advertises-refused":
+    OriginAdvertisesRefused = "origin-advertises-refused" by Policy:
         "lists every name of its certificate in its HTTP/2 ORIGIN frame but serves only the SNI name",
-    OriginGrantsUncovered = "origin-grants-uncovered":
+    OriginGrantsUncovered = "origin-grants-uncovered" by Policy:
         "lists a name its certificate does not cover in its HTTP/2 ORIGIN frame, and serves it as if the frame granted authority",
-    GatewayForwardsMisdirected = "gateway-forwards-misdirected":
+    GatewayForwardsMisdirected = "gateway-forwards-misdirected" by Gateway:
         "as a gateway, forwards every request to its tenant's upstream before deciding, so refused requests reach a backend",
-    GatewayNoUpstreamSni = "gateway-no-upstream-sni":
+    GatewayNoUpstreamSni = "gateway-no-upstream-sni" by Gateway:
         "as a gateway, connects to the upstreams without SNI",
-    ClientCoalescesUncovered = "client-coalesces-uncovered":
+    ClientCoalescesUncovered = "client-coalesces-uncovered" by Client:
         "as the client under test, reuses any open connection for any origin, whatever its certificate covers",
-    ClientRetriesSameConnection = "client-retries-same-connection":
+    ClientRetriesSameConnection = "client-retries-same-connection" by Client:
         "as the client under test, retries a 421 on the connection that refused it",
-    ClientRetriesForever = "client-retries-forever":
+    ClientRetriesForever = "client-retries-forever" by Client:
         "as the client under test, retries a 421 again and again (eight times here)",
-    ClientDropsBodyOnRetry = "client-drops-body-on-retry":
+    ClientDropsBodyOnRetry = "client-drops-body-on-retry" by Client:
         "as the client under test, retries a 421 without the request body",
-    ClientRejectsMisplacedOrigin = "client-rejects-misplaced-origin":
+    ClientRejectsMisplacedOrigin = "client-rejects-misplaced-origin" by Client:
         "as the client under test, abandons an HTTP/2 connection that carries an ORIGIN frame on a stream other than 0",
-    ClientIgnoresOrigin = "client-ignores-origin":
+    ClientIgnoresOrigin = "client-ignores-origin" by Client:
         "as the client under test, reuses HTTP/2 connections by certificate alone, ignoring ORIGIN frames",
-    QuicIgnoresSni = "quic-ignores-sni":
+    QuicIgnoresSni = "quic-ignores-sni" by TlsShell:
         "presents the default certificate on QUIC whatever the SNI (HTTP/3 only)",
-    H3Mismatch421 = "h3-mismatch-421":
+    H3Mismatch421 = "h3-mismatch-421" by Policy:
         "answers HTTP/3 requests whose Host differs from :authority with 421 instead of resetting them as malformed (HTTP/3 only)",
-    H3NoCertificateCheck = "h3-no-certificate-check":
+    H3NoCertificateCheck = "h3-no-certificate-check" by Policy:
         "skips the certificate check on its HTTP/3 endpoint only, as an edge whose QUIC side lacks the 421 logic",
-}
-
-impl Fault {
-    /// Whether the fault is one of the embedded client's, not of the embedded server's.
-    pub fn is_client_fault(self) -> bool {
-        matches!(
-            self,
-            Self::ClientCoalescesUncovered
-                | Self::ClientRetriesSameConnection
-                | Self::ClientRetriesForever
-                | Self::ClientDropsBodyOnRetry
-                | Self::ClientIgnoresOrigin
-                | Self::ClientRejectsMisplacedOrigin
-        )
-    }
 }
 
 /// A fault name that names no fault.
@@ -134,5 +158,38 @@ impl FromStr for Fault {
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.key())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_fault_has_a_unique_key_a_description_and_parses_back() {
+        let mut keys = std::collections::BTreeSet::new();
+        for fault in Fault::ALL {
+            assert!(keys.insert(fault.key()), "{fault} declared twice");
+            assert!(!fault.description().is_empty());
+            assert_eq!(fault.key().parse::<Fault>(), Ok(*fault));
+        }
+        assert_eq!(
+            "no-such-fault".parse::<Fault>(),
+            Err(UnknownFault("no-such-fault".to_owned()))
+        );
+    }
+
+    #[test]
+    fn client_faults_are_the_client_under_tests() {
+        assert_eq!(Fault::ClientRetriesForever.actor(), Actor::Client);
+        assert_eq!(Fault::ResumptionBypass.actor(), Actor::TlsShell);
+        assert_eq!(Fault::GatewayNoUpstreamSni.actor(), Actor::Gateway);
+        assert_eq!(Fault::NoCertificateCheck.actor(), Actor::Policy);
+        assert!(
+            Fault::ALL
+                .iter()
+                .filter(|fault| fault.actor() == Actor::Client)
+                .all(|fault| fault.key().starts_with("client-"))
+        );
     }
 }
