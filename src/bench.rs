@@ -10,7 +10,8 @@ use crate::embedded::EmbeddedTarget;
 use crate::pki::Pki;
 use misdirect_core::deployment::Role;
 use misdirect_core::observe::ExchangeOutcome;
-use misdirect_core::scenario::{Protocol, TargetForm};
+use misdirect_core::protocol::Protocol;
+use misdirect_core::scenario::TargetForm;
 
 /// Timings of one protocol.
 #[derive(Debug, Clone)]

@@ -21,8 +21,9 @@ use misdirect_core::baseline;
 use misdirect_core::deployment::{Deployment, Role};
 use misdirect_core::fault::Fault;
 use misdirect_core::outcome::Tally;
+use misdirect_core::protocol::Protocol;
 use misdirect_core::report::{html, junit, terminal};
-use misdirect_core::scenario::{self, Protocol, Scenario};
+use misdirect_core::scenario::{self, Scenario};
 
 /// Prints a line to stdout; a closed stdout (`misdirect list | head`) is not an error worth a
 /// panic, and the reports are written regardless.

@@ -28,8 +28,9 @@ use misdirect_core::observe::{
     ConnectionRecord, ConnectionResult, Event, Exchange, ExchangeOutcome, Observations, Transcript,
 };
 use misdirect_core::outcome::{CaseResult, Cited, Finding};
+use misdirect_core::protocol::Protocol;
 use misdirect_core::scenario::{
-    Authority, ClientPlan, Connect, PortForm, Protocol, Request, Route, Scenario, Send, Step,
+    Authority, ClientPlan, Connect, PortForm, Request, Route, Scenario, Send, Step,
 };
 use misdirect_core::verdict::Verdict;
 

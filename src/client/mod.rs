@@ -22,7 +22,8 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use misdirect_core::observe::{Established, ExchangeOutcome};
-use misdirect_core::scenario::{Protocol, TargetForm};
+use misdirect_core::protocol::Protocol;
+use misdirect_core::scenario::TargetForm;
 use tls::{ConnectionTickets, Credentials};
 
 /// A request exactly as it goes on the wire.

@@ -25,7 +25,7 @@ use crate::pki::Pki;
 use misdirect_core::deployment::{CertificateId, REQUEST_ID_HEADER, Role, TENANT_HEADER};
 use misdirect_core::fault::Fault;
 use misdirect_core::policy::{ConnectionFacts, ConnectionMemory, Reply, RequestHead};
-use misdirect_core::scenario::Protocol;
+use misdirect_core::protocol::Protocol;
 use misdirect_core::wire;
 
 /// The QUIC server configuration of one embedded target.

@@ -44,7 +44,7 @@ use misdirect_core::origin_script::OriginScript;
 use misdirect_core::policy::{
     Answer, ConnectionFacts, ConnectionMemory, Policy, Reply, RequestHead,
 };
-use misdirect_core::scenario::Protocol;
+use misdirect_core::protocol::Protocol;
 use misdirect_core::scenario::TargetForm;
 use misdirect_core::wire;
 

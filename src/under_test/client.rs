@@ -16,10 +16,12 @@ use bytes::Bytes;
 
 use crate::client::tls::{ConnectionTickets, Credentials, TicketJar};
 use crate::client::{self, ConnectRequest, Connection, WireRequest, bounded};
+use misdirect_core::deployment::fetch_path;
 use misdirect_core::deployment::{Role, san_covers};
 use misdirect_core::fault::Fault;
 use misdirect_core::observe::ExchangeOutcome;
-use misdirect_core::scenario::{Fetch, Protocol, TargetForm, fetch_path};
+use misdirect_core::protocol::Protocol;
+use misdirect_core::scenario::{Fetch, TargetForm};
 
 /// How many times a client with [`Fault::ClientRetriesForever`] retries; bounded, as everything
 /// misdirect runs is.

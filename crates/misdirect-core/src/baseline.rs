@@ -231,7 +231,7 @@ pub fn load(path: &Path) -> Result<Baseline, LoadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::Protocol;
+    use crate::protocol::Protocol;
 
     fn result(scenario: &str, verdict: Verdict) -> CaseResult {
         CaseResult::sample(scenario, Protocol::Http2, verdict)

@@ -5,12 +5,12 @@
 //! level; an expectation without the observation it needs becomes an ERROR, never a PASS; one
 //! that cannot apply to this target is not applicable, and a case where nothing applied is SKIP.
 
+use crate::deployment::fetch_path;
 use crate::deployment::{Deployment, Role, normalize_host, parse_authority, san_covers};
 use crate::observe::{ConnectionResult, Exchange, ExchangeOutcome, Observations, ServedRequest};
 use crate::outcome::{Cited, Finding};
-use crate::scenario::{
-    Check, ClientCheck, ClientPlan, Expectation, Protocol, Scenario, Step, fetch_path,
-};
+use crate::protocol::Protocol;
+use crate::scenario::{Check, ClientCheck, ClientPlan, Expectation, Scenario, Step};
 use crate::verdict::Verdict;
 
 /// HTTP/2 error code PROTOCOL_ERROR (RFC 9113 §7) and HTTP/3 H3_MESSAGE_ERROR (RFC 9114 §8.1):

@@ -35,6 +35,11 @@ pub const TENANT_HEADER: &str = "x-misdirect-tenant";
 /// with the exchanges that caused them.
 pub const REQUEST_ID_HEADER: &str = "x-misdirect-request";
 
+/// The path of a client scenario's fetch `index`, so that the origin's log tells fetches apart.
+pub fn fetch_path(index: usize) -> String {
+    format!("/fetch/{index}")
+}
+
 /// A role of the standard deployment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]

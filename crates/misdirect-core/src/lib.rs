@@ -9,7 +9,8 @@
 //! loaders (`scenario::load_paths`, `baseline::load`) read files.
 //!
 //! Modules, bottom first (each imports only modules above it in this list):
-//! - [`verdict`], [`fault`], [`origin_script`], [`deployment`], [`wire`]: vocabulary and codecs;
+//! - [`verdict`], [`protocol`], [`fault`], [`origin_script`], [`deployment`], [`wire`]: vocabulary
+//!   and codecs;
 //! - [`scenario`]: the scenario model and its YAML loader;
 //! - [`observe`]: what was seen, as plain data; [`outcome`]: case results and the tally;
 //! - [`check`]: observations → verdicts; [`policy`]: the reference target's decisions;
@@ -23,6 +24,7 @@ pub mod observe;
 pub mod origin_script;
 pub mod outcome;
 pub mod policy;
+pub mod protocol;
 pub mod report;
 pub mod scenario;
 pub mod verdict;

@@ -268,7 +268,7 @@ pub struct ServedRequest {
     pub body: Vec<u8>,
     pub status: u16,
     /// The HTTP version the client spoke.
-    pub protocol: crate::scenario::Protocol,
+    pub protocol: crate::protocol::Protocol,
 }
 
 /// The per-case log of what was sent and received, in order.

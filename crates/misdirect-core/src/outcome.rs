@@ -10,7 +10,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::observe::Transcript;
-use crate::scenario::{Protocol, Span};
+use crate::protocol::Protocol;
+use crate::scenario::Span;
 use crate::verdict::{Level, Verdict};
 
 /// The requirement a finding is about, copied out of the scenario.

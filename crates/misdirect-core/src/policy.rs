@@ -22,7 +22,7 @@ use crate::deployment::{
 };
 use crate::fault::Fault;
 use crate::origin_script::OriginScript;
-use crate::scenario::Protocol;
+use crate::protocol::Protocol;
 
 /// What the target knows about a connection once its TLS handshake is done.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -172,7 +172,7 @@ mod tests {
     use super::*;
     use crate::baseline::Deviation;
     use crate::outcome::Finding;
-    use crate::scenario::Protocol;
+    use crate::protocol::Protocol;
 
     #[test]
     fn anchors_are_stable_slugs_of_case_ids() {

@@ -123,7 +123,7 @@ mod tests {
     use super::*;
     use crate::observe::Transcript;
     use crate::outcome::Cited;
-    use crate::scenario::Protocol;
+    use crate::protocol::Protocol;
     use crate::verdict::Level;
 
     fn case(verdict: Verdict) -> CaseResult {

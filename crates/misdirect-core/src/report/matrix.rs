@@ -197,7 +197,7 @@ pub fn render_html(columns: &[Column]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::Protocol;
+    use crate::protocol::Protocol;
 
     fn result(scenario: &str, verdict: Verdict) -> CaseResult {
         CaseResult::sample(scenario, Protocol::Http2, verdict)

@@ -15,12 +15,12 @@ use super::raw::{
 };
 use super::{
     Authority, Check, ClientCheck, ClientExpectation, ClientPlan, Connect, Detection, Expectation,
-    Fetch, PortForm, Protocol, Request, Requirement, Route, Scenario, Send, Source, Span, Step,
-    TargetForm,
+    Fetch, PortForm, Request, Requirement, Route, Scenario, Send, Source, Span, Step, TargetForm,
 };
 use crate::deployment::Role;
 use crate::fault::Fault;
 use crate::origin_script::OriginScript;
+use crate::protocol::Protocol;
 use crate::verdict::{Level, Verdict};
 
 /// A scenario file that cannot be used, with where and why.

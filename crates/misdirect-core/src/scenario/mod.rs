@@ -9,8 +9,6 @@ mod load;
 mod raw;
 pub mod span;
 
-use std::fmt;
-use std::str::FromStr;
 
 use serde::Serialize;
 
@@ -20,56 +18,8 @@ pub use span::{Source, Span};
 
 use crate::deployment::Role;
 use crate::fault::Fault;
+use crate::protocol::Protocol;
 use crate::verdict::{Level, Verdict};
-
-/// The HTTP versions a scenario can run over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub enum Protocol {
-    #[serde(rename = "h1")]
-    Http1,
-    #[serde(rename = "h2")]
-    Http2,
-    #[serde(rename = "h3")]
-    Http3,
-}
-
-impl Protocol {
-    pub const ALL: [Self; 3] = [Self::Http1, Self::Http2, Self::Http3];
-
-    pub fn key(self) -> &'static str {
-        match self {
-            Self::Http1 => "h1",
-            Self::Http2 => "h2",
-            Self::Http3 => "h3",
-        }
-    }
-
-    /// The ALPN protocol identifier offered for this protocol.
-    pub fn alpn(self) -> &'static [u8] {
-        match self {
-            Self::Http1 => b"http/1.1",
-            Self::Http2 => b"h2",
-            Self::Http3 => b"h3",
-        }
-    }
-}
-
-impl fmt::Display for Protocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.key())
-    }
-}
-
-impl FromStr for Protocol {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|protocol| protocol.key() == s)
-            .ok_or_else(|| format!("unknown protocol `{s}` (expected h1, h2 or h3)"))
-    }
-}
 
 /// One requirement of the catalogue, as a scenario cites it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,11 +87,6 @@ pub struct Fetch {
     pub role: Role,
     pub method: String,
     pub body: Option<String>,
-}
-
-/// The path of fetch `index`, so that the origin's log tells fetches apart.
-pub fn fetch_path(index: usize) -> String {
-    format!("/fetch/{index}")
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
