@@ -21,8 +21,8 @@ use crate::pki::{Pki, PkiError};
 use crate::under_test::client::run_reference;
 use crate::under_test::{Remote, Target};
 use crate::upstream::{UpstreamLog, Upstreams};
-use misdirect_core::check;
 use misdirect_core::deployment::{Deployment, REQUEST_ID_HEADER, Role};
+use misdirect_core::evaluate;
 use misdirect_core::fault::Actor;
 use misdirect_core::observe::{
     ConnectionRecord, ConnectionResult, Event, Exchange, ExchangeOutcome, Observations, Transcript,
@@ -231,7 +231,7 @@ impl Runner {
         match execution {
             Execution::Completed => {
                 let evaluation =
-                    check::evaluate(scenario, protocol, &self.deployment, &observations);
+                    evaluate::evaluate(scenario, protocol, &self.deployment, &observations);
                 result(
                     case,
                     evaluation.verdict,
@@ -248,11 +248,11 @@ impl Runner {
                 // What was observed before the case stopped applying still counts; a client
                 // case that does not apply observed nothing.
                 let evaluation = match &scenario.client {
-                    Some(_) => check::Evaluation {
+                    Some(_) => evaluate::Evaluation {
                         verdict: Verdict::Skip,
                         findings: Vec::new(),
                     },
-                    None => check::evaluate_steps(
+                    None => evaluate::evaluate_steps(
                         scenario,
                         protocol,
                         &self.deployment,
@@ -268,7 +268,7 @@ impl Runner {
                         observed: reason,
                         location: None,
                     };
-                    check::Evaluation {
+                    evaluate::Evaluation {
                         verdict: Verdict::Skip,
                         findings: vec![finding],
                     }

@@ -11,14 +11,18 @@
 //! Modules, bottom first (each imports only modules above it in this list):
 //! - [`verdict`], [`protocol`], [`fault`], [`origin_script`], [`deployment`], [`wire`]: vocabulary
 //!   and codecs;
+//! - [`observe`]: what was seen, as plain data;
+//! - [`check`]: the checks, one family per file, each declared once and judged beside its
+//!   declaration;
 //! - [`scenario`]: the scenario model and its YAML loader;
-//! - [`observe`]: what was seen, as plain data; [`outcome`]: case results and the tally;
-//! - [`check`]: observations → verdicts; [`policy`]: the reference target's decisions;
+//! - [`outcome`]: case results and the tally; [`evaluate`]: a case's observations → its verdict;
+//! - [`policy`]: the reference target's decisions;
 //! - [`baseline`]: a server's known deviations; [`report`]: the renderers.
 
 pub mod baseline;
 pub mod check;
 pub mod deployment;
+pub mod evaluate;
 pub mod fault;
 pub mod observe;
 pub mod origin_script;

@@ -7,16 +7,16 @@ use std::fs;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
-use serde_saphyr::Spanned;
+use serde_saphyr::{Location, Spanned};
 
 use super::raw::{
-    RawAuthority, RawBurst, RawClient, RawConnect, RawExpectation, RawRequest, RawScenario,
-    RawStatus, RawStep,
+    RawAuthority, RawBurst, RawClient, RawConnect, RawExpectation, RawRequest, RawScenario, RawStep,
 };
 use super::{
-    Authority, Check, ClientCheck, ClientExpectation, ClientPlan, Connect, Detection, Expectation,
-    Fetch, PortForm, Request, Requirement, Route, Scenario, Send, Source, Span, Step, TargetForm,
+    Authority, ClientExpectation, ClientPlan, Connect, Detection, Expectation, Fetch, PortForm,
+    Request, Requirement, Route, Scenario, Send, Source, Span, Step, TargetForm,
 };
+use crate::check::{RawCheck, RawChecks};
 use crate::deployment::Role;
 use crate::fault::Fault;
 use crate::origin_script::OriginScript;
@@ -119,11 +119,12 @@ pub fn read_yaml<T: serde::de::DeserializeOwned>(
 
 /// Where a parsed value stands in its file.
 pub fn span_of<T>(source: &Arc<Source>, spanned: &Spanned<T>) -> Span {
-    Span::new(
-        source,
-        clamp(spanned.referenced.line()),
-        clamp(spanned.referenced.column()),
-    )
+    span_at(source, spanned.referenced)
+}
+
+/// Where a location in a file stands, as a span.
+fn span_at(source: &Arc<Source>, at: Location) -> Span {
+    Span::new(source, clamp(at.line()), clamp(at.column()))
 }
 
 /// Parses YAML into its serde mirror, keeping the text for spans; a syntax or type error points at
@@ -345,63 +346,28 @@ impl Builder<'_> {
                 "the scenario expects nothing: add `expect:` to `client:`",
             ));
         }
+        let origin_frame_stream = raw.value.origin_frame_stream;
         let expect = raw
             .value
             .expect
-            .iter()
+            .into_iter()
             .map(|expectation| {
                 let span = self.span(&expectation.requirement);
-                let requirement = requirements
-                    .iter()
-                    .position(|requirement| requirement.id == expectation.requirement.value)
-                    .ok_or_else(|| {
-                        self.error_at(
-                            &expectation.requirement,
-                            format!(
-                                "requirement `{}` is not listed under `requirements:`",
-                                expectation.requirement.value
-                            ),
-                        )
-                    })?;
-                let mut checks = Vec::new();
-                for (flag, check) in [
-                    (&expectation.coalesced_only_covered, ClientCheck::CoalescedOnlyCovered),
-                    (&expectation.retried_on_new_connection, ClientCheck::RetriedOnNewConnection),
-                    (&expectation.not_retried_on_same_connection, ClientCheck::NotRetriedOnSameConnection),
-                    (&expectation.body_replayed, ClientCheck::BodyReplayed),
-                    (&expectation.coalesced_only_in_origin_set, ClientCheck::CoalescedOnlyInOriginSet),
-                    (&expectation.connection_reused, ClientCheck::ConnectionReused),
-                ] {
-                    match flag {
-                        Some(flag) if !flag.value => {
-                            return Err(self.error_at(flag, "checks are stated positively: write `true` or leave the key out"));
-                        }
-                        Some(_) => checks.push(check),
-                        None => {}
-                    }
+                let requirement = self.cited(&expectation.requirement, requirements)?;
+                if let Some(protocols) = expectation.protocols.as_ref().and_then(|list| list.first()) {
+                    return Err(self.error_at(protocols, "a client expectation is about the whole case: `protocols` belongs to requests' expectations"));
                 }
-                if let Some(times) = &expectation.at_most_requests {
-                    if times.value == 0 {
-                        return Err(self.error_at(times, "at_most_requests is at least 1"));
-                    }
-                    checks.push(ClientCheck::AtMostRequests(times.value));
+                if let Some(flag) = &expectation.if_advertised {
+                    return Err(self.error_at(flag, "a client expectation is about the whole case: `if_advertised` belongs to requests' expectations"));
                 }
-                match <[ClientCheck; 1]>::try_from(checks) {
-                    Ok([check]) => Ok(ClientExpectation { requirement, check, span }),
-                    Err(checks) => Err(self.error(
-                        span,
-                        format!(
-                            "an expectation states exactly one check (coalesced_only_covered, retried_on_new_connection, not_retried_on_same_connection, at_most_requests, body_replayed, coalesced_only_in_origin_set, connection_reused); this one states {}",
-                            checks.len()
-                        ),
-                    )),
-                }
+                let check = self.one_check(expectation, &span)?;
+                Ok(ClientExpectation { requirement, check, span })
             })
             .collect::<Built<Vec<_>>>()?;
         Ok(ClientPlan {
             origin,
             origin_frame,
-            origin_frame_stream: raw.value.origin_frame_stream,
+            origin_frame_stream,
             fetches,
             expect,
         })
@@ -740,23 +706,11 @@ impl Builder<'_> {
 
     fn expectation(
         &self,
-        raw: RawExpectation,
+        raw: RawExpectation<RawCheck>,
         context: &mut StepContext<'_>,
     ) -> Built<Expectation> {
         let span = self.span(&raw.requirement);
-        let requirement = context
-            .requirements
-            .iter()
-            .position(|requirement| requirement.id == raw.requirement.value)
-            .ok_or_else(|| {
-                self.error_at(
-                    &raw.requirement,
-                    format!(
-                        "requirement `{}` is not listed under `requirements:`",
-                        raw.requirement.value
-                    ),
-                )
-            })?;
+        let requirement = self.cited(&raw.requirement, context.requirements)?;
         let protocols = match &raw.protocols {
             None => Vec::new(),
             Some(list) => {
@@ -772,78 +726,71 @@ impl Builder<'_> {
                 protocols
             }
         };
-        let mut checks = Vec::new();
-        if let Some(role) = &raw.served_by {
-            checks.push(Check::ServedBy(self.role(&role.value, role)?));
-        }
-        if let Some(role) = &raw.still_served_by {
-            checks.push(Check::StillServedBy(self.role(&role.value, role)?));
-        }
-        if let Some(role) = &raw.reached_upstream {
-            checks.push(Check::ReachedUpstream(self.role(&role.value, role)?));
-        }
-        if let Some(role) = &raw.upstream_sni {
-            checks.push(Check::UpstreamSni(self.role(&role.value, role)?));
-        }
-        if let Some(role) = &raw.advertised_served_by {
-            checks.push(Check::AdvertisedServedBy(self.role(&role.value, role)?));
-        }
-        if let Some(role) = &raw.tenant_if_served {
-            checks.push(Check::TenantIfServed(self.role(&role.value, role)?));
-        }
-        if let Some(role) = &raw.not_served_by {
-            checks.push(Check::NotServedBy(self.role(&role.value, role)?));
-        }
-        for (flag, check) in [
-            (&raw.refused, Check::Refused),
-            (&raw.uncovered_refused, Check::UncoveredRefused),
-            (&raw.malformed, Check::Malformed),
-            (&raw.not_cacheable, Check::NotCacheable),
-            (&raw.certificate_covers, Check::CertificateCovers),
-            (&raw.advertised_covered, Check::AdvertisedCovered),
-            (&raw.reached_no_upstream, Check::ReachedNoUpstream),
-        ] {
-            match flag {
-                Some(flag) if !flag.value => {
-                    return Err(self.error_at(
-                        flag,
-                        "checks are stated positively: write `true` or leave the key out",
-                    ));
-                }
-                Some(_) => checks.push(check),
-                None => {}
-            }
-        }
-        if let Some(status) = &raw.status {
-            let codes = match &status.value {
-                RawStatus::One(code) => vec![*code],
-                RawStatus::Any(codes) => codes.clone(),
-            };
-            if codes.is_empty() || codes.iter().any(|code| !(100..=599).contains(code)) {
-                return Err(self.error_at(status, "status codes lie between 100 and 599"));
-            }
-            checks.push(Check::Status(codes));
-        }
-        let check = match <[Check; 1]>::try_from(checks) {
-            Ok([check]) => check,
-            Err(checks) => {
-                return Err(self.error(
-                    span,
-                    format!(
-                        "an expectation states exactly one check (served_by, still_served_by, tenant_if_served, not_served_by, refused, uncovered_refused, status, malformed, not_cacheable, certificate_covers, advertised_served_by, advertised_covered, reached_upstream, reached_no_upstream, upstream_sni); this one states {}",
-                        checks.len()
-                    ),
-                ));
-            }
-        };
+        let if_advertised = raw.if_advertised.as_ref().is_some_and(|flag| flag.value);
+        let check = self.one_check(raw, &span)?;
         context.expectations += 1;
         Ok(Expectation {
             requirement,
             check,
             protocols,
-            if_advertised: raw.if_advertised,
+            if_advertised,
             span,
         })
+    }
+
+    /// The index of the requirement an expectation cites, which the scenario must list.
+    fn cited(&self, cited: &Spanned<String>, requirements: &[Requirement]) -> Built<usize> {
+        requirements
+            .iter()
+            .position(|requirement| requirement.id == cited.value)
+            .ok_or_else(|| {
+                self.error_at(
+                    cited,
+                    format!(
+                        "requirement `{}` is not listed under `requirements:`",
+                        cited.value
+                    ),
+                )
+            })
+    }
+
+    /// The one check an expectation states, built from its value; the role it names is
+    /// recorded with the scenario's roles.
+    fn one_check<R: RawChecks>(&self, raw: RawExpectation<R>, span: &Span) -> Built<R::Check> {
+        if let Some(key) = raw.unknown.first() {
+            return Err(self.error_at(
+                key,
+                format!(
+                    "unknown field `{}`, expected one of {}",
+                    key.value,
+                    RawExpectation::<R>::keys().join(", ")
+                ),
+            ));
+        }
+        let checks = raw.checks;
+        let stated = checks.len();
+        let mut built = checks
+            .into_iter()
+            .map(|raw| {
+                raw.build()
+                    .map_err(|error| self.error(span_at(self.source, error.at), error.message))
+            })
+            .collect::<Built<Vec<_>>>()?;
+        match built.pop() {
+            Some(check) if built.is_empty() => {
+                if let Some(role) = R::role(&check) {
+                    self.roles.borrow_mut().insert(role);
+                }
+                Ok(check)
+            }
+            _ => Err(self.error(
+                span.clone(),
+                format!(
+                    "an expectation states exactly one check ({}); this one states {stated}",
+                    R::names().join(", ")
+                ),
+            )),
+        }
     }
 
     fn role<T>(&self, key: &str, at: &Spanned<T>) -> Built<Role> {
@@ -889,6 +836,8 @@ fn is_token(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::check::Check;
+    use crate::check::server::ServerCheck;
 
     const VALID: &str = "\
 title: Uncovered authority is refused
@@ -925,7 +874,10 @@ steps:
             panic!("second step is a send")
         };
         assert_eq!(send.requests[0].authority, Authority::of(Role::Foreign));
-        assert_eq!(send.requests[0].expect[0].check, Check::UncoveredRefused);
+        assert_eq!(
+            send.requests[0].expect[0].check,
+            Check::Server(ServerCheck::UncoveredRefused)
+        );
         assert_eq!(send.requests[0].expect[0].span.line, 15);
     }
 
@@ -1016,6 +968,38 @@ steps:
         )
         .unwrap_err();
         assert!(error.message.contains("exactly one check"), "{error}");
+    }
+
+    #[test]
+    fn an_unknown_check_points_at_its_key_and_lists_every_check() {
+        let error = load_str(
+            Path::new("s.yaml"),
+            "s",
+            &VALID.replace("uncovered_refused: true", "uncovered_refusd: true"),
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.span.as_ref().map(|span| (span.line, span.column)),
+            Some((16, 11))
+        );
+        for name in RawCheck::names() {
+            assert!(error.message.contains(name), "{name} missing: {error}");
+        }
+    }
+
+    #[test]
+    fn a_checks_value_is_validated_where_it_stands() {
+        let error = load_str(
+            Path::new("s.yaml"),
+            "s",
+            &VALID.replace("uncovered_refused: true", "status: 99"),
+        )
+        .unwrap_err();
+        assert_eq!(error.message, "status codes lie between 100 and 599");
+        assert_eq!(
+            error.span.map(|span| (span.line, span.column)),
+            Some((16, 19))
+        );
     }
 
     #[test]

@@ -9,13 +9,14 @@ mod load;
 mod raw;
 pub mod span;
 
-
 use serde::Serialize;
 
 pub use load::{LoadError, load_file, load_paths, load_str};
 pub use load::{read_yaml, span_of};
 pub use span::{Source, Span};
 
+use crate::check::Check;
+use crate::check::client::ClientCheck;
 use crate::deployment::Role;
 use crate::fault::Fault;
 use crate::protocol::Protocol;
@@ -95,27 +96,6 @@ pub struct ClientExpectation {
     pub requirement: usize,
     pub check: ClientCheck,
     pub span: Span,
-}
-
-/// What must hold of what the origin saw of a client under test.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ClientCheck {
-    /// Every request arrived on a connection whose certificate covers its authority.
-    CoalescedOnlyCovered,
-    /// Every fetch refused with 421 came again on another connection whose SNI names its host.
-    RetriedOnNewConnection,
-    /// No fetch refused with 421 came again on the connection that refused it.
-    NotRetriedOnSameConnection,
-    /// No fetch arrived more often than this.
-    AtMostRequests(u32),
-    /// Every repetition of a fetch carried the same body as the first.
-    BodyReplayed,
-    /// No request arrived on a connection whose Origin Set (its SNI name plus the scripted ORIGIN
-    /// frame) lacks its origin.
-    CoalescedOnlyInOriginSet,
-    /// All fetches of the same origin arrived on one connection: the client kept using it.
-    ConnectionReused,
 }
 
 impl Scenario {
@@ -251,45 +231,4 @@ impl Expectation {
     pub fn applies_to(&self, protocol: Protocol) -> bool {
         self.protocols.is_empty() || self.protocols.contains(&protocol)
     }
-}
-
-/// What an expectation asserts about a request's outcome.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Check {
-    /// Served (2xx) by the tenant of this role.
-    ServedBy(Role),
-    /// Served (2xx) by the tenant of this role on the named connection, which the target must
-    /// therefore have kept open: a connection it closed before the request counts against it.
-    StillServedBy(Role),
-    /// If served at all, then by the tenant of this role; a refusal is fine.
-    TenantIfServed(Role),
-    /// Not served (2xx) by the tenant of this role; a refusal or another tenant's answer is fine.
-    NotServedBy(Role),
-    /// Not served: a 4xx/5xx status, a stream reset, a closed connection or a refused handshake.
-    Refused,
-    /// Refused unless the certificate presented on the connection covers the authority
-    /// (RFC 9110 §7.4); not applicable where it does.
-    UncoveredRefused,
-    /// The final status is one of these.
-    Status(Vec<u16>),
-    /// Treated as malformed: stream reset with PROTOCOL_ERROR, or 400.
-    Malformed,
-    /// A response arrived and carries no explicit freshness (`max-age`, `s-maxage`, `public`,
-    /// `Expires`).
-    NotCacheable,
-    /// The certificate presented on the request's connection covers the request's authority.
-    CertificateCovers,
-    /// If the connection's ORIGIN frames list the request's origin, it is served (2xx) by the
-    /// tenant of this role; not applicable otherwise.
-    AdvertisedServedBy(Role),
-    /// Every origin the connection's ORIGIN frames list is covered by the certificate presented;
-    /// not applicable without ORIGIN frames.
-    AdvertisedCovered,
-    /// (Gateway) the request reached the upstream of this role's tenant, and no other.
-    ReachedUpstream(Role),
-    /// (Gateway) the request reached no upstream at all.
-    ReachedNoUpstream,
-    /// (Gateway) the connection to the upstream that carried the request named this role in SNI.
-    UpstreamSni(Role),
 }

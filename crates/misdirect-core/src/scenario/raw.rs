@@ -3,9 +3,15 @@
 //! `load`'s job, which turns this into the model.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
 
-use serde::Deserialize;
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_saphyr::Spanned;
+
+use crate::check::client::RawClientCheck;
+use crate::check::{RawCheck, RawChecks};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,7 +42,7 @@ pub(super) struct RawClient {
     #[serde(default)]
     pub(super) origin_frame_stream: u32,
     pub(super) fetch: Vec<RawFetch>,
-    pub(super) expect: Vec<RawClientExpectation>,
+    pub(super) expect: Vec<RawExpectation<RawClientCheck>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -47,26 +53,6 @@ pub(super) struct RawFetch {
     pub(super) method: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) body: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawClientExpectation {
-    pub(super) requirement: Spanned<String>,
-    #[serde(default)]
-    pub(super) coalesced_only_covered: Option<Spanned<bool>>,
-    #[serde(default)]
-    pub(super) retried_on_new_connection: Option<Spanned<bool>>,
-    #[serde(default)]
-    pub(super) not_retried_on_same_connection: Option<Spanned<bool>>,
-    #[serde(default)]
-    pub(super) at_most_requests: Option<Spanned<u32>>,
-    #[serde(default)]
-    pub(super) body_replayed: Option<Spanned<bool>>,
-    #[serde(default)]
-    pub(super) coalesced_only_in_origin_set: Option<Spanned<bool>>,
-    #[serde(default)]
-    pub(super) connection_reused: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -137,7 +123,7 @@ pub(super) struct RawRequest {
     #[serde(default)]
     pub(super) body: Option<String>,
     #[serde(default)]
-    pub(super) expect: Vec<RawExpectation>,
+    pub(super) expect: Vec<RawExpectation<RawCheck>>,
 }
 
 /// `authority: primary` or `authority: {role: primary, port: other, uppercase: true}`.
@@ -160,50 +146,78 @@ pub(super) struct RawAuthorityDetail {
     pub(super) trailing_dot: bool,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawExpectation {
+/// One expectation: the requirement it cites, where it applies, and its checks (exactly one,
+/// which the loader demands), each read by the family that declares it. The valid keys in an
+/// error message come from the same declarations.
+#[derive(Debug)]
+pub(super) struct RawExpectation<C> {
     pub(super) requirement: Spanned<String>,
-    #[serde(default)]
     pub(super) protocols: Option<Vec<Spanned<String>>>,
-    #[serde(default)]
-    pub(super) if_advertised: bool,
-    #[serde(default)]
-    pub(super) served_by: Option<Spanned<String>>,
-    #[serde(default)]
-    pub(super) still_served_by: Option<Spanned<String>>,
-    #[serde(default)]
-    pub(super) tenant_if_served: Option<Spanned<String>>,
-    #[serde(default)]
-    pub(super) not_served_by: Option<Spanned<String>>,
-    #[serde(default)]
-    pub(super) refused: Option<Spanned<bool>>,
-    #[serde(default)]
-    pub(super) uncovered_refused: Option<Spanned<bool>>,
-    #[serde(default)]
-    pub(super) status: Option<Spanned<RawStatus>>,
-    #[serde(default)]
-    pub(super) malformed: Option<Spanned<bool>>,
-    #[serde(default)]
-    pub(super) not_cacheable: Option<Spanned<bool>>,
-    #[serde(default)]
-    pub(super) certificate_covers: Option<Spanned<bool>>,
-    #[serde(default)]
-    pub(super) advertised_served_by: Option<Spanned<String>>,
-    #[serde(default)]
-    pub(super) advertised_covered: Option<Spanned<bool>>,
-    #[serde(default)]
-    pub(super) reached_upstream: Option<Spanned<String>>,
-    #[serde(default)]
-    pub(super) reached_no_upstream: Option<Spanned<bool>>,
-    #[serde(default)]
-    pub(super) upstream_sni: Option<Spanned<String>>,
+    pub(super) if_advertised: Option<Spanned<bool>>,
+    pub(super) checks: Vec<C>,
+    /// Keys that are neither fields nor checks, which the loader reports where they stand.
+    pub(super) unknown: Vec<Spanned<String>>,
 }
 
-/// `status: 421` or `status: [400, 421]`.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub(super) enum RawStatus {
-    One(u16),
-    Any(Vec<u16>),
+impl<C: RawChecks> RawExpectation<C> {
+    /// Every key an expectation may have: its fields, then its checks' names.
+    pub(super) fn keys() -> Vec<&'static str> {
+        let mut keys = vec!["requirement", "protocols", "if_advertised"];
+        keys.extend(C::names());
+        keys
+    }
+}
+
+impl<'de, C: RawChecks> Deserialize<'de> for RawExpectation<C> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(ExpectationVisitor(PhantomData))
+    }
+}
+
+struct ExpectationVisitor<C>(PhantomData<C>);
+
+impl<'de, C: RawChecks> Visitor<'de> for ExpectationVisitor<C> {
+    type Value = RawExpectation<C>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("an expectation: a requirement and one check")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut requirement = None;
+        let mut protocols = None;
+        let mut if_advertised = None;
+        let mut checks = Vec::new();
+        let mut unknown = Vec::new();
+        while let Some(key) = map.next_key::<Spanned<String>>()? {
+            match key.value.as_str() {
+                "requirement" if requirement.is_some() => {
+                    return Err(de::Error::duplicate_field("requirement"));
+                }
+                "requirement" => requirement = Some(map.next_value()?),
+                "protocols" if protocols.is_some() => {
+                    return Err(de::Error::duplicate_field("protocols"));
+                }
+                "protocols" => protocols = Some(map.next_value()?),
+                "if_advertised" if if_advertised.is_some() => {
+                    return Err(de::Error::duplicate_field("if_advertised"));
+                }
+                "if_advertised" => if_advertised = Some(map.next_value()?),
+                name => match C::next_value(name, &mut map) {
+                    Some(check) => checks.push(check?),
+                    None => {
+                        map.next_value::<de::IgnoredAny>()?;
+                        unknown.push(key);
+                    }
+                },
+            }
+        }
+        Ok(RawExpectation {
+            requirement: requirement.ok_or_else(|| de::Error::missing_field("requirement"))?,
+            protocols,
+            if_advertised,
+            checks,
+            unknown,
+        })
+    }
 }

@@ -1,0 +1,108 @@
+//! Checks of what a gateway under test passed to its backends, read from the mock upstreams'
+//! log through the request ID the harness put on each request: a refused request reaches no
+//! backend, a served one reaches its own tenant's, over a connection that names that tenant in
+//! SNI.
+
+use super::{Exchanged, Judgement, family};
+use crate::deployment::Role;
+
+family! {
+    /// What an expectation asserts about what reached the mock upstreams behind a gateway.
+    GatewayCheck / RawGatewayCheck {
+        /// The request reached the upstream of this role's tenant, and no other.
+        ReachedUpstream(Role) = "reached_upstream",
+        /// The request reached no upstream at all.
+        ReachedNoUpstream = "reached_no_upstream",
+        /// The connection to the upstream that carried the request named this role in SNI.
+        UpstreamSni(Role) = "upstream_sni",
+    }
+}
+
+impl GatewayCheck {
+    pub fn describe(&self) -> String {
+        match self {
+            Self::ReachedUpstream(role) => format!(
+                "forwarded to the upstream of tenant {} only",
+                role.tenant().unwrap_or("none")
+            ),
+            Self::ReachedNoUpstream => "forwarded to no upstream".to_owned(),
+            Self::UpstreamSni(role) => format!(
+                "forwarded over an upstream connection whose SNI is {}",
+                role.standard_name()
+            ),
+        }
+    }
+
+    pub fn judge(&self, exchanged: &Exchanged<'_>) -> Judgement {
+        let Some(id) = exchanged.exchange.request_id.as_deref() else {
+            return Judgement::Missing(
+                "the request carried no request ID for the upstreams".to_owned(),
+            );
+        };
+        let everything = &exchanged.observations.upstream_requests;
+        let reached: Vec<_> = everything
+            .iter()
+            .filter(|request| request.request_id.as_deref() == Some(id))
+            .collect();
+        let upstreams = || {
+            let names: Vec<&str> = reached
+                .iter()
+                .map(|request| request.upstream.as_str())
+                .collect();
+            format!("reached the upstream of {}", names.join(", "))
+        };
+        match self {
+            // Only meaningful if something of this case reached the upstreams at all: otherwise
+            // the gateway may not be routed to them, or strip the request ID.
+            Self::ReachedNoUpstream if everything.is_empty() => Judgement::Missing(
+                "no request of this case reached a mock upstream: is the gateway routed to them?"
+                    .to_owned(),
+            ),
+            Self::ReachedNoUpstream if reached.is_empty() => Judgement::Met,
+            Self::ReachedNoUpstream => exchanged.unmet_with(upstreams()),
+            Self::ReachedUpstream(_) if exchanged.refused && reached.is_empty() => {
+                Judgement::NotApplicable(
+                    "the gateway refused the request; nothing to forward".to_owned(),
+                )
+            }
+            Self::ReachedUpstream(_) | Self::UpstreamSni(_) if reached.is_empty() => {
+                Judgement::Missing(
+                    "no mock upstream saw the request: is the gateway routed to them?".to_owned(),
+                )
+            }
+            Self::ReachedUpstream(role) => {
+                if reached
+                    .iter()
+                    .all(|request| Some(request.upstream.as_str()) == role.tenant())
+                {
+                    Judgement::Met
+                } else {
+                    exchanged.unmet_with(upstreams())
+                }
+            }
+            Self::UpstreamSni(_) if reached.iter().all(|request| !request.tls) => {
+                Judgement::NotApplicable(
+                    "the upstreams speak cleartext: there is no SNI".to_owned(),
+                )
+            }
+            Self::UpstreamSni(role) => {
+                let wanted = exchanged.deployment.name(*role);
+                if reached
+                    .iter()
+                    .all(|request| request.sni.as_deref() == Some(wanted))
+                {
+                    Judgement::Met
+                } else {
+                    let seen: Vec<&str> = reached
+                        .iter()
+                        .map(|request| request.sni.as_deref().unwrap_or("(none)"))
+                        .collect();
+                    exchanged.unmet_with(format!(
+                        "the upstream connection had SNI {}",
+                        seen.join(", ")
+                    ))
+                }
+            }
+        }
+    }
+}

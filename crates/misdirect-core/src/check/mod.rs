@@ -1,0 +1,452 @@
+//! The checks a scenario's expectations state, one family per file, each check declared once.
+//!
+//! A family file declares its checks with `family!`: the name a scenario writes, the value it
+//! takes (a role, a list of status codes, a count, or `true` for a plain check) and the doc
+//! comment that says what it asks. The macro derives from that one list the model enum, its YAML
+//! mirror, and the names that error messages offer. Beside the declaration sit the family's
+//! words for each check (`describe`) and its judging (`judge`). Adding a check touches its
+//! family file, the scenario that uses it, and the fault that proves it can fail.
+//!
+//! Families: [`server`] (what the target answered), [`origin`] (what its ORIGIN frames promised),
+//! [`gateway`] (what reached the mock upstreams), [`client`] (what a client under test sent to
+//! the origin). Walking a scenario's steps and adding judgements up into a verdict is
+//! `evaluate`'s job, one module up.
+
+pub mod client;
+pub mod gateway;
+pub mod origin;
+pub mod server;
+
+use serde::de::{DeserializeOwned, MapAccess};
+use serde_saphyr::Location;
+
+use crate::deployment::{Deployment, Role, normalize_host, parse_authority};
+use crate::observe::{Exchange, ExchangeOutcome, Observations, Response};
+use crate::protocol::Protocol;
+
+/// What judging one expectation against what was observed gave.
+#[derive(Debug)]
+pub enum Judgement {
+    Met,
+    Unmet {
+        expected: String,
+        observed: String,
+    },
+    /// The observation this check needs is not there.
+    Missing(String),
+    NotApplicable(String),
+}
+
+/// The value a check takes in a scenario, read from YAML and validated.
+pub trait Argument: Sized {
+    /// How the value is written.
+    type Raw: DeserializeOwned;
+
+    /// The value, or why `raw` is not one; `check` names the check for the message.
+    fn build(raw: Self::Raw, check: &str) -> Result<Self, String>;
+
+    /// The role the value names, so that the loader knows every role a scenario uses.
+    fn role(&self) -> Option<Role> {
+        None
+    }
+}
+
+impl Argument for Role {
+    type Raw = String;
+
+    fn build(raw: String, _check: &str) -> Result<Self, String> {
+        raw.parse()
+            .map_err(|error: crate::deployment::UnknownRole| error.to_string())
+    }
+
+    fn role(&self) -> Option<Role> {
+        Some(*self)
+    }
+}
+
+/// `status: 421` or `status: [400, 421]`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(untagged)]
+pub enum RawStatus {
+    One(u16),
+    Any(Vec<u16>),
+}
+
+impl Argument for Vec<u16> {
+    type Raw = RawStatus;
+
+    fn build(raw: RawStatus, _check: &str) -> Result<Self, String> {
+        let codes = match raw {
+            RawStatus::One(code) => vec![code],
+            RawStatus::Any(codes) => codes,
+        };
+        if codes.is_empty() || codes.iter().any(|code| !(100..=599).contains(code)) {
+            return Err("status codes lie between 100 and 599".to_owned());
+        }
+        Ok(codes)
+    }
+}
+
+impl Argument for u32 {
+    type Raw = Self;
+
+    fn build(raw: Self, check: &str) -> Result<Self, String> {
+        if raw == 0 {
+            return Err(format!("{check} is at least 1"));
+        }
+        Ok(raw)
+    }
+}
+
+/// A plain check is written `name: true`.
+fn stated(raw: bool) -> Result<(), String> {
+    if raw {
+        Ok(())
+    } else {
+        Err("checks are stated positively: write `true` or leave the key out".to_owned())
+    }
+}
+
+/// A check's value that is not valid for it, and where it is written.
+#[derive(Debug)]
+pub struct ArgumentError {
+    pub at: Location,
+    pub message: String,
+}
+
+/// The YAML mirror of a set of checks: reads the value of a check by its name, and builds the
+/// check from it.
+pub trait RawChecks: Sized {
+    /// The checks built from this mirror.
+    type Check;
+
+    /// Reads the value of the check `name` from `map`; `None` when no check has that name.
+    fn next_value<'de, A: MapAccess<'de>>(
+        name: &str,
+        map: &mut A,
+    ) -> Option<Result<Self, A::Error>>;
+
+    /// Every check's name, for error messages.
+    fn names() -> Vec<&'static str>;
+
+    /// The check, or why its value is not valid for it.
+    fn build(self) -> Result<Self::Check, ArgumentError>;
+
+    /// The role a built check names, if it names one.
+    fn role(check: &Self::Check) -> Option<Role>;
+}
+
+/// Declares one family of checks from one list: the model enum (`$family`), its YAML mirror
+/// (`$raw`), the names, and the conversion from one to the other. A check without a value is
+/// written `name: true`; a check with one names its [`Argument`] type.
+macro_rules! family {
+    (@raw) => { bool };
+    (@raw $argument:ty) => { <$argument as $crate::check::Argument>::Raw };
+    (@bind $family:ident $variant:ident $value:ident) => { $family::$variant };
+    (@bind $family:ident $variant:ident $value:ident $argument:ty) => { $family::$variant($value) };
+    (@role $value:ident) => { None };
+    (@role $value:ident $argument:ty) => { $crate::check::Argument::role($value) };
+    (@build $family:ident $variant:ident $name:literal $value:ident) => {
+        $crate::check::stated($value.value).map(|()| $family::$variant)
+    };
+    (@build $family:ident $variant:ident $name:literal $value:ident $argument:ty) => {
+        <$argument as $crate::check::Argument>::build($value.value, $name).map($family::$variant)
+    };
+    (
+        $(#[doc = $family_doc:literal])*
+        $family:ident / $raw:ident {
+            $(
+                $(#[doc = $doc:literal])*
+                $variant:ident $(($argument:ty))? = $name:literal,
+            )*
+        }
+    ) => {
+        $(#[doc = $family_doc])*
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum $family {
+            $($(#[doc = $doc])* $variant $(($argument))?,)*
+        }
+
+        impl $family {
+            /// Every check of the family, by the name a scenario writes.
+            pub const NAMES: &[&str] = &[$($name),*];
+
+            /// The name a scenario writes for this check.
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $($family::$variant { .. } => $name,)*
+                }
+            }
+
+            /// The role the check names, if it names one.
+            pub fn role(&self) -> Option<$crate::deployment::Role> {
+                match self {
+                    $(family!(@bind $family $variant value $($argument)?) => family!(@role value $($argument)?),)*
+                }
+            }
+        }
+
+        /// The YAML mirror of the family: each check with its value as written, and where.
+        #[derive(Debug)]
+        pub enum $raw {
+            $($variant(serde_saphyr::Spanned<family!(@raw $($argument)?)>),)*
+        }
+
+        impl $crate::check::RawChecks for $raw {
+            type Check = $family;
+
+            fn next_value<'de, A: serde::de::MapAccess<'de>>(
+                name: &str,
+                map: &mut A,
+            ) -> Option<Result<Self, A::Error>> {
+                match name {
+                    $($name => Some(map.next_value().map(Self::$variant)),)*
+                    _ => None,
+                }
+            }
+
+            fn names() -> Vec<&'static str> {
+                $family::NAMES.to_vec()
+            }
+
+            fn build(self) -> Result<$family, $crate::check::ArgumentError> {
+                match self {
+                    $(Self::$variant(value) => {
+                        let at = value.referenced;
+                        family!(@build $family $variant $name value $($argument)?)
+                            .map_err(|message| $crate::check::ArgumentError { at, message })
+                    })*
+                }
+            }
+
+            fn role(check: &$family) -> Option<$crate::deployment::Role> {
+                check.role()
+            }
+        }
+    };
+}
+use family;
+
+/// What an expectation about one request asserts: a check of the server, ORIGIN or gateway
+/// family.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    Server(server::ServerCheck),
+    Origin(origin::OriginCheck),
+    Gateway(gateway::GatewayCheck),
+}
+
+/// The YAML mirror of [`Check`].
+#[derive(Debug)]
+pub enum RawCheck {
+    Server(server::RawServerCheck),
+    Origin(origin::RawOriginCheck),
+    Gateway(gateway::RawGatewayCheck),
+}
+
+impl RawChecks for RawCheck {
+    type Check = Check;
+
+    fn next_value<'de, A: MapAccess<'de>>(
+        name: &str,
+        map: &mut A,
+    ) -> Option<Result<Self, A::Error>> {
+        server::RawServerCheck::next_value(name, map)
+            .map(|read| read.map(Self::Server))
+            .or_else(|| {
+                origin::RawOriginCheck::next_value(name, map).map(|read| read.map(Self::Origin))
+            })
+            .or_else(|| {
+                gateway::RawGatewayCheck::next_value(name, map).map(|read| read.map(Self::Gateway))
+            })
+    }
+
+    fn names() -> Vec<&'static str> {
+        [
+            server::ServerCheck::NAMES,
+            origin::OriginCheck::NAMES,
+            gateway::GatewayCheck::NAMES,
+        ]
+        .concat()
+    }
+
+    fn build(self) -> Result<Check, ArgumentError> {
+        Ok(match self {
+            Self::Server(raw) => Check::Server(raw.build()?),
+            Self::Origin(raw) => Check::Origin(raw.build()?),
+            Self::Gateway(raw) => Check::Gateway(raw.build()?),
+        })
+    }
+
+    fn role(check: &Check) -> Option<Role> {
+        check.role()
+    }
+}
+
+/// One request's exchange and everything a check of it may read.
+pub struct Exchanged<'a> {
+    pub exchange: &'a Exchange,
+    pub protocol: Protocol,
+    pub deployment: &'a Deployment,
+    pub observations: &'a Observations,
+    /// Whether the target refused the request (see [`ExchangeOutcome::refused`]).
+    pub refused: bool,
+    /// What the check asks for, in words.
+    pub expected: String,
+}
+
+impl Exchanged<'_> {
+    fn outcome(&self) -> &ExchangeOutcome {
+        &self.exchange.outcome
+    }
+
+    /// Unmet, with the request's outcome as what was observed.
+    fn unmet(&self) -> Judgement {
+        self.unmet_with(self.outcome().to_string())
+    }
+
+    fn unmet_with(&self, observed: String) -> Judgement {
+        Judgement::Unmet {
+            expected: self.expected.clone(),
+            observed,
+        }
+    }
+}
+
+impl Check {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Server(check) => check.name(),
+            Self::Origin(check) => check.name(),
+            Self::Gateway(check) => check.name(),
+        }
+    }
+
+    pub fn role(&self) -> Option<Role> {
+        match self {
+            Self::Server(check) => check.role(),
+            Self::Origin(check) => check.role(),
+            Self::Gateway(check) => check.role(),
+        }
+    }
+
+    /// What the check asks for, in words.
+    pub fn describe(&self, deployment: &Deployment) -> String {
+        match self {
+            Self::Server(check) => check.describe(deployment),
+            Self::Origin(check) => check.describe(deployment),
+            Self::Gateway(check) => check.describe(),
+        }
+    }
+
+    /// Whether a connection the target closed before the request could go out answers the
+    /// check; for every other check it is no observation.
+    pub fn reads_a_closed_connection(&self) -> bool {
+        matches!(self, Self::Server(server::ServerCheck::StillServedBy(_)))
+    }
+
+    pub fn judge(&self, exchanged: &Exchanged<'_>) -> Judgement {
+        match self {
+            Self::Server(check) => check.judge(exchanged),
+            Self::Origin(check) => check.judge(exchanged),
+            Self::Gateway(check) => check.judge(exchanged),
+        }
+    }
+}
+
+/// "served by tenant bravo (sibling role, b.test)", for descriptions.
+fn served(role: Role, deployment: &Deployment) -> String {
+    match role.tenant() {
+        Some(tenant) => format!(
+            "served by tenant {tenant} ({role} role, {})",
+            deployment.name(role)
+        ),
+        None => format!("served for {role}, which no tenant is configured for"),
+    }
+}
+
+/// Met when the response names the role's tenant; a response that names no tenant cannot be
+/// judged.
+fn named_tenant(response: &Response, role: Role, unmet: Judgement) -> Judgement {
+    match (&response.tenant, role.tenant()) {
+        (None, _) => unnamed(response),
+        (Some(tenant), Some(wanted)) if tenant == wanted => Judgement::Met,
+        _ => unmet,
+    }
+}
+
+/// A response that cannot be judged: who answered is the observation every check needs.
+fn unnamed(response: &Response) -> Judgement {
+    Judgement::Missing(format!(
+        "{} names no tenant: the target must identify its tenant in every response",
+        response.status
+    ))
+}
+
+/// The origins the ORIGIN frames on a connection list, normalised: frames on stream 0 without
+/// flags only (RFC 8336 §2.2); `None` when the target sent no such frame.
+pub fn advertised_origins(observations: &Observations, connection: &str) -> Option<Vec<String>> {
+    let frames = &observations.connection(connection)?.origin_frames;
+    Some(
+        crate::wire::h2::origin_set(frames)?
+            .iter()
+            .filter_map(|origin| origin.strip_prefix("https://").map(origin_of))
+            .collect(),
+    )
+}
+
+/// The `https` origin of an authority in a canonical form: `https://host:port`.
+fn origin_of(authority: &str) -> String {
+    let port = parse_authority(authority)
+        .ok()
+        .and_then(|(_, port)| port)
+        .unwrap_or(443);
+    format!("https://{}:{port}", host_of(authority))
+}
+
+/// The host of an authority, normalised; the whole string where it does not parse.
+fn host_of(authority: &str) -> String {
+    parse_authority(authority).map_or_else(
+        |_| normalize_host(authority),
+        |(host, _)| normalize_host(host),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_lose_port_and_case() {
+        assert_eq!(host_of("A.Test.:8443"), "a.test");
+        assert_eq!(host_of("[::1]:443"), "::1");
+        assert_eq!(host_of("evil.test@b.test"), "evil.test@b.test");
+        assert_eq!(host_of("c.test"), "c.test");
+    }
+
+    #[test]
+    fn every_check_name_is_unique_across_families() {
+        let mut names = RawCheck::names();
+        names.extend(client::RawClientCheck::names());
+        let count = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), count, "a check name is declared twice");
+    }
+
+    #[test]
+    fn arguments_are_validated() {
+        assert_eq!(
+            <Vec<u16>>::build(RawStatus::Any(vec![421, 400]), "status"),
+            Ok(vec![421, 400])
+        );
+        assert!(<Vec<u16>>::build(RawStatus::One(99), "status").is_err());
+        assert!(<Vec<u16>>::build(RawStatus::Any(Vec::new()), "status").is_err());
+        assert_eq!(
+            u32::build(0, "at_most_requests"),
+            Err("at_most_requests is at least 1".to_owned())
+        );
+        assert!(Role::build("tenant".to_owned(), "served_by").is_err());
+        assert!(stated(false).is_err());
+    }
+}

@@ -1,0 +1,457 @@
+//! Verdicts from observations: pure, synchronous and deterministic.
+//!
+//! Each expectation that applies to the case's protocol is judged, by its check's family in
+//! `check`, against the exchange it is about. An unmet expectation becomes a finding whose verdict
+//! follows the cited requirement's level; an expectation without the observation it needs
+//! becomes an ERROR, never a PASS; one that cannot apply to this target is not applicable, and a
+//! case where nothing applied is SKIP.
+
+use crate::check::client::ClientRun;
+use crate::check::{Exchanged, Judgement, advertised_origins};
+use crate::deployment::{Deployment, Role};
+use crate::observe::{Exchange, ExchangeOutcome, Observations};
+use crate::outcome::{Cited, Finding};
+use crate::protocol::Protocol;
+use crate::scenario::{Expectation, Requirement, Scenario, Span, Step};
+use crate::verdict::Verdict;
+
+/// A case's verdict and the findings behind it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evaluation {
+    pub verdict: Verdict,
+    pub findings: Vec<Finding>,
+}
+
+/// Judges `observations` of one run of `scenario` over `protocol`.
+pub fn evaluate(
+    scenario: &Scenario,
+    protocol: Protocol,
+    deployment: &Deployment,
+    observations: &Observations,
+) -> Evaluation {
+    evaluate_steps(
+        scenario,
+        protocol,
+        deployment,
+        observations,
+        scenario.steps.len(),
+    )
+}
+
+/// Judges only the first `steps` steps: for a case that stopped early because the rest does not
+/// apply to the target, what was already observed still counts.
+pub fn evaluate_steps(
+    scenario: &Scenario,
+    protocol: Protocol,
+    deployment: &Deployment,
+    observations: &Observations,
+    steps: usize,
+) -> Evaluation {
+    let mut tally = Tally::default();
+    for (step_index, step) in scenario.steps.iter().enumerate().take(steps) {
+        let Step::Send(send) = step else { continue };
+        for (request_index, request) in send.requests.iter().enumerate() {
+            for round in 0..send.rounds {
+                let exchange = observations.exchanges.iter().find(|exchange| {
+                    exchange.step == step_index
+                        && exchange.request == request_index
+                        && exchange.round == round
+                });
+                for expectation in request.expect.iter().filter(|e| e.applies_to(protocol)) {
+                    let judged = match exchange {
+                        Some(exchange) => {
+                            judge(expectation, exchange, protocol, deployment, observations)
+                        }
+                        None => Judgement::Missing("the request was never sent".to_owned()),
+                    };
+                    let requirement = scenario.requirement(expectation.requirement);
+                    let described = || expectation.check.describe(deployment);
+                    tally.add(requirement, &expectation.span, judged, described);
+                }
+            }
+        }
+    }
+    if let Some(plan) = &scenario.client {
+        let fetches: Vec<Role> = plan.fetches.iter().map(|fetch| fetch.role).collect();
+        let run = ClientRun {
+            fetches: &fetches,
+            origin_frame: plan.origin_frame.as_deref(),
+            protocol,
+            served: &observations.served,
+        };
+        for expectation in &plan.expect {
+            let judged = expectation.check.judge(&run);
+            let requirement = scenario.requirement(expectation.requirement);
+            let described = || expectation.check.describe();
+            tally.add(requirement, &expectation.span, judged, described);
+        }
+    }
+    tally.finish()
+}
+
+/// Findings as expectations are judged, and the verdict they add up to.
+#[derive(Default)]
+struct Tally {
+    findings: Vec<Finding>,
+    skips: Vec<Finding>,
+    met: usize,
+}
+
+impl Tally {
+    fn add(
+        &mut self,
+        requirement: &Requirement,
+        span: &Span,
+        judged: Judgement,
+        described: impl Fn() -> String,
+    ) {
+        let finding = |verdict, expected: String, observed: String| Finding {
+            verdict,
+            requirement: Some(Cited {
+                id: requirement.id.clone(),
+                level: requirement.level,
+                section: requirement.section.clone(),
+            }),
+            expected,
+            observed,
+            location: Some(span.clone()),
+        };
+        match judged {
+            Judgement::Met => self.met += 1,
+            Judgement::Unmet { expected, observed } => self.findings.push(finding(
+                requirement.level.verdict_when_unmet(),
+                expected,
+                observed,
+            )),
+            Judgement::Missing(observed) => {
+                self.findings
+                    .push(finding(Verdict::Error, described(), observed))
+            }
+            Judgement::NotApplicable(reason) => {
+                self.skips.push(finding(Verdict::Skip, described(), reason))
+            }
+        }
+    }
+
+    fn finish(self) -> Evaluation {
+        let verdict = self
+            .findings
+            .iter()
+            .map(|finding| finding.verdict)
+            .max()
+            .unwrap_or(if self.met == 0 {
+                Verdict::Skip
+            } else {
+                Verdict::Pass
+            });
+        let findings = if verdict == Verdict::Skip {
+            self.skips
+        } else {
+            self.findings
+        };
+        Evaluation { verdict, findings }
+    }
+}
+
+/// Judges one expectation against the exchange of the request it is about.
+fn judge(
+    expectation: &Expectation,
+    exchange: &Exchange,
+    protocol: Protocol,
+    deployment: &Deployment,
+    observations: &Observations,
+) -> Judgement {
+    if expectation.if_advertised && advertised_origins(observations, &exchange.connection).is_none()
+    {
+        return Judgement::NotApplicable("the target sent no ORIGIN frame".to_owned());
+    }
+    let outcome = &exchange.outcome;
+    let expected = expectation.check.describe(deployment);
+    let Some(refused) = outcome.refused() else {
+        // A connection the target closed before the request could go out answers the
+        // expectation that it keeps serving on it; it says nothing to any other check.
+        return match outcome {
+            ExchangeOutcome::Unsendable { .. } if expectation.check.reads_a_closed_connection() => {
+                Judgement::Unmet {
+                    expected,
+                    observed: outcome.to_string(),
+                }
+            }
+            _ => Judgement::Missing(outcome.to_string()),
+        };
+    };
+    expectation.check.judge(&Exchanged {
+        exchange,
+        protocol,
+        deployment,
+        observations,
+        refused,
+        expected,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::observe::{ConnectionRecord, ConnectionResult, Established, Response};
+    use crate::scenario::load_str;
+
+    const SCENARIO: &str = "\
+title: t
+requirements:
+  - { id: R9110-7.4-b, level: MUST, section: RFC 9110 §7.4 }
+  - { id: R9110-7.4-c, level: SHOULD, section: RFC 9110 §7.4 }
+  - { id: R9113-9.1.1-a, level: MAY, section: RFC 9113 §9.1.1 }
+protocols: [h1, h2]
+steps:
+  - connect: { name: main, sni: primary }
+  - send:
+      on: main
+      authority: foreign
+      expect:
+        - { requirement: R9110-7.4-b, uncovered_refused: true }
+        - { requirement: R9110-7.4-c, status: 421 }
+  - send:
+      on: main
+      authority: sibling
+      expect:
+        - { requirement: R9113-9.1.1-a, served_by: sibling, protocols: [h2] }
+";
+
+    fn scenario() -> Scenario {
+        load_str(Path::new("t.yaml"), "t", SCENARIO).unwrap()
+    }
+
+    fn response(status: u16, tenant: Option<&str>) -> ExchangeOutcome {
+        ExchangeOutcome::Response(Response {
+            status,
+            tenant: tenant.map(str::to_owned),
+            cache_control: None,
+            expires: None,
+            date: None,
+            alt_svc: None,
+            reset_after: None,
+            body_excerpt: String::new(),
+        })
+    }
+
+    fn observations(foreign: ExchangeOutcome, sibling: ExchangeOutcome) -> Observations {
+        let exchange = |step, authority: &str, outcome| Exchange {
+            step,
+            request: 0,
+            round: 0,
+            connection: "main".into(),
+            method: "GET".into(),
+            authority: authority.into(),
+            host: None,
+            request_id: None,
+            outcome,
+        };
+        Observations {
+            connections: vec![ConnectionRecord {
+                name: "main".into(),
+                sni: Some("a.test".into()),
+                resume_source: None,
+                resumption_offered: false,
+                origin_frames: Vec::new(),
+                result: ConnectionResult::Established(Established {
+                    alpn: Some("h2".into()),
+                    tls_version: "TLSv1.3".into(),
+                    peer_sans: vec!["a.test".into(), "b.test".into()],
+                    resumed: false,
+                }),
+            }],
+            exchanges: vec![
+                exchange(1, "c.test:443", foreign),
+                exchange(2, "b.test:443", sibling),
+            ],
+            upstream_requests: Vec::new(),
+            served: Vec::new(),
+        }
+    }
+
+    fn evaluate_over_h2(scenario: &Scenario, observed: &Observations) -> Evaluation {
+        evaluate(scenario, Protocol::Http2, &Deployment::standard(), observed)
+    }
+
+    fn verdict(
+        protocol: Protocol,
+        foreign: ExchangeOutcome,
+        sibling: ExchangeOutcome,
+    ) -> Evaluation {
+        evaluate(
+            &scenario(),
+            protocol,
+            &Deployment::standard(),
+            &observations(foreign, sibling),
+        )
+    }
+
+    #[test]
+    fn correct_behaviour_passes() {
+        let evaluation = verdict(
+            Protocol::Http2,
+            response(421, None),
+            response(200, Some("bravo")),
+        );
+        assert_eq!(
+            evaluation.verdict,
+            Verdict::Pass,
+            "{:?}",
+            evaluation.findings
+        );
+    }
+
+    #[test]
+    fn serving_an_uncovered_authority_fails_the_must() {
+        let evaluation = verdict(
+            Protocol::Http2,
+            response(200, Some("charlie")),
+            response(200, Some("bravo")),
+        );
+        assert_eq!(evaluation.verdict, Verdict::Fail);
+        let ids: Vec<_> = evaluation
+            .findings
+            .iter()
+            .map(|f| f.requirement.as_ref().unwrap().id.as_str())
+            .collect();
+        assert_eq!(ids, ["R9110-7.4-b", "R9110-7.4-c"]);
+        assert_eq!(evaluation.findings[0].location.as_ref().unwrap().line, 13);
+    }
+
+    #[test]
+    fn wrong_refusal_status_warns() {
+        let evaluation = verdict(
+            Protocol::Http2,
+            response(404, None),
+            response(200, Some("bravo")),
+        );
+        assert_eq!(evaluation.verdict, Verdict::Warn);
+    }
+
+    #[test]
+    fn refused_coalescing_is_info() {
+        let evaluation = verdict(Protocol::Http2, response(421, None), response(421, None));
+        assert_eq!(evaluation.verdict, Verdict::Info);
+    }
+
+    #[test]
+    fn expectations_for_other_protocols_are_not_judged() {
+        let evaluation = verdict(Protocol::Http1, response(421, None), response(421, None));
+        assert_eq!(evaluation.verdict, Verdict::Pass);
+    }
+
+    #[test]
+    fn a_timeout_is_an_error_not_a_pass() {
+        let timeout = ExchangeOutcome::TimedOut {
+            after: Duration::from_secs(2),
+        };
+        let evaluation = verdict(
+            Protocol::Http2,
+            timeout.clone(),
+            response(200, Some("bravo")),
+        );
+        assert_eq!(evaluation.verdict, Verdict::Error);
+        let evaluation = verdict(Protocol::Http2, response(421, None), timeout);
+        assert_eq!(evaluation.verdict, Verdict::Error);
+    }
+
+    #[test]
+    fn a_response_without_tenant_is_an_error() {
+        let evaluation = verdict(Protocol::Http2, response(421, None), response(200, None));
+        assert_eq!(evaluation.verdict, Verdict::Error);
+    }
+
+    #[test]
+    fn another_tenants_error_page_is_a_misroute() {
+        let evaluation = verdict(
+            Protocol::Http2,
+            response(421, None),
+            response(404, Some("alpha")),
+        );
+        // The MAY (served_by) is unmet too, but the misroute is the MUST.
+        assert_eq!(evaluation.verdict, Verdict::Info);
+        let scenario = load_str(
+            Path::new("t.yaml"),
+            "t",
+            &SCENARIO
+                .replace(
+                    "served_by: sibling, protocols: [h2]",
+                    "tenant_if_served: sibling",
+                )
+                .replace("R9113-9.1.1-a, tenant", "R9110-7.4-b, tenant"),
+        )
+        .unwrap();
+        let observed = observations(response(421, None), response(404, Some("alpha")));
+        let evaluation = evaluate_over_h2(&scenario, &observed);
+        assert_eq!(evaluation.verdict, Verdict::Fail);
+        let observed = observations(response(421, None), response(421, Some("alpha")));
+        let evaluation = evaluate_over_h2(&scenario, &observed);
+        assert_eq!(evaluation.verdict, Verdict::Pass);
+    }
+
+    #[test]
+    fn a_closed_connection_is_no_observation_except_of_keeping_it_open() {
+        let gone = ExchangeOutcome::Unsendable {
+            detail: "GOAWAY".into(),
+        };
+        let evaluation = verdict(Protocol::Http2, gone.clone(), response(200, Some("bravo")));
+        assert_eq!(evaluation.verdict, Verdict::Error);
+        let evaluation = verdict(Protocol::Http2, response(421, None), gone.clone());
+        assert_eq!(evaluation.verdict, Verdict::Error);
+        let scenario = load_str(
+            Path::new("t.yaml"),
+            "t",
+            &SCENARIO.replace(
+                "served_by: sibling, protocols",
+                "still_served_by: sibling, protocols",
+            ),
+        )
+        .unwrap();
+        let observed = observations(response(421, None), gone);
+        let evaluation = evaluate_over_h2(&scenario, &observed);
+        assert_eq!(evaluation.verdict, Verdict::Info);
+    }
+
+    #[test]
+    fn later_steps_can_be_left_out() {
+        let timeout = ExchangeOutcome::TimedOut {
+            after: Duration::from_secs(2),
+        };
+        let observed = observations(response(421, None), timeout);
+        let evaluation = evaluate_steps(
+            &scenario(),
+            Protocol::Http2,
+            &Deployment::standard(),
+            &observed,
+            2,
+        );
+        assert_eq!(evaluation.verdict, Verdict::Pass);
+    }
+
+    #[test]
+    fn a_fail_outranks_an_error() {
+        let timeout = ExchangeOutcome::TimedOut {
+            after: Duration::from_secs(2),
+        };
+        let evaluation = verdict(Protocol::Http2, response(200, Some("charlie")), timeout);
+        assert_eq!(evaluation.verdict, Verdict::Fail);
+    }
+
+    #[test]
+    fn a_certificate_covering_the_authority_makes_the_check_not_applicable() {
+        let mut observed =
+            observations(response(200, Some("charlie")), response(200, Some("bravo")));
+        if let ConnectionResult::Established(established) = &mut observed.connections[0].result {
+            established.peer_sans.push("*.test".into());
+            established.peer_sans.push("c.test".into());
+        }
+        let evaluation = evaluate_over_h2(&scenario(), &observed);
+        // The SHOULD (status 421) still applies and is unmet; the MUST is not applicable.
+        assert_eq!(evaluation.verdict, Verdict::Warn);
+        assert_eq!(evaluation.findings.len(), 1);
+    }
+}
