@@ -24,4 +24,3 @@ pub mod harness;
 pub mod pki;
 pub mod runner;
 pub mod under_test;
-pub mod upstream;

@@ -16,11 +16,11 @@ use tokio::task::JoinSet;
 
 use crate::client::tls::{ConnectionTickets, Credentials, TicketJar, TlsSetupError};
 use crate::client::{self, ConnectError, ConnectRequest, Connection, WireRequest, bounded};
+use crate::embedded::upstream::{UpstreamLog, Upstreams};
 use crate::embedded::{EmbeddedTarget, StartOptions};
 use crate::pki::{Pki, PkiError};
 use crate::under_test::client::run_reference;
 use crate::under_test::{Remote, Target};
-use crate::upstream::{UpstreamLog, Upstreams};
 use misdirect_core::deployment::{Deployment, REQUEST_ID_HEADER, Role};
 use misdirect_core::evaluate;
 use misdirect_core::fault::Actor;

@@ -19,7 +19,8 @@ use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::CertificateDer;
 
-use super::{Forward, IDLE, ServeError, Shared};
+use super::gateway::Forward;
+use super::{IDLE, ServeError, Shared};
 use crate::client::tls::provider;
 use crate::pki::Pki;
 use misdirect_core::deployment::{CertificateId, REQUEST_ID_HEADER, Role, TENANT_HEADER};
@@ -139,7 +140,7 @@ pub(super) async fn serve(
         let mut body = Vec::new();
         while let Ok(Ok(Some(mut chunk))) = tokio::time::timeout(IDLE, stream.recv_data()).await {
             let bytes = chunk.copy_to_bytes(chunk.remaining());
-            if body.len() + bytes.len() <= super::MAX_REQUEST_BODY {
+            if body.len() + bytes.len() <= wire::h1::MAX_BODY {
                 body.extend_from_slice(&bytes);
             }
         }

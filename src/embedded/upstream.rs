@@ -38,7 +38,7 @@ impl Drop for Upstreams {
 
 impl Upstreams {
     /// Starts one upstream per tenant on ephemeral ports.
-    pub async fn start(pki: &Pki) -> Result<Self, crate::embedded::StartError> {
+    pub async fn start(pki: &Pki) -> Result<Self, super::StartError> {
         Self::start_on(pki, 0, true).await
     }
 
@@ -49,7 +49,7 @@ impl Upstreams {
         pki: &Pki,
         first_port: u16,
         tls: bool,
-    ) -> Result<Self, crate::embedded::StartError> {
+    ) -> Result<Self, super::StartError> {
         let log = Arc::new(Mutex::new(Vec::new()));
         let mut listeners = Vec::new();
         let mut addresses = Vec::new();
@@ -252,8 +252,8 @@ async fn serve_io<S: AsyncRead + AsyncWrite + Unpin>(
         return Ok(());
     }
     let mut buffer = Vec::new();
-    while let crate::embedded::H1Read::Request(request) =
-        crate::embedded::read_h1_request(&mut tls, &mut buffer).await?
+    while let super::h1::Read::Request(request) =
+        super::h1::read_request(&mut tls, &mut buffer).await?
     {
         record(
             request.header(REQUEST_ID_HEADER),

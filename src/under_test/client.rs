@@ -214,7 +214,7 @@ impl CommandClient {
             format!(
                 "https://{}:{port}{}?{}",
                 first.role.standard_name(),
-                crate::embedded::DRIVER_PATH,
+                crate::embedded::driver::DRIVER_PATH,
                 query.join("&")
             )
         });

@@ -1,0 +1,145 @@
+//! The embedded target's gateway mode: it proxies each request its policy serves to the
+//! tenant's mock upstream with the harness's own client, as a reverse proxy in front of
+//! per-tenant backends does; what it passes on is a [`Forward`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::IDLE;
+use super::h1::absolute_form_authority;
+use crate::client::tls::{ConnectionTickets, Credentials, TicketJar};
+use crate::client::{self, ConnectRequest, WireRequest};
+use misdirect_core::deployment::{REQUEST_ID_HEADER, Role};
+use misdirect_core::observe::ExchangeOutcome;
+use misdirect_core::policy::{Answer, RequestHead};
+use misdirect_core::protocol::Protocol;
+use misdirect_core::scenario::TargetForm;
+use misdirect_core::wire;
+
+/// What a gateway passes on of a request besides its head.
+pub(super) struct Forward {
+    pub(super) path: String,
+    pub(super) request_id: Option<String>,
+    pub(super) body: Bytes,
+}
+
+impl Forward {
+    /// From an HTTP/2 or HTTP/3 request head and its body.
+    pub(super) fn from_parts(request: &http::Request<()>, body: Vec<u8>) -> Self {
+        Self {
+            path: request
+                .uri()
+                .path_and_query()
+                .map_or_else(|| "/".to_owned(), |path| path.as_str().to_owned()),
+            request_id: request
+                .headers()
+                .get(REQUEST_ID_HEADER)
+                .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned()),
+            body: Bytes::from(body),
+        }
+    }
+
+    pub(super) fn from_h1(request: &wire::h1::Request) -> Self {
+        let path = match absolute_form_authority(&request.target) {
+            Some(authority) => request
+                .target
+                .split_once(authority.as_str())
+                .map_or_else(|| "/".to_owned(), |(_, rest)| rest.to_owned()),
+            None => request.target.clone(),
+        };
+        Self {
+            path: if path.is_empty() {
+                "/".to_owned()
+            } else {
+                path
+            },
+            request_id: request.header(REQUEST_ID_HEADER),
+            body: Bytes::from(request.body.clone()),
+        }
+    }
+}
+
+/// The embedded target's gateway side: it proxies each request it serves to its tenant's upstream
+/// over HTTPS, as a reverse proxy in front of per-tenant backends does.
+pub(super) struct Gateway {
+    pub(super) upstreams: Vec<(Role, SocketAddr)>,
+    pub(super) credentials: Credentials,
+    /// Whether the upstream connection carries the tenant's name in SNI.
+    pub(super) send_sni: bool,
+}
+
+impl Gateway {
+    pub(super) async fn forward(
+        &self,
+        role: Role,
+        head: &RequestHead,
+        forward: &Forward,
+    ) -> Answer {
+        let Some(address) = self
+            .upstreams
+            .iter()
+            .find(|(candidate, _)| *candidate == role)
+            .map(|(_, address)| *address)
+        else {
+            return Answer::refusal(502, format!("bad gateway: no upstream for {role}\n"), false);
+        };
+        // HTTP/1.1 downstream goes upstream as HTTP/1.1, HTTP/2 and HTTP/3 as HTTP/2, so that
+        // both kinds of backend connection are exercised.
+        let upstream_protocol = match head.protocol {
+            Protocol::Http1 => Protocol::Http1,
+            Protocol::Http2 | Protocol::Http3 => Protocol::Http2,
+        };
+        let connect = ConnectRequest {
+            address,
+            sni: self.send_sni.then_some(role.standard_name()),
+            protocol: upstream_protocol,
+            client_certificate: false,
+            tickets: Arc::new(ConnectionTickets::new(
+                Arc::new(TicketJar::default()),
+                "upstream",
+                None,
+            )),
+        };
+        let mut connection = match client::connect(&self.credentials, connect, IDLE).await {
+            Ok((connection, _)) => connection,
+            Err(error) => return Answer::refusal(502, format!("bad gateway: {error:?}\n"), false),
+        };
+        // The gateway's Host is the request's authority (RFC 9113 §8.3.1).
+        let authority = head
+            .authority
+            .clone()
+            .or_else(|| head.host.first().cloned())
+            .unwrap_or_else(|| role.standard_name().to_owned());
+        let request = WireRequest {
+            method: head.method.clone(),
+            authority,
+            host: None,
+            form: TargetForm::Origin,
+            path: forward.path.clone(),
+            headers: forward
+                .request_id
+                .iter()
+                .map(|id| (REQUEST_ID_HEADER.to_owned(), id.clone()))
+                .collect(),
+            body: (!forward.body.is_empty()).then(|| forward.body.clone()),
+        };
+        match tokio::time::timeout(IDLE, connection.send(&request)).await {
+            Ok(ExchangeOutcome::Response(response)) => Answer {
+                status: response.status,
+                tenant: response.tenant.as_deref().and_then(|label| {
+                    Role::ALL
+                        .into_iter()
+                        .find(|role| role.tenant() == Some(label))
+                }),
+                body: format!("{}\n", response.body_excerpt.trim_end()),
+                cache_control: None,
+                close: false,
+                content_type: "text/plain",
+            },
+            Ok(other) => Answer::refusal(502, format!("bad gateway: {other}\n"), false),
+            Err(_) => Answer::refusal(504, "gateway timeout\n".to_owned(), false),
+        }
+    }
+}
