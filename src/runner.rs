@@ -17,22 +17,22 @@ use tokio::task::JoinSet;
 use crate::client::tls::{ConnectionTickets, Credentials, TicketJar, TlsSetupError};
 use crate::client::{self, ConnectError, ConnectRequest, Connection, WireRequest, bounded};
 use crate::embedded::upstream::{UpstreamLog, Upstreams};
-use crate::embedded::{EmbeddedTarget, StartOptions};
+use crate::embedded::{EmbeddedTarget, StartError, StartOptions};
 use crate::pki::{Pki, PkiError};
 use crate::under_test::client::run_reference;
 use crate::under_test::{Remote, Target};
+use misdirect_core::conclude::{self, Ending, Inapplicable};
 use misdirect_core::deployment::{Deployment, REQUEST_ID_HEADER, Role};
-use misdirect_core::evaluate;
+use misdirect_core::evaluate::Evaluation;
 use misdirect_core::fault::Actor;
 use misdirect_core::observe::{
     ConnectionRecord, ConnectionResult, Event, Exchange, ExchangeOutcome, Observations, Transcript,
 };
-use misdirect_core::outcome::{CaseResult, Cited, Finding};
+use misdirect_core::outcome::{CaseResult, Cited};
 use misdirect_core::protocol::Protocol;
 use misdirect_core::scenario::{
     Authority, ClientPlan, Connect, PortForm, Request, Route, Scenario, Send, Step,
 };
-use misdirect_core::verdict::Verdict;
 
 /// Deadlines and parallelism of a run.
 #[derive(Debug, Clone, Copy)]
@@ -172,14 +172,19 @@ impl Runner {
         results
             .into_iter()
             .zip(&cases)
-            .map(|(result, case)| {
-                result.unwrap_or_else(|| {
-                    harness_error(
-                        case,
-                        "the case's task panicked; this is a bug in misdirect",
-                        Duration::ZERO,
-                        Transcript::default(),
-                    )
+            .map(|(finished, case)| {
+                finished.unwrap_or_else(|| {
+                    let panicked = Ending::SetupFailed(
+                        "the case's task panicked; this is a bug in misdirect".to_owned(),
+                    );
+                    let evaluation = conclude::conclude(
+                        &case.scenario,
+                        case.protocol,
+                        &self.deployment,
+                        &Observations::default(),
+                        &panicked,
+                    );
+                    result(case, evaluation, Duration::ZERO, Transcript::default())
                 })
             })
             .collect()
@@ -188,103 +193,36 @@ impl Runner {
     /// Runs one case and judges it.
     pub async fn run_case(&self, case: &Case) -> CaseResult {
         let (scenario, protocol) = (case.scenario.as_ref(), case.protocol);
-        let unmapped = scenario.roles.iter().find_map(|role| {
-            self.deployment
-                .unmapped_reason(*role)
-                .map(|reason| (role, reason))
-        });
-        if let Some((role, reason)) = unmapped {
-            let finding = Finding {
-                verdict: Verdict::Skip,
-                requirement: None,
-                expected: format!("a target that plays the `{role}` role"),
-                observed: reason.to_owned(),
-                location: Some(scenario.span.clone()),
-            };
-            return result(
-                case,
-                Verdict::Skip,
-                vec![finding],
-                Duration::ZERO,
-                Transcript::default(),
-            );
+        if let Some(evaluation) = conclude::unplayed_role(scenario, &self.deployment) {
+            return result(case, evaluation, Duration::ZERO, Transcript::default());
         }
         let started = Instant::now();
         let record = Arc::new(Record::new(started));
-        let execution = tokio::time::timeout(
+        let ending = match tokio::time::timeout(
             self.options.case_timeout,
             self.execute(scenario, protocol, &record),
         )
         .await
-        .unwrap_or_else(|_| {
-            record.event(
-                "case",
-                format!(
-                    "case deadline of {} s reached",
-                    self.options.case_timeout.as_secs()
-                ),
-            );
-            Execution::Completed
-        });
+        {
+            Ok(Ok(())) => Ending::Completed,
+            Ok(Err(Stop::Inapplicable { step, why })) => Ending::Inapplicable { step, why },
+            Ok(Err(Stop::Setup(error))) => Ending::SetupFailed(error.to_string()),
+            Err(_) => {
+                record.event(
+                    "case",
+                    format!(
+                        "case deadline of {} s reached",
+                        self.options.case_timeout.as_secs()
+                    ),
+                );
+                Ending::Completed
+            }
+        };
         let duration = started.elapsed();
         let (observations, transcript) = record.take();
-        match execution {
-            Execution::Completed => {
-                let evaluation =
-                    evaluate::evaluate(scenario, protocol, &self.deployment, &observations);
-                result(
-                    case,
-                    evaluation.verdict,
-                    evaluation.findings,
-                    duration,
-                    transcript,
-                )
-            }
-            Execution::Unsupported {
-                step,
-                expected,
-                reason,
-            } => {
-                // What was observed before the case stopped applying still counts; a client
-                // case that does not apply observed nothing.
-                let evaluation = match &scenario.client {
-                    Some(_) => evaluate::Evaluation {
-                        verdict: Verdict::Skip,
-                        findings: Vec::new(),
-                    },
-                    None => evaluate::evaluate_steps(
-                        scenario,
-                        protocol,
-                        &self.deployment,
-                        &observations,
-                        step,
-                    ),
-                };
-                let evaluation = if matches!(evaluation.verdict, Verdict::Pass | Verdict::Skip) {
-                    let finding = Finding {
-                        verdict: Verdict::Skip,
-                        requirement: None,
-                        expected,
-                        observed: reason,
-                        location: None,
-                    };
-                    evaluate::Evaluation {
-                        verdict: Verdict::Skip,
-                        findings: vec![finding],
-                    }
-                } else {
-                    evaluation
-                };
-                result(
-                    case,
-                    evaluation.verdict,
-                    evaluation.findings,
-                    duration,
-                    transcript,
-                )
-            }
-            Execution::SetupFailed(reason) => harness_error(case, &reason, duration, transcript),
-        }
+        let evaluation =
+            conclude::conclude(scenario, protocol, &self.deployment, &observations, &ending);
+        result(case, evaluation, duration, transcript)
     }
 
     async fn execute(
@@ -292,22 +230,18 @@ impl Runner {
         scenario: &Scenario,
         protocol: Protocol,
         record: &Arc<Record>,
-    ) -> Execution {
+    ) -> Result<(), Stop> {
         if let Some(plan) = &scenario.client {
             return self.execute_client(plan, protocol, record).await;
         }
         if let Target::Command(_) = &self.target {
-            return Execution::Unsupported {
-                step: 0,
-                expected: "a server to drive".to_owned(),
-                reason: "the target is a client; this scenario tests servers".to_owned(),
-            };
+            return Err(Stop::at_start(Inapplicable::NotAServer));
         }
         let mut upstreams = None;
         let (address, _embedded) = match &self.target {
             Target::Embedded(fault) => {
                 let Some(pki) = &self.pki else {
-                    return Execution::SetupFailed("the embedded target has no PKI".to_owned());
+                    return Err(Stop::Setup(CaseSetupError::NoPki));
                 };
                 let started = if scenario.gateway {
                     match Upstreams::start(pki).await {
@@ -320,11 +254,7 @@ impl Runner {
                             };
                             EmbeddedTarget::start_with(pki, *fault, options).await
                         }
-                        Err(error) => {
-                            return Execution::SetupFailed(format!(
-                                "failed to start the mock upstreams: {error}"
-                            ));
-                        }
+                        Err(error) => return Err(Stop::Setup(CaseSetupError::Upstreams(error))),
                     }
                 } else {
                     EmbeddedTarget::start(pki, *fault).await
@@ -334,11 +264,7 @@ impl Runner {
                         let address = embedded.address();
                         ((address, Some(address.port())), Some(embedded))
                     }
-                    Err(error) => {
-                        return Execution::SetupFailed(format!(
-                            "failed to start the embedded target: {error}"
-                        ));
-                    }
+                    Err(error) => return Err(Stop::Setup(CaseSetupError::Target(error))),
                 }
             }
             Target::Remote(remote) => {
@@ -352,18 +278,11 @@ impl Runner {
                             })
                             .await;
                         if let Err(error) = started {
-                            return Execution::SetupFailed(format!(
-                                "failed to start the mock upstreams: {error}"
-                            ));
+                            return Err(Stop::Setup(CaseSetupError::Upstreams(error)));
                         }
                     }
                     _ if scenario.gateway => {
-                        return Execution::Unsupported {
-                            step: 0,
-                            expected: "a gateway routed to misdirect's mock upstreams".to_owned(),
-                            reason: "no --upstreams-port: this target is not configured with the mock upstreams"
-                                .to_owned(),
-                        };
+                        return Err(Stop::at_start(Inapplicable::NoMockUpstreams));
                     }
                     _ => {}
                 }
@@ -396,17 +315,13 @@ impl Runner {
                     Ok(())
                 }
             };
-            if let Err((expected, reason)) = proceed {
+            if let Err(why) = proceed {
                 session.keep_origin_frames();
-                return Execution::Unsupported {
-                    step: index,
-                    expected,
-                    reason,
-                };
+                return Err(Stop::Inapplicable { step: index, why });
             }
         }
         session.keep_origin_frames();
-        Execution::Completed
+        Ok(())
     }
 
     /// A client scenario: the embedded target plays the origin as the plan scripts it, the client
@@ -417,14 +332,8 @@ impl Runner {
         plan: &ClientPlan,
         protocol: Protocol,
         record: &Arc<Record>,
-    ) -> Execution {
-        let not_a_client = || Execution::Unsupported {
-            step: 0,
-            expected: "a client under test".to_owned(),
-            reason:
-                "this target is a server; client scenarios need --client or the embedded client"
-                    .to_owned(),
-        };
+    ) -> Result<(), Stop> {
+        let not_a_client = || Err(Stop::at_start(Inapplicable::NotAClient));
         let Some(pki) = &self.pki else {
             return not_a_client();
         };
@@ -437,9 +346,7 @@ impl Runner {
         };
         let origin = match EmbeddedTarget::start_with(pki, None, options).await {
             Ok(origin) => origin,
-            Err(error) => {
-                return Execution::SetupFailed(format!("failed to start the origin: {error}"));
-            }
+            Err(error) => return Err(Stop::Setup(CaseSetupError::Origin(error))),
         };
         let deadline = self.options.step_timeout;
         record.event(
@@ -472,11 +379,7 @@ impl Runner {
                     .iter()
                     .any(|fetch| fetch.method != "GET" || fetch.body.is_some())
                 {
-                    return Execution::Unsupported {
-                        step: 0,
-                        expected: "fetches a command template can express".to_owned(),
-                        reason: "the command template only receives URLs to GET".to_owned(),
-                    };
+                    return Err(Stop::at_start(Inapplicable::FetchesBeyondCommand));
                 }
                 let dir = std::env::temp_dir().join(format!(
                     "misdirect-client-{}-{}",
@@ -487,9 +390,7 @@ impl Runner {
                 let written = std::fs::create_dir_all(&dir)
                     .and_then(|()| std::fs::write(&ca, pki.server_ca_pem()));
                 if let Err(error) = written {
-                    return Execution::SetupFailed(format!(
-                        "failed to write the CA for the client: {error}"
-                    ));
+                    return Err(Stop::Setup(CaseSetupError::ClientCa(error)));
                 }
                 let rendered =
                     command.render(&plan.fetches, origin.address().port(), &ca, protocol);
@@ -527,7 +428,7 @@ impl Runner {
             );
         }
         record.served(served);
-        Execution::Completed
+        Ok(())
     }
 
     /// The authority string for `authority` on a target listening on `port`.
@@ -549,17 +450,33 @@ impl Runner {
     }
 }
 
-enum Execution {
-    Completed,
-    /// From step `step` on, the case does not apply to the target (it does not speak the
-    /// protocol, or issued no session ticket to resume): SKIP, unless earlier steps found more.
-    Unsupported {
-        step: usize,
-        expected: String,
-        reason: String,
-    },
-    /// The harness could not set the case up: ERROR.
-    SetupFailed(String),
+/// Why a case's run stopped before its last step.
+enum Stop {
+    /// From step `step` on, the case does not apply to the target.
+    Inapplicable { step: usize, why: Inapplicable },
+    /// The harness could not set the case up.
+    Setup(CaseSetupError),
+}
+
+impl Stop {
+    fn at_start(why: Inapplicable) -> Self {
+        Self::Inapplicable { step: 0, why }
+    }
+}
+
+/// What the harness could not set up for a case: its verdict is ERROR with this reason.
+#[derive(Debug, thiserror::Error)]
+enum CaseSetupError {
+    #[error("the embedded target has no PKI")]
+    NoPki,
+    #[error("failed to start the mock upstreams: {0}")]
+    Upstreams(StartError),
+    #[error("failed to start the embedded target: {0}")]
+    Target(StartError),
+    #[error("failed to start the origin: {0}")]
+    Origin(StartError),
+    #[error("failed to write the CA for the client: {0}")]
+    ClientCa(std::io::Error),
 }
 
 /// A connection slot of one case.
@@ -597,9 +514,8 @@ struct Session<'a> {
 }
 
 impl Session<'_> {
-    /// Opens a connection; `Err` says the case does not apply from here on (what it needed, and
-    /// why the target does not offer it).
-    async fn connect(&mut self, connect: &Connect) -> Result<(), (String, String)> {
+    /// Opens a connection; `Err` says why the case does not apply from here on.
+    async fn connect(&mut self, connect: &Connect) -> Result<(), Inapplicable> {
         let (protocol, address) = self.route(&connect.route)?;
         let dial = Dial {
             sni: connect
@@ -641,14 +557,13 @@ impl Session<'_> {
         let (result, slot) = self
             .dial(&connect.name, dial.clone())
             .await
-            .map_err(|reason| (format!("a target that speaks {protocol}"), reason))?;
+            .map_err(|reason| Inapplicable::ProtocolNotSpoken { protocol, reason })?;
         if let Some(source) = &connect.resume
             && !dial.tickets.offered()
         {
-            return Err((
-                format!("a session ticket from connection {source} to offer"),
-                format!("the target issued no session ticket on connection {source}"),
-            ));
+            return Err(Inapplicable::NoSessionTicket {
+                source: source.clone(),
+            });
         }
         self.record.connection(ConnectionRecord {
             name: connect.name.clone(),
@@ -686,28 +601,25 @@ impl Session<'_> {
     }
 
     /// The protocol and address a connection takes; `Err` when the target offers no such
-    /// endpoint (what was needed, and why it is missing).
-    fn route(&self, route: &Route) -> Result<(Protocol, SocketAddr), (String, String)> {
+    /// endpoint.
+    fn route(&self, route: &Route) -> Result<(Protocol, SocketAddr), Inapplicable> {
         let endpoint = |protocol: Protocol| match (protocol, self.h3_port) {
             (Protocol::Http3, Some(port)) => {
                 Ok((protocol, SocketAddr::new(self.address.ip(), port)))
             }
-            (Protocol::Http3, None) => Err((
-                "a target with an HTTP/3 endpoint".to_owned(),
-                "no HTTP/3 endpoint is configured for this target (--h3-port)".to_owned(),
-            )),
+            (Protocol::Http3, None) => Err(Inapplicable::NoHttp3Endpoint),
             (protocol, _) => Ok((protocol, self.address)),
         };
         match route {
             Route::Case => endpoint(self.protocol),
             Route::Protocol(protocol) => endpoint(*protocol),
             Route::AltSvc(source) => {
-                let needed =
-                    format!("an HTTP/3 alternative advertised with Alt-Svc on connection {source}");
-                let (host, port) = self
-                    .record
-                    .h3_alternative(source)
-                    .ok_or_else(|| (needed.clone(), "the target advertised none".to_owned()))?;
+                let (host, port) =
+                    self.record
+                        .h3_alternative(source)
+                        .ok_or_else(|| Inapplicable::NoAltSvc {
+                            source: source.clone(),
+                        })?;
                 // Only the target's own address: another host would need DNS, and misdirect
                 // connects nowhere the user did not name.
                 let own_address = host.is_empty()
@@ -717,12 +629,10 @@ impl Session<'_> {
                         .ok()
                         == Some(self.address.ip());
                 if !own_address {
-                    return Err((
-                        needed,
-                        format!(
-                            "the alternative is on another host ({host}), which misdirect does not contact"
-                        ),
-                    ));
+                    return Err(Inapplicable::AltSvcElsewhere {
+                        source: source.clone(),
+                        host,
+                    });
                 }
                 Ok((Protocol::Http3, SocketAddr::new(self.address.ip(), port)))
             }
@@ -1086,8 +996,7 @@ fn remote_deployment(remote: &Remote) -> Deployment {
 
 fn result(
     case: &Case,
-    verdict: Verdict,
-    findings: Vec<Finding>,
+    evaluation: Evaluation,
     duration: Duration,
     transcript: Transcript,
 ) -> CaseResult {
@@ -1109,25 +1018,9 @@ fn result(
             })
             .collect(),
         location: scenario.span.location(),
-        verdict,
-        findings,
+        verdict: evaluation.verdict,
+        findings: evaluation.findings,
         duration,
         transcript,
     }
-}
-
-fn harness_error(
-    case: &Case,
-    reason: &str,
-    duration: Duration,
-    transcript: Transcript,
-) -> CaseResult {
-    let finding = Finding {
-        verdict: Verdict::Error,
-        requirement: None,
-        expected: "the harness can set up the case".to_owned(),
-        observed: reason.to_owned(),
-        location: Some(case.scenario.span.clone()),
-    };
-    result(case, Verdict::Error, vec![finding], duration, transcript)
 }

@@ -16,11 +16,13 @@
 //!   declaration;
 //! - [`scenario`]: the scenario model and its YAML loader;
 //! - [`outcome`]: case results and the tally; [`evaluate`]: a case's observations → its verdict;
+//!   [`conclude`]: how a case ends, from how its run ended;
 //! - [`policy`]: the reference target's decisions;
 //! - [`baseline`]: a server's known deviations; [`report`]: the renderers.
 
 pub mod baseline;
 pub mod check;
+pub mod conclude;
 pub mod deployment;
 pub mod evaluate;
 pub mod fault;
