@@ -20,7 +20,7 @@ use crate::under_test::{Remote, Target};
 use misdirect_core::baseline;
 use misdirect_core::deployment::{Deployment, Role};
 use misdirect_core::fault::Fault;
-use misdirect_core::outcome::Tally;
+use misdirect_core::outcome::{Exit, Tally};
 use misdirect_core::protocol::Protocol;
 use misdirect_core::report::{html, junit, terminal};
 use misdirect_core::scenario::{self, Scenario};
@@ -41,9 +41,6 @@ macro_rules! say_raw {
         let _ = write!(std::io::stdout().lock(), $($arg)*);
     }};
 }
-
-/// Exit code for invalid input: bad arguments or a broken scenario file.
-pub const EXIT_INVALID_INPUT: u8 = 3;
 
 /// Conformance harness for 421 Misdirected Request and HTTP connection reuse.
 #[derive(Debug, Parser)]
@@ -206,24 +203,24 @@ struct ServeArgs {
     duration: Option<u64>,
 }
 
-/// An error that ends the command, with the exit code it ends with.
+/// An error that ends the command, with how it exits.
 #[derive(Debug)]
 pub struct Failure {
-    pub code: u8,
+    pub exit: Exit,
     pub message: String,
 }
 
 impl Failure {
     fn invalid(message: impl Into<String>) -> Self {
         Self {
-            code: EXIT_INVALID_INPUT,
+            exit: Exit::InvalidInput,
             message: message.into(),
         }
     }
 
     fn harness(message: impl Into<String>) -> Self {
         Self {
-            code: 2,
+            exit: Exit::Error,
             message: message.into(),
         }
     }
@@ -232,20 +229,20 @@ impl Failure {
 /// Parses the arguments; help and version print and end with 0, anything invalid with 3.
 pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Cli, Failure> {
     Cli::try_parse_from(args).map_err(|error| {
-        let code = if error.use_stderr() {
-            EXIT_INVALID_INPUT
+        let exit = if error.use_stderr() {
+            Exit::InvalidInput
         } else {
-            0
+            Exit::Clean
         };
         Failure {
-            code,
+            exit,
             message: error.render().to_string(),
         }
     })
 }
 
-/// Runs a parsed command and returns its exit code.
-pub fn run(cli: Cli) -> Result<u8, Failure> {
+/// Runs a parsed command and returns how it exits.
+pub fn run(cli: Cli) -> Result<Exit, Failure> {
     match cli.command {
         Command::Run(args) => run_suites(&args),
         Command::List(args) => {
@@ -263,7 +260,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
                     requirements.join(",")
                 );
             }
-            Ok(0)
+            Ok(Exit::Clean)
         }
         Command::Faults => {
             let width = Fault::ALL
@@ -279,7 +276,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
                     fault.description()
                 );
             }
-            Ok(0)
+            Ok(Exit::Clean)
         }
         Command::Serve(args) => serve(&args),
         Command::Bench(args) => bench(&args),
@@ -292,7 +289,7 @@ pub fn run(cli: Cli) -> Result<u8, Failure> {
             {
                 say!("{}", path.display());
             }
-            Ok(0)
+            Ok(Exit::Clean)
         }
     }
 }
@@ -304,7 +301,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .map_err(|error| Failure::harness(format!("failed to start the async runtime: {error}")))
 }
 
-fn run_suites(args: &RunArgs) -> Result<u8, Failure> {
+fn run_suites(args: &RunArgs) -> Result<Exit, Failure> {
     let (cases, options) = plan(&args.suites, args.timeout, args.concurrency)?;
     let runtime = runtime()?;
     let mut stop_signals = StopSignals::install(&runtime)?;
@@ -352,11 +349,15 @@ fn run_suites(args: &RunArgs) -> Result<u8, Failure> {
     }
     let tally = Tally::of(&results);
     let Some(baseline) = baseline else {
-        return Ok(tally.exit_code(args.strict));
+        return Ok(tally.exit(args.strict));
     };
     let comparison = baseline::compare(&baseline, &results);
     say!("{comparison}");
-    Ok(if comparison.holds() { 0 } else { 1 })
+    Ok(if comparison.holds() {
+        Exit::Clean
+    } else {
+        Exit::Failed
+    })
 }
 
 /// Writes a run's JUnit and HTML reports, a listed deviation marked in both.
@@ -656,7 +657,7 @@ fn parse_target(args: &RunArgs) -> Result<Target, Failure> {
 
 /// Every profile in turn: started, run, stopped; a server that is missing or does not start is
 /// a column that says why. Exit 0 once the matrix is written: the verdicts are in it.
-fn matrix(args: &MatrixArgs) -> Result<u8, Failure> {
+fn matrix(args: &MatrixArgs) -> Result<Exit, Failure> {
     use misdirect_core::report::matrix::{Column, ColumnOutcome};
     let (cases, options) = plan(&args.suites, args.timeout, 16)?;
     // Client scenarios judge HTTP clients, not servers: they have no cell here.
@@ -754,10 +755,10 @@ fn matrix(args: &MatrixArgs) -> Result<u8, Failure> {
         &misdirect_core::report::matrix::render_html(&columns),
     )?;
     say!("matrix: {} and {}", path.display(), page.display());
-    Ok(0)
+    Ok(Exit::Clean)
 }
 
-fn serve(args: &ServeArgs) -> Result<u8, Failure> {
+fn serve(args: &ServeArgs) -> Result<Exit, Failure> {
     let fault = args.fault.as_deref().map(str::parse).transpose().map_err(
         |error: misdirect_core::fault::UnknownFault| Failure::invalid(error.to_string()),
     )?;
@@ -794,11 +795,11 @@ fn serve(args: &ServeArgs) -> Result<u8, Failure> {
                 let _ = tokio::signal::ctrl_c().await;
             }
         }
-        Ok(0)
+        Ok(Exit::Clean)
     })
 }
 
-fn bench(args: &BenchArgs) -> Result<u8, Failure> {
+fn bench(args: &BenchArgs) -> Result<Exit, Failure> {
     if !(1..=20_000).contains(&args.connections) || args.warmup > 20_000 {
         return Err(Failure::invalid(
             "--connections takes 1 to 20000, --warmup at most 20000",
@@ -847,7 +848,7 @@ fn bench(args: &BenchArgs) -> Result<u8, Failure> {
             measurement.wall.as_secs_f64()
         );
     }
-    Ok(0)
+    Ok(Exit::Clean)
 }
 
 fn role_table() -> String {

@@ -2,18 +2,21 @@
 
 use std::process::ExitCode;
 
+use misdirect_core::outcome::Exit;
+
 fn main() -> ExitCode {
-    let code = match misdirect::cli::parse(std::env::args_os()).and_then(misdirect::cli::run) {
-        Ok(code) => code,
-        Err(failure) if failure.code == 0 => {
+    let exit = match misdirect::cli::parse(std::env::args_os()).and_then(misdirect::cli::run) {
+        Ok(exit) => exit,
+        // Help and version are "failures" that print to stdout and exit cleanly.
+        Err(failure) if failure.exit == Exit::Clean => {
             use std::io::Write as _;
             let _ = write!(std::io::stdout().lock(), "{}", failure.message);
-            0
+            Exit::Clean
         }
         Err(failure) => {
             eprintln!("{}", failure.message.trim_end());
-            failure.code
+            failure.exit
         }
     };
-    ExitCode::from(code)
+    ExitCode::from(exit.code())
 }

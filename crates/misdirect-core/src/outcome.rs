@@ -159,16 +159,42 @@ impl Tally {
             .sum()
     }
 
-    /// The process exit code for a run with these results: 1 with any FAIL (or, when `strict`,
-    /// any WARN), else 2 with any ERROR, else 0. (3, invalid input, is decided before anything
-    /// runs.)
-    pub fn exit_code(&self, strict: bool) -> u8 {
+    /// How a run with these results exits: [`Exit::Failed`] with any FAIL (or, when `strict`,
+    /// any WARN), else [`Exit::Error`] with any ERROR, else [`Exit::Clean`].
+    pub fn exit(&self, strict: bool) -> Exit {
         if self.fail > 0 || (strict && self.warn > 0) {
-            1
+            Exit::Failed
         } else if self.error > 0 {
-            2
+            Exit::Error
         } else {
-            0
+            Exit::Clean
+        }
+    }
+}
+
+/// The exit-code contract of every `misdirect` command, in one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// 0: no FAIL and no ERROR (WARN, INFO and SKIP may occur), a run that matches its
+    /// baseline, or a command that did what it was asked.
+    Clean,
+    /// 1: at least one FAIL (with `--strict`, also a WARN), or a run that departs from its
+    /// baseline.
+    Failed,
+    /// 2: at least one ERROR and no FAIL, or the harness could not do its job.
+    Error,
+    /// 3: invalid input (arguments, scenario, profile or baseline files), decided before anything
+    /// runs.
+    InvalidInput,
+}
+
+impl Exit {
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Clean => 0,
+            Self::Failed => 1,
+            Self::Error => 2,
+            Self::InvalidInput => 3,
         }
     }
 }
@@ -180,5 +206,32 @@ impl fmt::Display for Tally {
             "{} passed, {} failed, {} warned, {} info, {} skipped, {} errors",
             self.pass, self.fail, self.warn, self.info, self.skip, self.error
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exit_follows_the_worst_verdict_and_strictness() {
+        let tally = |warn, error, fail| Tally {
+            pass: 1,
+            skip: 1,
+            info: 1,
+            warn,
+            error,
+            fail,
+        };
+        assert_eq!(tally(0, 0, 0).exit(true), Exit::Clean);
+        assert_eq!(tally(1, 0, 0).exit(false), Exit::Clean);
+        assert_eq!(tally(1, 0, 0).exit(true), Exit::Failed);
+        assert_eq!(tally(0, 1, 0).exit(false), Exit::Error);
+        assert_eq!(tally(0, 1, 1).exit(false), Exit::Failed);
+        let codes: Vec<u8> = [Exit::Clean, Exit::Failed, Exit::Error, Exit::InvalidInput]
+            .into_iter()
+            .map(Exit::code)
+            .collect();
+        assert_eq!(codes, [0, 1, 2, 3]);
     }
 }
