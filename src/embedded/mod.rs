@@ -62,8 +62,35 @@ pub enum StartError {
     GatewayClient(String),
 }
 
-/// Why serving one connection ended early; it only ends that connection.
-type ServeError = Box<dyn std::error::Error + Send + Sync>;
+/// Why serving one connection ended early; it only ends that connection, and nobody reads it
+/// but a debugger: what the peer saw is what is observed.
+#[derive(Debug, thiserror::Error)]
+enum ServeError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("the peer was idle past the deadline")]
+    Idle(#[from] tokio::time::error::Elapsed),
+    #[error(transparent)]
+    Setup(#[from] StartError),
+    #[error(transparent)]
+    Http(#[from] http::Error),
+    #[error(transparent)]
+    H2(#[from] ::h2::Error),
+    #[error(transparent)]
+    H3Stream(#[from] ::h3::error::StreamError),
+    #[error(transparent)]
+    H3Connection(#[from] ::h3::error::ConnectionError),
+    #[error(transparent)]
+    Quic(#[from] quinn::ConnectionError),
+    #[error(transparent)]
+    QuicWrite(#[from] quinn::WriteError),
+    #[error(transparent)]
+    QuicRead(#[from] quinn::ReadToEndError),
+    #[error(transparent)]
+    QuicStreamClosed(#[from] quinn::ClosedStream),
+    #[error(transparent)]
+    QuicVarInt(#[from] quinn::VarIntBoundsExceeded),
+}
 
 /// A running embedded target; stops when dropped.
 pub struct EmbeddedTarget {

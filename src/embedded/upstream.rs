@@ -17,6 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 
+use super::ServeError;
 use crate::client::tls::{VERSIONS, provider};
 use crate::pki::Pki;
 use misdirect_core::deployment::{CertificateId, REQUEST_ID_HEADER, Role, TENANT_HEADER};
@@ -158,7 +159,7 @@ async fn serve(
     tcp: TcpStream,
     acceptor: Option<TlsAcceptor>,
     log: Arc<Mutex<Vec<UpstreamRequest>>>,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<(), ServeError> {
     // Without this, session tickets sent after the handshake hold the response back until the
     // gateway's delayed ACK (Nagle), some 40 ms per request.
     let _ = tcp.set_nodelay(true);
@@ -198,7 +199,7 @@ async fn serve_io<S: AsyncRead + AsyncWrite + Unpin>(
     mut tls: S,
     seen: Seen,
     log: Arc<Mutex<Vec<UpstreamRequest>>>,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<(), ServeError> {
     let sni = seen.sni.clone();
     let tenant = role.tenant().unwrap_or("none");
     let body = format!("tenant={tenant} upstream={tenant}\n");

@@ -15,7 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::client::tls::{ConnectionTickets, Credentials, TicketJar};
-use crate::client::{self, ConnectRequest, Connection, WireRequest, bounded};
+use crate::client::{self, ConnectError, ConnectRequest, Connection, WireRequest, bounded};
 use misdirect_core::deployment::fetch_path;
 use misdirect_core::deployment::{Role, san_covers};
 use misdirect_core::fault::Fault;
@@ -109,7 +109,9 @@ pub async fn run_reference(
                     pool.len() - 1
                 }
                 Err(error) => {
-                    log.push(format!("fetch {index}: cannot connect for {host}: {error}"));
+                    log.push(format!(
+                        "fetch {index}: cannot connect for {host}: {error:?}"
+                    ));
                     continue;
                 }
             },
@@ -142,7 +144,7 @@ pub async fn run_reference(
                 }
                 Err(error) => {
                     log.push(format!(
-                        "fetch {index}: cannot reconnect for {host}: {error}"
+                        "fetch {index}: cannot reconnect for {host}: {error:?}"
                     ));
                     break;
                 }
@@ -159,7 +161,7 @@ async fn open(
     host: &str,
     jar: &Arc<TicketJar>,
     deadline: Duration,
-) -> Result<Pooled, String> {
+) -> Result<Pooled, ConnectError> {
     let request = ConnectRequest {
         address,
         sni: Some(host),
@@ -167,9 +169,7 @@ async fn open(
         client_certificate: false,
         tickets: Arc::new(ConnectionTickets::new(Arc::clone(jar), host, None)),
     };
-    let (connection, established) = client::connect(credentials, request, deadline)
-        .await
-        .map_err(|error| format!("{error:?}"))?;
+    let (connection, established) = client::connect(credentials, request, deadline).await?;
     Ok(Pooled {
         connection,
         sni: host.to_owned(),

@@ -30,9 +30,21 @@ pub enum LaunchError {
     Setup(String),
     #[error("the server did not start: {reason}\n--- {log} (last lines)\n{tail}")]
     NotReady {
-        reason: String,
+        reason: NotReady,
         log: String,
         tail: String,
+    },
+}
+
+/// Why a started server never became ready.
+#[derive(Debug, thiserror::Error)]
+pub enum NotReady {
+    #[error("it exited with {0}")]
+    Exited(std::process::ExitStatus),
+    #[error("nothing accepted on {address} within {within:?}")]
+    Silent {
+        address: SocketAddr,
+        within: Duration,
     },
 }
 
@@ -166,11 +178,11 @@ impl RunningServer {
     /// Waits until the server accepts TCP connections, or fails if it exits or the time is up.
     /// Where /proc tells, the listener must be a process of the server's own group, so that a
     /// port someone else took meanwhile is not mistaken for the server being up.
-    fn wait_ready(&mut self, address: SocketAddr, within: Duration) -> Result<(), String> {
+    fn wait_ready(&mut self, address: SocketAddr, within: Duration) -> Result<(), NotReady> {
         let deadline = Instant::now() + within;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(format!("it exited with {status}"));
+                return Err(NotReady::Exited(status));
             }
             if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok()
                 && group_listens(self.pid(), address.port()) != Some(false)
@@ -178,7 +190,7 @@ impl RunningServer {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                return Err(format!("nothing accepted on {address} within {within:?}"));
+                return Err(NotReady::Silent { address, within });
             }
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -78,15 +78,30 @@ pub fn encode_field_section(fields: &[(String, String)]) -> Vec<u8> {
     out
 }
 
+/// Why a field section could not be decoded by a static-table-only QPACK decoder.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QpackError {
+    #[error("{0} references the dynamic table")]
+    DynamicTable(&'static str),
+    #[error("static table index {0} does not exist")]
+    NoStaticEntry(u64),
+    #[error("a truncated {0}")]
+    Truncated(&'static str),
+    #[error("a {0} too long")]
+    TooLong(&'static str),
+    #[error("bad Huffman coding: {0}")]
+    Huffman(String),
+}
+
 /// Decodes a field section that references only the static table.
-pub fn decode_field_section(input: &[u8]) -> Result<Vec<(String, String)>, String> {
+pub fn decode_field_section(input: &[u8]) -> Result<Vec<(String, String)>, QpackError> {
     let mut at = 0;
     let (required_insert_count, used) = prefixed(input, 8)?;
     at += used;
     let (_, used) = prefixed(&input[at..], 7)?;
     at += used;
     if required_insert_count != 0 {
-        return Err("the field section references the dynamic table".to_owned());
+        return Err(QpackError::DynamicTable("the field section"));
     }
     let mut fields = Vec::new();
     while at < input.len() {
@@ -94,7 +109,7 @@ pub fn decode_field_section(input: &[u8]) -> Result<Vec<(String, String)>, Strin
         if first & 0x80 != 0 {
             // Indexed field line; T (0x40) set means the static table.
             if first & 0x40 == 0 {
-                return Err("an indexed field line references the dynamic table".to_owned());
+                return Err(QpackError::DynamicTable("an indexed field line"));
             }
             let (index, used) = prefixed(&input[at..], 6)?;
             at += used;
@@ -103,7 +118,7 @@ pub fn decode_field_section(input: &[u8]) -> Result<Vec<(String, String)>, Strin
         } else if first & 0x40 != 0 {
             // Literal field line with name reference; T (0x10) set means the static table.
             if first & 0x10 == 0 {
-                return Err("a field name references the dynamic table".to_owned());
+                return Err(QpackError::DynamicTable("a field name"));
             }
             let (index, used) = prefixed(&input[at..], 4)?;
             at += used;
@@ -117,16 +132,18 @@ pub fn decode_field_section(input: &[u8]) -> Result<Vec<(String, String)>, Strin
             let (length, used) = prefixed(&input[at..], 3)?;
             at += used;
             let end = at
-                .checked_add(usize::try_from(length).map_err(|_| "a field name too long")?)
+                .checked_add(
+                    usize::try_from(length).map_err(|_| QpackError::TooLong("field name"))?,
+                )
                 .filter(|end| *end <= input.len())
-                .ok_or("a truncated field name")?;
+                .ok_or(QpackError::Truncated("field name"))?;
             let name = text(&input[at..end], huffman_name)?;
             at = end;
             let (value, used) = string(&input[at..], 7)?;
             at += used;
             fields.push((name, value));
         } else {
-            return Err("a field line that references the dynamic table (post-base)".to_owned());
+            return Err(QpackError::DynamicTable("a post-base field line"));
         }
     }
     Ok(fields)
@@ -134,18 +151,18 @@ pub fn decode_field_section(input: &[u8]) -> Result<Vec<(String, String)>, Strin
 
 include!("h3_static_table.rs");
 
-fn static_entry(index: u64) -> Result<(&'static str, &'static str), String> {
+fn static_entry(index: u64) -> Result<(&'static str, &'static str), QpackError> {
     usize::try_from(index)
         .ok()
         .and_then(|index| STATIC_TABLE.get(index))
         .copied()
-        .ok_or_else(|| format!("static table index {index} does not exist"))
+        .ok_or(QpackError::NoStaticEntry(index))
 }
 
 /// An integer with an `bits`-bit prefix (RFC 7541 §5.1, as QPACK uses it).
-fn prefixed(input: &[u8], bits: u32) -> Result<(u64, usize), String> {
+fn prefixed(input: &[u8], bits: u32) -> Result<(u64, usize), QpackError> {
     let mask = (1u64 << bits) - 1;
-    let first = *input.first().ok_or("a truncated integer")?;
+    let first = *input.first().ok_or(QpackError::Truncated("integer"))?;
     let mut value = u64::from(first) & mask;
     if value < mask {
         return Ok((value, 1));
@@ -153,7 +170,7 @@ fn prefixed(input: &[u8], bits: u32) -> Result<(u64, usize), String> {
     let mut shift = 0u32;
     for (index, byte) in input.iter().enumerate().skip(1) {
         if shift > 56 {
-            return Err("an integer too large".to_owned());
+            return Err(QpackError::TooLong("integer"));
         }
         value += u64::from(byte & 0x7f) << shift;
         shift += 7;
@@ -161,7 +178,7 @@ fn prefixed(input: &[u8], bits: u32) -> Result<(u64, usize), String> {
             return Ok((value, index + 1));
         }
     }
-    Err("a truncated integer".to_owned())
+    Err(QpackError::Truncated("integer"))
 }
 
 fn put_prefixed(flags: u8, bits: u32, value: u64, out: &mut Vec<u8>) {
@@ -180,21 +197,21 @@ fn put_prefixed(flags: u8, bits: u32, value: u64, out: &mut Vec<u8>) {
 }
 
 /// A string literal with an H bit above a `bits`-bit length prefix.
-fn string(input: &[u8], bits: u32) -> Result<(String, usize), String> {
-    let huffman = input.first().ok_or("a truncated string")? & (1 << bits) != 0;
+fn string(input: &[u8], bits: u32) -> Result<(String, usize), QpackError> {
+    let huffman = input.first().ok_or(QpackError::Truncated("string"))? & (1 << bits) != 0;
     let (length, used) = prefixed(input, bits)?;
     let end = used
-        .checked_add(usize::try_from(length).map_err(|_| "a string too long")?)
+        .checked_add(usize::try_from(length).map_err(|_| QpackError::TooLong("string"))?)
         .filter(|end| *end <= input.len())
-        .ok_or("a truncated string")?;
+        .ok_or(QpackError::Truncated("string"))?;
     Ok((text(&input[used..end], huffman)?, end))
 }
 
-fn text(bytes: &[u8], huffman: bool) -> Result<String, String> {
+fn text(bytes: &[u8], huffman: bool) -> Result<String, QpackError> {
     let decoded = if huffman {
         loona_hpack::huffman::HuffmanDecoder::new()
             .decode(bytes)
-            .map_err(|error| format!("bad Huffman coding: {error:?}"))?
+            .map_err(|error| QpackError::Huffman(format!("{error:?}")))?
     } else {
         bytes.to_vec()
     };
