@@ -1,0 +1,833 @@
+//! The CLI's contract as trials: exit codes, reports and diagnostics of the `misdirect` binary.
+//!
+//! Most of the contract is a table ([`contracts`]): a command, the exit code it must end with,
+//! the verdicts its JUnit report must hold (read with quick-junit, see `report`), and the words
+//! its diagnostics or report must contain. What needs more set-up than a command (a silent
+//! listener, a served profile, a signal) is a trial function below the table. The profiled real
+//! servers come from `targets/*.yaml` themselves.
+
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use libtest_mimic::{Failed, Trial};
+use misdirect_core::fault::Fault;
+use report::Reported;
+
+/// How many cases of a verdict a report must hold.
+#[derive(Debug, Clone, Copy)]
+enum Cases {
+    None,
+    Some,
+}
+
+/// One line of the contract: `misdirect <args>` ends with `exit`, its report holds `cases`, and
+/// its output or report says each of `says`. In `args`, `{junit}` is a report path in a scratch
+/// folder and `{certs}` a PKI written there with `misdirect certs`.
+struct Contract {
+    name: String,
+    args: Vec<String>,
+    exit: i32,
+    cases: Vec<(&'static str, Cases)>,
+    says: Vec<&'static str>,
+}
+
+impl Contract {
+    fn new(name: impl Into<String>, args: &[&str], exit: i32) -> Self {
+        Self {
+            name: name.into(),
+            args: args.iter().map(|arg| (*arg).to_owned()).collect(),
+            exit,
+            cases: Vec::new(),
+            says: Vec::new(),
+        }
+    }
+
+    fn cases(mut self, cases: &[(&'static str, Cases)]) -> Self {
+        self.cases = cases.to_vec();
+        self
+    }
+
+    fn says(mut self, words: &[&'static str]) -> Self {
+        self.says = words.to_vec();
+        self
+    }
+
+    fn trial(self) -> Trial {
+        Trial::test(format!("cli::{}", self.name), move || self.check())
+    }
+
+    fn check(&self) -> Result<(), Failed> {
+        let dir = scratch(&self.name);
+        let junit = dir.join("junit.xml");
+        let certs = if self.args.iter().any(|arg| arg == "{certs}") {
+            certificates_in(&dir)?
+        } else {
+            PathBuf::new()
+        };
+        let args: Vec<String> = self
+            .args
+            .iter()
+            .map(|arg| {
+                arg.replace("{junit}", &junit.to_string_lossy())
+                    .replace("{certs}", &certs.to_string_lossy())
+            })
+            .collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, stdout, stderr) = misdirect(&args)?;
+        let context = || {
+            format!(
+                "misdirect {}: exit {code}\n{stdout}{stderr}",
+                args.join(" ")
+            )
+        };
+        if code != self.exit {
+            return Err(format!("expected exit {}; {}", self.exit, context()).into());
+        }
+        let mut said = format!("{stdout}{stderr}");
+        if junit.exists() {
+            let reported = Reported::read(&junit)?;
+            for (verdict, cases) in &self.cases {
+                let count = reported.count(verdict);
+                let holds = match cases {
+                    Cases::None => count == 0,
+                    Cases::Some => count > 0,
+                };
+                if !holds {
+                    return Err(format!(
+                        "expected {cases:?} {verdict}, the report has {}; {}",
+                        reported.summary(),
+                        context()
+                    )
+                    .into());
+                }
+            }
+            said.push_str(&reported.messages);
+        } else if !self.cases.is_empty() {
+            return Err(format!("no JUnit report was written; {}", context()).into());
+        }
+        if let Some(missing) = self.says.iter().find(|words| !said.contains(**words)) {
+            return Err(format!("expected `{missing}` to be said; {}", context()).into());
+        }
+        Ok(())
+    }
+}
+
+/// The contract's table.
+fn contracts() -> Vec<Contract> {
+    use Cases::{None, Some};
+    let mut table = vec![
+        Contract::new(
+            "reference-run-exits-0-and-writes-junit",
+            &["run", "--junit", "{junit}"],
+            0,
+        )
+        .cases(&[("PASS", Some), ("FAIL", None), ("ERROR", None)]),
+        Contract::new(
+            "invalid-arguments-exit-3",
+            &["run", "--target", "embedded:no-such-fault"],
+            3,
+        )
+        .says(&["unknown fault"]),
+        // A server of yours without --h3-port: every HTTP/3 case is SKIP with the reason,
+        // decided before any packet is sent.
+        Contract::new(
+            "no-h3-endpoint-is-skip-not-error",
+            &[
+                "run",
+                "--target",
+                "127.0.0.1:9",
+                "--certs",
+                "{certs}",
+                "--protocol",
+                "h3",
+                "--filter",
+                "server/own-authority",
+                "--filter",
+                "server/h3-*",
+                "--junit",
+                "{junit}",
+            ],
+            0,
+        )
+        .cases(&[
+            ("SKIP", Some),
+            ("PASS", None),
+            ("FAIL", None),
+            ("WARN", None),
+            ("INFO", None),
+            ("ERROR", None),
+        ])
+        .says(&["no HTTP/3 endpoint is configured"]),
+        Contract::new(
+            "warn-is-not-fail-without-strict",
+            &[
+                "run",
+                "--target",
+                "embedded:status-404",
+                "--junit",
+                "{junit}",
+            ],
+            0,
+        )
+        .cases(&[("WARN", Some), ("FAIL", None)]),
+        // HTTP/1.1 may close after a 421; the harness reopens the connection the same way, so
+        // every HTTP/1.1 case still passes against a target that does.
+        Contract::new(
+            "http1-close-after-421-is-allowed",
+            &[
+                "run",
+                "--strict",
+                "--target",
+                "embedded:close-after-421",
+                "--protocol",
+                "h1",
+                "--junit",
+                "{junit}",
+            ],
+            0,
+        )
+        .cases(&[
+            ("PASS", Some),
+            ("FAIL", None),
+            ("WARN", None),
+            ("INFO", None),
+            ("SKIP", None),
+            ("ERROR", None),
+        ]),
+        // Port 9 (discard) on loopback has no listener here: every case must be ERROR.
+        Contract::new(
+            "unreachable-target-is-error-not-hang",
+            &[
+                "run",
+                "--target",
+                "127.0.0.1:9",
+                "--certs",
+                "{certs}",
+                "--filter",
+                "server/own-authority",
+                "--junit",
+                "{junit}",
+                "--timeout",
+                "2",
+            ],
+            2,
+        )
+        .cases(&[("ERROR", Some), ("PASS", None)]),
+    ];
+    for fault in Fault::ALL {
+        let target = format!("embedded:{fault}");
+        table.push(Contract::new(
+            format!("fault-{fault}-exits-1-under-strict"),
+            &["run", "--strict", "--target", &target, "--junit", "{junit}"],
+            1,
+        ));
+    }
+    table
+}
+
+/// Every CLI trial: the table, then the trials that need more than a command.
+pub(crate) fn trials() -> Vec<Trial> {
+    let mut trials: Vec<Trial> = contracts().into_iter().map(Contract::trial).collect();
+    trials.extend([
+        Trial::test(
+            "cli::unknown-key-exits-3-with-location",
+            unknown_key_is_located,
+        ),
+        Trial::test("cli::broken-profile-is-located", broken_profile_is_located),
+        Trial::test(
+            "cli::bench-times-every-protocol",
+            bench_times_every_protocol,
+        ),
+        Trial::test(
+            "cli::silent-target-is-error-within-deadline",
+            silent_target_is_error,
+        ),
+        Trial::test(
+            "cli::baseline-catches-unexpected-pass-and-new-failure",
+            baseline_catches_departures,
+        ),
+        Trial::test("cli::unmapped-role-is-skip", unmapped_role_is_skip),
+        Trial::test(
+            "cli::system-trust-without-client-certificate",
+            system_trust_without_client_certificate,
+        ),
+        Trial::test(
+            "cli::server-that-does-not-start-is-error",
+            server_that_does_not_start_is_error,
+        ),
+        Trial::test(
+            "cli::terminated-run-stops-its-server",
+            terminated_run_stops_its_server,
+        )
+        .with_ignored_flag(!tools_present(&["python3"])),
+    ]);
+    // Real clients under test, where the machine has them; listed but ignored where it has not.
+    trials.push(client_under_test(
+        "curl",
+        &["curl"],
+        "curl --http2 -s -o /dev/null --cacert {ca} {resolve} {urls}",
+        "h2",
+    ));
+    trials.push(client_under_test(
+        "node-fetch",
+        &["node"],
+        "NODE_EXTRA_CA_CERTS={ca} node --require ./examples/node-fetch/resolve-test-names.cjs ./examples/node-fetch/fetch.mjs {urls}",
+        "h1",
+    ));
+    trials.push(client_under_test(
+        "chromium",
+        &["chromium", "certutil"],
+        "sh examples/chromium/fetch.sh {ca} '{driver}'",
+        "h2",
+    ));
+    // Real servers started from their profiles, where the machine has them: each run matches
+    // the server's baseline, and the server is stopped afterwards.
+    let servers = profiled_servers();
+    let mut every_need: Vec<String> = servers
+        .iter()
+        .flat_map(|(_, needs)| needs.iter().cloned())
+        .collect();
+    every_need.sort_unstable();
+    every_need.dedup();
+    for (server, needs) in servers {
+        trials.push(profile_trial(server, &needs));
+    }
+    // The committed matrix is what a fresh run produces, where every profiled server is here.
+    let needs: Vec<&str> = every_need.iter().map(String::as_str).collect();
+    trials.push(
+        Trial::test(
+            "cli::committed-matrix-is-reproduced",
+            committed_matrix_is_reproduced,
+        )
+        .with_ignored_flag(!tools_present(&needs)),
+    );
+    trials
+}
+
+fn unknown_key_is_located() -> Result<(), Failed> {
+    let dir = scratch("broken");
+    let file = dir.join("broken.yaml");
+    std::fs::write(
+        &file,
+        "title: x\nrequirements: []\nprotocols: [h2]\nsteps: []\nbogus: 1\n",
+    )
+    .map_err(|error| error.to_string())?;
+    let (code, stdout, stderr) = misdirect(&["run", "--suite", file.to_str().unwrap_or_default()])?;
+    let location = format!("{}:5:1", file.display());
+    if code != 3 || !stderr.contains(&location) || !stderr.contains("5 | bogus: 1") {
+        return Err(format!("exit {code}\n{stdout}{stderr}").into());
+    }
+    Ok(())
+}
+
+fn broken_profile_is_located() -> Result<(), Failed> {
+    let dir = scratch("broken-profile");
+    let profile = dir.join("edge.yaml");
+    std::fs::write(
+        &profile,
+        "server: edge\naddress: 127.0.0.1:9\ncerts: c\nport: 3\n",
+    )
+    .map_err(|error| error.to_string())?;
+    let (code, stdout, stderr) =
+        misdirect(&["run", "--target", profile.to_str().unwrap_or_default()])?;
+    if code != 3 || !stderr.contains("edge.yaml:4:1") || !stderr.contains("port: 3") {
+        return Err(format!("exit {code}\n{stdout}{stderr}").into());
+    }
+    Ok(())
+}
+
+fn bench_times_every_protocol() -> Result<(), Failed> {
+    let (code, stdout, stderr) = misdirect(&["bench", "--connections", "3", "--warmup", "1"])?;
+    let rows = ["h1 ", "h2 ", "h3 "]
+        .iter()
+        .all(|key| stdout.lines().any(|line| line.starts_with(key)));
+    if code != 0 || !rows {
+        return Err(format!("exit {code}\n{stdout}{stderr}").into());
+    }
+    Ok(())
+}
+
+fn silent_target_is_error() -> Result<(), Failed> {
+    let dir = scratch("silent");
+    let certs = certificates_in(&dir)?;
+    // Accepts TCP connections (the kernel completes them) but never says a word.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").map_err(|error| error.to_string())?;
+    let address = silent
+        .local_addr()
+        .map_err(|error| error.to_string())?
+        .to_string();
+    let junit = dir.join("junit.xml");
+    let started = std::time::Instant::now();
+    let (code, stdout, stderr) = misdirect(&[
+        "run",
+        "--target",
+        &address,
+        "--certs",
+        certs.to_str().unwrap_or_default(),
+        "--filter",
+        "server/own-authority",
+        "--junit",
+        junit.to_str().unwrap_or_default(),
+        "--timeout",
+        "1",
+    ])?;
+    let elapsed = started.elapsed();
+    drop(silent);
+    let reported = Reported::read(&junit)?;
+    if code != 2
+        || reported.count("ERROR") == 0
+        || !reported.messages.contains("no handshake within 1000 ms")
+        || elapsed.as_secs() > 20
+    {
+        return Err(format!("exit {code} after {elapsed:?}\n{stdout}{stderr}").into());
+    }
+    Ok(())
+}
+
+fn baseline_catches_departures() -> Result<(), Failed> {
+    let dir = scratch("baseline");
+    let baseline = dir.join("baseline.yaml");
+    // The correct target passes own-authority: listing it is an unexpected pass.
+    std::fs::write(
+        &baseline,
+        "server: embedded\ndeviations:\n  - { case: 'server/own-authority [h2]', verdict: fail, reason: listed on purpose }\n",
+    )
+    .map_err(|error| error.to_string())?;
+    let baseline = baseline.to_str().unwrap_or_default();
+    let junit = dir.join("junit.xml");
+    let junit = junit.to_str().unwrap_or_default();
+    let filter = [
+        "--filter",
+        "server/own-authority",
+        "--filter",
+        "server/uncovered-authority",
+    ];
+    let run = |target: &str| {
+        let mut args = vec![
+            "run",
+            "--target",
+            target,
+            "--baseline",
+            baseline,
+            "--junit",
+            junit,
+        ];
+        args.extend(filter);
+        misdirect(&args)
+    };
+    let (code, stdout, stderr) = run("embedded")?;
+    if code != 1 || !stdout.contains("UNEXPECTED PASS server/own-authority [h2]") {
+        return Err(format!("exit {code}\n{stdout}{stderr}").into());
+    }
+    // A faulty target's FAIL that the baseline does not list is new.
+    let (code, stdout, stderr) = run("embedded:no-certificate-check")?;
+    if code != 1 || !stdout.contains("NEW FAIL server/uncovered-authority [h2]") {
+        return Err(format!("exit {code}\n{stdout}{stderr}").into());
+    }
+    Ok(())
+}
+
+fn unmapped_role_is_skip() -> Result<(), Failed> {
+    // A profile that names only the primary: a scenario about the mTLS tenant is SKIP with the
+    // reason, the control passes.
+    let (code, reported, output) = against_served_profile(
+        "unmapped",
+        "certs: certs\nnames: { primary: a.test }\n",
+        &[],
+    )?;
+    let skipped = reported.verdict("server/mtls-coalesced [h2]") == Some("SKIP")
+        && reported
+            .messages
+            .contains("maps no name to the `wildcard` role")
+        && reported.count("PASS") == 1
+        && reported.count("SKIP") == 2;
+    if code != 0 || !skipped {
+        return Err(format!("exit {code}, {}\n{output}", reported.summary()).into());
+    }
+    Ok(())
+}
+
+fn system_trust_without_client_certificate() -> Result<(), Failed> {
+    // Trusting the system's store (here made of misdirect's CA through SSL_CERT_FILE), with no
+    // client certificate and the foreign role marked unsupported: the primary is judged, the
+    // mTLS and foreign cases are SKIP, each with its reason.
+    let (code, reported, output) = against_served_profile(
+        "system-trust",
+        "trust: system\nunsupported: { foreign: 'no second certificate on this edge' }\n",
+        &[("SSL_CERT_FILE", "certs/ca.pem"), ("SSL_CERT_DIR", "")],
+    )?;
+    let judged = reported.verdict("server/mtls-coalesced [h2]") == Some("SKIP")
+        && reported
+            .messages
+            .contains("no client certificate was given for the mTLS tenant")
+        && reported.verdict("server/uncovered-authority [h2]") == Some("SKIP")
+        && reported
+            .messages
+            .contains("no second certificate on this edge")
+        && reported.count("PASS") == 1
+        && reported.count("SKIP") == 2;
+    if code != 0 || !judged {
+        return Err(format!("exit {code}, {}\n{output}", reported.summary()).into());
+    }
+    Ok(())
+}
+
+fn server_that_does_not_start_is_error() -> Result<(), Failed> {
+    // A launched server that exits at once: exit 2 with its log, within the deadline.
+    let dir = scratch("no-start");
+    std::fs::write(dir.join("dud.conf.template"), "port {port}\n")
+        .map_err(|error| error.to_string())?;
+    let profile = dir.join("dud.yaml");
+    std::fs::write(
+        &profile,
+        "server: dud\nlaunch:\n  config: dud.conf.template\n  command: echo cannot read {config}; exit 7\n",
+    )
+    .map_err(|error| error.to_string())?;
+    let (code, stdout, stderr) =
+        misdirect(&["run", "--target", profile.to_str().unwrap_or_default()])?;
+    if code != 2
+        || !stderr.contains("exited with exit status: 7")
+        || !stderr.contains("cannot read")
+    {
+        return Err(format!("exit {code}\n{stdout}{stderr}").into());
+    }
+    Ok(())
+}
+
+fn terminated_run_stops_its_server() -> Result<(), Failed> {
+    // A launched server that accepts and never answers; misdirect is told to stop while it
+    // waits: it must end at once, with exit 2, and take the server's group with it.
+    let dir = scratch("terminated");
+    std::fs::write(
+        dir.join("silent.py.template"),
+        "import socket, time\ns = socket.create_server(('127.0.0.1', {port}))\nheld = []\nwhile True:\n    held.append(s.accept())\n",
+    )
+    .map_err(|error| error.to_string())?;
+    let profile = dir.join("silent.yaml");
+    std::fs::write(
+        &profile,
+        "server: silent\nlaunch:\n  config: silent.py.template\n  command: exec python3 {config}\n",
+    )
+    .map_err(|error| error.to_string())?;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_misdirect"))
+        .args([
+            "run",
+            "--timeout",
+            "20",
+            "--filter",
+            "server/own-authority",
+            "--target",
+        ])
+        .arg(&profile)
+        .arg("--work-dir")
+        .arg(dir.join("servers"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|error| error.to_string())?;
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let started = std::time::Instant::now();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .map_err(|error| error.to_string())?;
+    let mut output = String::new();
+    let code = loop {
+        if let Some(status) = child.try_wait().map_err(|error| error.to_string())? {
+            break status.code().unwrap_or(-1);
+        }
+        if started.elapsed().as_secs() > 10 {
+            let _ = child.kill();
+            return Err("misdirect did not stop within 10 s of SIGTERM".into());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    if let Some(mut stdout) = child.stdout.take() {
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut output);
+    }
+    if let Some(mut stderr) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut output);
+    }
+    let (group, left_behind) = started_group(&output);
+    if code != 2 || group.is_empty() || left_behind || !output.contains("interrupted") {
+        return Err(
+            format!("exit {code}, group {group:?}, left behind {left_behind}\n{output}").into(),
+        );
+    }
+    Ok(())
+}
+
+fn committed_matrix_is_reproduced() -> Result<(), Failed> {
+    let dir = scratch("matrix");
+    let (code, stdout, stderr) = misdirect(&[
+        "matrix",
+        "--out",
+        dir.to_str().unwrap_or_default(),
+        "--work-dir",
+        dir.join("servers").to_str().unwrap_or_default(),
+    ])?;
+    let fresh = std::fs::read_to_string(dir.join("README.md")).unwrap_or_default();
+    let committed =
+        std::fs::read_to_string(root().join("docs/matrix/README.md")).unwrap_or_default();
+    if code != 0 || fresh != committed {
+        let differing: Vec<String> = fresh
+            .lines()
+            .zip(committed.lines())
+            .filter(|(fresh, committed)| fresh != committed)
+            .take(5)
+            .map(|(fresh, committed)| format!("fresh:     {fresh}\ncommitted: {committed}"))
+            .collect();
+        return Err(format!(
+            "exit {code}: the matrix differs from docs/matrix/README.md (regenerate with `misdirect matrix`)\n{}\n{stdout}{stderr}",
+            differing.join("\n")
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// Every profile in `targets/` that misdirect launches: its name (the file's stem) and the
+/// executables it needs.
+fn profiled_servers() -> Vec<(String, Vec<String>)> {
+    let targets = root().join("targets");
+    let mut profiles: Vec<PathBuf> = std::fs::read_dir(&targets)
+        .expect("targets/ is readable")
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|extension| extension == "yaml")
+                && !path.to_string_lossy().ends_with(".baseline.yaml")
+        })
+        .collect();
+    profiles.sort();
+    profiles
+        .into_iter()
+        .filter_map(|path| {
+            let profile = misdirect::under_test::profile::load(&path)
+                .unwrap_or_else(|error| panic!("{error}"));
+            let name = path.file_stem()?.to_string_lossy().into_owned();
+            Some((name, profile.launch?.needs))
+        })
+        .collect()
+}
+
+/// Runs `server/own-authority`, `server/mtls-coalesced` and `server/uncovered-authority` over
+/// HTTP/2 against a running server (the embedded target, served standalone with its PKI in
+/// `certs/`) through a profile made of its address and `profile_tail`; `environment` paths are
+/// relative to the scratch folder. Returns the exit code, the report and the output.
+fn against_served_profile(
+    name: &str,
+    profile_tail: &str,
+    environment: &[(&str, &str)],
+) -> Result<(i32, Reported, String), Failed> {
+    let dir = scratch(name);
+    let certs = dir.join("certs");
+    // Port 0: the server says where it listens, so no other process can take the port between
+    // a check and its bind.
+    let mut server = Command::new(env!("CARGO_BIN_EXE_misdirect"))
+        .args(["serve", "--for", "30", "--port", "0", "--certs"])
+        .arg(&certs)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|error| error.to_string())?;
+    let mut banner = String::new();
+    let mut stdout = server.stdout.take().map(std::io::BufReader::new);
+    if let Some(stdout) = &mut stdout {
+        let _ = std::io::BufRead::read_line(stdout, &mut banner);
+    }
+    let Some(port) = banner
+        .split("listening on 127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|port| port.parse::<u16>().ok())
+    else {
+        let _ = server.kill();
+        let _ = server.wait();
+        return Err(format!("misdirect serve did not start: {banner}").into());
+    };
+    let profile = dir.join("edge.yaml");
+    let text = format!("server: edge\naddress: 127.0.0.1:{port}\n{profile_tail}");
+    std::fs::write(&profile, text).map_err(|error| error.to_string())?;
+    let junit = dir.join("junit.xml");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_misdirect"));
+    command.args([
+        "run",
+        "--target",
+        profile.to_str().unwrap_or_default(),
+        "--protocol",
+        "h2",
+        "--filter",
+        "server/own-authority",
+        "--filter",
+        "server/mtls-coalesced",
+        "--filter",
+        "server/uncovered-authority",
+        "--junit",
+        junit.to_str().unwrap_or_default(),
+    ]);
+    for (variable, value) in environment {
+        let value = if value.is_empty() {
+            std::ffi::OsString::new()
+        } else {
+            dir.join(value).into_os_string()
+        };
+        command.env(variable, value);
+    }
+    let outcome = finished(command);
+    let _ = server.kill();
+    let _ = server.wait();
+    let (code, stdout, stderr) = outcome?;
+    let reported = Reported::read(&junit)
+        .map_err(|error| format!("exit {code}: {error:?}\n{stdout}{stderr}"))?;
+    Ok((code, reported, format!("{stdout}{stderr}")))
+}
+
+/// Runs the client family against a real client `template` over `protocol`: the client must run
+/// and be judged (no ERROR, at least one case that did not SKIP). Ignored where a tool is
+/// missing.
+fn client_under_test(
+    name: &'static str,
+    tools: &[&str],
+    template: &'static str,
+    protocol: &'static str,
+) -> Trial {
+    let present = tools_present(tools);
+    Trial::test(format!("cli::{name}-as-client-under-test"), move || {
+        let dir = scratch(name);
+        let junit = dir.join("junit.xml");
+        let (code, stdout, stderr) = misdirect(&[
+            "run",
+            "--client",
+            template,
+            "--protocol",
+            protocol,
+            "--filter",
+            "client/*",
+            "--junit",
+            junit.to_str().unwrap_or_default(),
+        ])?;
+        let reported = Reported::read(&junit)?;
+        let judged =
+            reported.count("ERROR") == 0 && reported.count("SKIP") < reported.verdicts.len();
+        if code == 2 || code == 3 || !judged {
+            return Err(format!("exit {code}, {}\n{stdout}{stderr}", reported.summary()).into());
+        }
+        Ok(())
+    })
+    .with_ignored_flag(!present)
+}
+
+/// Runs every suite against `targets/<server>.yaml`: the run must match the profile's baseline
+/// (errors included, each listed with its reason) and leave no process of the server behind.
+/// Ignored where one of `needs` is missing.
+fn profile_trial(server: String, needs: &[String]) -> Trial {
+    let needs: Vec<&str> = needs.iter().map(String::as_str).collect();
+    let present = tools_present(&needs);
+    Trial::test(
+        format!("cli::profile-{server}-matches-its-baseline"),
+        move || {
+            let dir = scratch(&server);
+            let junit = dir.join("junit.xml");
+            let profile = format!("targets/{server}.yaml");
+            let (code, stdout, stderr) = misdirect(&[
+                "run",
+                "--target",
+                &profile,
+                "--work-dir",
+                dir.join("servers").to_str().unwrap_or_default(),
+                "--junit",
+                junit.to_str().unwrap_or_default(),
+            ])?;
+            let (group, left_behind) = started_group(&stdout);
+            let matched = stdout.contains(" 0 new, 0 changed, 0 unexpected passes");
+            if code != 0 || group.is_empty() || left_behind || !matched {
+                return Err(format!(
+                    "exit {code}, group {group:?}, left behind {left_behind}\n{stdout}{stderr}"
+                )
+                .into());
+            }
+            Ok(())
+        },
+    )
+    .with_ignored_flag(!present)
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn misdirect(args: &[&str]) -> Result<(i32, String, String), Failed> {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_misdirect"));
+    command.args(args);
+    finished(command)
+}
+
+/// Runs a misdirect command from the project folder: its exit code, stdout and stderr.
+fn finished(mut command: Command) -> Result<(i32, String, String), Failed> {
+    let output = command
+        .current_dir(root())
+        .output()
+        .map_err(|error| format!("cannot start misdirect: {error}"))?;
+    Ok((
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    ))
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("misdirect-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch folder");
+    dir
+}
+
+/// Writes the PKI into `dir/certs` with `misdirect certs`, as an operator would.
+fn certificates_in(dir: &Path) -> Result<PathBuf, Failed> {
+    let certs = dir.join("certs");
+    let (code, _, stderr) = misdirect(&["certs", "--out", certs.to_str().unwrap_or_default()])?;
+    if code != 0 {
+        return Err(format!("certs: exit {code}\n{stderr}").into());
+    }
+    Ok(certs)
+}
+
+/// Whether every one of `tools` is on PATH.
+fn tools_present(tools: &[&str]) -> bool {
+    tools.iter().all(|tool| {
+        Command::new("sh")
+            .args([
+                "-c",
+                &format!("PATH=\"$PATH:/usr/sbin:/sbin\" command -v {tool}"),
+            ])
+            .output()
+            .is_ok_and(|output| output.status.success())
+    })
+}
+
+/// The process group misdirect reported starting, and whether any process of it is still alive.
+fn started_group(output: &str) -> (String, bool) {
+    let group = output
+        .split("(process group ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_default()
+        .to_owned();
+    // A zombie waiting for init to reap it has ended: only running members count.
+    let left_behind = !group.is_empty()
+        && Command::new("ps")
+            .args(["-eo", "pgid=,stat="])
+            .output()
+            .is_ok_and(|output| {
+                String::from_utf8_lossy(&output.stdout).lines().any(|line| {
+                    let mut fields = line.split_whitespace();
+                    fields.next() == Some(group.as_str())
+                        && !fields.next().is_some_and(|stat| stat.starts_with('Z'))
+                })
+            });
+    (group, left_behind)
+}

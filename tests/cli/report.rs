@@ -1,0 +1,83 @@
+//! A JUnit report as the CLI trials read it: each case's verdict (its `verdict` property) and the
+//! words of every message, parsed with quick-junit rather than searched for in the terminal.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use libtest_mimic::Failed;
+use quick_junit::{Report, TestCaseStatus};
+
+/// What a JUnit report of `misdirect run` says.
+pub(super) struct Reported {
+    /// `suite/name [protocol]` → verdict label.
+    pub(super) verdicts: BTreeMap<String, String>,
+    /// Every case's status message and description, one after the other.
+    pub(super) messages: String,
+}
+
+impl Reported {
+    pub(super) fn read(path: &Path) -> Result<Self, Failed> {
+        let xml = std::fs::read_to_string(path)
+            .map_err(|error| format!("no JUnit report at {}: {error}", path.display()))?;
+        let report = Report::deserialize_from_str(&xml)
+            .map_err(|error| format!("the JUnit report does not parse: {error}\n{xml}"))?;
+        let mut verdicts = BTreeMap::new();
+        let mut messages = String::new();
+        for suite in &report.test_suites {
+            for case in &suite.test_cases {
+                let verdict = case
+                    .properties
+                    .iter()
+                    .find(|property| property.name.as_str() == "verdict")
+                    .map(|property| property.value.as_str().to_owned())
+                    .ok_or_else(|| {
+                        format!("case {} has no verdict property", case.name.as_str())
+                    })?;
+                verdicts.insert(
+                    format!("{}/{}", suite.name.as_str(), case.name.as_str()),
+                    verdict,
+                );
+                let (message, description) = match &case.status {
+                    TestCaseStatus::Success { .. } => (None, None),
+                    TestCaseStatus::NonSuccess {
+                        message,
+                        description,
+                        ..
+                    }
+                    | TestCaseStatus::Skipped {
+                        message,
+                        description,
+                        ..
+                    } => (message.as_ref(), description.as_ref()),
+                };
+                for text in [message, description].into_iter().flatten() {
+                    messages.push_str(text.as_str());
+                    messages.push('\n');
+                }
+            }
+        }
+        Ok(Self { verdicts, messages })
+    }
+
+    /// How many cases ended with `verdict` (`PASS`, `FAIL`, …).
+    pub(super) fn count(&self, verdict: &str) -> usize {
+        self.verdicts
+            .values()
+            .filter(|candidate| *candidate == verdict)
+            .count()
+    }
+
+    /// The verdict of one case, `suite/name [protocol]`.
+    pub(super) fn verdict(&self, case: &str) -> Option<&str> {
+        self.verdicts.get(case).map(String::as_str)
+    }
+
+    /// The counts of every verdict, for error messages.
+    pub(super) fn summary(&self) -> String {
+        ["PASS", "FAIL", "WARN", "INFO", "SKIP", "ERROR"]
+            .iter()
+            .map(|verdict| format!("{verdict} {}", self.count(verdict)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
