@@ -1,10 +1,11 @@
 //! The scenario model: what one YAML file asks the harness to do and to expect.
 //!
-//! Built only by [`load`] from the serde mirror in `raw`, so a `Scenario` that exists is valid:
+//! Built only by `load` and `build` from the serde mirror in `raw`, so a `Scenario` that exists is valid:
 //! every connection a step uses was opened before, every expectation cites a requirement the
 //! scenario declares, every role and fault name is known. Spans stay on everything a diagnostic
 //! or a finding may point at.
 
+mod build;
 mod load;
 mod raw;
 pub mod span;
