@@ -1,0 +1,350 @@
+//! Runs cases: for one scenario over one protocol, set up the fixture of the target's kind
+//! (`fixture`, or the scripted origin of a client case in `client`), carry out the steps
+//! (`session`), record what happened (`record`), and hand how the run ended and what was
+//! observed to the core, which concludes the verdict.
+//!
+//! The runner owns every deadline: each connection and each request has the step deadline, each
+//! case the case deadline, so a target that hangs turns into ERROR in bounded time. Cases share
+//! nothing but the PKI and credentials, so they run concurrently.
+
+mod client;
+mod fixture;
+mod record;
+mod session;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::client::tls::{Credentials, TlsSetupError};
+use crate::embedded::StartError;
+use crate::embedded::upstream::Upstreams;
+use crate::pki::{Pki, PkiError};
+use crate::under_test::{Remote, Target};
+use fixture::ServerFixture;
+use misdirect_core::conclude::{self, Ending, Inapplicable};
+use misdirect_core::deployment::{Deployment, Role};
+use misdirect_core::evaluate::Evaluation;
+use misdirect_core::observe::{Observations, Transcript};
+use misdirect_core::outcome::{CaseResult, Cited};
+use misdirect_core::protocol::Protocol;
+use misdirect_core::scenario::{Authority, PortForm, Scenario};
+use record::Record;
+
+/// Deadlines and parallelism of a run.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    /// For each connection attempt and each request.
+    pub step_timeout: Duration,
+    /// For a whole case.
+    pub case_timeout: Duration,
+    /// Cases in flight at once.
+    pub concurrency: usize,
+}
+
+impl RunOptions {
+    /// The same, with at most `limit` cases in flight where a limit is given.
+    pub fn at_most(self, limit: Option<usize>) -> Self {
+        Self {
+            concurrency: limit.map_or(self.concurrency, |limit| self.concurrency.min(limit)),
+            ..self
+        }
+    }
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            step_timeout: Duration::from_secs(5),
+            case_timeout: Duration::from_secs(30),
+            concurrency: 16,
+        }
+    }
+}
+
+/// A failure to prepare a run.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    #[error(transparent)]
+    Tls(#[from] TlsSetupError),
+}
+
+/// One scenario over one protocol.
+#[derive(Debug, Clone)]
+pub struct Case {
+    pub scenario: Arc<Scenario>,
+    pub protocol: Protocol,
+}
+
+impl Case {
+    pub fn id(&self) -> String {
+        misdirect_core::outcome::case_id(&self.scenario.id, self.protocol)
+    }
+}
+
+/// The cases of `scenarios`, one per protocol each scenario names, in order.
+pub fn cases(scenarios: &[Arc<Scenario>]) -> Vec<Case> {
+    scenarios
+        .iter()
+        .flat_map(|scenario| {
+            scenario.protocols.iter().map(|protocol| Case {
+                scenario: Arc::clone(scenario),
+                protocol: *protocol,
+            })
+        })
+        .collect()
+}
+
+/// Runs cases against one target.
+#[derive(Debug)]
+pub struct Runner {
+    target: Target,
+    deployment: Deployment,
+    credentials: Credentials,
+    /// The run's PKI, for the embedded target, the origin of client cases and mock upstreams.
+    pki: Option<Pki>,
+    options: RunOptions,
+    /// Mock upstreams shared by the gateway cases against a gateway of yours, started once.
+    remote_upstreams: tokio::sync::OnceCell<Upstreams>,
+}
+
+impl Runner {
+    pub fn new(target: Target, options: RunOptions) -> Result<Self, SetupError> {
+        let (deployment, credentials, pki) = match &target {
+            Target::Embedded(_) | Target::Command(_) => {
+                let pki = Pki::generate()?;
+                (
+                    Deployment::standard(),
+                    Credentials::from_pki(&pki)?,
+                    Some(pki),
+                )
+            }
+            Target::Remote(remote) => (
+                remote_deployment(remote),
+                Credentials::from_trust(&remote.trust)?,
+                // The mock upstreams present the certificates a launched gateway was configured
+                // with; behind a gateway of yours, certificates of their own.
+                match (&remote.pki, remote.upstreams_port) {
+                    (Some(pki), _) => Some(pki.clone()),
+                    (None, Some(_)) => Some(Pki::generate()?),
+                    (None, None) => None,
+                },
+            ),
+        };
+        Ok(Self {
+            target,
+            deployment,
+            credentials,
+            pki,
+            options,
+            remote_upstreams: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Runs every case, `options.concurrency` at a time; results come back in case order.
+    pub async fn run_all(self: &Arc<Self>, cases: Vec<Case>) -> Vec<CaseResult> {
+        let permits = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
+        let mut tasks = JoinSet::new();
+        for (index, case) in cases.iter().enumerate() {
+            let runner = Arc::clone(self);
+            let permits = Arc::clone(&permits);
+            let case = case.clone();
+            tasks.spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                (index, runner.run_case(&case).await)
+            });
+        }
+        let mut results: Vec<Option<CaseResult>> = vec![None; cases.len()];
+        while let Some(joined) = tasks.join_next().await {
+            if let Ok((index, result)) = joined {
+                results[index] = Some(result);
+            }
+        }
+        results
+            .into_iter()
+            .zip(&cases)
+            .map(|(finished, case)| {
+                finished.unwrap_or_else(|| {
+                    let panicked = Ending::SetupFailed(
+                        "the case's task panicked; this is a bug in misdirect".to_owned(),
+                    );
+                    let evaluation = conclude::conclude(
+                        &case.scenario,
+                        case.protocol,
+                        &self.deployment,
+                        &Observations::default(),
+                        &panicked,
+                    );
+                    result(case, evaluation, Duration::ZERO, Transcript::default())
+                })
+            })
+            .collect()
+    }
+
+    /// Runs one case and judges it.
+    pub async fn run_case(&self, case: &Case) -> CaseResult {
+        let (scenario, protocol) = (case.scenario.as_ref(), case.protocol);
+        if let Some(evaluation) = conclude::unplayed_role(scenario, &self.deployment) {
+            return result(case, evaluation, Duration::ZERO, Transcript::default());
+        }
+        let started = Instant::now();
+        let record = Arc::new(Record::new(started));
+        let ending = match tokio::time::timeout(
+            self.options.case_timeout,
+            self.execute(scenario, protocol, &record),
+        )
+        .await
+        {
+            Ok(Ok(())) => Ending::Completed,
+            Ok(Err(Stop::Inapplicable { step, why })) => Ending::Inapplicable { step, why },
+            Ok(Err(Stop::Setup(error))) => Ending::SetupFailed(error.to_string()),
+            Err(_) => {
+                record.event(
+                    "case",
+                    format!(
+                        "case deadline of {} s reached",
+                        self.options.case_timeout.as_secs()
+                    ),
+                );
+                Ending::Completed
+            }
+        };
+        let duration = started.elapsed();
+        let (observations, transcript) = record.take();
+        let evaluation =
+            conclude::conclude(scenario, protocol, &self.deployment, &observations, &ending);
+        result(case, evaluation, duration, transcript)
+    }
+
+    async fn execute(
+        &self,
+        scenario: &Scenario,
+        protocol: Protocol,
+        record: &Arc<Record>,
+    ) -> Result<(), Stop> {
+        if let Some(plan) = &scenario.client {
+            return self.execute_client(plan, protocol, record).await;
+        }
+        let fixture = match &self.target {
+            Target::Embedded(fault) => {
+                ServerFixture::embedded(self.pki.as_ref(), *fault, scenario.gateway).await?
+            }
+            Target::Remote(remote) => {
+                ServerFixture::remote(
+                    remote,
+                    self.pki.as_ref(),
+                    &self.remote_upstreams,
+                    scenario.gateway,
+                )
+                .await?
+            }
+            Target::Command(_) => return Err(Stop::at_start(Inapplicable::NotAServer)),
+        };
+        if let Some(log) = &fixture.upstream_log {
+            // Read when the case is judged, so that even a case cut short by its deadline
+            // reports what reached the backends.
+            record.attach_upstream_log(log.clone(), format!("{}.{protocol}.", scenario.id));
+        }
+        session::run(self, scenario, protocol, &fixture, record).await
+    }
+
+    /// The authority string for `authority` on a target listening on `port`.
+    pub fn render_authority(&self, authority: &Authority, port: u16) -> String {
+        let mut host = self.deployment.name(authority.role).to_owned();
+        if authority.uppercase {
+            host = host.to_ascii_uppercase();
+        }
+        if authority.trailing_dot {
+            host.push('.');
+        }
+        match authority.port {
+            PortForm::Target if port == 443 => host,
+            PortForm::Target => format!("{host}:{port}"),
+            PortForm::Other => format!("{host}:{}", if port == 443 { 8443 } else { 443 }),
+            PortForm::LeadingZero => format!("{host}:0{port}"),
+            PortForm::Omitted => host,
+        }
+    }
+}
+
+/// Why a case's run stopped before its last step.
+enum Stop {
+    /// From step `step` on, the case does not apply to the target.
+    Inapplicable { step: usize, why: Inapplicable },
+    /// The harness could not set the case up.
+    Setup(CaseSetupError),
+}
+
+impl Stop {
+    fn at_start(why: Inapplicable) -> Self {
+        Self::Inapplicable { step: 0, why }
+    }
+}
+
+/// What the harness could not set up for a case: its verdict is ERROR with this reason.
+#[derive(Debug, thiserror::Error)]
+enum CaseSetupError {
+    #[error("the embedded target has no PKI")]
+    NoPki,
+    #[error("failed to start the mock upstreams: {0}")]
+    Upstreams(StartError),
+    #[error("failed to start the embedded target: {0}")]
+    Target(StartError),
+    #[error("failed to start the origin: {0}")]
+    Origin(StartError),
+    #[error("failed to write the CA for the client: {0}")]
+    ClientCa(std::io::Error),
+}
+
+/// The roles a server of yours plays: those its names map, less the mTLS tenant when no client
+/// certificate was given to present to it.
+fn remote_deployment(remote: &Remote) -> Deployment {
+    let mut deployment = remote.deployment.clone();
+    if remote.trust.client_identity.is_none() {
+        deployment.unmap(
+            Role::Mtls,
+            "no client certificate was given for the mTLS tenant (`client_certificate:` in the \
+             profile, or --client-cert and --client-key)",
+        );
+    }
+    deployment
+}
+
+fn result(
+    case: &Case,
+    evaluation: Evaluation,
+    duration: Duration,
+    transcript: Transcript,
+) -> CaseResult {
+    let scenario = &case.scenario;
+    CaseResult {
+        scenario: scenario.id.clone(),
+        suite: scenario.suite().to_owned(),
+        name: scenario.name().to_owned(),
+        title: scenario.title.clone(),
+        description: scenario.description.clone(),
+        protocol: case.protocol,
+        requirements: scenario
+            .requirements
+            .iter()
+            .map(|requirement| Cited {
+                id: requirement.id.clone(),
+                level: requirement.level,
+                section: requirement.section.clone(),
+            })
+            .collect(),
+        location: scenario.span.location(),
+        verdict: evaluation.verdict,
+        findings: evaluation.findings,
+        duration,
+        transcript,
+    }
+}
