@@ -212,16 +212,7 @@ steps:
                 authority: "b.test:443".into(),
                 host: None,
                 request_id: None,
-                outcome: ExchangeOutcome::Response(Response {
-                    status: 200,
-                    tenant: Some(tenant.to_owned()),
-                    cache_control: None,
-                    expires: None,
-                    date: None,
-                    alt_svc: None,
-                    reset_after: None,
-                    body_excerpt: String::new(),
-                }),
+                outcome: ExchangeOutcome::Response(Response::named(200, Some(tenant))),
             }],
             ..Observations::default()
         }

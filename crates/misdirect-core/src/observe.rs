@@ -188,6 +188,23 @@ pub struct Response {
     pub body_excerpt: String,
 }
 
+#[cfg(test)]
+impl Response {
+    /// A bare response with this status from this tenant, for tests.
+    pub(crate) fn named(status: u16, tenant: Option<&str>) -> Self {
+        Self {
+            status,
+            tenant: tenant.map(str::to_owned),
+            cache_control: None,
+            expires: None,
+            date: None,
+            alt_svc: None,
+            reset_after: None,
+            body_excerpt: String::new(),
+        }
+    }
+}
+
 impl Response {
     /// The HTTP/3 alternative this response advertises (RFC 7838 §3), as its host (empty for
     /// the origin's own host) and port.
@@ -332,14 +349,10 @@ mod tests {
 
     fn response(cache_control: Option<&str>, expires: Option<&str>) -> Response {
         Response {
-            status: 421,
-            tenant: None,
             cache_control: cache_control.map(str::to_owned),
             expires: expires.map(str::to_owned),
             date: Some(DATE.to_owned()),
-            alt_svc: None,
-            reset_after: None,
-            body_excerpt: String::new(),
+            ..Response::named(421, None)
         }
     }
 

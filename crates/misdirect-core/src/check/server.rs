@@ -221,16 +221,7 @@ mod tests {
     use crate::observe::{ConnectionRecord, Established, Exchange, Observations, Response};
 
     fn response(status: u16) -> ExchangeOutcome {
-        ExchangeOutcome::Response(Response {
-            status,
-            tenant: None,
-            cache_control: None,
-            expires: None,
-            date: None,
-            alt_svc: None,
-            reset_after: None,
-            body_excerpt: String::new(),
-        })
+        ExchangeOutcome::Response(Response::named(status, None))
     }
 
     /// Whether `Malformed` is met by `outcome` over `protocol`.

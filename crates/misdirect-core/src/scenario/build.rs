@@ -158,16 +158,7 @@ impl<'a> Builder<'a> {
             .fetch
             .iter()
             .map(|fetch| {
-                let method = match &fetch.method {
-                    Some(method) if !is_token(&method.value) => {
-                        return Err(self.error_at(
-                            method,
-                            format!("`{}` is not an HTTP method token", method.value),
-                        ));
-                    }
-                    Some(method) => method.value.clone(),
-                    None => "GET".to_owned(),
-                };
+                let method = self.method(fetch.method.as_ref())?;
                 Ok(Fetch {
                     role: self.role(&fetch.url.value, &fetch.url)?,
                     method,
@@ -441,16 +432,7 @@ impl<'a> Builder<'a> {
 
     fn request(&self, raw: RawRequest, context: &mut StepContext<'_>) -> Built<Request> {
         let span = self.span(&raw.authority);
-        let method = match &raw.method {
-            Some(method) if !is_token(&method.value) => {
-                return Err(self.error_at(
-                    method,
-                    format!("`{}` is not an HTTP method token", method.value),
-                ));
-            }
-            Some(method) => method.value.clone(),
-            None => "GET".to_owned(),
-        };
+        let method = self.method(raw.method.as_ref())?;
         let path = match &raw.path {
             Some(path)
                 if !path.value.starts_with('/') || path.value.contains(char::is_whitespace) =>
@@ -625,6 +607,18 @@ impl<'a> Builder<'a> {
                     R::names().join(", ")
                 ),
             )),
+        }
+    }
+
+    /// A request's method: a token (RFC 9110 §9.1), GET when left out.
+    fn method(&self, raw: Option<&Spanned<String>>) -> Built<String> {
+        match raw {
+            Some(method) if !is_token(&method.value) => Err(self.error_at(
+                method,
+                format!("`{}` is not an HTTP method token", method.value),
+            )),
+            Some(method) => Ok(method.value.clone()),
+            None => Ok("GET".to_owned()),
         }
     }
 
