@@ -1,0 +1,192 @@
+//! The command line: flags → what to run; every command ends in the core's `Exit`, the exit-code
+//! contract (documented in README.md): 0 no FAIL and no ERROR; 1 at least one FAIL; 2 at least
+//! one ERROR and no FAIL; 3 invalid input (arguments or scenario files).
+//!
+//! One file a concern: `run` (running suites against a target: selection, the target, the
+//! reports, the baseline), `matrix` (every profile in turn), `serve` (the embedded target on its
+//! own, and its benchmark); this module parses the flags and dispatches.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+
+use crate::pki::Pki;
+use misdirect_core::deployment::Role;
+use misdirect_core::fault::Fault;
+use misdirect_core::outcome::Exit;
+
+/// Prints a line to stdout; a closed stdout (`misdirect list | head`) is not an error worth a
+/// panic, and the reports are written regardless.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// As [`say!`], without the newline.
+macro_rules! say_raw {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+mod matrix;
+mod run;
+mod serve;
+
+use matrix::{MatrixArgs, matrix};
+use run::{RunArgs, SuiteArgs, run_suites, select};
+use serve::{BenchArgs, ServeArgs, bench, serve};
+
+/// Conformance harness for 421 Misdirected Request and HTTP connection reuse.
+#[derive(Debug, Parser)]
+#[command(name = "misdirect", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the suites against a target and write the reports.
+    Run(Box<RunArgs>),
+    /// List scenario IDs with their protocols and requirement IDs.
+    List(SuiteArgs),
+    /// List the faults of the embedded target, one per line: name, actor, description.
+    Faults,
+    /// Run the embedded target standalone and show how to point curl at it.
+    Serve(ServeArgs),
+    /// Time fresh connections (handshake + one request) to the embedded target, per protocol.
+    Bench(BenchArgs),
+    /// Run the suites against every server profile that can start here and write the results
+    /// matrix (Markdown and HTML), each cell linked to its evidence in the server's reports.
+    Matrix(MatrixArgs),
+    /// Write the generated PKI as PEM, to configure a real server with it.
+    Certs {
+        /// Folder to write into (private keys get mode 0600).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// An error that ends the command, with how it exits.
+#[derive(Debug)]
+pub struct Failure {
+    pub exit: Exit,
+    pub message: String,
+}
+
+impl Failure {
+    fn invalid(message: impl Into<String>) -> Self {
+        Self {
+            exit: Exit::InvalidInput,
+            message: message.into(),
+        }
+    }
+
+    fn harness(message: impl Into<String>) -> Self {
+        Self {
+            exit: Exit::Error,
+            message: message.into(),
+        }
+    }
+}
+
+/// Parses the arguments; help and version print and end with 0, anything invalid with 3.
+pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Cli, Failure> {
+    Cli::try_parse_from(args).map_err(|error| {
+        let exit = if error.use_stderr() {
+            Exit::InvalidInput
+        } else {
+            Exit::Clean
+        };
+        Failure {
+            exit,
+            message: error.render().to_string(),
+        }
+    })
+}
+
+/// Runs a parsed command and returns how it exits.
+pub fn run(cli: Cli) -> Result<Exit, Failure> {
+    match cli.command {
+        Command::Run(args) => run_suites(&args),
+        Command::List(args) => {
+            for scenario in select(&args)? {
+                let protocols: Vec<&str> = scenario.protocols.iter().map(|p| p.key()).collect();
+                let requirements: Vec<&str> = scenario
+                    .requirements
+                    .iter()
+                    .map(|r| r.id.as_str())
+                    .collect();
+                say!(
+                    "{}\t{}\t{}",
+                    scenario.id,
+                    protocols.join(","),
+                    requirements.join(",")
+                );
+            }
+            Ok(Exit::Clean)
+        }
+        Command::Faults => {
+            let width = Fault::ALL
+                .iter()
+                .map(|fault| fault.key().len())
+                .max()
+                .unwrap_or_default();
+            for fault in Fault::ALL {
+                say!(
+                    "{:width$}  {:17}  {}",
+                    fault.key(),
+                    fault.actor().key(),
+                    fault.description()
+                );
+            }
+            Ok(Exit::Clean)
+        }
+        Command::Serve(args) => serve(&args),
+        Command::Bench(args) => bench(&args),
+        Command::Matrix(args) => matrix(&args),
+        Command::Certs { out } => {
+            let pki = Pki::generate().map_err(|error| Failure::harness(error.to_string()))?;
+            for path in pki
+                .write_pem(&out)
+                .map_err(|error| Failure::harness(error.to_string()))?
+            {
+                say!("{}", path.display());
+            }
+            Ok(Exit::Clean)
+        }
+    }
+}
+
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| Failure::harness(format!("failed to start the async runtime: {error}")))
+}
+
+pub(super) fn write_report(path: &Path, contents: &str) -> Result<(), Failure> {
+    if let Some(parent) = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+    {
+        fs::create_dir_all(parent).map_err(|error| {
+            Failure::harness(format!("failed to create {}: {error}", parent.display()))
+        })?;
+    }
+    fs::write(path, contents)
+        .map_err(|error| Failure::harness(format!("failed to write {}: {error}", path.display())))
+}
+
+pub(super) fn role_table() -> String {
+    Role::ALL
+        .iter()
+        .map(|role| format!("{role}={}", role.standard_name()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}

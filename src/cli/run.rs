@@ -1,0 +1,446 @@
+//! `misdirect run` and `misdirect list`: which scenarios (`--suite`, `--filter`, `--protocol`),
+//! against which target (embedded, an address, a profile misdirect may launch, a client command),
+//! then the run under the stop signals, the reports and the baseline comparison.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+use crate::client::tls::{ClientIdentity, Roots, Trust};
+use crate::runner::{self, RunOptions, Runner};
+use crate::under_test::{Remote, Target};
+use misdirect_core::baseline;
+use misdirect_core::deployment::{Deployment, Role};
+use misdirect_core::outcome::{Exit, Tally};
+use misdirect_core::protocol::Protocol;
+use misdirect_core::report::{html, junit, terminal};
+use misdirect_core::scenario::{self, Scenario};
+
+use super::{Failure, runtime, write_report};
+
+#[derive(Debug, clap::Args)]
+pub(super) struct SuiteArgs {
+    /// Scenario file or folder (repeatable); default: ./suites.
+    #[arg(long = "suite", value_name = "PATH")]
+    pub(super) suites: Vec<PathBuf>,
+    /// Only scenarios whose ID matches this glob, e.g. 'server/mtls-*' (repeatable).
+    #[arg(long = "filter", value_name = "GLOB")]
+    pub(super) filters: Vec<String>,
+    /// Only these protocols (repeatable): h1, h2.
+    #[arg(long = "protocol", value_name = "PROTOCOL")]
+    pub(super) protocols: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct RunArgs {
+    #[command(flatten)]
+    pub(super) suites: SuiteArgs,
+    /// `embedded`, `embedded:<fault>`, the address of your server (IP:PORT), or a target
+    /// profile (`targets/<server>.yaml`), which misdirect may start and stop itself.
+    #[arg(long, default_value = "embedded")]
+    pub(super) target: String,
+    /// Test an HTTP client instead: a command run with `sh -c` for each client case, with
+    /// placeholders {urls} {resolve} {ca} {port} {protocol}; e.g.
+    /// 'curl --http2 -s -o /dev/null --cacert {ca} {resolve} {urls}'.
+    #[arg(long, value_name = "COMMAND", conflicts_with = "target")]
+    pub(super) client: Option<String>,
+    /// For a server of yours: folder with ca.pem, client.pem and client.key (see `misdirect certs`).
+    #[arg(long, value_name = "DIR")]
+    pub(super) certs: Option<PathBuf>,
+    /// For a server of yours, instead of --certs: `system` (the system's trust store) or a PEM
+    /// file with the CA that issued its certificates.
+    #[arg(long, value_name = "system|FILE", conflicts_with = "certs")]
+    pub(super) trust: Option<String>,
+    /// With --trust: the client certificate (PEM) the mTLS tenant accepts; without it, cases
+    /// that need the mTLS tenant SKIP.
+    #[arg(long, value_name = "PEM", requires_all = ["trust", "client_key"])]
+    pub(super) client_cert: Option<PathBuf>,
+    /// The key of --client-cert (PEM).
+    #[arg(long, value_name = "PEM", requires = "client_cert")]
+    pub(super) client_key: Option<PathBuf>,
+    /// For a server of yours: the UDP port of its HTTP/3 endpoint (without it, HTTP/3 cases SKIP).
+    #[arg(long, value_name = "PORT")]
+    h3_port: Option<u16>,
+    /// For a gateway of yours: run the tenants' mock upstreams on 127.0.0.1 from this port on
+    /// (alpha, bravo, charlie, delta, echo); without it, gateway cases SKIP.
+    #[arg(long, value_name = "PORT")]
+    pub(super) upstreams_port: Option<u16>,
+    /// The mock upstreams speak cleartext HTTP/1.1 instead of HTTPS.
+    #[arg(long, requires = "upstreams_port")]
+    pub(super) upstreams_cleartext: bool,
+    /// For a server of yours: map a role onto one of its hostnames, e.g. primary=a.example.com (repeatable).
+    #[arg(long = "name", value_name = "ROLE=HOST")]
+    pub(super) names: Vec<String>,
+    /// Compare with a server's known deviations (default: the profile's `baseline`): exit 1 on
+    /// a new FAIL, WARN or ERROR and on a listed case that now passes, 0 when the run matches.
+    #[arg(long, value_name = "PATH")]
+    pub(super) baseline: Option<PathBuf>,
+    /// Write this run's FAIL, WARN and ERROR cases as a baseline to start from.
+    #[arg(long, value_name = "PATH")]
+    pub(super) write_baseline: Option<PathBuf>,
+    /// Where launched servers get their working folders (config, PKI, server.log).
+    #[arg(long, default_value = "reports/servers", value_name = "DIR")]
+    pub(super) work_dir: PathBuf,
+    /// Where to write the JUnit report.
+    #[arg(long, default_value = "reports/junit.xml", value_name = "PATH")]
+    pub(super) junit: PathBuf,
+    /// Where to write the HTML report (every case with its evidence and transcript).
+    #[arg(long, default_value = "reports/report.html", value_name = "PATH")]
+    pub(super) html: PathBuf,
+    /// Deadline in seconds for each connection and each request.
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+    pub(super) timeout: f64,
+    /// Cases run at once.
+    #[arg(long, default_value_t = 16)]
+    pub(super) concurrency: usize,
+    /// Treat WARN (a SHOULD not met) as failing: exit 1, as for a FAIL.
+    #[arg(long)]
+    pub(super) strict: bool,
+    /// Also list passing cases and print every transcript.
+    #[arg(long, short)]
+    pub(super) verbose: bool,
+}
+
+pub(super) fn run_suites(args: &RunArgs) -> Result<Exit, Failure> {
+    let (cases, options) = plan(&args.suites, args.timeout, args.concurrency)?;
+    let runtime = runtime()?;
+    let mut stop_signals = StopSignals::install(&runtime)?;
+    let profile = profile_path(args)
+        .map(|path| {
+            crate::under_test::profile::load(path)
+                .map_err(|error| Failure::invalid(error.to_string()))
+        })
+        .transpose()?;
+    let baseline = args
+        .baseline
+        .clone()
+        .or_else(|| {
+            profile
+                .as_ref()
+                .and_then(|profile| profile.baseline.clone())
+        })
+        .map(|path| baseline::load(&path).map_err(|error| Failure::invalid(error.to_string())))
+        .transpose()?;
+    let options = options.at_most(profile.as_ref().and_then(|profile| profile.concurrency));
+    let (target, server) = match &profile {
+        Some(profile) => launch_profile(args, profile)?,
+        None => (parse_target(args)?, None),
+    };
+    let executed = execute(&runtime, &mut stop_signals, target, options, cases);
+    drop(server);
+    let (results, label, wall) = executed?;
+    let detail = terminal::Detail {
+        passes: args.verbose,
+        transcripts: args.verbose,
+    };
+    say_raw!("{}", terminal::render(&results, &label, wall, detail));
+    write_reports(&results, &label, baseline.as_ref(), &args.junit, &args.html)?;
+    say!(
+        "reports: {} (JUnit), {} (HTML)",
+        args.junit.display(),
+        args.html.display()
+    );
+    if let Some(path) = &args.write_baseline {
+        let server = profile
+            .as_ref()
+            .map_or(label.as_str(), |profile| &profile.server);
+        write_report(path, &baseline::from_results(server, &results))?;
+        say!("baseline written: {}", path.display());
+    }
+    let tally = Tally::of(&results);
+    let Some(baseline) = baseline else {
+        return Ok(tally.exit(args.strict));
+    };
+    let comparison = baseline::compare(&baseline, &results);
+    say!("{comparison}");
+    Ok(if comparison.holds() {
+        Exit::Clean
+    } else {
+        Exit::Failed
+    })
+}
+
+/// Writes a run's JUnit and HTML reports, a listed deviation marked in both.
+pub(super) fn write_reports(
+    results: &[misdirect_core::outcome::CaseResult],
+    label: &str,
+    baseline: Option<&baseline::Baseline>,
+    junit_path: &Path,
+    html_path: &Path,
+) -> Result<(), Failure> {
+    let xml = junit::render(results, label, baseline)
+        .map_err(|error| Failure::harness(format!("failed to render the JUnit report: {error}")))?;
+    write_report(junit_path, &xml)?;
+    write_report(html_path, &html::render(results, label, baseline))
+}
+
+/// Loads the selected scenarios; broken files are invalid input.
+pub(super) fn select(args: &SuiteArgs) -> Result<Vec<Arc<Scenario>>, Failure> {
+    let paths = if args.suites.is_empty() {
+        vec![default_suites()]
+    } else {
+        args.suites.clone()
+    };
+    let scenarios = scenario::load_paths(&paths).map_err(|errors| {
+        let rendered: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        Failure::invalid(format!(
+            "{}\n{} scenario file(s) could not be loaded",
+            rendered.join("\n\n"),
+            errors.len()
+        ))
+    })?;
+    let filter = globs(&args.filters)?;
+    Ok(scenarios
+        .into_iter()
+        .filter(|scenario| filter.as_ref().is_none_or(|set| set.is_match(&scenario.id)))
+        .map(Arc::new)
+        .collect())
+}
+
+/// `./suites` when run from a checkout, else the suites this binary was built with.
+pub(super) fn default_suites() -> PathBuf {
+    let local = PathBuf::from("suites");
+    if local.is_dir() {
+        local
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("suites")
+    }
+}
+
+pub(super) fn globs(patterns: &[String]) -> Result<Option<GlobSet>, Failure> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let mut builder = GlobSetBuilder::new();
+    for pattern in patterns {
+        let glob = Glob::new(pattern)
+            .map_err(|error| Failure::invalid(format!("invalid --filter: {error}")))?;
+        builder.add(glob);
+    }
+    builder
+        .build()
+        .map(Some)
+        .map_err(|error| Failure::invalid(format!("invalid --filter: {error}")))
+}
+
+pub(super) fn protocols(keys: &[String]) -> Result<Vec<Protocol>, Failure> {
+    keys.iter()
+        .map(|key| key.parse().map_err(Failure::invalid))
+        .collect()
+}
+
+/// The selected cases and the run options, or why they are invalid.
+pub(super) fn plan(
+    suites: &SuiteArgs,
+    timeout: f64,
+    concurrency: usize,
+) -> Result<(Vec<runner::Case>, RunOptions), Failure> {
+    let scenarios = select(suites)?;
+    let protocols = protocols(&suites.protocols)?;
+    if !(timeout > 0.0 && timeout <= 600.0) {
+        return Err(Failure::invalid(
+            "--timeout must be between 0 and 600 seconds",
+        ));
+    }
+    let cases: Vec<_> = runner::cases(&scenarios)
+        .into_iter()
+        .filter(|case| protocols.is_empty() || protocols.contains(&case.protocol))
+        .collect();
+    if cases.is_empty() {
+        return Err(Failure::invalid("no scenario matches the selection"));
+    }
+    let step_timeout = Duration::from_secs_f64(timeout);
+    let options = RunOptions {
+        step_timeout,
+        case_timeout: step_timeout * 6,
+        concurrency: concurrency.max(1),
+    };
+    Ok((cases, options))
+}
+
+/// Runs the cases against a target until they end or a stop signal arrives; returns the results,
+/// the target's label and the wall time. The caller stops any server it started.
+pub(super) fn execute(
+    runtime: &tokio::runtime::Runtime,
+    stop_signals: &mut StopSignals,
+    target: Target,
+    options: RunOptions,
+    cases: Vec<runner::Case>,
+) -> Result<(Vec<misdirect_core::outcome::CaseResult>, String, Duration), Failure> {
+    let runner = Arc::new(
+        Runner::new(target, options).map_err(|error| Failure::harness(error.to_string()))?,
+    );
+    let started = Instant::now();
+    let results = runtime.block_on(async {
+        tokio::select! {
+            results = runner.run_all(cases) => Some(results),
+            () = stop_signals.received() => None,
+        }
+    });
+    let results = results
+        .ok_or_else(|| Failure::harness("interrupted; any server misdirect started was stopped"))?;
+    Ok((results, runner.target().label(), started.elapsed()))
+}
+
+/// SIGINT and SIGTERM, registered as soon as this exists and remembered until read.
+pub(super) struct StopSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    /// Registers the handlers before any server is started: a launched server runs in its own
+    /// process group, so the terminal's Ctrl-C never reaches it, and misdirect must stop it.
+    pub(super) fn install(runtime: &tokio::runtime::Runtime) -> Result<Self, Failure> {
+        runtime
+            .block_on(async { Self::new() })
+            .map_err(|error| Failure::harness(format!("cannot handle signals: {error}")))
+    }
+
+    fn new() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    async fn received(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
+}
+
+/// `--target` names a profile when it is a YAML file.
+pub(super) fn profile_path(args: &RunArgs) -> Option<&Path> {
+    let path = Path::new(&args.target);
+    let yaml = matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    );
+    (args.client.is_none() && yaml).then_some(path)
+}
+
+/// Loads a profile and, if it says how, starts its server (stopped when the handle is dropped).
+pub(super) fn launch_profile(
+    args: &RunArgs,
+    profile: &crate::under_test::profile::Profile,
+) -> Result<(Target, Option<crate::under_test::launcher::RunningServer>), Failure> {
+    if args.certs.is_some()
+        || args.trust.is_some()
+        || !args.names.is_empty()
+        || args.h3_port.is_some()
+    {
+        return Err(Failure::invalid(
+            "--certs, --trust, --name and --h3-port are the profile's to say",
+        ));
+    }
+    let (mut remote, server) = crate::under_test::launcher::prepare(profile, &args.work_dir)
+        .map_err(|error| Failure::harness(error.to_string()))?;
+    if let Some(port) = args.upstreams_port {
+        remote.upstreams_port = Some(port);
+        remote.upstreams_cleartext = args.upstreams_cleartext;
+    }
+    if let Some(server) = &server {
+        say!(
+            "started {}{} (process group {}) on {}",
+            profile.server,
+            server
+                .version
+                .as_deref()
+                .map(|version| format!(" ({version})"))
+                .unwrap_or_default(),
+            server.pid(),
+            remote.address
+        );
+    }
+    Ok((Target::Remote(Box::new(remote)), server))
+}
+
+pub(super) fn parse_target(args: &RunArgs) -> Result<Target, Failure> {
+    if let Some(template) = &args.client {
+        if !template.contains("{urls}") && !template.contains("{driver}") {
+            return Err(Failure::invalid(
+                "--client needs {urls} or {driver} in its command",
+            ));
+        }
+        return Ok(Target::Command(crate::under_test::client::CommandClient {
+            template: template.clone(),
+        }));
+    }
+    if let Some(rest) = args.target.strip_prefix("embedded") {
+        if args.certs.is_some()
+            || args.trust.is_some()
+            || !args.names.is_empty()
+            || args.h3_port.is_some()
+            || args.upstreams_port.is_some()
+        {
+            return Err(Failure::invalid(
+                "--certs, --trust, --name and --h3-port apply to a server of yours, not to the embedded target",
+            ));
+        }
+        return match rest.strip_prefix(':') {
+            None if rest.is_empty() => Ok(Target::Embedded(None)),
+            Some(fault) => fault
+                .parse()
+                .map(|fault| Target::Embedded(Some(fault)))
+                .map_err(|error: misdirect_core::fault::UnknownFault| {
+                    Failure::invalid(error.to_string())
+                }),
+            None => Err(Failure::invalid(format!(
+                "unknown target `{}`",
+                args.target
+            ))),
+        };
+    }
+    let address: SocketAddr = args.target.parse().map_err(|_| {
+        Failure::invalid(format!(
+            "unknown target `{}`: expected embedded, embedded:<fault> or IP:PORT",
+            args.target
+        ))
+    })?;
+    let trust = match (&args.certs, &args.trust) {
+        (Some(folder), _) => Trust::certs_folder(folder),
+        (None, Some(roots)) => Trust {
+            roots: Roots::named(roots, Path::new("")),
+            client_identity: args
+                .client_cert
+                .clone()
+                .zip(args.client_key.clone())
+                .map(|(certificate, key)| ClientIdentity { certificate, key }),
+        },
+        (None, None) => {
+            return Err(Failure::invalid(
+                "a server of yours needs --certs DIR (the CA to trust and the client certificate) \
+                 or --trust system|FILE",
+            ));
+        }
+    };
+    let mut deployment = Deployment::standard();
+    for mapping in &args.names {
+        let (role, host) = mapping
+            .split_once('=')
+            .ok_or_else(|| Failure::invalid(format!("--name takes ROLE=HOST, not `{mapping}`")))?;
+        let role: Role =
+            role.parse()
+                .map_err(|error: misdirect_core::deployment::UnknownRole| {
+                    Failure::invalid(error.to_string())
+                })?;
+        deployment.set_name(role, host.to_owned());
+    }
+    Ok(Target::Remote(Box::new(Remote {
+        server: None,
+        address,
+        h3_port: args.h3_port,
+        upstreams_port: args.upstreams_port,
+        upstreams_cleartext: args.upstreams_cleartext,
+        deployment,
+        trust,
+        pki: None,
+    })))
+}

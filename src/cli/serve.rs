@@ -1,0 +1,135 @@
+//! `misdirect serve` and `misdirect bench`: the embedded target on its own, for curl and
+//! browsers, and the per-connection cost against it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::embedded::EmbeddedTarget;
+use crate::pki::Pki;
+use misdirect_core::outcome::Exit;
+use misdirect_core::protocol::Protocol;
+
+use super::run::protocols;
+use super::{Failure, role_table, runtime};
+
+#[derive(Debug, clap::Args)]
+pub(super) struct ServeArgs {
+    /// Serve with this fault instead of correctly.
+    #[arg(long)]
+    pub(super) fault: Option<String>,
+    /// Port on 127.0.0.1 (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    pub(super) port: u16,
+    /// Folder to write the CA and certificates into, for curl --cacert.
+    #[arg(long, default_value = "certs", value_name = "DIR")]
+    pub(super) certs: PathBuf,
+    /// Stop after this many seconds (default: on Ctrl-C).
+    #[arg(long = "for", value_name = "SECONDS")]
+    pub(super) duration: Option<u64>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct BenchArgs {
+    /// Connections timed per protocol (at most 20000).
+    #[arg(long, default_value_t = 500)]
+    pub(super) connections: usize,
+    /// Connections made first and not timed.
+    #[arg(long, default_value_t = 20)]
+    pub(super) warmup: usize,
+    /// Protocols to time (repeatable): h1, h2, h3; default all.
+    #[arg(long = "protocol", value_name = "PROTOCOL")]
+    pub(super) protocols: Vec<String>,
+}
+
+pub(super) fn serve(args: &ServeArgs) -> Result<Exit, Failure> {
+    let fault = args.fault.as_deref().map(str::parse).transpose().map_err(
+        |error: misdirect_core::fault::UnknownFault| Failure::invalid(error.to_string()),
+    )?;
+    let pki = Pki::generate().map_err(|error| Failure::harness(error.to_string()))?;
+    pki.write_pem(&args.certs)
+        .map_err(|error| Failure::harness(error.to_string()))?;
+    runtime()?.block_on(async {
+        let options = crate::embedded::StartOptions {
+            port: args.port,
+            ..Default::default()
+        };
+        let target = EmbeddedTarget::start_with(&pki, fault, options)
+            .await
+            .map_err(|error| Failure::harness(error.to_string()))?;
+        let port = target.address().port();
+        let ca = args.certs.join("ca.pem");
+        say!(
+            "embedded target{} listening on {} (HTTP/1.1 and HTTP/2 over TLS on TCP, HTTP/3 on the same UDP port)",
+            fault.map(|fault| format!(" with fault {fault}")).unwrap_or_default(),
+            target.address()
+        );
+        say!("roles: {}", role_table());
+        say!("served on its own connection:");
+        say!("  curl --cacert {} --resolve a.test:{port}:127.0.0.1 https://a.test:{port}/", ca.display());
+        say!("misdirected (connection for a.test, request for c.test) gets 421:");
+        say!(
+            "  curl --cacert {} --resolve a.test:{port}:127.0.0.1 --http2 -H 'Host: c.test:{port}' https://a.test:{port}/",
+            ca.display()
+        );
+        match args.duration {
+            Some(seconds) => tokio::time::sleep(Duration::from_secs(seconds)).await,
+            None => {
+                say!("Ctrl-C stops it.");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+        Ok(Exit::Clean)
+    })
+}
+
+pub(super) fn bench(args: &BenchArgs) -> Result<Exit, Failure> {
+    if !(1..=20_000).contains(&args.connections) || args.warmup > 20_000 {
+        return Err(Failure::invalid(
+            "--connections takes 1 to 20000, --warmup at most 20000",
+        ));
+    }
+    let mut selected = protocols(&args.protocols)?;
+    if selected.is_empty() {
+        selected = Protocol::ALL.to_vec();
+    }
+    let measurements = runtime()?
+        .block_on(crate::bench::measure(
+            &selected,
+            args.warmup,
+            args.connections,
+            Duration::from_secs(5),
+        ))
+        .map_err(|error| Failure::harness(error.to_string()))?;
+    let build = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    say!(
+        "fresh connection + one request to the embedded target on 127.0.0.1 ({build} build), {} timed after {} warm-up:",
+        args.connections,
+        args.warmup
+    );
+    say!(
+        "{:<8} {:>10} {:>10} {:>10} {:>10} {:>9}",
+        "protocol",
+        "median",
+        "p10",
+        "p90",
+        "p99",
+        "wall"
+    );
+    let ms = |duration: Duration| format!("{:>7.3} ms", duration.as_secs_f64() * 1000.0);
+    for measurement in &measurements {
+        say!(
+            "{:<8} {} {} {} {} {:>7.3} s",
+            measurement.protocol.key(),
+            ms(measurement.quantile(0.5)),
+            ms(measurement.quantile(0.1)),
+            ms(measurement.quantile(0.9)),
+            ms(measurement.quantile(0.99)),
+            measurement.wall.as_secs_f64()
+        );
+    }
+    Ok(Exit::Clean)
+}
