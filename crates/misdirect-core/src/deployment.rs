@@ -252,16 +252,32 @@ pub fn san_covers(san: &str, host: &str) -> bool {
     }
 }
 
+/// Why an authority does not parse; the message names the authority.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthorityError {
+    #[error("authority `{0}` carries userinfo")]
+    Userinfo(String),
+    #[error("authority `{0}` has an unclosed IPv6 literal")]
+    UnclosedLiteral(String),
+    #[error("authority `{0}` has no valid host")]
+    NoHost(String),
+    #[error("authority `{0}` has an invalid port")]
+    InvalidPort(String),
+    #[error("authority `{0}` has a port out of range")]
+    PortOutOfRange(String),
+}
+
 /// Splits `host[:port]` (or `[v6]:port`). Userinfo, an empty host, characters outside a
 /// hostname and ports that do not fit 16 bits are errors.
-pub fn parse_authority(authority: &str) -> Result<(&str, Option<u16>), String> {
+pub fn parse_authority(authority: &str) -> Result<(&str, Option<u16>), AuthorityError> {
+    let owned = || authority.to_owned();
     if authority.contains('@') {
-        return Err(format!("authority `{authority}` carries userinfo"));
+        return Err(AuthorityError::Userinfo(owned()));
     }
     let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
         let (host, after) = rest
             .split_once(']')
-            .ok_or_else(|| format!("authority `{authority}` has an unclosed IPv6 literal"))?;
+            .ok_or_else(|| AuthorityError::UnclosedLiteral(owned()))?;
         (host, after.strip_prefix(':'))
     } else {
         match authority.rsplit_once(':') {
@@ -274,12 +290,12 @@ pub fn parse_authority(authority: &str) -> Result<(&str, Option<u16>), String> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b':'));
     if !valid_host {
-        return Err(format!("authority `{authority}` has no valid host"));
+        return Err(AuthorityError::NoHost(owned()));
     }
     let port = port
         .map(|port| {
             if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(format!("authority `{authority}` has an invalid port"));
+                return Err(AuthorityError::InvalidPort(owned()));
             }
             port.trim_start_matches('0')
                 .parse::<u16>()
@@ -290,7 +306,7 @@ pub fn parse_authority(authority: &str) -> Result<(&str, Option<u16>), String> {
                         Err(())
                     }
                 })
-                .map_err(|()| format!("authority `{authority}` has a port out of range"))
+                .map_err(|()| AuthorityError::PortOutOfRange(owned()))
         })
         .transpose()?;
     Ok((host, port))

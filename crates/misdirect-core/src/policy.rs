@@ -239,7 +239,8 @@ impl Policy {
         request: &RequestHead,
     ) -> Result<(Role, String), Refusal> {
         let authority = self.target_authority(request)?;
-        let (raw_host, port) = parse_authority(&authority).map_err(Refusal::BadRequest)?;
+        let (raw_host, port) =
+            parse_authority(&authority).map_err(|error| Refusal::BadRequest(error.to_string()))?;
         let host = normalize_host(raw_host);
         let port = port.unwrap_or(443);
         let unchecked_method = !matches!(request.method.as_str(), "GET" | "HEAD");
