@@ -1,5 +1,6 @@
-//! The shape of the code, as tests: the core crate names no I/O crate, and no crate's modules
-//! import each other in a circle. Both promises are in ARCHITECTURE.md; these keep them true.
+//! The shape of the code, as tests: the core crate names no I/O crate, and neither the modules of
+//! a crate nor the files of one folder import each other in a circle. Both promises are in
+//! ARCHITECTURE.md; these keep them true.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -106,6 +107,22 @@ fn the_shells_modules_form_no_circle() {
 }
 
 #[test]
+fn no_files_of_one_folder_import_each_other_in_a_circle() {
+    for source_root in [root().join("crates/misdirect-core/src"), root().join("src")] {
+        for folder in folders(&source_root) {
+            let graph = sibling_graph(&folder);
+            if let Some(circle) = find_circle(&graph) {
+                panic!(
+                    "files of {} import each other in a circle: {}",
+                    folder.display(),
+                    circle.join(" → ")
+                );
+            }
+        }
+    }
+}
+
+#[test]
 fn a_circle_is_found() {
     let graph = BTreeMap::from([
         ("a".to_owned(), BTreeSet::from(["b".to_owned()])),
@@ -123,8 +140,12 @@ fn a_circle_is_found() {
 #[test]
 fn imports_are_read_from_paths_and_groups() {
     let source = "use crate::{alpha::One, beta};\n// crate::gamma in a comment\nfn f() { crate::delta::g(); }";
-    let named: Vec<String> = modules_named(source).into_iter().collect();
+    let named: Vec<String> = modules_named(source, "crate::").into_iter().collect();
     assert_eq!(named, ["alpha", "beta", "delta"]);
+    let siblings: Vec<String> = modules_named("use super::{h1::Read, gateway};", "super::")
+        .into_iter()
+        .collect();
+    assert_eq!(siblings, ["gateway", "h1"]);
 }
 
 fn root() -> PathBuf {
@@ -166,7 +187,7 @@ fn module_graph(source_root: &Path) -> BTreeMap<String, BTreeSet<String>> {
         graph
             .entry(module)
             .or_default()
-            .extend(modules_named(&source));
+            .extend(modules_named(&source, "crate::"));
     }
     let modules: BTreeSet<String> = graph.keys().cloned().collect();
     for (module, named) in &mut graph {
@@ -188,13 +209,53 @@ fn rust_files(folder: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// The first segment of every `crate::` path in `source`, comments left out.
-fn modules_named(source: &str) -> BTreeSet<String> {
+/// Every folder below `root`, `root` included.
+fn folders(root: &Path) -> Vec<PathBuf> {
+    let mut found = vec![root.to_owned()];
+    for entry in std::fs::read_dir(root).expect("readable folder") {
+        let path = entry.expect("a folder entry").path();
+        if path.is_dir() {
+            found.extend(folders(&path));
+        }
+    }
+    found
+}
+
+/// The files of one folder (its `mod.rs`, `lib.rs` and `main.rs` left out, which declare the
+/// others) → the other files of the folder each names through `super::`.
+fn sibling_graph(folder: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for entry in std::fs::read_dir(folder).expect("readable folder") {
+        let path = entry.expect("a folder entry").path();
+        let Some(stem) = path
+            .extension()
+            .filter(|extension| *extension == "rs")
+            .and(path.file_stem())
+            .map(|stem| stem.to_string_lossy().into_owned())
+        else {
+            continue;
+        };
+        if ["mod", "lib", "main"].contains(&stem.as_str()) {
+            continue;
+        }
+        let source = std::fs::read_to_string(&path).expect("readable source");
+        graph.insert(stem, modules_named(&source, "super::"));
+    }
+    let files: BTreeSet<String> = graph.keys().cloned().collect();
+    for (file, named) in &mut graph {
+        named.retain(|other| other != file && files.contains(other));
+    }
+    graph
+}
+
+/// The first segment of every path in `source` that starts with `prefix` (`crate::`,
+/// `super::`), comments left out.
+fn modules_named(source: &str, prefix: &str) -> BTreeSet<String> {
     let mut named = BTreeSet::new();
     for line in source.lines() {
         let code = line.split("//").next().unwrap_or("");
-        for (index, _) in code.match_indices("crate::") {
-            let rest = &code[index + "crate::".len()..];
+        for (index, _) in code.match_indices(prefix) {
+            let rest = &code[index + prefix.len()..];
             if let Some(group) = rest.strip_prefix('{') {
                 let group = group.split('}').next().unwrap_or("");
                 named.extend(group.split(',').filter_map(first_identifier));

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::IDLE;
-use super::h1::absolute_form_authority;
 use crate::client::tls::{ConnectionTickets, Credentials, TicketJar};
 use crate::client::{self, ConnectRequest, WireRequest};
 use misdirect_core::deployment::{REQUEST_ID_HEADER, Role};
@@ -42,7 +41,7 @@ impl Forward {
     }
 
     pub(super) fn from_h1(request: &wire::h1::Request) -> Self {
-        let path = match absolute_form_authority(&request.target) {
+        let path = match wire::h1::absolute_form_authority(&request.target) {
             Some(authority) => request
                 .target
                 .split_once(authority.as_str())

@@ -13,7 +13,7 @@ use super::{IDLE, ServeError, Shared};
 use misdirect_core::deployment::{Role, TENANT_HEADER};
 use misdirect_core::policy::{Answer, ConnectionFacts, ConnectionMemory, Reply, RequestHead};
 use misdirect_core::protocol::Protocol;
-use misdirect_core::wire::h1::{Parsed, Refusal, Request, parse_request};
+use misdirect_core::wire::h1::{Parsed, Refusal, Request, absolute_form_authority, parse_request};
 
 pub(super) async fn serve(
     mut tls: TlsStream<TcpStream>,
@@ -131,15 +131,6 @@ async fn write_h1(
     Ok(())
 }
 
-/// The authority of an absolute-form request target (`https://host:port/path`).
-pub(super) fn absolute_form_authority(target: &str) -> Option<String> {
-    let rest = target
-        .strip_prefix("https://")
-        .or_else(|| target.strip_prefix("http://"))?;
-    let end = rest.find(['/', '?']).unwrap_or(rest.len());
-    Some(rest[..end].to_owned())
-}
-
 fn reason_phrase(status: u16) -> &'static str {
     match status {
         200 => "OK",
@@ -149,19 +140,5 @@ fn reason_phrase(status: u16) -> &'static str {
         421 => "Misdirected Request",
         431 => "Request Header Fields Too Large",
         _ => "",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn absolute_form_authority_is_extracted() {
-        assert_eq!(
-            absolute_form_authority("https://c.test:4433/x?y"),
-            Some("c.test:4433".into())
-        );
-        assert_eq!(absolute_form_authority("/x"), None);
     }
 }

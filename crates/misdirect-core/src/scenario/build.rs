@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use serde_saphyr::Spanned;
 
-use super::load::{LoadError, span_at, span_of};
 use super::raw::{
     RawAuthority, RawBurst, RawClient, RawConnect, RawExpectation, RawRequest, RawScenario, RawStep,
 };
+use super::span::{LoadError, span_at, span_of};
 use super::{
     Authority, ClientExpectation, ClientPlan, Connect, Detection, Expectation, Fetch, PortForm,
     Request, Requirement, Route, Scenario, Send, Source, Span, Step, TargetForm,

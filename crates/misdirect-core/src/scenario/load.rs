@@ -3,36 +3,14 @@
 //! points at `file:line:col` and shows the line.
 
 use std::collections::HashSet;
-use std::fmt;
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
-use serde_saphyr::{Location, Spanned};
-
 use super::build::Builder;
 use super::raw::RawScenario;
-use super::{Scenario, Source, Span};
-
-/// A scenario file that cannot be used, with where and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LoadError {
-    pub path: PathBuf,
-    /// `None` when the file could not be read at all.
-    pub span: Option<Span>,
-    pub message: String,
-}
-
-impl fmt::Display for LoadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.span {
-            Some(span) => write!(f, "error: {}\n{}", self.message, span.snippet()),
-            None => write!(f, "error: {}: {}", self.path.display(), self.message),
-        }
-    }
-}
-
-impl std::error::Error for LoadError {}
+use super::span::{LoadError, Span, clamp};
+use super::{Scenario, Source};
 
 /// Loads every `*.yaml` file below each path (a file or a folder), sorted by ID. All errors are
 /// collected, so that one run reports every broken file.
@@ -103,16 +81,6 @@ pub fn read_yaml<T: serde::de::DeserializeOwned>(
     parse_yaml(path, &text)
 }
 
-/// Where a parsed value stands in its file.
-pub fn span_of<T>(source: &Arc<Source>, spanned: &Spanned<T>) -> Span {
-    span_at(source, spanned.referenced)
-}
-
-/// Where a location in a file stands, as a span.
-pub(super) fn span_at(source: &Arc<Source>, at: Location) -> Span {
-    Span::new(source, clamp(at.line()), clamp(at.column()))
-}
-
 /// Parses YAML into its serde mirror, keeping the text for spans; a syntax or type error points at
 /// `file:line:col`. Shared by scenario files and target profiles.
 pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(
@@ -169,10 +137,6 @@ fn scenario_id(path: &Path) -> String {
         Some(parts) if !parts.is_empty() => parts.join("/"),
         _ => components[components.len().saturating_sub(2)..].join("/"),
     }
-}
-
-pub(super) fn clamp(value: u64) -> u32 {
-    u32::try_from(value).unwrap_or(u32::MAX).max(1)
 }
 
 /// serde-saphyr ends messages with " at line L, column C"; the span already says where.

@@ -12,9 +12,8 @@ pub mod span;
 
 use serde::Serialize;
 
-pub use load::{LoadError, load_file, load_paths, load_str};
-pub use load::{read_yaml, span_of};
-pub use span::{Source, Span};
+pub use load::{load_file, load_paths, load_str, read_yaml};
+pub use span::{LoadError, Source, Span, span_of};
 
 use crate::check::Check;
 use crate::check::client::ClientCheck;

@@ -1,8 +1,11 @@
-//! Source locations kept from the YAML to the report, and their rustc-style rendering.
+//! Source locations kept from the YAML to the report, their rustc-style rendering, and the
+//! located error every YAML file misdirect reads (scenarios, profiles, baselines) reports with.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use serde_saphyr::{Location, Spanned};
 
 /// A scenario file's text, shared by every span that points into it.
 #[derive(Debug, PartialEq, Eq)]
@@ -81,6 +84,40 @@ impl fmt::Display for Span {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.location())
     }
+}
+
+/// A scenario file that cannot be used, with where and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError {
+    pub path: PathBuf,
+    /// `None` when the file could not be read at all.
+    pub span: Option<Span>,
+    pub message: String,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.span {
+            Some(span) => write!(f, "error: {}\n{}", self.message, span.snippet()),
+            None => write!(f, "error: {}: {}", self.path.display(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// Where a parsed value stands in its file.
+pub fn span_of<T>(source: &Arc<Source>, spanned: &Spanned<T>) -> Span {
+    span_at(source, spanned.referenced)
+}
+
+/// Where a location in a file stands, as a span.
+pub(crate) fn span_at(source: &Arc<Source>, at: Location) -> Span {
+    Span::new(source, clamp(at.line()), clamp(at.column()))
+}
+
+pub(crate) fn clamp(value: u64) -> u32 {
+    u32::try_from(value).unwrap_or(u32::MAX).max(1)
 }
 
 #[cfg(test)]

@@ -139,6 +139,15 @@ pub fn parse_request(buffer: &[u8]) -> Parsed {
     Parsed::Request(request, head_end + length)
 }
 
+/// The authority of an absolute-form request target (`https://host:port/path`).
+pub fn absolute_form_authority(target: &str) -> Option<String> {
+    let rest = target
+        .strip_prefix("https://")
+        .or_else(|| target.strip_prefix("http://"))?;
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    Some(rest[..end].to_owned())
+}
+
 enum Chunked {
     /// The body (trailers discarded) and how many bytes it took.
     Body(Vec<u8>, usize),
@@ -223,6 +232,15 @@ mod tests {
         assert_eq!(parsed.header("host").as_deref(), Some("a.test"));
         assert_eq!(parsed.body, b"abc");
         assert_eq!(&bytes[used..], b"GET");
+    }
+
+    #[test]
+    fn absolute_form_authority_is_extracted() {
+        assert_eq!(
+            absolute_form_authority("https://c.test:4433/x?y"),
+            Some("c.test:4433".into())
+        );
+        assert_eq!(absolute_form_authority("/x"), None);
     }
 
     #[test]
