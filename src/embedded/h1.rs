@@ -13,7 +13,9 @@ use super::{IDLE, ServeError, Shared};
 use misdirect_core::deployment::{Role, TENANT_HEADER};
 use misdirect_core::policy::{Answer, ConnectionFacts, ConnectionMemory, Reply, RequestHead};
 use misdirect_core::protocol::Protocol;
-use misdirect_core::wire::h1::{Parsed, Refusal, Request, absolute_form_authority, parse_request};
+use misdirect_core::wire::h1::{
+    Progress, Refusal, Request, RequestReader, absolute_form_authority,
+};
 
 pub(super) async fn serve(
     mut tls: TlsStream<TcpStream>,
@@ -66,19 +68,17 @@ pub(crate) enum Read {
     Refuse(Refusal),
 }
 
-/// Reads one request from `io` with the core's parser; `buffer` keeps bytes read past it.
+/// Reads one request from `io` with the core's reader; `buffer` keeps bytes read past it.
 pub(crate) async fn read_request<S: AsyncRead + Unpin>(
     io: &mut S,
     buffer: &mut Vec<u8>,
 ) -> Result<Read, ServeError> {
+    let mut reader = RequestReader::default();
     loop {
-        match parse_request(buffer) {
-            Parsed::Request(request, used) => {
-                buffer.drain(..used);
-                return Ok(Read::Request(request));
-            }
-            Parsed::Refuse(refusal) => return Ok(Read::Refuse(refusal)),
-            Parsed::Incomplete { if_closed } => {
+        match reader.read(buffer) {
+            Progress::Request(request) => return Ok(Read::Request(request)),
+            Progress::Refuse(refusal) => return Ok(Read::Refuse(refusal)),
+            Progress::NeedMore { if_closed } => {
                 if fill(io, buffer).await? == 0 {
                     return Ok(if_closed.map_or(Read::Closed, Read::Refuse));
                 }

@@ -1,15 +1,16 @@
-//! The HTTP/1.1 request reader that the embedded target and the mock upstreams share: a pure
-//! parser over the bytes received so far, which says whether they hold a whole request (head and
-//! body, framed by `Content-Length` or chunked), need more, or are to be refused with a status.
-//! The shells own the socket and call it again after every read.
+//! The HTTP/1.1 request reader that the embedded target and the mock upstreams share: a state
+//! machine over the bytes received so far, which consumes them as it goes and says whether they
+//! made a whole request (head and body, framed by `Content-Length` or chunked), need more, or are
+//! to be refused with a status. The shells own the socket and call it again after every read.
 //!
-//! Limits bound memory whatever the peer sends: heads over [`MAX_HEAD`] are refused with 431,
-//! bodies over [`MAX_BODY`] with 413 (or 400 when chunked), contradictory or unsupported framing
-//! with 400 (RFC 9112 §6.3).
+//! Limits bound what is held whatever the peer sends: heads and chunk or trailer lines over
+//! [`MAX_HEAD`] are refused (431 for a head, 400 in a chunked body), bodies over [`MAX_BODY`] with
+//! 413 (or 400 when chunked), contradictory or unsupported framing with 400 (RFC 9112 §6.3).
 
 /// Largest request head read (431 beyond).
 pub const MAX_HEAD: usize = 64 * 1024;
-/// Largest request body read, over any protocol (413 beyond).
+/// Largest request body read (HTTP/1.1 refuses a larger one with 413; the HTTP/2 and HTTP/3
+/// shells stop reading at it).
 pub const MAX_BODY: usize = 1024 * 1024;
 
 /// Header fields a request head may have.
@@ -52,42 +53,138 @@ pub struct Refusal {
     pub reason: &'static str,
 }
 
-const fn refuse(status: u16, reason: &'static str) -> Refusal {
+const fn refuse_with(status: u16, reason: &'static str) -> Refusal {
     Refusal { status, reason }
 }
 
-const MALFORMED_CHUNKED: Refusal = refuse(400, "bad request: malformed chunked body");
+const MALFORMED_CHUNKED: Refusal = refuse_with(400, "bad request: malformed chunked body");
 
-/// What the bytes received so far hold.
+/// What reading gave so far.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Parsed {
-    /// A whole request, which took this many bytes from the start of the buffer.
-    Request(Request, usize),
+pub enum Progress {
+    /// A whole request; the bytes it took are gone from the buffer, what follows it stays.
+    Request(Request),
     /// More bytes are needed. Should the peer close now, `if_closed` is the refusal owed (a
     /// chunked body cut short), or `None` when the close simply ends the connection.
-    Incomplete {
+    NeedMore {
         if_closed: Option<Refusal>,
     },
     Refuse(Refusal),
 }
 
-/// Reads one request from the start of `buffer`.
-pub fn parse_request(buffer: &[u8]) -> Parsed {
-    let Some(head_end) = find(buffer, b"\r\n\r\n").map(|end| end + 4) else {
-        if buffer.len() > MAX_HEAD {
-            return Parsed::Refuse(refuse(431, "request head too large"));
+/// Reads one request from the bytes a connection received, consuming them as it goes (the head,
+/// then a chunk-size line, a chunk or a trailer line at a time), so that what is held stays
+/// within the limits whatever the peer sends. Call [`RequestReader::read`] again after every
+/// read from the socket; start a new reader for the next request.
+#[derive(Debug, Default)]
+pub struct RequestReader {
+    state: State,
+}
+
+#[derive(Debug, Default)]
+enum State {
+    #[default]
+    Head,
+    /// A `Content-Length` body of this many bytes.
+    Body { request: Request, length: usize },
+    /// A chunked body, before the next chunk-size line.
+    ChunkSize { request: Request },
+    /// A chunk of `size` bytes and its CRLF.
+    ChunkData { request: Request, size: usize },
+    /// Trailer fields up to the empty line (dropped).
+    Trailers { request: Request },
+}
+
+impl RequestReader {
+    /// Consumes what it can of `buffer`.
+    pub fn read(&mut self, buffer: &mut Vec<u8>) -> Progress {
+        loop {
+            let (state, progress) = step(std::mem::take(&mut self.state), buffer);
+            self.state = state;
+            if let Some(progress) = progress {
+                return progress;
+            }
         }
-        return Parsed::Incomplete { if_closed: None };
-    };
+    }
+}
+
+/// One step of reading: the next state, and what to report if reading stops here.
+fn step(state: State, buffer: &mut Vec<u8>) -> (State, Option<Progress>) {
+    let need_more = |state, if_closed| (state, Some(Progress::NeedMore { if_closed }));
+    let refuse = |refusal| (State::Head, Some(Progress::Refuse(refusal)));
+    match state {
+        State::Head => {
+            let Some(head_end) = find(buffer, b"\r\n\r\n").map(|end| end + 4) else {
+                if buffer.len() > MAX_HEAD {
+                    return refuse(refuse_with(431, "request head too large"));
+                }
+                return need_more(State::Head, None);
+            };
+            let head = parse_head(&buffer[..head_end]);
+            buffer.drain(..head_end);
+            match head {
+                Ok(next) => (next, None),
+                Err(refusal) => refuse(refusal),
+            }
+        }
+        State::Body { request, length } if buffer.len() < length => {
+            need_more(State::Body { request, length }, None)
+        }
+        State::Body {
+            mut request,
+            length,
+        } => {
+            request.body = buffer.drain(..length).collect();
+            (State::Head, Some(Progress::Request(request)))
+        }
+        State::ChunkSize { request } => {
+            let line = match take_line(buffer) {
+                Ok(line) => line,
+                Err(Some(refusal)) => return refuse(refusal),
+                Err(None) => {
+                    return need_more(State::ChunkSize { request }, Some(MALFORMED_CHUNKED));
+                }
+            };
+            let line = String::from_utf8_lossy(&line).into_owned();
+            let size_text = line.split(';').next().unwrap_or("").trim();
+            let Ok(size) = usize::from_str_radix(size_text, 16) else {
+                return refuse(MALFORMED_CHUNKED);
+            };
+            if size == 0 {
+                (State::Trailers { request }, None)
+            } else if size > MAX_BODY - request.body.len() {
+                refuse(MALFORMED_CHUNKED)
+            } else {
+                (State::ChunkData { request, size }, None)
+            }
+        }
+        State::ChunkData { request, size } if buffer.len() < size + 2 => {
+            need_more(State::ChunkData { request, size }, Some(MALFORMED_CHUNKED))
+        }
+        State::ChunkData { mut request, size } => {
+            if &buffer[size..size + 2] != b"\r\n" {
+                return refuse(MALFORMED_CHUNKED);
+            }
+            request.body.extend(buffer.drain(..size + 2).take(size));
+            (State::ChunkSize { request }, None)
+        }
+        State::Trailers { request } => match take_line(buffer) {
+            Ok(field) if field.is_empty() => (State::Head, Some(Progress::Request(request))),
+            Ok(_) => (State::Trailers { request }, None),
+            Err(Some(refusal)) => refuse(refusal),
+            Err(None) => need_more(State::Trailers { request }, Some(MALFORMED_CHUNKED)),
+        },
+    }
+}
+
+/// The request line and header fields of a complete head, and how its body is framed.
+fn parse_head(head: &[u8]) -> Result<State, Refusal> {
     let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
     let mut parsed = httparse::Request::new(&mut fields);
-    if !matches!(
-        parsed.parse(&buffer[..head_end]),
-        Ok(httparse::Status::Complete(_))
-    ) {
-        return Parsed::Refuse(refuse(400, "bad request: unparsable request head"));
+    if !matches!(parsed.parse(head), Ok(httparse::Status::Complete(_))) {
+        return Err(refuse_with(400, "bad request: unparsable request head"));
     }
-    let mut request = Request {
+    let request = Request {
         method: parsed.method.unwrap_or("").to_owned(),
         target: parsed.path.unwrap_or("").to_owned(),
         headers: parsed
@@ -102,41 +199,44 @@ pub fn parse_request(buffer: &[u8]) -> Parsed {
             .collect(),
         body: Vec::new(),
     };
-    let rest = &buffer[head_end..];
     let codings = request.headers_named("transfer-encoding");
     if !codings.is_empty() {
         // A gateway streams a body of unknown length chunked (RFC 9112 §7.1); any other coding
         // is refused rather than mis-framed.
         if codings.len() != 1 || !codings[0].eq_ignore_ascii_case("chunked") {
-            return Parsed::Refuse(refuse(400, "bad request: unsupported transfer coding"));
+            return Err(refuse_with(400, "bad request: unsupported transfer coding"));
         }
-        return match parse_chunked(rest) {
-            Chunked::Body(body, used) => {
-                request.body = body;
-                Parsed::Request(request, head_end + used)
-            }
-            Chunked::Incomplete => Parsed::Incomplete {
-                if_closed: Some(MALFORMED_CHUNKED),
-            },
-            Chunked::Malformed => Parsed::Refuse(MALFORMED_CHUNKED),
-        };
+        return Ok(State::ChunkSize { request });
     }
     let length = match request.headers_named("content-length").as_slice() {
         [] => 0,
         [one] => match one.parse::<usize>() {
             Ok(length) if length <= MAX_BODY => length,
-            Ok(_) => return Parsed::Refuse(refuse(413, "request body too large")),
-            Err(_) => {
-                return Parsed::Refuse(refuse(400, "bad request: an invalid Content-Length"));
-            }
+            Ok(_) => return Err(refuse_with(413, "request body too large")),
+            Err(_) => return Err(refuse_with(400, "bad request: an invalid Content-Length")),
         },
-        _ => return Parsed::Refuse(refuse(400, "bad request: more than one Content-Length")),
+        _ => {
+            return Err(refuse_with(
+                400,
+                "bad request: more than one Content-Length",
+            ));
+        }
     };
-    if rest.len() < length {
-        return Parsed::Incomplete { if_closed: None };
+    Ok(State::Body { request, length })
+}
+
+/// Takes one CRLF-terminated line (without the CRLF) off the front of `buffer`; `Err(None)` when
+/// none is complete yet, `Err(Some(_))` when the line is longer than a head may be.
+fn take_line(buffer: &mut Vec<u8>) -> Result<Vec<u8>, Option<Refusal>> {
+    match find(buffer, b"\r\n") {
+        Some(end) => {
+            let line = buffer[..end].to_vec();
+            buffer.drain(..end + 2);
+            Ok(line)
+        }
+        None if buffer.len() > MAX_HEAD => Err(Some(MALFORMED_CHUNKED)),
+        None => Err(None),
     }
-    request.body = rest[..length].to_vec();
-    Parsed::Request(request, head_end + length)
 }
 
 /// The authority of an absolute-form request target (`https://host:port/path`).
@@ -146,64 +246,6 @@ pub fn absolute_form_authority(target: &str) -> Option<String> {
         .or_else(|| target.strip_prefix("http://"))?;
     let end = rest.find(['/', '?']).unwrap_or(rest.len());
     Some(rest[..end].to_owned())
-}
-
-enum Chunked {
-    /// The body (trailers discarded) and how many bytes it took.
-    Body(Vec<u8>, usize),
-    Incomplete,
-    Malformed,
-}
-
-/// Reads a chunked body from the start of `bytes`; over [`MAX_BODY`] it is malformed.
-fn parse_chunked(bytes: &[u8]) -> Chunked {
-    let mut body = Vec::new();
-    let mut at = 0;
-    // A line of the body (chunk size or trailer field) from `at`, and where the next begins.
-    let line = |at: usize| -> Result<(&[u8], usize), Chunked> {
-        match find(&bytes[at..], b"\r\n") {
-            Some(end) => Ok((&bytes[at..at + end], at + end + 2)),
-            None if bytes.len() - at > MAX_HEAD => Err(Chunked::Malformed),
-            None => Err(Chunked::Incomplete),
-        }
-    };
-    loop {
-        let (size_line, next) = match line(at) {
-            Ok(found) => found,
-            Err(ended) => return ended,
-        };
-        let size_text = String::from_utf8_lossy(size_line);
-        let size_text = size_text.split(';').next().unwrap_or("").trim();
-        let Ok(size) = usize::from_str_radix(size_text, 16) else {
-            return Chunked::Malformed;
-        };
-        at = next;
-        if size == 0 {
-            // Trailer fields up to the empty line.
-            loop {
-                match line(at) {
-                    Ok((field, next)) => {
-                        at = next;
-                        if field.is_empty() {
-                            return Chunked::Body(body, at);
-                        }
-                    }
-                    Err(ended) => return ended,
-                }
-            }
-        }
-        if size > MAX_BODY - body.len() {
-            return Chunked::Malformed;
-        }
-        if bytes.len() - at < size + 2 {
-            return Chunked::Incomplete;
-        }
-        if &bytes[at + size..at + size + 2] != b"\r\n" {
-            return Chunked::Malformed;
-        }
-        body.extend_from_slice(&bytes[at..at + size]);
-        at += size + 2;
-    }
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -216,22 +258,53 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
 
-    fn request(parsed: Parsed) -> (Request, usize) {
-        match parsed {
-            Parsed::Request(request, used) => (request, used),
+    /// Reads one request from `bytes` fed at once, and what is left of them.
+    fn read(bytes: &[u8]) -> (Progress, Vec<u8>) {
+        let mut buffer = bytes.to_vec();
+        let progress = RequestReader::default().read(&mut buffer);
+        (progress, buffer)
+    }
+
+    /// Reads one request from `bytes` fed a byte at a time, as a slow peer sends them.
+    fn read_slowly(bytes: &[u8]) -> Progress {
+        let mut reader = RequestReader::default();
+        let mut buffer = Vec::new();
+        let mut progress = reader.read(&mut buffer);
+        for byte in bytes {
+            buffer.push(*byte);
+            progress = reader.read(&mut buffer);
+            if !matches!(progress, Progress::NeedMore { .. }) {
+                break;
+            }
+        }
+        progress
+    }
+
+    fn request(progress: Progress) -> Request {
+        match progress {
+            Progress::Request(request) => request,
             other => panic!("not a whole request: {other:?}"),
+        }
+    }
+
+    fn status(bytes: &[u8]) -> u16 {
+        match read(bytes).0 {
+            Progress::Refuse(refusal) => refusal.status,
+            other => panic!("not refused: {other:?}"),
         }
     }
 
     #[test]
     fn a_request_with_a_body_and_what_follows_it() {
         let bytes = b"POST /x HTTP/1.1\r\nHost: a.test\r\nContent-Length: 3\r\n\r\nabcGET";
-        let (parsed, used) = request(parse_request(bytes));
+        let (progress, left) = read(bytes);
+        let parsed = request(progress);
         assert_eq!(parsed.method, "POST");
         assert_eq!(parsed.target, "/x");
         assert_eq!(parsed.header("host").as_deref(), Some("a.test"));
         assert_eq!(parsed.body, b"abc");
-        assert_eq!(&bytes[used..], b"GET");
+        assert_eq!(left, b"GET");
+        assert_eq!(request(read_slowly(bytes)).body, b"abc");
     }
 
     #[test]
@@ -245,45 +318,59 @@ mod tests {
 
     #[test]
     fn a_request_needs_its_whole_head_and_body() {
+        let quietly_closed = Progress::NeedMore { if_closed: None };
+        assert_eq!(read(b"GET / HTTP/1.1\r\nHost: a").0, quietly_closed);
         assert_eq!(
-            parse_request(b"GET / HTTP/1.1\r\nHost: a"),
-            Parsed::Incomplete { if_closed: None }
-        );
-        assert_eq!(
-            parse_request(b"POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\nab"),
-            Parsed::Incomplete { if_closed: None }
+            read(b"POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\nab").0,
+            quietly_closed
         );
     }
 
     #[test]
     fn chunked_bodies_are_joined_and_trailers_dropped() {
         let bytes = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n2\r\nde\r\n0\r\nT: v\r\n\r\nnext";
-        let (parsed, used) = request(parse_request(bytes));
-        assert_eq!(parsed.body, b"abcde");
-        assert_eq!(&bytes[used..], b"next");
+        let (progress, left) = read(bytes);
+        assert_eq!(request(progress).body, b"abcde");
+        assert_eq!(left, b"next");
+        assert_eq!(request(read_slowly(bytes)).body, b"abcde");
         let cut = &bytes[..bytes.len() - 10];
         assert_eq!(
-            parse_request(cut),
-            Parsed::Incomplete {
+            read(cut).0,
+            Progress::NeedMore {
                 if_closed: Some(MALFORMED_CHUNKED)
             }
         );
         assert_eq!(
-            parse_request(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"),
-            Parsed::Refuse(MALFORMED_CHUNKED)
+            read(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n").0,
+            Progress::Refuse(MALFORMED_CHUNKED)
         );
         assert_eq!(
-            parse_request(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nab\r\n"),
-            Parsed::Refuse(MALFORMED_CHUNKED)
+            read(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nab\r\n").0,
+            Progress::Refuse(MALFORMED_CHUNKED)
         );
     }
 
     #[test]
+    fn what_is_held_stays_bounded_while_a_chunked_body_arrives() {
+        // Many small chunks with long extensions: each line is consumed as it is read, so the
+        // buffer never holds more than one line.
+        let mut reader = RequestReader::default();
+        let mut buffer = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        let extension = "x".repeat(1000);
+        for _ in 0..2000 {
+            buffer.extend_from_slice(format!("1;{extension}\r\na\r\n").as_bytes());
+            assert!(matches!(
+                reader.read(&mut buffer),
+                Progress::NeedMore { .. }
+            ));
+            assert!(buffer.is_empty());
+        }
+        buffer.extend_from_slice(b"0\r\n\r\n");
+        assert_eq!(request(reader.read(&mut buffer)).body.len(), 2000);
+    }
+
+    #[test]
     fn framing_that_cannot_be_trusted_is_refused() {
-        let status = |bytes: &[u8]| match parse_request(bytes) {
-            Parsed::Refuse(refusal) => refusal.status,
-            other => panic!("not refused: {other:?}"),
-        };
         assert_eq!(
             status(b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
             400
@@ -300,5 +387,10 @@ mod tests {
         );
         assert_eq!(status(too_long.as_bytes()), 413);
         assert_eq!(status(&vec![b'a'; MAX_HEAD + 1]), 431);
+        let long_line = format!(
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n{}",
+            "1".repeat(MAX_HEAD + 1)
+        );
+        assert_eq!(status(long_line.as_bytes()), 400);
     }
 }
