@@ -9,7 +9,8 @@ use std::sync::Arc;
 use serde_saphyr::Spanned;
 
 use super::raw::{
-    RawAuthority, RawBurst, RawClient, RawConnect, RawExpectation, RawRequest, RawScenario, RawStep,
+    CLIENT_FIELDS, REQUEST_FIELDS, RawAuthority, RawBurst, RawClient, RawConnect, RawExpectation,
+    RawRequest, RawScenario, RawStep,
 };
 use super::span::{LoadError, span_at, span_of};
 use super::{
@@ -178,16 +179,15 @@ impl<'a> Builder<'a> {
             .expect
             .into_iter()
             .map(|expectation| {
+                self.known_keys(&expectation, CLIENT_FIELDS)?;
                 let span = self.span(&expectation.requirement);
                 let requirement = self.cited(&expectation.requirement, requirements)?;
-                if let Some(protocols) = expectation.protocols.as_ref().and_then(|list| list.first()) {
-                    return Err(self.error_at(protocols, "a client expectation is about the whole case: `protocols` belongs to requests' expectations"));
-                }
-                if let Some(flag) = &expectation.if_advertised {
-                    return Err(self.error_at(flag, "a client expectation is about the whole case: `if_advertised` belongs to requests' expectations"));
-                }
                 let check = self.one_check(expectation, &span)?;
-                Ok(ClientExpectation { requirement, check, span })
+                Ok(ClientExpectation {
+                    requirement,
+                    check,
+                    span,
+                })
             })
             .collect::<Built<Vec<_>>>()?;
         Ok(ClientPlan {
@@ -526,6 +526,7 @@ impl<'a> Builder<'a> {
         raw: RawExpectation<RawCheck>,
         context: &mut StepContext<'_>,
     ) -> Built<Expectation> {
+        self.known_keys(&raw, REQUEST_FIELDS)?;
         let span = self.span(&raw.requirement);
         let requirement = self.cited(&raw.requirement, context.requirements)?;
         let protocols = match &raw.protocols {
@@ -555,6 +556,32 @@ impl<'a> Builder<'a> {
         })
     }
 
+    /// Every key of an expectation is one of `fields` or a check's name; else an error at the
+    /// first that is not.
+    fn known_keys<R: RawChecks>(
+        &self,
+        raw: &RawExpectation<R>,
+        fields: &[&'static str],
+    ) -> Built<()> {
+        let stray = raw
+            .fields
+            .iter()
+            .filter(|key| !fields.contains(&key.value.as_str()))
+            .chain(&raw.unknown)
+            .min_by_key(|key| (key.referenced.line(), key.referenced.column()));
+        match stray {
+            Some(key) => Err(self.error_at(
+                key,
+                format!(
+                    "unknown field `{}`, expected one of {}",
+                    key.value,
+                    RawExpectation::<R>::keys(fields).join(", ")
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// The index of the requirement an expectation cites, which the scenario must list.
     fn cited(&self, cited: &Spanned<String>, requirements: &[Requirement]) -> Built<usize> {
         requirements
@@ -574,16 +601,6 @@ impl<'a> Builder<'a> {
     /// The one check an expectation states, built from its value; the role it names is
     /// recorded with the scenario's roles.
     fn one_check<R: RawChecks>(&self, raw: RawExpectation<R>, span: &Span) -> Built<R::Check> {
-        if let Some(key) = raw.unknown.first() {
-            return Err(self.error_at(
-                key,
-                format!(
-                    "unknown field `{}`, expected one of {}",
-                    key.value,
-                    RawExpectation::<R>::keys().join(", ")
-                ),
-            ));
-        }
         let checks = raw.checks;
         let stated = checks.len();
         let mut built = checks

@@ -69,7 +69,7 @@ pub fn load_str(path: &Path, id: &str, text: &str) -> Result<Scenario, LoadError
     Builder::new(&source, path).scenario(id, raw)
 }
 
-/// Reads a YAML file into its serde mirror (see [`parse_yaml`]).
+/// Reads a YAML file into its serde mirror, with `file:line:col` on any syntax or type error.
 pub fn read_yaml<T: serde::de::DeserializeOwned>(
     path: &Path,
 ) -> Result<(Arc<Source>, T), LoadError> {
@@ -304,6 +304,30 @@ steps:
         for name in RawCheck::names() {
             assert!(error.message.contains(name), "{name} missing: {error}");
         }
+    }
+
+    #[test]
+    fn a_client_expectation_takes_no_request_fields() {
+        let client = "\
+title: c
+requirements:
+  - { id: R9110-15.5.20-c, level: SHOULD, section: RFC 9110 §15.5.20 }
+protocols: [h2]
+client:
+  origin: first-request
+  fetch:
+    - url: primary
+  expect:
+    - { requirement: R9110-15.5.20-c, protocols: [], retried_on_new_connection: true }
+";
+        let error = load_str(Path::new("c.yaml"), "c", client).unwrap_err();
+        assert!(
+            error.message.starts_with(
+                "unknown field `protocols`, expected one of requirement, coalesced_only_covered"
+            ),
+            "{error}"
+        );
+        assert_eq!(error.span.map(|span| span.line), Some(10));
     }
 
     #[test]

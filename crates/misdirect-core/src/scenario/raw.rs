@@ -1,6 +1,7 @@
 //! The serde mirror of a scenario file: exactly what the YAML may say, with a span on every value
-//! a diagnostic may need to point at. Unknown keys are errors. Nothing here is validated: that is
-//! `load`'s job, which turns this into the model.
+//! a diagnostic may need to point at. Unknown keys are errors; an expectation's are kept with
+//! their spans for `build` to report, since its keys are its checks'. Nothing here is validated:
+//! that is `build`'s job, which turns this into the model.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -155,14 +156,22 @@ pub(super) struct RawExpectation<C> {
     pub(super) protocols: Option<Vec<Spanned<String>>>,
     pub(super) if_advertised: Option<Spanned<bool>>,
     pub(super) checks: Vec<C>,
+    /// The keys of the fields above that the expectation has, where they stand: a client
+    /// expectation takes `requirement` only.
+    pub(super) fields: Vec<Spanned<String>>,
     /// Keys that are neither fields nor checks, which the loader reports where they stand.
     pub(super) unknown: Vec<Spanned<String>>,
 }
 
+/// The fields an expectation about one request takes.
+pub(super) const REQUEST_FIELDS: &[&str] = &["requirement", "protocols", "if_advertised"];
+/// The fields a client expectation takes: it is about the whole case.
+pub(super) const CLIENT_FIELDS: &[&str] = &["requirement"];
+
 impl<C: RawChecks> RawExpectation<C> {
-    /// Every key an expectation may have: its fields, then its checks' names.
-    pub(super) fn keys() -> Vec<&'static str> {
-        let mut keys = vec!["requirement", "protocols", "if_advertised"];
+    /// Every key an expectation with these `fields` may have: the fields, then the checks' names.
+    pub(super) fn keys(fields: &[&'static str]) -> Vec<&'static str> {
+        let mut keys = fields.to_vec();
         keys.extend(C::names());
         keys
     }
@@ -188,8 +197,12 @@ impl<'de, C: RawChecks> Visitor<'de> for ExpectationVisitor<C> {
         let mut protocols = None;
         let mut if_advertised = None;
         let mut checks = Vec::new();
+        let mut fields = Vec::new();
         let mut unknown = Vec::new();
         while let Some(key) = map.next_key::<Spanned<String>>()? {
+            if REQUEST_FIELDS.contains(&key.value.as_str()) {
+                fields.push(key.clone());
+            }
             match key.value.as_str() {
                 "requirement" if requirement.is_some() => {
                     return Err(de::Error::duplicate_field("requirement"));
@@ -217,6 +230,7 @@ impl<'de, C: RawChecks> Visitor<'de> for ExpectationVisitor<C> {
             protocols,
             if_advertised,
             checks,
+            fields,
             unknown,
         })
     }
