@@ -186,7 +186,7 @@ async fn serve_raw(
     if shared.origin_frame.is_some() {
         // RFC 9412: ORIGIN on the control stream, right after SETTINGS.
         let mut payload = Vec::new();
-        for origin in shared.advertised_origins_for(facts) {
+        for origin in shared.advertised_origins(facts) {
             payload.extend_from_slice(&u16::try_from(origin.len()).unwrap_or(0).to_be_bytes());
             payload.extend_from_slice(origin.as_bytes());
         }

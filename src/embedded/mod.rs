@@ -10,7 +10,7 @@
 //! page (`driver`) and gateway forwarding (`gateway`). Dropping the [`EmbeddedTarget`] stops the
 //! listener and every connection it accepted.
 //!
-//! These modules and the clients are the only ones that name protocol crates.
+//! In the shell, these modules and the clients are the only ones that name protocol crates.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,7 +26,7 @@ use crate::pki::Pki;
 use gateway::{Forward, Gateway};
 use misdirect_core::deployment::{Deployment, Role, TENANT_HEADER};
 use misdirect_core::fault::Fault;
-pub use misdirect_core::observe::ServedRequest;
+use misdirect_core::observe::ServedRequest;
 use misdirect_core::origin_script::OriginScript;
 use misdirect_core::policy::{
     Answer, ConnectionFacts, ConnectionMemory, Policy, Reply, RequestHead,
@@ -323,13 +323,9 @@ fn response_head(answer: &Answer) -> http::response::Builder {
 }
 
 impl Shared {
-    /// The origins the ORIGIN frame of an HTTP/2 connection lists: scripted, or the policy's.
+    /// The origins the ORIGIN frames of an HTTP/2 or HTTP/3 connection list: scripted, or the
+    /// policy's.
     fn advertised_origins(&self, facts: &ConnectionFacts) -> Vec<String> {
-        self.advertised_origins_for(facts)
-    }
-
-    /// The same, for the HTTP/3 shell.
-    pub(super) fn advertised_origins_for(&self, facts: &ConnectionFacts) -> Vec<String> {
         match &self.origin_frame {
             Some(roles) => roles
                 .iter()

@@ -26,7 +26,7 @@ impl Record {
         }
     }
 
-    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, (Observations, Transcript)> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Observations, Transcript)> {
         // Only pushes happen under the lock, so the data stays consistent after a panic.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -16,8 +16,7 @@ use bytes::Bytes;
 
 use crate::client::tls::{ConnectionTickets, Credentials, TicketJar};
 use crate::client::{self, ConnectError, ConnectRequest, Connection, WireRequest, bounded};
-use misdirect_core::deployment::fetch_path;
-use misdirect_core::deployment::{Role, san_covers};
+use misdirect_core::deployment::{Role, fetch_path, san_covers};
 use misdirect_core::fault::Fault;
 use misdirect_core::observe::ExchangeOutcome;
 use misdirect_core::protocol::Protocol;

@@ -171,13 +171,6 @@ macro_rules! family {
             /// Every check of the family, by the name a scenario writes.
             pub const NAMES: &[&str] = &[$($name),*];
 
-            /// The name a scenario writes for this check.
-            pub fn name(&self) -> &'static str {
-                match self {
-                    $($family::$variant { .. } => $name,)*
-                }
-            }
-
             /// The role the check names, if it names one.
             pub fn role(&self) -> Option<$crate::deployment::Role> {
                 match self {
@@ -314,14 +307,6 @@ impl Exchanged<'_> {
 }
 
 impl Check {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Server(check) => check.name(),
-            Self::Origin(check) => check.name(),
-            Self::Gateway(check) => check.name(),
-        }
-    }
-
     pub fn role(&self) -> Option<Role> {
         match self {
             Self::Server(check) => check.role(),
