@@ -9,9 +9,9 @@
 //! This crate is the thin async shell around the sans-IO core, [`misdirect_core`] (scenarios,
 //! checks, verdicts, reports, the reference policy, wire codecs): it generates the PKI
 //! ([`pki`]), drives the clients ([`client`]), runs the embedded reference target
-//! ([`embedded`]) and the gateways' mock upstreams ([`upstream`]), reaches, launches or runs
+//! ([`embedded`]) and the gateways' mock upstreams ([`embedded::upstream`]), reaches, launches or runs
 //! what is under test ([`under_test`]), carries out cases under their deadlines ([`runner`]),
-//! and offers it all as a command line ([`cli`]), a benchmark ([`bench`]) and `cargo test`
+//! and offers it all as a command line ([`cli`]), a benchmark ([`bench`](mod@bench)) and `cargo test`
 //! trials ([`harness`]).
 //!
 //! `ARCHITECTURE.md` at the repository root has the map and the invariants.

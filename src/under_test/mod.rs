@@ -1,8 +1,7 @@
-//! Targets under test: where requests go, which names play which role, and what to trust.
-//!
-//! The embedded reference target ([`embedded`]) implements the standard deployment correctly and,
-//! for each requirement the suites check, has a [`Fault`] that breaks it, so that every check is
-//! proven able to fail. Its request decisions live in the pure [`policy`] module.
+//! What is tested: the embedded reference target (correct, or with one [`Fault`]), a server
+//! reached at its address (one of yours, or launched from a profile: [`profile`], [`launcher`]),
+//! or a client run from a command ([`client`]); where requests go, which names play which role,
+//! and what to trust.
 
 pub mod client;
 pub mod launcher;

@@ -4,9 +4,10 @@
 //! protocol crates will not, all as pure functions over plain data, the way quinn-proto and
 //! rustls keep their state machines apart from sockets.
 //!
-//! The crate cannot name an async runtime, TLS, QUIC or HTTP protocol crate: its dependencies
-//! say so, and the shell's `tests/purity.rs` fails if one creeps in. Of its modules, only the
-//! loaders (`scenario::load_paths`, `baseline::load`) read files.
+//! The crate cannot name an async runtime, TLS, QUIC or HTTP/2 or HTTP/3 stack (tokio, rustls,
+//! quinn, h2, h3, hyper), only parsers such as httparse: its dependencies say so, and the
+//! shell's `tests/shape.rs` fails if one creeps in. Of its modules, only the loaders
+//! (`scenario::load_paths`, `scenario::read_yaml`, `baseline::load`) read files.
 //!
 //! Modules, bottom first (each imports only modules above it in this list):
 //! - [`verdict`], [`protocol`], [`fault`], [`origin_script`], [`deployment`], [`wire`]: vocabulary
