@@ -57,6 +57,8 @@ enum Command {
     List(SuiteArgs),
     /// List the faults of the embedded target, one per line: name, actor, description.
     Faults,
+    /// List every check an expectation may state, by family: how it is written and what it asks.
+    Checks,
     /// Run the embedded target standalone and show how to point curl at it.
     Serve(ServeArgs),
     /// Time fresh connections (handshake + one request) to the embedded target, per protocol.
@@ -144,6 +146,16 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
                     fault.actor().key(),
                     fault.description()
                 );
+            }
+            Ok(Exit::Clean)
+        }
+        Command::Checks => {
+            for (family, checks) in misdirect_core::check::catalogue() {
+                say!("{family}");
+                for check in checks {
+                    say!("  {}: {}", check.name, check.value);
+                    say!("      {}", check.paragraph());
+                }
             }
             Ok(Exit::Clean)
         }

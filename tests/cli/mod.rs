@@ -124,6 +124,15 @@ fn contracts() -> Vec<Contract> {
             0,
         )
         .cases(&[("PASS", Some), ("FAIL", None), ("ERROR", None)]),
+        // The reference comes from the checks' declarations: every family, values as written.
+        Contract::new("checks-lists-every-check", &["checks"], 0).says(&[
+            "served_by: <role>",
+            "uncovered_refused: true",
+            "status: <status> or [<status>, ...]",
+            "advertised_covered: true",
+            "reached_no_upstream: true",
+            "at_most_requests: <count>",
+        ]),
         Contract::new(
             "invalid-arguments-exit-3",
             &["run", "--target", "embedded:no-such-fault"],

@@ -42,6 +42,9 @@ pub trait Argument: Sized {
     /// How the value is written.
     type Raw: DeserializeOwned;
 
+    /// How the value is written, in words for the check reference.
+    const WRITTEN: &'static str;
+
     /// The value, or why `raw` is not one; `check` names the check for the message.
     fn build(raw: Self::Raw, check: &str) -> Result<Self, String>;
 
@@ -53,6 +56,8 @@ pub trait Argument: Sized {
 
 impl Argument for Role {
     type Raw = String;
+
+    const WRITTEN: &'static str = "<role>";
 
     fn build(raw: String, _check: &str) -> Result<Self, String> {
         raw.parse()
@@ -75,6 +80,8 @@ pub enum RawStatus {
 impl Argument for Vec<u16> {
     type Raw = RawStatus;
 
+    const WRITTEN: &'static str = "<status> or [<status>, ...]";
+
     fn build(raw: RawStatus, _check: &str) -> Result<Self, String> {
         let codes = match raw {
             RawStatus::One(code) => vec![code],
@@ -89,6 +96,8 @@ impl Argument for Vec<u16> {
 
 impl Argument for u32 {
     type Raw = Self;
+
+    const WRITTEN: &'static str = "<count>";
 
     fn build(raw: Self, check: &str) -> Result<Self, String> {
         if raw == 0 {
@@ -144,6 +153,8 @@ macro_rules! family {
     (@raw $argument:ty) => { <$argument as $crate::check::Argument>::Raw };
     (@bind $family:ident $variant:ident $value:ident) => { $family::$variant };
     (@bind $family:ident $variant:ident $value:ident $argument:ty) => { $family::$variant($value) };
+    (@written) => { "true" };
+    (@written $argument:ty) => { <$argument as $crate::check::Argument>::WRITTEN };
     (@role $value:ident) => { None };
     (@role $value:ident $argument:ty) => { $crate::check::Argument::role($value) };
     (@build $family:ident $variant:ident $name:literal $value:ident) => {
@@ -170,6 +181,13 @@ macro_rules! family {
         impl $family {
             /// Every check of the family, by the name a scenario writes.
             pub const NAMES: &[&str] = &[$($name),*];
+
+            /// Every check of the family as a scenario writes it, with its doc comment.
+            pub const DOCUMENTED: &[$crate::check::Documented] = &[$($crate::check::Documented {
+                name: $name,
+                value: family!(@written $($argument)?),
+                doc: concat!($($doc, "\n"),*),
+            }),*];
 
             /// The role the check names, if it names one.
             pub fn role(&self) -> Option<$crate::deployment::Role> {
@@ -219,6 +237,46 @@ macro_rules! family {
     };
 }
 use family;
+
+/// One check as the reference lists it: its name, the value it takes, what it asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Documented {
+    pub name: &'static str,
+    /// How the value is written: `true`, `<role>`, ...
+    pub value: &'static str,
+    /// The check's doc comment, one line of source a line.
+    pub doc: &'static str,
+}
+
+impl Documented {
+    /// The doc comment as one paragraph.
+    pub fn paragraph(&self) -> String {
+        self.doc.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+}
+
+/// Every check, by family, from the declarations the loader reads: the reference that
+/// `misdirect checks` prints.
+pub fn catalogue() -> [(&'static str, &'static [Documented]); 4] {
+    [
+        (
+            "server (what the target answered a request)",
+            server::ServerCheck::DOCUMENTED,
+        ),
+        (
+            "origin (what the ORIGIN frames on its connection promised)",
+            origin::OriginCheck::DOCUMENTED,
+        ),
+        (
+            "gateway (what reached the mock upstreams)",
+            gateway::GatewayCheck::DOCUMENTED,
+        ),
+        (
+            "client (what a client under test sent the origin; under `client: expect:`)",
+            client::ClientCheck::DOCUMENTED,
+        ),
+    ]
+}
 
 /// What an expectation about one request asserts: a check of the server, ORIGIN or gateway
 /// family.
@@ -417,6 +475,34 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), count, "a check name is declared twice");
+    }
+
+    #[test]
+    fn every_check_is_documented_as_declared() {
+        for (family, checks) in catalogue() {
+            for check in checks {
+                assert!(
+                    !check.paragraph().is_empty(),
+                    "{} ({family}) has no doc",
+                    check.name
+                );
+            }
+        }
+        let documented: Vec<&str> = catalogue()
+            .iter()
+            .flat_map(|(_, checks)| checks.iter().map(|check| check.name))
+            .collect();
+        let mut declared = RawCheck::names();
+        declared.extend(client::RawClientCheck::names());
+        assert_eq!(documented, declared);
+        assert_eq!(server::ServerCheck::DOCUMENTED[0].value, "<role>");
+        assert_eq!(
+            server::ServerCheck::DOCUMENTED
+                .iter()
+                .find(|check| check.name == "refused")
+                .map(|check| check.value),
+            Some("true")
+        );
     }
 
     #[test]

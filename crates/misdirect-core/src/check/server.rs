@@ -20,7 +20,8 @@ family! {
         /// Served (2xx) by the tenant of this role on the named connection, which the target must
         /// therefore have kept open: a connection it closed before the request counts against it.
         StillServedBy(Role) = "still_served_by",
-        /// If served at all, then by the tenant of this role; a refusal is fine.
+        /// If served at all, then by the tenant of this role; a refusal is fine, but an error page
+        /// of another tenant (other than a 421) shows the request was routed to that tenant.
         TenantIfServed(Role) = "tenant_if_served",
         /// Not served (2xx) by the tenant of this role; a refusal or another tenant's answer is fine.
         NotServedBy(Role) = "not_served_by",
@@ -31,7 +32,8 @@ family! {
         UncoveredRefused = "uncovered_refused",
         /// The final status is one of these.
         Status(Vec<u16>) = "status",
-        /// Treated as malformed: stream reset with PROTOCOL_ERROR, or 400.
+        /// Treated as malformed: over HTTP/2 a RST_STREAM or GOAWAY with PROTOCOL_ERROR, or a 400;
+        /// over HTTP/3 H3_MESSAGE_ERROR, alone or after a response; over HTTP/1.1 a 400.
         Malformed = "malformed",
         /// A response arrived and carries no explicit freshness (`max-age`, `s-maxage`, `public`,
         /// `Expires`).
