@@ -321,7 +321,7 @@ fn group_members(group: u32) -> Option<Vec<u32>> {
     )
 }
 
-/// The state and process group in a /proc/<pid>/stat line: `pid (comm) state ppid pgrp ...`,
+/// The state and process group in a `/proc/<pid>/stat` line: `pid (comm) state ppid pgrp ...`,
 /// where comm may hold spaces and parentheses.
 fn state_and_group(stat: &str) -> Option<(&str, u32)> {
     let (_, fields) = stat.rsplit_once(')')?;

@@ -9,8 +9,9 @@
 
 /// Largest request head read (431 beyond).
 pub const MAX_HEAD: usize = 64 * 1024;
-/// Largest request body read (HTTP/1.1 refuses a larger one with 413; the HTTP/2 and HTTP/3
-/// shells stop reading at it).
+/// Largest request body read. Over HTTP/1.1 a larger `Content-Length` is refused with 413 and a
+/// larger chunked body with 400; the HTTP/2 shell stops reading at it, the HTTP/3 shell leaves out
+/// the data that would go beyond it.
 pub const MAX_BODY: usize = 1024 * 1024;
 
 /// Header fields a request head may have.
@@ -66,9 +67,9 @@ pub enum Progress {
     Request(Request),
     /// More bytes are needed. Should the peer close now, `if_closed` is the refusal owed (a
     /// chunked body cut short), or `None` when the close simply ends the connection.
-    NeedMore {
-        if_closed: Option<Refusal>,
-    },
+    NeedMore { if_closed: Option<Refusal> },
+    /// The request is refused: answer with the refusal and close the connection, since what is
+    /// left in the buffer no longer starts at a request.
     Refuse(Refusal),
 }
 
