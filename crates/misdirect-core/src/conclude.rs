@@ -203,17 +203,11 @@ steps:
 
     fn observed(tenant: &str) -> Observations {
         Observations {
-            exchanges: vec![Exchange {
-                step: 1,
-                request: 0,
-                round: 0,
-                connection: "main".into(),
-                method: "GET".into(),
-                authority: "b.test:443".into(),
-                host: None,
-                request_id: None,
-                outcome: ExchangeOutcome::Response(Response::named(200, Some(tenant))),
-            }],
+            exchanges: vec![Exchange::on_main(
+                1,
+                "b.test:443",
+                ExchangeOutcome::Response(Response::named(200, Some(tenant))),
+            )],
             ..Observations::default()
         }
     }

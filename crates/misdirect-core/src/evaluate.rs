@@ -196,7 +196,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::observe::{ConnectionRecord, ConnectionResult, Established, Response};
+    use crate::observe::{ConnectionRecord, ConnectionResult, Response};
     use crate::scenario::load_str;
 
     const SCENARIO: &str = "\
@@ -230,34 +230,11 @@ steps:
     }
 
     fn observations(foreign: ExchangeOutcome, sibling: ExchangeOutcome) -> Observations {
-        let exchange = |step, authority: &str, outcome| Exchange {
-            step,
-            request: 0,
-            round: 0,
-            connection: "main".into(),
-            method: "GET".into(),
-            authority: authority.into(),
-            host: None,
-            request_id: None,
-            outcome,
-        };
         Observations {
-            connections: vec![ConnectionRecord {
-                name: "main".into(),
-                sni: Some("a.test".into()),
-                resume_source: None,
-                resumption_offered: false,
-                origin_frames: Vec::new(),
-                result: ConnectionResult::Established(Established {
-                    alpn: Some("h2".into()),
-                    tls_version: "TLSv1.3".into(),
-                    peer_sans: vec!["a.test".into(), "b.test".into()],
-                    resumed: false,
-                }),
-            }],
+            connections: vec![ConnectionRecord::main_with(&["a.test", "b.test"])],
             exchanges: vec![
-                exchange(1, "c.test:443", foreign),
-                exchange(2, "b.test:443", sibling),
+                Exchange::on_main(1, "c.test:443", foreign),
+                Exchange::on_main(2, "b.test:443", sibling),
             ],
             upstream_requests: Vec::new(),
             served: Vec::new(),

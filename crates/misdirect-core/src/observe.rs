@@ -37,6 +37,45 @@ pub struct ConnectionRecord {
     pub origin_frames: Vec<crate::wire::h2::OriginFrame>,
 }
 
+#[cfg(test)]
+impl ConnectionRecord {
+    /// A TLS 1.3 connection `main` with SNI a.test, established over h2 with a certificate for
+    /// `sans`, for tests.
+    pub(crate) fn main_with(sans: &[&str]) -> Self {
+        Self {
+            name: "main".into(),
+            sni: Some("a.test".into()),
+            resume_source: None,
+            resumption_offered: false,
+            origin_frames: Vec::new(),
+            result: ConnectionResult::Established(Established {
+                alpn: Some("h2".into()),
+                tls_version: "TLSv1.3".into(),
+                peer_sans: sans.iter().map(|san| (*san).to_owned()).collect(),
+                resumed: false,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+impl Exchange {
+    /// A GET for `authority` on connection `main`, the first request of step `step`, for tests.
+    pub(crate) fn on_main(step: usize, authority: &str, outcome: ExchangeOutcome) -> Self {
+        Self {
+            step,
+            request: 0,
+            round: 0,
+            connection: "main".into(),
+            method: "GET".into(),
+            authority: authority.into(),
+            host: None,
+            request_id: None,
+            outcome,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ConnectionResult {

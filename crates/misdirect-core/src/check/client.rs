@@ -115,11 +115,7 @@ impl ClientCheck {
                 let stray: Vec<String> = served
                     .iter()
                     .filter(|request| {
-                        let host = request
-                            .authority
-                            .as_deref()
-                            .map(host_of)
-                            .unwrap_or_default();
+                        let host = requested_host(request);
                         !request.certificate.iter().any(|san| san_covers(san, &host))
                     })
                     .map(|request| {
@@ -207,11 +203,7 @@ impl ClientCheck {
                 let outside: Vec<String> = served
                     .iter()
                     .filter(|request| {
-                        let host = request
-                            .authority
-                            .as_deref()
-                            .map(host_of)
-                            .unwrap_or_default();
+                        let host = requested_host(request);
                         let initial = request.sni.as_deref().map(normalize_host);
                         initial.as_deref() != Some(host.as_str())
                             && !listed.iter().any(|role| role.standard_name() == host)
@@ -287,6 +279,15 @@ impl ClientCheck {
             }
         }
     }
+}
+
+/// The host a served request asked for, normalised; empty when it named none.
+fn requested_host(request: &ServedRequest) -> String {
+    request
+        .authority
+        .as_deref()
+        .map(host_of)
+        .unwrap_or_default()
 }
 
 fn fetch_host(plan: &ClientRun<'_>, index: usize) -> &'static str {

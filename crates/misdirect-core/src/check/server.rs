@@ -220,7 +220,7 @@ impl ServerCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observe::{ConnectionRecord, Established, Exchange, Observations, Response};
+    use crate::observe::{ConnectionRecord, Exchange, Observations, Response};
 
     fn response(status: u16) -> ExchangeOutcome {
         ExchangeOutcome::Response(Response::named(status, None))
@@ -229,31 +229,12 @@ mod tests {
     /// Whether `Malformed` is met by `outcome` over `protocol`.
     fn malformed(protocol: Protocol, outcome: ExchangeOutcome) -> bool {
         let observations = Observations {
-            connections: vec![ConnectionRecord {
-                name: "main".into(),
-                sni: Some("a.test".into()),
-                resume_source: None,
-                resumption_offered: false,
-                origin_frames: Vec::new(),
-                result: ConnectionResult::Established(Established {
-                    alpn: Some("h2".into()),
-                    tls_version: "TLSv1.3".into(),
-                    peer_sans: vec!["a.test".into()],
-                    resumed: false,
-                }),
-            }],
+            connections: vec![ConnectionRecord::main_with(&["a.test"])],
             ..Observations::default()
         };
         let exchange = Exchange {
-            step: 0,
-            request: 0,
-            round: 0,
-            connection: "main".into(),
-            method: "GET".into(),
-            authority: "a.test:443".into(),
             host: Some("c.test".into()),
-            request_id: None,
-            outcome,
+            ..Exchange::on_main(0, "a.test:443", outcome)
         };
         let deployment = Deployment::standard();
         let exchanged = Exchanged {
