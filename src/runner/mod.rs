@@ -251,7 +251,7 @@ impl Runner {
         if let Some(log) = &fixture.upstream_log {
             // Read when the case is judged, so that even a case cut short by its deadline
             // reports what reached the backends.
-            record.attach_upstream_log(log.clone(), format!("{}.{protocol}.", scenario.id));
+            record.attach_upstream_log(log.clone(), request_prefix(scenario, protocol));
         }
         session::run(self, scenario, protocol, &fixture, record).await
     }
@@ -316,6 +316,12 @@ fn remote_deployment(remote: &Remote) -> Deployment {
         );
     }
     deployment
+}
+
+/// What every request ID of a case starts with: the session puts it on each request, and the
+/// case's share of the mock upstreams' log is read by it.
+fn request_prefix(scenario: &Scenario, protocol: Protocol) -> String {
+    format!("{}.{protocol}.", scenario.id)
 }
 
 fn result(

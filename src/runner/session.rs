@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 
 use super::fixture::ServerFixture;
 use super::record::Record;
-use super::{Runner, Stop};
+use super::{Runner, Stop, request_prefix};
 use crate::client::tls::{ConnectionTickets, TicketJar};
 use crate::client::{self, ConnectError, ConnectRequest, Connection, WireRequest, bounded};
 use misdirect_core::conclude::Inapplicable;
@@ -40,7 +40,7 @@ pub(super) async fn run(
         jar: Arc::new(TicketJar::default()),
         connections: HashMap::new(),
         gateway: scenario.gateway,
-        request_prefix: format!("{}.{protocol}.", scenario.id),
+        request_prefix: request_prefix(scenario, protocol),
     };
     for (index, step) in scenario.steps.iter().enumerate() {
         let proceed = match step {
