@@ -338,15 +338,7 @@ fn result(
         title: scenario.title.clone(),
         description: scenario.description.clone(),
         protocol: case.protocol,
-        requirements: scenario
-            .requirements
-            .iter()
-            .map(|requirement| Cited {
-                id: requirement.id.clone(),
-                level: requirement.level,
-                section: requirement.section.clone(),
-            })
-            .collect(),
+        requirements: scenario.requirements.iter().map(Cited::from).collect(),
         location: scenario.span.location(),
         verdict: evaluation.verdict,
         findings: evaluation.findings,

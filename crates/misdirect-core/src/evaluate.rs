@@ -107,11 +107,7 @@ impl Tally {
     ) {
         let finding = |verdict, expected: String, observed: String| Finding {
             verdict,
-            requirement: Some(Cited {
-                id: requirement.id.clone(),
-                level: requirement.level,
-                section: requirement.section.clone(),
-            }),
+            requirement: Some(Cited::from(requirement)),
             expected,
             observed,
             location: Some(span.clone()),

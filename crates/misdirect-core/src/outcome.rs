@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::observe::Transcript;
 use crate::protocol::Protocol;
-use crate::scenario::Span;
+use crate::scenario::{Requirement, Span};
 use crate::verdict::{Level, Verdict};
 
 /// The requirement a finding is about, copied out of the scenario.
@@ -20,6 +20,16 @@ pub struct Cited {
     pub id: String,
     pub level: Level,
     pub section: String,
+}
+
+impl From<&Requirement> for Cited {
+    fn from(requirement: &Requirement) -> Self {
+        Self {
+            id: requirement.id.clone(),
+            level: requirement.level,
+            section: requirement.section.clone(),
+        }
+    }
 }
 
 /// One reason a case is not a plain PASS.
