@@ -146,7 +146,8 @@ pub trait RawChecks: Sized {
 }
 
 /// Declares one family of checks from one list: the model enum (`$family`), its YAML mirror
-/// (`$raw`), the names, and the conversion from one to the other. A check without a value is
+/// (`$raw`), the checks' documentation (names, values as written, doc comments), and the
+/// conversion from one to the other. A check without a value is
 /// written `name: true`; a check with one names its [`Argument`] type.
 macro_rules! family {
     (@raw) => { bool };
@@ -179,9 +180,6 @@ macro_rules! family {
         }
 
         impl $family {
-            /// Every check of the family, by the name a scenario writes.
-            pub const NAMES: &[&str] = &[$($name),*];
-
             /// Every check of the family as a scenario writes it, with its doc comment.
             pub const DOCUMENTED: &[$crate::check::Documented] = &[$($crate::check::Documented {
                 name: $name,
@@ -217,7 +215,7 @@ macro_rules! family {
             }
 
             fn names() -> Vec<&'static str> {
-                $family::NAMES.to_vec()
+                $family::DOCUMENTED.iter().map(|check| check.name).collect()
             }
 
             fn build(self) -> Result<$family, $crate::check::ArgumentError> {
@@ -314,9 +312,9 @@ impl RawChecks for RawCheck {
 
     fn names() -> Vec<&'static str> {
         [
-            server::ServerCheck::NAMES,
-            origin::OriginCheck::NAMES,
-            gateway::GatewayCheck::NAMES,
+            server::RawServerCheck::names(),
+            origin::RawOriginCheck::names(),
+            gateway::RawGatewayCheck::names(),
         ]
         .concat()
     }
