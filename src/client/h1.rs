@@ -1,21 +1,20 @@
 //! HTTP/1.1 over TLS, written by hand: the request line, `Host` and target form are exactly what
 //! the scenario says, which no general-purpose client allows.
 //!
-//! Reading is defensive: a response head over 64 KiB or with more than 128 fields is unreadable,
-//! a body is read up to 1 MiB, and once the head is in, the response counts even if its body is
+//! Reading is defensive: a response head over 64 KiB or with more than 128 fields is a violation
+//! (no answer), a body is read up to 1 MiB, and once the head is in, the response counts even if its body is
 //! cut short (the connection is then marked closed, so the runner reconnects for the next request).
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-use super::{ResponseFields, WireRequest, closed_by};
+use super::{LAST_WORDS, ResponseFields, WireRequest, closed_by};
 use misdirect_core::observe::ExchangeOutcome;
 
 const MAX_HEAD: usize = 64 * 1024;
 const MAX_FIELDS: usize = 128;
 const MAX_BODY: usize = 1024 * 1024;
-
 #[derive(Debug)]
 pub struct Http1Connection<S = TlsStream<TcpStream>> {
     stream: S,
@@ -23,6 +22,8 @@ pub struct Http1Connection<S = TlsStream<TcpStream>> {
     buffer: Vec<u8>,
     /// Why the connection can carry no further request, once that is so.
     closed: Option<String>,
+    /// Whether the stream ended without TLS close_notify: a dropped connection, not a close.
+    dropped: bool,
 }
 
 /// How the body of a response is delimited (RFC 9112 §6.3).
@@ -46,6 +47,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Http1Connection<S> {
             stream,
             buffer: Vec::new(),
             closed: None,
+            dropped: false,
         }
     }
 
@@ -65,11 +67,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Http1Connection<S> {
             self.stream.write_all(&bytes).await?;
             self.stream.flush().await
         };
-        if let Err(error) = written.await {
-            return self.close(closed_by(&error));
-        }
+        // A target may answer, or send an alert, and close before reading the whole request;
+        // the write then fails, and what it said is read for a short while before the
+        // connection counts as dropped.
+        let write_failed = written.await.err();
         loop {
-            let head = match self.read_head(request.method == "HEAD").await {
+            let head = match &write_failed {
+                None => self.read_head(request.method == "HEAD").await,
+                Some(error) => {
+                    match tokio::time::timeout(LAST_WORDS, self.read_head(request.method == "HEAD"))
+                        .await
+                    {
+                        Ok(Err(ExchangeOutcome::Dropped { .. })) | Err(_) => Err(closed_by(error)),
+                        Ok(read) => read,
+                    }
+                }
+            };
+            let head = match head {
                 Ok(head) => head,
                 Err(outcome) => return self.close(outcome),
             };
@@ -98,15 +112,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Http1Connection<S> {
                 break end + 4;
             }
             if self.buffer.len() > MAX_HEAD {
-                return Err(unreadable("a response head larger than 64 KiB"));
+                return Err(over_limit("a response head larger than 64 KiB"));
             }
             match self.fill().await {
-                Ok(0) if self.buffer.is_empty() => {
-                    return Err(ExchangeOutcome::ConnectionClosed {
-                        detail: "the target closed the connection".to_owned(),
+                Ok(0) if self.buffer.is_empty() && self.dropped => {
+                    return Err(ExchangeOutcome::Dropped {
+                        detail: "the stream ended without TLS close_notify".to_owned(),
                     });
                 }
-                Ok(0) => return Err(unreadable("the connection ended inside a response head")),
+                Ok(0) if self.buffer.is_empty() => {
+                    return Err(ExchangeOutcome::ConnectionClosed {
+                        detail: "the target closed the connection with TLS close_notify".to_owned(),
+                    });
+                }
+                Ok(0) => return Err(violation("the connection ended inside a response head")),
                 Ok(_) => {}
                 Err(outcome) => return Err(outcome),
             }
@@ -115,8 +134,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Http1Connection<S> {
         let mut parsed = httparse::Response::new(&mut fields);
         match parsed.parse(&self.buffer[..head_end]) {
             Ok(httparse::Status::Complete(_)) => {}
-            Ok(httparse::Status::Partial) => return Err(unreadable("an incomplete response head")),
-            Err(error) => return Err(unreadable(&format!("an unparsable response head: {error}"))),
+            Ok(httparse::Status::Partial) => return Err(violation("an incomplete response head")),
+            Err(httparse::Error::TooManyHeaders) => {
+                return Err(over_limit("a response head with more than 128 fields"));
+            }
+            Err(error) => return Err(violation(&format!("an unparsable response head: {error}"))),
         }
         let status = parsed.code.unwrap_or(0);
         let field = |name: &str| {
@@ -149,7 +171,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Http1Connection<S> {
         } else {
             match field("content-length").map(|value| value.parse::<usize>()) {
                 Some(Ok(length)) => Framing::Length(length),
-                Some(Err(_)) => return Err(unreadable("an invalid Content-Length")),
+                Some(Err(_)) => return Err(violation("an invalid Content-Length")),
                 None => Framing::UntilClose,
             }
         };
@@ -273,7 +295,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Http1Connection<S> {
                 self.buffer.extend_from_slice(&chunk[..read]);
                 Ok(read)
             }
-            Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
+            Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => {
+                self.dropped = true;
+                Ok(0)
+            }
             Err(error) => Err(closed_by(&error)),
         }
     }
@@ -306,9 +331,15 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
         .position(|window| window == needle)
 }
 
-fn unreadable(what: &str) -> ExchangeOutcome {
-    ExchangeOutcome::Unreadable {
-        detail: format!("HTTP/1.1: {what}"),
+fn violation(what: &str) -> ExchangeOutcome {
+    ExchangeOutcome::Violation {
+        detail: format!("the target violated HTTP/1.1: {what}"),
+    }
+}
+
+fn over_limit(what: &str) -> ExchangeOutcome {
+    ExchangeOutcome::Violation {
+        detail: format!("the target sent {what}, past the harness's limit"),
     }
 }
 
@@ -392,10 +423,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn garbage_is_unreadable_not_a_refusal() {
+    async fn garbage_is_a_violation_not_a_refusal() {
         let outcomes = exchange(b"SSH-2.0-OpenSSH\r\n\r\n".to_vec()).await;
         assert!(
-            matches!(outcomes[0].0, ExchangeOutcome::Unreadable { .. }),
+            matches!(outcomes[0].0, ExchangeOutcome::Violation { .. }),
             "{:?}",
             outcomes[0].0
         );
@@ -406,7 +437,8 @@ mod tests {
         }
         many.extend_from_slice(b"\r\n");
         let outcomes = exchange(many).await;
-        assert!(matches!(outcomes[0].0, ExchangeOutcome::Unreadable { .. }));
+        assert!(matches!(outcomes[0].0, ExchangeOutcome::Violation { .. }));
+        assert!(outcomes[0].0.to_string().contains("128 fields"));
     }
 
     #[tokio::test]

@@ -6,14 +6,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_rustls::client::TlsStream;
 
 use misdirect_core::wire::h2::{FrameScanner, OriginFrame};
 
-use super::{ResponseFields, WireRequest};
+use super::{ConnectError, LAST_WORDS, ResponseFields, WireRequest};
 use misdirect_core::observe::ExchangeOutcome;
 
 const MAX_BODY: usize = 1024 * 1024;
@@ -22,8 +22,8 @@ const MAX_BODY: usize = 1024 * 1024;
 pub struct Http2Connection {
     sender: h2::client::SendRequest<Bytes>,
     driver: JoinHandle<()>,
-    /// ORIGIN frames picked out of what the target sends.
-    origins: Arc<Mutex<FrameScanner>>,
+    /// What the tap saw the target send (ORIGIN frames among it).
+    origins: Arc<Mutex<Seen>>,
 }
 
 impl Drop for Http2Connection {
@@ -35,18 +35,24 @@ impl Drop for Http2Connection {
 impl Http2Connection {
     /// Sets up HTTP/2 and waits for one PING round trip, so that a target that refuses the TLS
     /// session after the client's Finished (TLS 1.3 client authentication) is seen as refusing
-    /// the connection rather than as failing the first request.
-    pub(super) async fn handshake(stream: TlsStream<TcpStream>) -> Result<Self, String> {
-        let origins = Arc::new(Mutex::new(FrameScanner::default()));
+    /// the connection rather than as failing the first request. Only a refusal in the target's
+    /// words (an alert, a GOAWAY) is [`ConnectError::Refused`]; garbage or a dropped connection
+    /// means there was nothing to test.
+    pub(super) async fn handshake(stream: TlsStream<TcpStream>) -> Result<Self, ConnectError> {
+        let origins = Arc::new(Mutex::new(Seen::default()));
+        let stream = Shared(Arc::new(Mutex::new(stream)));
         let tapped = Tapped {
-            inner: stream,
+            inner: stream.clone(),
             scanner: Arc::clone(&origins),
         };
-        let (sender, mut connection) = h2::client::Builder::new()
+        let (sender, mut connection) = match h2::client::Builder::new()
             .enable_push(false)
             .handshake(tapped)
             .await
-            .map_err(|error| format!("HTTP/2 handshake failed: {}", describe(&error)))?;
+        {
+            Ok(handshake) => handshake,
+            Err(error) => return Err(setup_failed(&error, stream, &origins).await),
+        };
         let pings = connection.ping_pong();
         // The connection future does the I/O; requests see its failures as their own errors.
         let driver = tokio::spawn(async move {
@@ -56,10 +62,7 @@ impl Http2Connection {
             && let Err(error) = pings.ping(h2::Ping::opaque()).await
         {
             driver.abort();
-            return Err(format!(
-                "the connection ended during HTTP/2 setup: {}",
-                describe(&error)
-            ));
+            return Err(setup_failed(&error, stream, &origins).await);
         }
         Ok(Self {
             sender,
@@ -73,6 +76,7 @@ impl Http2Connection {
         self.origins
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .frames
             .frames()
             .to_vec()
     }
@@ -85,12 +89,84 @@ impl Http2Connection {
     }
 }
 
+/// Why HTTP/2 setup failed. A target that refuses the TLS session after the handshake (TLS 1.3
+/// client authentication) sends an alert and closes; the h2 crate may meet the reset of its
+/// next write before reading the alert, so before calling the connection dropped, what the
+/// target sent last is read, for a short while, from the stream the h2 crate has let go of.
+async fn setup_failed(
+    error: &h2::Error,
+    stream: Shared<TlsStream<TcpStream>>,
+    seen: &Arc<Mutex<Seen>>,
+) -> ConnectError {
+    let seen_now = || classify(error, &seen.lock().unwrap_or_else(PoisonError::into_inner));
+    let mut outcome = seen_now();
+    if matches!(outcome, ExchangeOutcome::Dropped { .. }) {
+        let mut tapped = Tapped {
+            inner: stream,
+            scanner: Arc::clone(seen),
+        };
+        let mut last = [0u8; 4096];
+        let _ = tokio::time::timeout(LAST_WORDS, tapped.read(&mut last)).await;
+        outcome = seen_now();
+    }
+    let detail = match &outcome {
+        ExchangeOutcome::ConnectionClosed { detail } => format!("during HTTP/2 setup: {detail}"),
+        other => format!("during HTTP/2 setup: {other}"),
+    };
+    match outcome.refused() {
+        Some(true) => ConnectError::Refused(detail),
+        _ => ConnectError::Failed(detail),
+    }
+}
+
+/// A stream shared between the h2 crate and [`setup_failed`], which reads from it once the h2
+/// crate has given up; never used by both at once.
+struct Shared<S>(Arc<Mutex<S>>);
+
+impl<S> Clone for Shared<S> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Shared<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let mut stream = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        Pin::new(&mut *stream).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Shared<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let mut stream = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        Pin::new(&mut *stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let mut stream = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        Pin::new(&mut *stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let mut stream = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        Pin::new(&mut *stream).poll_shutdown(cx)
+    }
+}
+
 /// A cloneable handle that sends requests on one HTTP/2 connection.
 #[derive(Debug, Clone)]
 pub struct Http2Sender {
     sender: h2::client::SendRequest<Bytes>,
-    /// What the tap saw of the target's frames, for the GOAWAY code behind a broken pipe.
-    frames: Arc<Mutex<FrameScanner>>,
+    /// What the tap saw the target send, for the GOAWAY code or alert behind a broken pipe.
+    frames: Arc<Mutex<Seen>>,
 }
 
 impl Http2Sender {
@@ -127,23 +203,22 @@ impl Http2Sender {
             let _ = body_stream.send_data(body.clone(), true);
         }
         let response = response.await.map_err(|error| {
-            let goaway = self
-                .frames
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .goaway();
-            classify(&error, goaway)
+            classify(
+                &error,
+                &self.frames.lock().unwrap_or_else(PoisonError::into_inner),
+            )
         })?;
         let status = response.status().as_u16();
         let fields = ResponseFields::from_headers(response.headers());
         let mut body = response.into_body();
         let mut bytes = Vec::new();
-        // Once the head is in, the response counts; a body cut short only shortens the excerpt.
-        while let Some(Ok(chunk)) = body.data().await {
+        // Once the head is in, the response counts; a body cut short only shortens the excerpt,
+        // and reading stops at the limit (dropping the body resets the stream).
+        while bytes.len() < MAX_BODY
+            && let Some(Ok(chunk)) = body.data().await
+        {
             let _ = body.flow_control().release_capacity(chunk.len());
-            if bytes.len() < MAX_BODY {
-                bytes.extend_from_slice(&chunk);
-            }
+            bytes.extend_from_slice(&chunk[..chunk.len().min(MAX_BODY - bytes.len())]);
         }
         Ok(ExchangeOutcome::Response(
             fields.into_response(status, &bytes),
@@ -151,11 +226,47 @@ impl Http2Sender {
     }
 }
 
+/// What the tap saw the target send.
+#[derive(Debug, Default)]
+struct Seen {
+    frames: FrameScanner,
+    /// The TLS alert that ended the stream: the h2 crate may report the broken pipe of a write
+    /// that failed after it instead.
+    alert: Option<String>,
+}
+
 /// The TLS stream as the h2 crate sees it, with every byte the target sends also fed to a
-/// [`FrameScanner`]: the h2 crate discards ORIGIN frames, the harness wants to see them.
+/// [`FrameScanner`] (the h2 crate discards ORIGIN frames, the harness wants to see them), and
+/// any TLS alert kept.
 struct Tapped<S> {
     inner: S,
-    scanner: Arc<Mutex<FrameScanner>>,
+    scanner: Arc<Mutex<Seen>>,
+}
+
+impl<S: AsyncRead + Unpin> Tapped<S> {
+    /// Reads what the target sent into `buf`, feeding the scanner and keeping any TLS alert.
+    fn tap_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let mut seen = self.scanner.lock().unwrap_or_else(PoisonError::into_inner);
+        match &polled {
+            Poll::Ready(Ok(())) => seen.frames.feed(&buf.filled()[before..]),
+            Poll::Ready(Err(error)) => {
+                if let Some(rustls::Error::AlertReceived(alert)) = error
+                    .get_ref()
+                    .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                {
+                    seen.alert = Some(format!("TLS alert {alert:?}"));
+                }
+            }
+            Poll::Pending => {}
+        }
+        polled
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Tapped<S> {
@@ -164,16 +275,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Tapped<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = polled {
-            let this = &*self;
-            this.scanner
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .feed(&buf.filled()[before..]);
-        }
-        polled
+        self.tap_read(cx, buf)
     }
 }
 
@@ -195,50 +297,76 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tapped<S> {
     }
 }
 
-/// An h2 error in words, with the TLS alert behind it where there is one.
-fn describe(error: &h2::Error) -> String {
-    match error
-        .get_io()
-        .and_then(|io| io.get_ref())
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    {
-        Some(rustls::Error::AlertReceived(alert)) => format!("TLS alert {alert:?}"),
-        _ => error.to_string(),
-    }
-}
-
-/// What a request's error says; `goaway` is the code of a GOAWAY the tap saw, which the h2
-/// crate reports as an I/O error when the target closes the connection right after it.
-fn classify(error: &h2::Error, goaway: Option<u32>) -> ExchangeOutcome {
-    let ended_with = |code: u32| ExchangeOutcome::ConnectionError {
-        code: code.into(),
-        name: format!("{:?}", h2::Reason::from(code)),
+/// What a request's error says. Only what the target sent counts as its answer: a reset or
+/// GOAWAY it sent, a TLS alert. An error our own client raised (it found the target breaking
+/// HTTP/2, or a limit was hit) is a violation; a connection gone without a word is dropped.
+/// `seen` is what the tap saw the target send: the h2 crate reports a connection closed right
+/// after a GOAWAY or an alert as a broken pipe, which hides them, and garbage as a framing error.
+fn classify(error: &h2::Error, seen: &Seen) -> ExchangeOutcome {
+    let ended_with = |code: u32| match h2::Reason::from(code) {
+        h2::Reason::NO_ERROR => ExchangeOutcome::ConnectionClosed {
+            detail: "GOAWAY NO_ERROR".to_owned(),
+        },
+        reason => ExchangeOutcome::ConnectionError {
+            code: code.into(),
+            name: format!("GOAWAY {reason:?}"),
+        },
     };
-    let goaway_error = goaway.filter(|code| *code != 0);
-    match (error.reason(), goaway_error) {
-        (Some(reason), _) if error.is_reset() => ExchangeOutcome::StreamReset {
-            code: u32::from(reason).into(),
-            name: format!("{reason:?}"),
-        },
-        (Some(reason), _) if error.is_go_away() && reason != h2::Reason::NO_ERROR => {
-            ended_with(reason.into())
+    let frames = &seen.frames;
+    if let Some(violation) = frames.preface_violation() {
+        return ExchangeOutcome::Violation {
+            detail: format!("the target violated HTTP/2 after negotiating h2: {violation}"),
+        };
+    }
+    match error.reason() {
+        Some(reason) if error.is_reset() && error.is_remote() => {
+            return ExchangeOutcome::StreamReset {
+                code: u32::from(reason).into(),
+                name: format!("{reason:?}"),
+            };
         }
-        (Some(reason), _) if error.is_go_away() => ExchangeOutcome::ConnectionClosed {
-            detail: format!("GOAWAY {reason:?}"),
-        },
-        (_, Some(code)) if error.is_io() || error.is_remote() => ended_with(code),
-        _ if error.is_io() => ExchangeOutcome::ConnectionClosed {
+        Some(reason) if error.is_go_away() && error.is_remote() => {
+            return ended_with(reason.into());
+        }
+        _ => {}
+    }
+    if error.is_library() {
+        // The h2 crate found the target breaking the protocol, and reset or ended it itself.
+        return ExchangeOutcome::Violation {
+            detail: format!("the target violated HTTP/2 framing: {error}"),
+        };
+    }
+    if let Some(code) = frames.goaway() {
+        return ended_with(code);
+    }
+    if let Some(alert) = &seen.alert {
+        return ExchangeOutcome::ConnectionClosed {
+            detail: alert.clone(),
+        };
+    }
+    if error.is_io() {
+        let alert = error
+            .get_io()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+        return match alert {
+            Some(rustls::Error::AlertReceived(alert)) => ExchangeOutcome::ConnectionClosed {
+                detail: format!("TLS alert {alert:?}"),
+            },
+            Some(tls_error) => ExchangeOutcome::Violation {
+                detail: format!("the target violated TLS: {tls_error}"),
+            },
+            None => ExchangeOutcome::Dropped {
+                detail: error.to_string(),
+            },
+        };
+    }
+    if error.is_remote() {
+        return ExchangeOutcome::ConnectionClosed {
             detail: error.to_string(),
-        },
-        // The h2 crate found the target breaking the protocol.
-        _ if error.is_library() => ExchangeOutcome::Unreadable {
-            detail: format!("HTTP/2: {error}"),
-        },
-        _ if error.is_remote() => ExchangeOutcome::ConnectionClosed {
-            detail: error.to_string(),
-        },
-        _ => ExchangeOutcome::NotSent {
-            detail: format!("the HTTP/2 client refused the request: {error}"),
-        },
+        };
+    }
+    ExchangeOutcome::NotSent {
+        detail: format!("the HTTP/2 client refused the request: {error}"),
     }
 }

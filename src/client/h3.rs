@@ -94,9 +94,16 @@ impl Http3Connection {
             inner: h3_quinn::Connection::new(connection.clone()),
             control: Arc::clone(&control),
         };
-        let (mut driver, sender) = h3::client::new(tapped)
-            .await
-            .map_err(|error| ConnectError::Refused(format!("HTTP/3 setup failed: {error}")))?;
+        let (mut driver, sender) = h3::client::new(tapped).await.map_err(|error| {
+            let detail = format!("HTTP/3 setup failed: {error}");
+            match connection.close_reason() {
+                Some(
+                    quinn::ConnectionError::ApplicationClosed(_)
+                    | quinn::ConnectionError::ConnectionClosed(_),
+                ) => ConnectError::Refused(detail),
+                _ => ConnectError::Failed(detail),
+            }
+        })?;
         // The driver runs the control streams; requests see its failures as their own errors.
         let driver = tokio::spawn(async move {
             let _ = std::future::poll_fn(|cx| driver.poll_close(cx)).await;
@@ -278,8 +285,8 @@ async fn raw_exchange(connection: &quinn::Connection, request: &WireRequest) -> 
                     let fields = match wire::h3::decode_field_section(payload) {
                         Ok(fields) => fields,
                         Err(error) => {
-                            return ExchangeOutcome::Unreadable {
-                                detail: format!("HTTP/3: {error}"),
+                            return ExchangeOutcome::Violation {
+                                detail: format!("the target violated HTTP/3: {error}"),
                             };
                         }
                     };
@@ -304,8 +311,10 @@ async fn raw_exchange(connection: &quinn::Connection, request: &WireRequest) -> 
             buffer.drain(..used);
         }
         if buffer.len() > MAX_BODY {
-            return ExchangeOutcome::Unreadable {
-                detail: "HTTP/3: a frame larger than 1 MiB".to_owned(),
+            return ExchangeOutcome::Violation {
+                detail:
+                    "the target sent an HTTP/3 frame larger than 1 MiB, past the harness's limit"
+                        .to_owned(),
             };
         }
         let mut chunk = [0u8; 16 * 1024];
@@ -326,16 +335,22 @@ async fn raw_exchange(connection: &quinn::Connection, request: &WireRequest) -> 
             Err(_) if response.is_some() => break,
             Err(quinn::ReadError::ConnectionLost(
                 lost @ (quinn::ConnectionError::ApplicationClosed(_)
-                | quinn::ConnectionError::ConnectionClosed(_)
-                | quinn::ConnectionError::Reset),
+                | quinn::ConnectionError::ConnectionClosed(_)),
             )) => {
                 return ExchangeOutcome::ConnectionClosed {
                     detail: lost.to_string(),
                 };
             }
+            Err(quinn::ReadError::ConnectionLost(
+                lost @ (quinn::ConnectionError::Reset | quinn::ConnectionError::TimedOut),
+            )) => {
+                return ExchangeOutcome::Dropped {
+                    detail: lost.to_string(),
+                };
+            }
             Err(error) => {
-                return ExchangeOutcome::Unreadable {
-                    detail: format!("HTTP/3: {error}"),
+                return ExchangeOutcome::Violation {
+                    detail: format!("the target violated HTTP/3 or QUIC: {error}"),
                 };
             }
         }
@@ -350,8 +365,9 @@ async fn raw_exchange(connection: &quinn::Connection, request: &WireRequest) -> 
             response.reset_after = reset;
             ExchangeOutcome::Response(response)
         }
-        None => ExchangeOutcome::Unreadable {
-            detail: "HTTP/3: the request stream ended without a response".to_owned(),
+        None => ExchangeOutcome::Violation {
+            detail: "the target violated HTTP/3: the request stream ended without a response"
+                .to_owned(),
         },
     }
 }
@@ -403,7 +419,13 @@ fn classify_handshake(error: &quinn::ConnectionError) -> ConnectError {
         E::VersionMismatch => {
             ConnectError::Unsupported("the target speaks no QUIC version we offer".to_owned())
         }
-        E::Reset => ConnectError::Refused("stateless reset during the handshake".to_owned()),
+        E::Reset => ConnectError::Failed(
+            "the target sent a stateless reset during the QUIC handshake; that is no refusal"
+                .to_owned(),
+        ),
+        E::TransportError(error) => ConnectError::Failed(format!(
+            "the target violated QUIC during the handshake: {error}"
+        )),
         E::TimedOut => {
             ConnectError::Failed("no QUIC handshake: the target did not answer over UDP".to_owned())
         }
@@ -431,16 +453,16 @@ fn classify(error: &StreamError) -> ExchangeOutcome {
                 detail: error.to_string(),
             }
         }
-        StreamError::ConnectionError { .. } => ExchangeOutcome::Unreadable {
-            detail: format!("HTTP/3: the client closed the connection: {error}"),
+        StreamError::ConnectionError { .. } => ExchangeOutcome::Violation {
+            detail: format!(
+                "the target violated HTTP/3, and the harness's client closed the connection: {error}"
+            ),
         },
-        StreamError::HeaderTooBig { .. } | StreamError::StreamError { .. } => {
-            ExchangeOutcome::Unreadable {
-                detail: format!("HTTP/3: {error}"),
-            }
-        }
-        other => ExchangeOutcome::Unreadable {
-            detail: format!("HTTP/3: {other}"),
+        StreamError::HeaderTooBig { .. } => ExchangeOutcome::Violation {
+            detail: format!("the target sent a response head past the harness's limit: {error}"),
+        },
+        other => ExchangeOutcome::Violation {
+            detail: format!("the target violated HTTP/3: {other}"),
         },
     }
 }

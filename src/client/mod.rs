@@ -100,11 +100,13 @@ pub struct ConnectRequest<'a> {
 /// Why a connection could not be opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConnectError {
-    /// The target refused the handshake (TLS alert, reset): an observation.
+    /// The target refused the handshake in words (a TLS alert, a GOAWAY, a QUIC close): an
+    /// observation.
     Refused(String),
     /// The target does not speak the protocol (ALPN): the case does not apply.
     Unsupported(String),
-    /// The harness could not get a connection to test with.
+    /// The harness could not get a connection to test with: unreachable, untrusted, or the
+    /// target dropped it or broke the protocol while setting it up.
     Failed(String),
 }
 
@@ -226,7 +228,10 @@ pub async fn connect(
             .map_err(classify_handshake_error)?;
         let established = describe(&tls);
         let expected_alpn = String::from_utf8_lossy(request.protocol.alpn()).into_owned();
-        if established.alpn.as_deref() != Some(expected_alpn.as_str()) {
+        // A server without ALPN speaks HTTP/1.1 (RFC 7301 §3.1 leaves the default to the
+        // application, and HTTP/1.1 over TLS predates ALPN).
+        let http1_by_default = request.protocol == Protocol::Http1 && established.alpn.is_none();
+        if !http1_by_default && established.alpn.as_deref() != Some(expected_alpn.as_str()) {
             return Err(ConnectError::Unsupported(format!(
                 "the target negotiated ALPN {} instead of {expected_alpn}",
                 established.alpn.as_deref().unwrap_or("(none)")
@@ -234,11 +239,9 @@ pub async fn connect(
         }
         let connection = match request.protocol {
             Protocol::Http1 => Connection::Http1(Box::new(h1::Http1Connection::new(tls))),
-            Protocol::Http2 | Protocol::Http3 => Connection::Http2(
-                h2::Http2Connection::handshake(tls)
-                    .await
-                    .map_err(ConnectError::Refused)?,
-            ),
+            Protocol::Http2 | Protocol::Http3 => {
+                Connection::Http2(h2::Http2Connection::handshake(tls).await?)
+            }
         };
         Ok((connection, established))
     };
@@ -285,29 +288,44 @@ fn classify_handshake_error(error: std::io::Error) -> ConnectError {
             rustls::Error::InvalidCertificate(reason) => ConnectError::Failed(format!(
                 "the target's certificate is not trusted ({reason:?}); check the CA the harness trusts"
             )),
-            other => ConnectError::Failed(format!("TLS handshake failed: {other}")),
+            other => ConnectError::Failed(format!(
+                "the target violated TLS during the handshake: {other}"
+            )),
         };
     }
     match error.kind() {
         ErrorKind::ConnectionReset | ErrorKind::UnexpectedEof | ErrorKind::BrokenPipe => {
-            ConnectError::Refused(format!("connection closed during the handshake ({error})"))
+            ConnectError::Failed(format!(
+                "the target dropped the connection during the TLS handshake without an alert ({error}); that is no refusal"
+            ))
         }
         _ => ConnectError::Failed(format!("TLS handshake failed: {error}")),
     }
 }
 
-/// Turns a read or write error on an established connection into an outcome: TLS alerts and
-/// resets are the target closing the connection.
+/// Turns a read or write error on an established connection into an outcome: a TLS alert is the
+/// target closing the connection in words; a reset or any other failure is a dropped connection.
 fn closed_by(error: &std::io::Error) -> ExchangeOutcome {
-    let detail = match error
+    match error
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
     {
-        Some(rustls::Error::AlertReceived(alert)) => format!("TLS alert {alert:?}"),
-        _ => error.to_string(),
-    };
-    ExchangeOutcome::ConnectionClosed { detail }
+        Some(rustls::Error::AlertReceived(alert)) => ExchangeOutcome::ConnectionClosed {
+            detail: format!("TLS alert {alert:?}"),
+        },
+        Some(tls_error) => ExchangeOutcome::Violation {
+            detail: format!("the target violated TLS: {tls_error}"),
+        },
+        None => ExchangeOutcome::Dropped {
+            detail: error.to_string(),
+        },
+    }
 }
+
+/// How long, after a write failed, the clients wait to read what the target sent last (a
+/// response or a TLS alert it sent before closing): long enough for bytes already on their way,
+/// short enough not to matter where there are none.
+const LAST_WORDS: Duration = Duration::from_millis(200);
 
 /// Awaits an exchange for at most `deadline`; past it, the outcome is a timeout.
 pub async fn bounded(

@@ -402,7 +402,11 @@ impl Session<'_> {
                 Some(Slot::Open(connection, dial)) => {
                     let outcome = bounded(deadline, connection.send(wire)).await;
                     let stale = dial.protocol == Protocol::Http1
-                        && matches!(outcome, ExchangeOutcome::ConnectionClosed { .. })
+                        && matches!(
+                            outcome,
+                            ExchangeOutcome::ConnectionClosed { .. }
+                                | ExchangeOutcome::Dropped { .. }
+                        )
                         && matches!(wire.method.as_str(), "GET" | "HEAD" | "OPTIONS");
                     if stale {
                         // An HTTP/1.1 server may close an idle connection (after a 421, say)

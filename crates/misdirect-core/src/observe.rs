@@ -80,12 +80,13 @@ impl Exchange {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ConnectionResult {
     Established(Established),
-    /// The target refused the handshake (a TLS alert or a reset): an observation about it.
+    /// The target refused the handshake in words (a TLS alert, a QUIC close): an observation
+    /// about it.
     Refused {
         detail: String,
     },
-    /// The harness could not get a usable connection (unreachable, untrusted certificate, no
-    /// common ALPN): it could not test.
+    /// The harness could not get a usable connection (unreachable, untrusted certificate, a
+    /// reset or garbage during the handshake): it could not test.
     Failed {
         detail: String,
     },
@@ -118,6 +119,11 @@ pub struct Exchange {
     pub outcome: ExchangeOutcome,
 }
 
+/// What became of one request. Only a well-formed answer from the target counts as a refusal:
+/// an HTTP status, a stream reset or GOAWAY it sent with its code, a TLS alert or a QUIC close.
+/// Whatever the harness's own client decided (a protocol violation it detected, a limit it hit,
+/// a connection that vanished without a word) is no observation of a refusal, because a broken
+/// or hostile target produces exactly that.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ExchangeOutcome {
@@ -128,15 +134,20 @@ pub enum ExchangeOutcome {
         name: String,
     },
     /// The target ended the connection with an error code after the request was sent and
-    /// before a response arrived (HTTP/2 GOAWAY): RFC 9113 §5.4.1 lets an endpoint treat a
-    /// stream error as a connection error.
+    /// before a response arrived (HTTP/2 GOAWAY, QUIC CONNECTION_CLOSE): RFC 9113 §5.4.1 lets an
+    /// endpoint treat a stream error as a connection error.
     ConnectionError {
         code: u64,
         name: String,
     },
-    /// The connection ended (EOF, GOAWAY without an error, TLS alert) after the request was
-    /// sent and before a response arrived.
+    /// The target closed the connection in its own words after the request was sent and before
+    /// a response arrived: a GOAWAY without an error, a TLS alert, TLS close_notify.
     ConnectionClosed {
+        detail: String,
+    },
+    /// The connection vanished after the request without a word from the target: a TCP reset,
+    /// or the end of the stream without TLS close_notify. A crashing target does the same.
+    Dropped {
         detail: String,
     },
     /// The target had already closed the connection (HTTP/2 GOAWAY), so the request could not
@@ -144,11 +155,14 @@ pub enum ExchangeOutcome {
     Unsendable {
         detail: String,
     },
-    /// Something arrived that is not an HTTP response the harness can read.
-    Unreadable {
+    /// The target broke the protocol, or went past a limit the harness sets to stay bounded:
+    /// what it sent is no answer the harness can read. The detail is a sentence that says what
+    /// the target did ("the target violated HTTP/2 framing: …").
+    Violation {
         detail: String,
     },
-    /// The request could not be sent because its connection was refused at the handshake.
+    /// The request could not be sent because the target refused its connection's handshake
+    /// with a TLS alert or a QUIC close.
     HandshakeRefused {
         detail: String,
     },
@@ -164,10 +178,10 @@ pub enum ExchangeOutcome {
 }
 
 impl ExchangeOutcome {
-    /// Whether the target declined to produce content for this request: a 4xx/5xx, a reset, a
-    /// connection closed after the request, or a refused handshake. `None` when the outcome says
-    /// nothing about this request (timeout, not sent, unsendable, unreadable, a status outside
-    /// 200–599).
+    /// Whether the target declined to produce content for this request: a 4xx/5xx, a reset or
+    /// GOAWAY, a closing TLS alert or a refused handshake. `None` when the outcome says nothing
+    /// the target decided about this request (timeout, not sent, unsendable, a violation, a
+    /// dropped connection, a status outside 200–599).
     pub fn refused(&self) -> Option<bool> {
         match self {
             Self::Response(response) => match response.status {
@@ -179,11 +193,17 @@ impl ExchangeOutcome {
             | Self::ConnectionError { .. }
             | Self::ConnectionClosed { .. }
             | Self::HandshakeRefused { .. } => Some(true),
-            Self::Unsendable { .. }
-            | Self::Unreadable { .. }
+            Self::Dropped { .. }
+            | Self::Unsendable { .. }
+            | Self::Violation { .. }
             | Self::TimedOut { .. }
             | Self::NotSent { .. } => None,
         }
+    }
+
+    /// Whether the target served content with a name: a 2xx that a tenant signed.
+    pub fn served_by_a_tenant(&self) -> bool {
+        matches!(self, Self::Response(response) if (200..300).contains(&response.status) && response.tenant.is_some())
     }
 }
 
@@ -193,11 +213,15 @@ impl fmt::Display for ExchangeOutcome {
             Self::Response(response) => write!(f, "{response}"),
             Self::StreamReset { code, name } => write!(f, "stream reset {name} (0x{code:x})"),
             Self::ConnectionError { code, name } => {
-                write!(f, "connection ended with GOAWAY {name} (0x{code:x})")
+                write!(f, "connection ended with error {name} (0x{code:x})")
             }
             Self::ConnectionClosed { detail } => {
                 write!(f, "connection closed before a response ({detail})")
             }
+            Self::Dropped { detail } => write!(
+                f,
+                "the connection was dropped without an answer ({detail}); that is no refusal"
+            ),
             Self::HandshakeRefused { detail } => write!(f, "handshake refused ({detail})"),
             Self::Unsendable { detail } => {
                 write!(
@@ -205,7 +229,7 @@ impl fmt::Display for ExchangeOutcome {
                     "not sent: the target had closed the connection ({detail})"
                 )
             }
-            Self::Unreadable { detail } => write!(f, "unreadable response ({detail})"),
+            Self::Violation { detail } => f.write_str(detail),
             Self::TimedOut { after } => write!(f, "no response within {} ms", after.as_millis()),
             Self::NotSent { detail } => write!(f, "not sent ({detail})"),
         }
@@ -463,5 +487,39 @@ mod tests {
             after: Duration::from_secs(1),
         };
         assert_eq!(timeout.refused(), None);
+    }
+
+    #[test]
+    fn only_the_targets_own_words_are_a_refusal() {
+        let said = [
+            ExchangeOutcome::StreamReset {
+                code: 0x7,
+                name: "REFUSED_STREAM".into(),
+            },
+            ExchangeOutcome::ConnectionError {
+                code: 0x1,
+                name: "GOAWAY PROTOCOL_ERROR".into(),
+            },
+            ExchangeOutcome::ConnectionClosed {
+                detail: "TLS alert CertificateRequired".into(),
+            },
+            ExchangeOutcome::HandshakeRefused {
+                detail: "TLS alert HandshakeFailure".into(),
+            },
+        ];
+        for outcome in said {
+            assert_eq!(outcome.refused(), Some(true), "{outcome}");
+        }
+        let unsaid = [
+            ExchangeOutcome::Dropped {
+                detail: "connection reset by peer".into(),
+            },
+            ExchangeOutcome::Violation {
+                detail: "the target violated HTTP/2 framing: too many CONTINUATION frames".into(),
+            },
+        ];
+        for outcome in unsaid {
+            assert_eq!(outcome.refused(), None, "{outcome}");
+        }
     }
 }

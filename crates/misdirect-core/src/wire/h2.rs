@@ -47,7 +47,16 @@ pub struct FrameScanner {
     goaway: Option<u32>,
     /// The current frame's payload so far when it is a GOAWAY (only its first 8 bytes).
     goaway_payload: Option<Vec<u8>>,
+    /// The first bytes the peer sent, kept to say what it spoke when it was not HTTP/2.
+    opening: Vec<u8>,
+    /// The type of the peer's first frame, once its header is in.
+    first_frame: Option<u8>,
 }
+
+/// Frame type of SETTINGS, which must open a server's side of the connection (RFC 9113 §3.4).
+const FRAME_SETTINGS: u8 = 0x4;
+/// How many of the peer's first bytes are kept to describe what it spoke.
+const OPENING: usize = 24;
 
 const FRAME_GOAWAY: u8 = 0x7;
 
@@ -59,6 +68,8 @@ const MAX_ORIGIN_FRAMES: usize = 64;
 impl FrameScanner {
     /// Feeds the next bytes of the peer's frame stream (after any connection preface).
     pub fn feed(&mut self, mut bytes: &[u8]) {
+        let keep = OPENING.saturating_sub(self.opening.len()).min(bytes.len());
+        self.opening.extend_from_slice(&bytes[..keep]);
         while !bytes.is_empty() {
             if self.remaining == 0 && self.header.len() < HEADER {
                 let take = (HEADER - self.header.len()).min(bytes.len());
@@ -71,6 +82,7 @@ impl FrameScanner {
                     | usize::from(self.header[1]) << 8
                     | usize::from(self.header[2]);
                 let kind = self.header[3];
+                self.first_frame.get_or_insert(kind);
                 let flags = self.header[4];
                 let stream = u32::from_be_bytes([
                     self.header[5],
@@ -130,6 +142,19 @@ impl FrameScanner {
     /// peer closed right after its GOAWAY as a broken pipe, which hides the code.
     pub fn goaway(&self) -> Option<u32> {
         self.goaway
+    }
+
+    /// How the peer broke the opening of an HTTP/2 connection, if it did: a server's first
+    /// frame is SETTINGS (RFC 9113 §3.4). Says what it sent instead, for instance HTTP/1.1.
+    pub fn preface_violation(&self) -> Option<String> {
+        match self.first_frame {
+            Some(FRAME_SETTINGS) => None,
+            None if self.opening.len() < HEADER => None,
+            _ => Some(format!(
+                "its first frame is not SETTINGS; it began with \"{}\"",
+                self.opening.escape_ascii()
+            )),
+        }
     }
 }
 
@@ -244,11 +269,26 @@ mod tests {
             scanner.feed(std::slice::from_ref(byte));
         }
         assert_eq!(scanner.frames().len(), 2);
+        assert_eq!(scanner.preface_violation(), None);
         assert_eq!(scanner.frames()[0].origins, origins);
         assert_eq!(
             (scanner.frames()[1].stream, scanner.frames()[1].flags),
             (3, 1)
         );
+    }
+
+    #[test]
+    fn a_peer_that_does_not_open_with_settings_is_named() {
+        let mut scanner = FrameScanner::default();
+        scanner.feed(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+        let violation = scanner.preface_violation().unwrap();
+        assert!(
+            violation.contains(r#"began with "HTTP/1.1 200 OK\r\ncontent""#),
+            "{violation}"
+        );
+        let mut short = FrameScanner::default();
+        short.feed(b"\0\0");
+        assert_eq!(short.preface_violation(), None);
     }
 
     #[test]
