@@ -9,7 +9,7 @@
 use crate::check::client::ClientRun;
 use crate::check::{Exchanged, Judgement, advertised_origins};
 use crate::deployment::{Deployment, Role};
-use crate::observe::{Exchange, ExchangeOutcome, Observations};
+use crate::observe::{ConnectionRecord, Exchange, ExchangeOutcome, Observations};
 use crate::outcome::{Cited, Finding};
 use crate::protocol::Protocol;
 use crate::scenario::{Expectation, Requirement, Scenario, Span, Step};
@@ -161,6 +161,13 @@ fn judge(
     {
         return Judgement::NotApplicable("the target sent no ORIGIN frame".to_owned());
     }
+    if !expectation.check.judges_the_certificate()
+        && let Some(mismatch) = observations
+            .connection(&exchange.connection)
+            .and_then(ConnectionRecord::certificate_mismatch)
+    {
+        return Judgement::Missing(mismatch);
+    }
     let outcome = &exchange.outcome;
     let expected = expectation.check.describe(deployment);
     let Some(refused) = outcome.refused() else {
@@ -192,7 +199,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::observe::{ConnectionRecord, ConnectionResult, Response};
+    use crate::observe::{ConnectionResult, Response};
     use crate::scenario::load_str;
 
     const SCENARIO: &str = "\
@@ -403,6 +410,21 @@ steps:
         };
         let evaluation = verdict(Protocol::Http2, response(200, Some("charlie")), timeout);
         assert_eq!(evaluation.verdict, Verdict::Fail);
+    }
+
+    #[test]
+    fn a_certificate_that_does_not_cover_the_sni_is_a_setup_mistake() {
+        let mut observed = observations(response(421, None), response(200, Some("bravo")));
+        observed.connections[0] = ConnectionRecord::main_with(&["x.invalid"]);
+        let evaluation = evaluate_over_h2(&scenario(), &observed);
+        assert_eq!(evaluation.verdict, Verdict::Error);
+        assert!(
+            evaluation.findings[0]
+                .observed
+                .contains("the certificate presented for SNI a.test covers only [x.invalid]"),
+            "{:?}",
+            evaluation.findings
+        );
     }
 
     #[test]

@@ -24,6 +24,29 @@ impl Observations {
     }
 }
 
+impl ConnectionRecord {
+    /// Why the certificate presented on this connection disqualifies it, if it does: it does not
+    /// cover the SNI sent. Every SNI a scenario sends names a role the target serves, so that
+    /// is a setup mistake, and what the target answers on such a connection proves nothing.
+    pub fn certificate_mismatch(&self) -> Option<String> {
+        let ConnectionResult::Established(established) = &self.result else {
+            return None;
+        };
+        let sni = self.sni.as_deref()?;
+        if established
+            .peer_sans
+            .iter()
+            .any(|san| crate::deployment::san_covers(san, sni))
+        {
+            return None;
+        }
+        Some(format!(
+            "the certificate presented for SNI {sni} covers only [{}]: the target is set up wrong for that name, so what it answers on this connection proves nothing",
+            established.peer_sans.join(", ")
+        ))
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ConnectionRecord {
     pub name: String,

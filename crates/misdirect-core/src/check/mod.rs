@@ -386,6 +386,12 @@ impl Check {
         matches!(self, Self::Server(server::ServerCheck::StillServedBy(_)))
     }
 
+    /// Whether the check judges the certificate itself, and so still applies on a connection
+    /// whose certificate does not cover its SNI.
+    pub fn judges_the_certificate(&self) -> bool {
+        matches!(self, Self::Server(server::ServerCheck::CertificateCovers))
+    }
+
     pub fn judge(&self, exchanged: &Exchanged<'_>) -> Judgement {
         match self {
             Self::Server(check) => check.judge(exchanged),
