@@ -4,15 +4,17 @@
 //! `check`, against the exchange it is about. An unmet expectation becomes a finding whose verdict
 //! follows the cited requirement's level; an expectation without the observation it needs
 //! becomes an ERROR, never a PASS; one that cannot apply to this target is not applicable, and a
-//! case where nothing applied is SKIP.
+//! case where nothing applied is SKIP. A case that would pass (or only WARN or INFO) although
+//! the target served nothing in it is ERROR: refusals prove something only beside an answer
+//! (scenarios state that answer as a `control`).
 
 use crate::check::client::ClientRun;
-use crate::check::{Exchanged, Judgement, advertised_origins};
+use crate::check::{Exchanged, Judgement, advertised_origins, covered_by_certificate};
 use crate::deployment::{Deployment, Role};
 use crate::observe::{ConnectionRecord, Exchange, ExchangeOutcome, Observations};
 use crate::outcome::{Cited, Finding};
 use crate::protocol::Protocol;
-use crate::scenario::{Expectation, Requirement, Scenario, Span, Step};
+use crate::scenario::{Expectation, Premise, Requirement, Scenario, Span, Step};
 use crate::verdict::Verdict;
 
 /// A case's verdict and the findings behind it.
@@ -64,9 +66,24 @@ pub fn evaluate_steps(
                         }
                         None => Judgement::Missing("the request was never sent".to_owned()),
                     };
+                    if expectation.check.is_control() && matches!(judged, Judgement::Met) {
+                        // A control met only makes the case's other judgements count.
+                        continue;
+                    }
                     let requirement = scenario.requirement(expectation.requirement);
                     let described = || expectation.check.describe(deployment);
-                    tally.add(requirement, &expectation.span, judged, described);
+                    match (&expectation.premise, judged) {
+                        (Some(premise), Judgement::Unmet { expected, observed }) => {
+                            tally.premise_unmet(
+                                premise,
+                                requirement,
+                                &expectation.span,
+                                expected,
+                                observed,
+                            );
+                        }
+                        (_, judged) => tally.add(requirement, &expectation.span, judged, described),
+                    }
                 }
             }
         }
@@ -85,8 +102,38 @@ pub fn evaluate_steps(
             let described = || expectation.check.describe();
             tally.add(requirement, &expectation.span, judged, described);
         }
+        return tally.finish();
     }
-    tally.finish()
+    let evaluation = tally.finish();
+    if served_nothing(&evaluation, observations) {
+        return Evaluation {
+            verdict: Verdict::Error,
+            findings: std::iter::once(Finding {
+                verdict: Verdict::Error,
+                requirement: None,
+                expected: "a request the target served in this case (its positive control), so that its refusals mean something".to_owned(),
+                observed: "the target served nothing in this case: every request was refused or unanswered, which a target that serves nothing at all also does".to_owned(),
+                location: None,
+            })
+            .chain(evaluation.findings)
+            .collect(),
+        };
+    }
+    evaluation
+}
+
+/// Whether a case passed, or only fell short of a SHOULD or a MAY, on refusals alone: no
+/// request of it was served with a tenant's name. A target that refuses everything (or answers
+/// nothing) would earn that verdict too, so it rests on nothing. A FAIL needs no such evidence:
+/// it is a wrong answer the target gave.
+fn served_nothing(evaluation: &Evaluation, observations: &Observations) -> bool {
+    matches!(
+        evaluation.verdict,
+        Verdict::Pass | Verdict::Info | Verdict::Warn
+    ) && !observations
+        .exchanges
+        .iter()
+        .any(|exchange| exchange.outcome.served_by_a_tenant())
 }
 
 /// Findings as expectations are judged, and the verdict they add up to.
@@ -95,9 +142,31 @@ struct Tally {
     findings: Vec<Finding>,
     skips: Vec<Finding>,
     met: usize,
+    /// The first premise that did not hold: the case is SKIP, unless it saw a FAIL.
+    unmet_premise: Option<Finding>,
 }
 
 impl Tally {
+    fn premise_unmet(
+        &mut self,
+        premise: &Premise,
+        requirement: &Requirement,
+        span: &Span,
+        expected: String,
+        observed: String,
+    ) {
+        let pointer = premise.judged_by.as_ref().map_or_else(String::new, |id| {
+            format!("; whether it should have held is judged by {id}")
+        });
+        self.unmet_premise.get_or_insert(Finding {
+            verdict: Verdict::Skip,
+            requirement: Some(Cited::from(requirement)),
+            expected: format!("the case's premise: {expected}"),
+            observed: format!("{observed}, so the case's question does not arise{pointer}"),
+            location: Some(span.clone()),
+        });
+    }
+
     fn add(
         &mut self,
         requirement: &Requirement,
@@ -130,6 +199,14 @@ impl Tally {
     }
 
     fn finish(self) -> Evaluation {
+        // A wrong answer seen on the way is still a wrong answer.
+        let failed = self.findings.iter().any(|f| f.verdict == Verdict::Fail);
+        if let Some(premise) = self.unmet_premise.filter(|_| !failed) {
+            return Evaluation {
+                verdict: Verdict::Skip,
+                findings: vec![premise],
+            };
+        }
         let verdict = self
             .findings
             .iter()
@@ -160,6 +237,11 @@ fn judge(
     if expectation.if_advertised && advertised_origins(observations, &exchange.connection).is_none()
     {
         return Judgement::NotApplicable("the target sent no ORIGIN frame".to_owned());
+    }
+    if expectation.if_uncovered
+        && let Some(covered) = covered_by_certificate(exchange, observations)
+    {
+        return Judgement::NotApplicable(covered);
     }
     if !expectation.check.judges_the_certificate()
         && let Some(mismatch) = observations
@@ -222,6 +304,11 @@ steps:
       authority: sibling
       expect:
         - { requirement: R9113-9.1.1-a, served_by: sibling, protocols: [h2] }
+  - send:
+      on: main
+      authority: primary
+      expect:
+        - { requirement: R9110-7.4-b, control: primary }
 ";
 
     fn scenario() -> Scenario {
@@ -238,6 +325,7 @@ steps:
             exchanges: vec![
                 Exchange::on_main(1, "c.test:443", foreign),
                 Exchange::on_main(2, "b.test:443", sibling),
+                Exchange::on_main(3, "a.test:443", response(200, Some("alpha"))),
             ],
             upstream_requests: Vec::new(),
             served: Vec::new(),
@@ -307,6 +395,49 @@ steps:
     fn refused_coalescing_is_info() {
         let evaluation = verdict(Protocol::Http2, response(421, None), response(421, None));
         assert_eq!(evaluation.verdict, Verdict::Info);
+    }
+
+    #[test]
+    fn a_refusal_only_verdict_needs_something_served() {
+        let mut observed = observations(response(421, None), response(421, None));
+        // The control refused too: the target serves nothing, so its refusals prove nothing.
+        observed.exchanges[2].outcome = response(421, None);
+        let evaluation = evaluate_over_h2(&scenario(), &observed);
+        assert_eq!(evaluation.verdict, Verdict::Error);
+        assert!(
+            evaluation
+                .findings
+                .iter()
+                .any(|finding| finding.observed.starts_with("the control was not served")),
+            "{:?}",
+            evaluation.findings
+        );
+        // Without a control step, the same holds: no PASS on refusals alone.
+        observed.exchanges.truncate(2);
+        let evaluation = evaluate_steps(
+            &scenario(),
+            Protocol::Http1,
+            &Deployment::standard(),
+            &observed,
+            2,
+        );
+        assert_eq!(evaluation.verdict, Verdict::Error);
+        assert!(
+            evaluation.findings[0]
+                .observed
+                .starts_with("the target served nothing in this case"),
+            "{:?}",
+            evaluation.findings
+        );
+        // A control met counts for nothing by itself.
+        let observed = observations(response(421, None), response(421, None));
+        let evaluation = evaluate(
+            &scenario(),
+            Protocol::Http1,
+            &Deployment::standard(),
+            &observed,
+        );
+        assert_eq!(evaluation.verdict, Verdict::Pass);
     }
 
     #[test]

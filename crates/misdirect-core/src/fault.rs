@@ -100,6 +100,8 @@ faults! {
         "serves an authority whose port is not the one the connection arrived on",
     StrictPort = "strict-port" by Policy:
         "compares the authority including its port with the SNI, refusing every request that names a port",
+    PortAsText = "port-as-text" by Policy:
+        "compares the authority's port as text, refusing a port written another way (`:04433`)",
     Cacheable421 = "cacheable-421" by Policy:
         "marks 421 responses cacheable (Cache-Control: public, max-age=3600)",
     TrustsHostHeader = "trusts-host-header" by Policy:

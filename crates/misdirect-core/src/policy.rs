@@ -361,6 +361,14 @@ impl Policy {
                 "authority `{authority}` differs from the SNI"
             )));
         }
+        if self.has(Fault::PortAsText)
+            && let Some((_, written)) = authority.rsplit_once(':')
+            && written != port.to_string()
+        {
+            return Err(Refusal::Misdirected(format!(
+                "port `{written}` is not written as {port}"
+            )));
+        }
         if port != connection.local_port && !self.has(Fault::IgnoresPort) {
             return Err(Refusal::Misdirected(format!(
                 "port {port} is not the port this connection arrived on ({})",
@@ -566,6 +574,14 @@ mod tests {
         assert_eq!(
             decide(Some(Fault::StrictPort), &a, &h2("a.test:4433")),
             (421, None)
+        );
+        assert_eq!(
+            decide(Some(Fault::PortAsText), &a, &h2("a.test:04433")),
+            (421, None)
+        );
+        assert_eq!(
+            decide(Some(Fault::PortAsText), &a, &h2("a.test:4433")),
+            (200, Some(Role::Primary))
         );
     }
 

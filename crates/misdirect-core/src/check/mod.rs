@@ -386,6 +386,11 @@ impl Check {
         matches!(self, Self::Server(server::ServerCheck::StillServedBy(_)))
     }
 
+    /// Whether the check is a positive control, which never counts towards a PASS.
+    pub fn is_control(&self) -> bool {
+        matches!(self, Self::Server(server::ServerCheck::Control(_)))
+    }
+
     /// Whether the check judges the certificate itself, and so still applies on a connection
     /// whose certificate does not cover its SNI.
     pub fn judges_the_certificate(&self) -> bool {
@@ -440,6 +445,26 @@ pub fn advertised_origins(observations: &Observations, connection: &str) -> Opti
             .filter_map(|origin| origin.strip_prefix("https://").map(origin_of))
             .collect(),
     )
+}
+
+/// Why the certificate presented on the exchange's connection covers its authority, if it does
+/// ("the certificate presented (…) covers c.test"); `None` when it does not, or when no
+/// certificate was presented.
+pub fn covered_by_certificate(exchange: &Exchange, observations: &Observations) -> Option<String> {
+    let host = host_of(&exchange.authority);
+    let record = observations.connection(&exchange.connection)?;
+    let crate::observe::ConnectionResult::Established(established) = &record.result else {
+        return None;
+    };
+    let sans = &established.peer_sans;
+    sans.iter()
+        .any(|san| crate::deployment::san_covers(san, &host))
+        .then(|| {
+            format!(
+                "the certificate presented ({}) covers {host}",
+                sans.join(", ")
+            )
+        })
 }
 
 /// The `https` origin of an authority in a canonical form: `https://host:port`.

@@ -2,7 +2,9 @@
 //! what the connection's certificate covered (RFC 9110 §7.4, §15.5.20; RFC 9113 §8.1.1, §8.3.1;
 //! RFC 9114 §4.1.2; RFC 9111 for a stored 421).
 
-use super::{Exchanged, Judgement, family, host_of, named_tenant, served, unnamed};
+use super::{
+    Exchanged, Judgement, covered_by_certificate, family, host_of, named_tenant, served, unnamed,
+};
 use crate::deployment::{Deployment, Role, san_covers};
 use crate::observe::{ConnectionResult, ExchangeOutcome};
 use crate::protocol::Protocol;
@@ -17,6 +19,11 @@ family! {
     ServerCheck / RawServerCheck {
         /// Served (2xx) by the tenant of this role.
         ServedBy(Role) = "served_by",
+        /// The case's positive control: served (2xx) by the tenant of this role, on a connection
+        /// like the one the case probes. It shows the target serves at all, so that a refusal
+        /// elsewhere in the case means something; not served is ERROR (nothing could be
+        /// tested), never FAIL, and being served alone never makes a case PASS.
+        Control(Role) = "control",
         /// Served (2xx) by the tenant of this role on the named connection, which the target must
         /// therefore have kept open: a connection it closed before the request counts against it.
         StillServedBy(Role) = "still_served_by",
@@ -47,6 +54,10 @@ impl ServerCheck {
     pub fn describe(&self, deployment: &Deployment) -> String {
         match self {
             Self::ServedBy(role) => format!("2xx {}", served(*role, deployment)),
+            Self::Control(role) => format!(
+                "2xx {}, the control that shows the target serves on such a connection",
+                served(*role, deployment)
+            ),
             Self::StillServedBy(role) => {
                 format!("2xx {} on the same connection", served(*role, deployment))
             }
@@ -95,11 +106,8 @@ impl ServerCheck {
                         );
                     }
                 };
-                if sans.iter().any(|san| san_covers(san, &host)) {
-                    Judgement::NotApplicable(format!(
-                        "the certificate presented ({}) covers {host}",
-                        sans.join(", ")
-                    ))
+                if let Some(covered) = covered_by_certificate(exchange, exchanged.observations) {
+                    Judgement::NotApplicable(covered)
                 } else if refused {
                     Judgement::Met
                 } else {
@@ -144,6 +152,15 @@ impl ServerCheck {
                     Judgement::Met
                 }
                 _ => exchanged.unmet(),
+            },
+            Self::Control(role) => match outcome {
+                ExchangeOutcome::Response(response) if !refused && response.status < 300 => {
+                    match named_tenant(response, *role, Judgement::Missing(String::new())) {
+                        Judgement::Met => Judgement::Met,
+                        _ => control_failed(outcome),
+                    }
+                }
+                _ => control_failed(outcome),
             },
             Self::ServedBy(role) | Self::StillServedBy(role) => match outcome {
                 ExchangeOutcome::Response(response) if !refused && response.status < 300 => {
@@ -215,6 +232,13 @@ impl ServerCheck {
             },
         }
     }
+}
+
+/// A control that was not served: the case has nothing to compare its refusals with.
+fn control_failed(outcome: &ExchangeOutcome) -> Judgement {
+    Judgement::Missing(format!(
+        "the control was not served ({outcome}): a target that does not serve its own tenant proves nothing by refusing"
+    ))
 }
 
 #[cfg(test)]

@@ -10,12 +10,12 @@ use serde_saphyr::Spanned;
 
 use super::raw::{
     CLIENT_FIELDS, REQUEST_FIELDS, RawAuthority, RawBurst, RawClient, RawConnect, RawExpectation,
-    RawRequest, RawScenario, RawStep,
+    RawPremise, RawRequest, RawScenario, RawStep,
 };
 use super::span::{LoadError, span_at, span_of};
 use super::{
     Authority, ClientExpectation, ClientPlan, Connect, Detection, Expectation, Fetch, PortForm,
-    Request, Requirement, Route, Scenario, Send, Source, Span, Step, TargetForm,
+    Premise, Request, Requirement, Route, Scenario, Send, Source, Span, Step, TargetForm,
 };
 use crate::check::{RawCheck, RawChecks};
 use crate::deployment::Role;
@@ -545,6 +545,22 @@ impl<'a> Builder<'a> {
             }
         };
         let if_advertised = raw.if_advertised.as_ref().is_some_and(|flag| flag.value);
+        let if_uncovered = raw.if_uncovered.as_ref().is_some_and(|flag| flag.value);
+        let premise = match &raw.premise {
+            None => None,
+            Some(stated) => Some(match &stated.value {
+                RawPremise::Stated(true) => Premise { judged_by: None },
+                RawPremise::Stated(false) => {
+                    return Err(self.error_at(
+                        stated,
+                        "a premise is stated positively: write `true`, or the ID of the scenario that judges its cause, or leave the key out",
+                    ));
+                }
+                RawPremise::JudgedBy(id) => Premise {
+                    judged_by: Some(id.clone()),
+                },
+            }),
+        };
         let check = self.one_check(raw, &span)?;
         context.expectations += 1;
         Ok(Expectation {
@@ -552,6 +568,8 @@ impl<'a> Builder<'a> {
             check,
             protocols,
             if_advertised,
+            if_uncovered,
+            premise,
             span,
         })
     }

@@ -224,7 +224,20 @@ pub struct Expectation {
     pub protocols: Vec<Protocol>,
     /// Judged only on a connection whose target sent ORIGIN frames; not applicable otherwise.
     pub if_advertised: bool,
+    /// Judged only where the certificate presented on the request's connection does not cover
+    /// its authority (a refusal the target owes); not applicable otherwise.
+    pub if_uncovered: bool,
+    /// The case asks its question only if this holds: unmet, the case is SKIP, not judged.
+    pub premise: Option<Premise>,
     pub span: Span,
+}
+
+/// What a case presupposes, for instance that the target sent a 421 at all: a target that never
+/// does is judged for that by another case, not twice under this one's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Premise {
+    /// The ID of the scenario that judges why the premise did not hold, if another does.
+    pub judged_by: Option<String>,
 }
 
 impl Expectation {

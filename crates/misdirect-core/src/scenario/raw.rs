@@ -155,6 +155,8 @@ pub(super) struct RawExpectation<C> {
     pub(super) requirement: Spanned<String>,
     pub(super) protocols: Option<Vec<Spanned<String>>>,
     pub(super) if_advertised: Option<Spanned<bool>>,
+    pub(super) if_uncovered: Option<Spanned<bool>>,
+    pub(super) premise: Option<Spanned<RawPremise>>,
     pub(super) checks: Vec<C>,
     /// The keys of the fields above that the expectation has, where they stand: a client
     /// expectation takes `requirement` only.
@@ -163,8 +165,22 @@ pub(super) struct RawExpectation<C> {
     pub(super) unknown: Vec<Spanned<String>>,
 }
 
+/// `premise: true`, or `premise: <scenario ID>` naming the case that judges its cause.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawPremise {
+    Stated(bool),
+    JudgedBy(String),
+}
+
 /// The fields an expectation about one request takes.
-pub(super) const REQUEST_FIELDS: &[&str] = &["requirement", "protocols", "if_advertised"];
+pub(super) const REQUEST_FIELDS: &[&str] = &[
+    "requirement",
+    "protocols",
+    "if_advertised",
+    "if_uncovered",
+    "premise",
+];
 /// The fields a client expectation takes: it is about the whole case.
 pub(super) const CLIENT_FIELDS: &[&str] = &["requirement"];
 
@@ -196,6 +212,8 @@ impl<'de, C: RawChecks> Visitor<'de> for ExpectationVisitor<C> {
         let mut requirement = None;
         let mut protocols = None;
         let mut if_advertised = None;
+        let mut if_uncovered = None;
+        let mut premise = None;
         let mut checks = Vec::new();
         let mut fields = Vec::new();
         let mut unknown = Vec::new();
@@ -216,6 +234,14 @@ impl<'de, C: RawChecks> Visitor<'de> for ExpectationVisitor<C> {
                     return Err(de::Error::duplicate_field("if_advertised"));
                 }
                 "if_advertised" => if_advertised = Some(map.next_value()?),
+                "if_uncovered" if if_uncovered.is_some() => {
+                    return Err(de::Error::duplicate_field("if_uncovered"));
+                }
+                "if_uncovered" => if_uncovered = Some(map.next_value()?),
+                "premise" if premise.is_some() => {
+                    return Err(de::Error::duplicate_field("premise"));
+                }
+                "premise" => premise = Some(map.next_value()?),
                 name => match C::next_value(name, &mut map) {
                     Some(check) => checks.push(check?),
                     None => {
@@ -229,6 +255,8 @@ impl<'de, C: RawChecks> Visitor<'de> for ExpectationVisitor<C> {
             requirement: requirement.ok_or_else(|| de::Error::missing_field("requirement"))?,
             protocols,
             if_advertised,
+            if_uncovered,
+            premise,
             checks,
             fields,
             unknown,
