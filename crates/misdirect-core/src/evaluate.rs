@@ -104,8 +104,9 @@ pub fn evaluate_steps(
         }
         return tally.finish();
     }
+    let premise_unmet = tally.unmet_premise.is_some();
     let evaluation = tally.finish();
-    if served_nothing(&evaluation, observations) {
+    if !premise_unmet && served_nothing(&evaluation, observations) {
         return Evaluation {
             verdict: Verdict::Error,
             findings: std::iter::once(Finding {
@@ -122,18 +123,24 @@ pub fn evaluate_steps(
     evaluation
 }
 
-/// Whether a case passed, or only fell short of a SHOULD or a MAY, on refusals alone: no
-/// request of it was served with a tenant's name. A target that refuses everything (or answers
-/// nothing) would earn that verdict too, so it rests on nothing. A FAIL needs no such evidence:
-/// it is a wrong answer the target gave.
+/// Whether a case passed, fell short of a SHOULD or a MAY, or found nothing applicable, on
+/// refusals alone: no request of it was served with a tenant's name. A target that refuses
+/// everything (or answers nothing) would earn that verdict too, so it rests on nothing. A FAIL
+/// needs no such evidence: it is a wrong answer the target gave. A SKIP without any refusal
+/// (nothing was sent) stays SKIP.
 fn served_nothing(evaluation: &Evaluation, observations: &Observations) -> bool {
-    matches!(
-        evaluation.verdict,
-        Verdict::Pass | Verdict::Info | Verdict::Warn
-    ) && !observations
-        .exchanges
-        .iter()
-        .any(|exchange| exchange.outcome.served_by_a_tenant())
+    let outcomes = || {
+        observations
+            .exchanges
+            .iter()
+            .map(|exchange| &exchange.outcome)
+    };
+    let rests_on_refusals = match evaluation.verdict {
+        Verdict::Pass | Verdict::Info | Verdict::Warn => true,
+        Verdict::Skip => outcomes().any(|outcome| outcome.refused() == Some(true)),
+        Verdict::Fail | Verdict::Error => false,
+    };
+    rests_on_refusals && !outcomes().any(ExchangeOutcome::served_by_a_tenant)
 }
 
 /// Findings as expectations are judged, and the verdict they add up to.

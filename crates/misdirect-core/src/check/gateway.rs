@@ -60,7 +60,11 @@ impl GatewayCheck {
             ),
             Self::ReachedNoUpstream if reached.is_empty() => Judgement::Met,
             Self::ReachedNoUpstream => exchanged.unmet_with(upstreams()),
-            Self::ReachedUpstream(_) if exchanged.refused && reached.is_empty() => {
+            // A gateway that refused the request itself forwarded nothing, which is no fault of
+            // its forwarding (the case's control shows it forwards at all).
+            Self::ReachedUpstream(_) | Self::UpstreamSni(_)
+                if exchanged.refused && reached.is_empty() =>
+            {
                 Judgement::NotApplicable(
                     "the gateway refused the request; nothing to forward".to_owned(),
                 )
