@@ -448,6 +448,31 @@ steps:
     }
 
     #[test]
+    fn an_empty_answer_is_not_the_tenants() {
+        let scenario = load_str(
+            Path::new("t.yaml"),
+            "t",
+            &SCENARIO.replace(
+                "served_by: sibling, protocols: [h2]",
+                "not_served_by: sibling",
+            ),
+        )
+        .unwrap();
+        let observed = observations(response(421, None), response(200, None));
+        assert_eq!(
+            evaluate_over_h2(&scenario, &observed).verdict,
+            Verdict::Pass
+        );
+        let mut marked = Response::named(200, None);
+        marked.body_excerpt = "<html>welcome</html>".into();
+        let observed = observations(response(421, None), ExchangeOutcome::Response(marked));
+        assert_eq!(
+            evaluate_over_h2(&scenario, &observed).verdict,
+            Verdict::Error
+        );
+    }
+
+    #[test]
     fn expectations_for_other_protocols_are_not_judged() {
         let evaluation = verdict(Protocol::Http1, response(421, None), response(421, None));
         assert_eq!(evaluation.verdict, Verdict::Pass);

@@ -30,7 +30,8 @@ family! {
         /// If served at all, then by the tenant of this role; a refusal is fine, but an error page
         /// of another tenant (other than a 421) shows the request was routed to that tenant.
         TenantIfServed(Role) = "tenant_if_served",
-        /// Not served (2xx) by the tenant of this role; a refusal or another tenant's answer is fine.
+        /// Not served (2xx) by the tenant of this role; a refusal, another tenant's answer or an
+        /// empty one (every tenant names itself in what it serves) is fine.
         NotServedBy(Role) = "not_served_by",
         /// Not served: a 4xx/5xx status, a stream reset, a closed connection or a refused handshake.
         Refused = "refused",
@@ -170,6 +171,9 @@ impl ServerCheck {
             },
             Self::NotServedBy(role) => match outcome {
                 ExchangeOutcome::Response(response) if !refused => match &response.tenant {
+                    // Every tenant names itself in what it serves: an empty answer is none of
+                    // theirs.
+                    None if response.body_excerpt.is_empty() => Judgement::Met,
                     None => unnamed(response),
                     Some(tenant) if role.tenant() == Some(tenant.as_str()) => exchanged.unmet(),
                     Some(_) => Judgement::Met,
