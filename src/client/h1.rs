@@ -114,6 +114,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Http1Connection<S> {
             if self.buffer.len() > MAX_HEAD {
                 return Err(over_limit("a response head larger than 64 KiB"));
             }
+            if self.buffer.len() >= 5 && !self.buffer.starts_with(b"HTTP/") {
+                let start = &self.buffer[..self.buffer.len().min(24)];
+                return Err(violation(&format!(
+                    "the answer does not begin with HTTP/ but with \"{}\"",
+                    start.escape_ascii()
+                )));
+            }
             match self.fill().await {
                 Ok(0) if self.buffer.is_empty() && self.dropped => {
                     return Err(ExchangeOutcome::Dropped {

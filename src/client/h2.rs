@@ -21,7 +21,7 @@ const MAX_BODY: usize = 1024 * 1024;
 #[derive(Debug)]
 pub struct Http2Connection {
     sender: h2::client::SendRequest<Bytes>,
-    driver: JoinHandle<()>,
+    driver: JoinHandle<Option<h2::Error>>,
     /// What the tap saw the target send (ORIGIN frames among it).
     origins: Arc<Mutex<Seen>>,
 }
@@ -55,14 +55,17 @@ impl Http2Connection {
         };
         let pings = connection.ping_pong();
         // The connection future does the I/O; requests see its failures as their own errors.
-        let driver = tokio::spawn(async move {
-            let _ = connection.await;
-        });
+        let mut driver = tokio::spawn(async move { connection.await.err() });
         if let Some(mut pings) = pings
             && let Err(error) = pings.ping(h2::Ping::opaque()).await
         {
+            // The connection's own error says more than the PING's (a framing error rather
+            // than the broken pipe that followed it).
+            let ended = tokio::time::timeout(LAST_WORDS, &mut driver).await;
             driver.abort();
-            return Err(setup_failed(&error, stream, &origins).await);
+            let connection_error = ended.ok().and_then(Result::ok).flatten();
+            let error = connection_error.as_ref().unwrap_or(&error);
+            return Err(setup_failed(error, stream, &origins).await);
         }
         Ok(Self {
             sender,
@@ -190,6 +193,18 @@ impl Http2Sender {
                 }
             }
         };
+        let no_streams = self
+            .frames
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .frames
+            .max_concurrent_streams()
+            == Some(0);
+        if no_streams {
+            return Err(ExchangeOutcome::NotSent {
+                detail: "the target allows no stream (SETTINGS_MAX_CONCURRENT_STREAMS 0), so no request can be sent".to_owned(),
+            });
+        }
         let mut sender = self.sender.ready().await.map_err(before_sending)?;
         let head = request
             .head(http::Version::HTTP_2)

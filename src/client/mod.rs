@@ -198,6 +198,13 @@ pub async fn connect(
     request: ConnectRequest<'_>,
     deadline: Duration,
 ) -> Result<(Connection, Established), ConnectError> {
+    // Which part of setting the connection up a deadline cut short, for the reason.
+    let phase = std::sync::Mutex::new("TLS handshake");
+    let enter = |name: &'static str| {
+        *phase
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = name;
+    };
     let attempt = async {
         let config = credentials
             .client_config(
@@ -207,6 +214,7 @@ pub async fn connect(
             )
             .map_err(|error| ConnectError::Failed(error.to_string()))?;
         if request.protocol == Protocol::Http3 {
+            enter("QUIC handshake and HTTP/3 setup");
             let (connection, established) =
                 h3::Http3Connection::connect(config, request.address, request.sni).await?;
             return Ok((Connection::Http3(Box::new(connection)), established));
@@ -237,6 +245,7 @@ pub async fn connect(
                 established.alpn.as_deref().unwrap_or("(none)")
             )));
         }
+        enter("HTTP/2 setup (SETTINGS and a PING answered)");
         let connection = match request.protocol {
             Protocol::Http1 => Connection::Http1(Box::new(h1::Http1Connection::new(tls))),
             Protocol::Http2 | Protocol::Http3 => {
@@ -249,7 +258,10 @@ pub async fn connect(
         .await
         .unwrap_or_else(|_| {
             Err(ConnectError::Failed(format!(
-                "no handshake within {} ms",
+                "no {} within {} ms",
+                phase
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
                 deadline.as_millis()
             )))
         })

@@ -387,7 +387,7 @@ fn silent_target_is_error() -> Result<(), Failed> {
     let reported = Reported::read(&junit)?;
     if code != 2
         || reported.count("ERROR") == 0
-        || !reported.messages.contains("no handshake within 1000 ms")
+        || !reported.messages.contains("no TLS handshake within 1000 ms")
         || elapsed.as_secs() > 20
     {
         return Err(format!("exit {code} after {elapsed:?}\n{stdout}{stderr}").into());

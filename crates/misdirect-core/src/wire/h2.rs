@@ -24,13 +24,19 @@ pub fn origin_frame(stream: u32, origins: &[String]) -> Vec<u8> {
         payload.extend_from_slice(&length.to_be_bytes());
         payload.extend_from_slice(&origin.as_bytes()[..usize::from(length)]);
     }
+    frame(FRAME_ORIGIN, 0, stream, &payload)
+}
+
+/// One HTTP/2 frame (RFC 9113 §4.1); a payload beyond the 24-bit length is cut to fit.
+pub fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let payload = &payload[..payload.len().min(0xff_ffff)];
     let mut frame = Vec::with_capacity(HEADER + payload.len());
     let length = u32::try_from(payload.len()).unwrap_or(0).to_be_bytes();
     frame.extend_from_slice(&length[1..]);
-    frame.push(FRAME_ORIGIN);
-    frame.push(0);
+    frame.push(kind);
+    frame.push(flags);
     frame.extend_from_slice(&(stream & 0x7fff_ffff).to_be_bytes());
-    frame.extend_from_slice(&payload);
+    frame.extend_from_slice(payload);
     frame
 }
 
@@ -51,7 +57,15 @@ pub struct FrameScanner {
     opening: Vec<u8>,
     /// The type of the peer's first frame, once its header is in.
     first_frame: Option<u8>,
+    /// The current frame's payload so far when it is a SETTINGS frame (its first settings only).
+    settings_payload: Option<Vec<u8>>,
+    /// The last SETTINGS_MAX_CONCURRENT_STREAMS the peer announced.
+    max_concurrent_streams: Option<u32>,
 }
+
+/// Most SETTINGS payload bytes read: 64 settings, far more than exist.
+const MAX_SETTINGS_PAYLOAD: usize = 6 * 64;
+const SETTINGS_MAX_CONCURRENT_STREAMS: u16 = 0x3;
 
 /// Frame type of SETTINGS, which must open a server's side of the connection (RFC 9113 §3.4).
 const FRAME_SETTINGS: u8 = 0x4;
@@ -95,6 +109,9 @@ impl FrameScanner {
                 self.origin = (kind == FRAME_ORIGIN && length <= MAX_ORIGIN_PAYLOAD)
                     .then(|| (stream, flags, Vec::with_capacity(length)));
                 self.goaway_payload = (kind == FRAME_GOAWAY).then(|| Vec::with_capacity(8));
+                // A SETTINGS frame without ACK on stream 0 announces settings.
+                self.settings_payload =
+                    (kind == FRAME_SETTINGS && flags & 0x1 == 0 && stream == 0).then(Vec::new);
                 if length == 0 {
                     self.finish_frame();
                 }
@@ -108,6 +125,10 @@ impl FrameScanner {
                 let wanted = 8usize.saturating_sub(payload.len()).min(take);
                 payload.extend_from_slice(&bytes[..wanted]);
             }
+            if let Some(payload) = &mut self.settings_payload {
+                let wanted = MAX_SETTINGS_PAYLOAD.saturating_sub(payload.len()).min(take);
+                payload.extend_from_slice(&bytes[..wanted]);
+            }
             self.remaining -= take;
             bytes = &bytes[take..];
             if self.remaining == 0 {
@@ -117,6 +138,15 @@ impl FrameScanner {
     }
 
     fn finish_frame(&mut self) {
+        if let Some(payload) = self.settings_payload.take() {
+            for setting in payload.chunks_exact(6) {
+                if u16::from_be_bytes([setting[0], setting[1]]) == SETTINGS_MAX_CONCURRENT_STREAMS {
+                    self.max_concurrent_streams = Some(u32::from_be_bytes([
+                        setting[2], setting[3], setting[4], setting[5],
+                    ]));
+                }
+            }
+        }
         if let Some(payload) = self.goaway_payload.take()
             && let Some(code) = payload.get(4..8)
         {
@@ -142,6 +172,12 @@ impl FrameScanner {
     /// peer closed right after its GOAWAY as a broken pipe, which hides the code.
     pub fn goaway(&self) -> Option<u32> {
         self.goaway
+    }
+
+    /// The last SETTINGS_MAX_CONCURRENT_STREAMS the peer announced, if any: at 0 no request can
+    /// be sent, and a client waits for a stream forever.
+    pub fn max_concurrent_streams(&self) -> Option<u32> {
+        self.max_concurrent_streams
     }
 
     /// How the peer broke the opening of an HTTP/2 connection, if it did: a server's first
@@ -244,16 +280,6 @@ impl FirstFrame {
 mod tests {
     use super::*;
 
-    fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-        let length = (payload.len() as u32).to_be_bytes();
-        let mut out = length[1..].to_vec();
-        out.push(kind);
-        out.push(flags);
-        out.extend_from_slice(&stream.to_be_bytes());
-        out.extend_from_slice(payload);
-        out
-    }
-
     #[test]
     fn origin_frames_are_picked_out_byte_by_byte() {
         let origins = vec![
@@ -275,6 +301,21 @@ mod tests {
             (scanner.frames()[1].stream, scanner.frames()[1].flags),
             (3, 1)
         );
+    }
+
+    #[test]
+    fn the_stream_limit_is_read_from_settings() {
+        let mut scanner = FrameScanner::default();
+        scanner.feed(&frame(
+            FRAME_SETTINGS,
+            0,
+            0,
+            &[0, 3, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0],
+        ));
+        assert_eq!(scanner.max_concurrent_streams(), Some(0));
+        scanner.feed(&frame(FRAME_SETTINGS, 0x1, 0, &[]));
+        scanner.feed(&frame(FRAME_SETTINGS, 0, 0, &[0, 3, 0, 0, 0, 100]));
+        assert_eq!(scanner.max_concurrent_streams(), Some(100));
     }
 
     #[test]
