@@ -57,6 +57,8 @@ enum Command {
     List(SuiteArgs),
     /// List the faults of the embedded target, one per line: name, actor, description.
     Faults,
+    /// List the chaos target's hostile behaviours (`--target chaos:<name>`): name, description.
+    Chaos,
     /// List every check an expectation may state, by family: how it is written and what it asks.
     Checks,
     /// Run the embedded target standalone and show how to point curl at it.
@@ -130,6 +132,18 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
                     protocols.join(","),
                     requirements.join(",")
                 );
+            }
+            Ok(Exit::Clean)
+        }
+        Command::Chaos => {
+            use crate::embedded::chaos::Chaos;
+            let width = Chaos::ALL
+                .iter()
+                .map(|chaos| chaos.name().len())
+                .max()
+                .unwrap_or_default();
+            for chaos in Chaos::ALL {
+                say!("{:width$}  {}", chaos.name(), chaos.description());
             }
             Ok(Exit::Clean)
         }

@@ -38,7 +38,7 @@ pub(super) struct SuiteArgs {
 pub(super) struct RunArgs {
     #[command(flatten)]
     pub(super) suites: SuiteArgs,
-    /// `embedded`, `embedded:<fault>`, the address of your server (IP:PORT), or a target
+    /// `embedded`, `embedded:<fault>`, `chaos:<behaviour>`, the address of your server (IP:PORT), or a target
     /// profile (`targets/<server>.yaml`), which misdirect may start and stop itself.
     #[arg(long, default_value = "embedded")]
     pub(super) target: String,
@@ -373,17 +373,24 @@ pub(super) fn parse_target(args: &RunArgs) -> Result<Target, Failure> {
             template: template.clone(),
         }));
     }
-    if let Some(rest) = args.target.strip_prefix("embedded") {
-        if args.certs.is_some()
+    let embedded = args.target.starts_with("embedded") || args.target.starts_with("chaos:");
+    if embedded
+        && (args.certs.is_some()
             || args.trust.is_some()
             || !args.names.is_empty()
             || args.h3_port.is_some()
-            || args.upstreams_port.is_some()
-        {
-            return Err(Failure::invalid(
-                "--certs, --trust, --name and --h3-port apply to a server of yours, not to the embedded target",
-            ));
-        }
+            || args.upstreams_port.is_some())
+    {
+        return Err(Failure::invalid(
+            "--certs, --trust, --name and --h3-port apply to a server of yours, not to the embedded or chaos target",
+        ));
+    }
+    if let Some(name) = args.target.strip_prefix("chaos:") {
+        return name.parse().map(Target::Chaos).map_err(
+            |error: crate::embedded::chaos::UnknownChaos| Failure::invalid(error.to_string()),
+        );
+    }
+    if let Some(rest) = args.target.strip_prefix("embedded") {
         return match rest.strip_prefix(':') {
             None if rest.is_empty() => Ok(Target::Embedded(None)),
             Some(fault) => fault
@@ -400,7 +407,7 @@ pub(super) fn parse_target(args: &RunArgs) -> Result<Target, Failure> {
     }
     let address: SocketAddr = args.target.parse().map_err(|_| {
         Failure::invalid(format!(
-            "unknown target `{}`: expected embedded, embedded:<fault> or IP:PORT",
+            "unknown target `{}`: expected embedded, embedded:<fault>, chaos:<behaviour> or IP:PORT",
             args.target
         ))
     })?;

@@ -8,7 +8,8 @@
 //! TLS by SNI (`tls`) with the session-cache fault (`session_cache`), the HTTP/1.1 (`h1`),
 //! HTTP/2 (`h2`) and HTTP/3 (`h3`) shells, ORIGIN injection (`origin_frame`), the browser driver
 //! page (`driver`) and gateway forwarding (`gateway`). Dropping the [`EmbeddedTarget`] stops the
-//! listener and every connection it accepted.
+//! listener and every connection it accepted. Beside it, the chaos target ([`chaos`]) misbehaves
+//! on purpose, to prove that no verdict can be earned by a broken server.
 //!
 //! In the shell, these modules and the clients are the only ones that name protocol crates.
 
@@ -34,6 +35,7 @@ use misdirect_core::policy::{
 use misdirect_core::protocol::Protocol;
 use tls::TlsBySni;
 
+pub mod chaos;
 pub mod driver;
 mod gateway;
 mod h1;
@@ -123,6 +125,8 @@ pub struct StartOptions {
     /// It plays the origin for a client under test: it also serves the driver page that sends a
     /// browser through the scenario's URLs.
     pub client_origin: bool,
+    /// Its TCP port offers no ALPN, as servers that predate it: clients speak HTTP/1.1.
+    pub without_alpn: bool,
 }
 
 impl Drop for EmbeddedTarget {
@@ -272,7 +276,7 @@ impl Shared {
             connections: AtomicU64::new(0),
             log: Mutex::new(Vec::new()),
             deployment: Deployment::standard(),
-            tls: TlsBySni::new(pki, fault, sessions)?,
+            tls: TlsBySni::new(pki, fault, sessions, !options.without_alpn)?,
         })
     }
 }

@@ -31,6 +31,8 @@ pub(super) struct TlsBySni {
     /// Inputs to rebuild a configuration per connection (only [`Fault::ResumptionBypass`]).
     material: Vec<(CertificateId, ServerConfigMaterial)>,
     client_roots: Arc<RootCertStore>,
+    /// Whether it offers ALPN (h2 and http/1.1); without, clients speak HTTP/1.1.
+    alpn: bool,
 }
 
 #[derive(Clone)]
@@ -54,6 +56,7 @@ impl TlsBySni {
         pki: &Pki,
         fault: Option<Fault>,
         sessions: Arc<ServerSessionMemoryCache>,
+        alpn: bool,
     ) -> Result<Self, StartError> {
         let mut client_roots = RootCertStore::empty();
         client_roots.add(pki.client_ca.certificate.clone())?;
@@ -76,6 +79,7 @@ impl TlsBySni {
             configs: Vec::new(),
             material,
             client_roots: Arc::new(client_roots),
+            alpn,
         };
         for id in CertificateId::ALL {
             for demand in [false, true] {
@@ -147,7 +151,9 @@ impl TlsBySni {
         };
         let mut config =
             builder.with_single_cert(material.chain.clone(), material.key.clone_key())?;
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        if self.alpn {
+            config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        }
         config.session_storage = sessions;
         Ok(Arc::new(config))
     }

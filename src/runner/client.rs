@@ -101,7 +101,7 @@ impl Runner {
                 );
                 let _ = std::fs::remove_dir_all(&dir);
             }
-            Target::Remote(_) => return not_a_client(),
+            Target::Remote(_) | Target::Chaos(_) => return not_a_client(),
         }
         let served = origin.served();
         for request in &served {

@@ -1,7 +1,7 @@
 //! What a server case runs against, set up once per target kind: the embedded target started for
-//! the case (with its own mock upstreams for a gateway scenario), or a server reached over the
-//! network, launched from a profile or run by somebody else (with the run's shared mock
-//! upstreams when it is a gateway routed to them). Client cases have their own fixture, the
+//! the case (with its own mock upstreams for a gateway scenario), the chaos target, or a server
+//! reached over the network, launched from a profile or run by somebody else (with the run's
+//! shared mock upstreams when it is a gateway routed to them). Client cases have their own fixture, the
 //! scripted origin (`client.rs`).
 
 use std::net::SocketAddr;
@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use tokio::sync::OnceCell;
 
 use super::{CaseSetupError, Stop};
+use crate::embedded::chaos::{Chaos, ChaosTarget};
 use crate::embedded::upstream::{UpstreamLog, Upstreams};
 use crate::embedded::{EmbeddedTarget, StartOptions};
 use crate::pki::Pki;
@@ -24,6 +25,7 @@ pub(super) struct ServerFixture {
     /// What reached the mock upstreams, for a gateway.
     pub(super) upstream_log: Option<UpstreamLog>,
     _embedded: Option<EmbeddedTarget>,
+    _chaos: Option<ChaosTarget>,
     _upstreams: Option<Upstreams>,
 }
 
@@ -58,7 +60,41 @@ impl ServerFixture {
             h3_port: Some(address.port()),
             upstream_log: upstreams.as_ref().map(Upstreams::log),
             _embedded: Some(embedded),
+            _chaos: None,
             _upstreams: upstreams,
+        })
+    }
+
+    /// The chaos target with `chaos`; `no-alpn` is the reference target without ALPN. A gateway
+    /// case against it gets no mock upstreams: nothing of the chaos target reaches them.
+    pub(super) async fn chaos(pki: Option<&Pki>, chaos: Chaos) -> Result<Self, Stop> {
+        let pki = pki.ok_or(Stop::Setup(CaseSetupError::NoPki))?;
+        let setup = |error| Stop::Setup(CaseSetupError::Target(error));
+        if chaos == Chaos::NoAlpn {
+            let options = StartOptions {
+                without_alpn: true,
+                ..StartOptions::default()
+            };
+            let embedded = EmbeddedTarget::start_with(pki, None, options)
+                .await
+                .map_err(setup)?;
+            return Ok(Self {
+                address: embedded.address(),
+                h3_port: Some(embedded.address().port()),
+                upstream_log: None,
+                _embedded: Some(embedded),
+                _chaos: None,
+                _upstreams: None,
+            });
+        }
+        let target = ChaosTarget::start(pki, chaos).await.map_err(setup)?;
+        Ok(Self {
+            address: target.address(),
+            h3_port: target.h3_port(),
+            upstream_log: None,
+            _embedded: None,
+            _chaos: Some(target),
+            _upstreams: None,
         })
     }
 
@@ -87,6 +123,7 @@ impl ServerFixture {
             h3_port: remote.h3_port,
             upstream_log: upstreams.map(Upstreams::log),
             _embedded: None,
+            _chaos: None,
             _upstreams: None,
         })
     }

@@ -115,7 +115,7 @@ pub struct Runner {
 impl Runner {
     pub fn new(target: Target, options: RunOptions) -> Result<Self, SetupError> {
         let (deployment, credentials, pki) = match &target {
-            Target::Embedded(_) | Target::Command(_) => {
+            Target::Embedded(_) | Target::Chaos(_) | Target::Command(_) => {
                 let pki = Pki::generate()?;
                 (
                     Deployment::standard(),
@@ -237,6 +237,7 @@ impl Runner {
             Target::Embedded(fault) => {
                 ServerFixture::embedded(self.pki.as_ref(), *fault, scenario.gateway).await?
             }
+            Target::Chaos(chaos) => ServerFixture::chaos(self.pki.as_ref(), *chaos).await?,
             Target::Remote(remote) => {
                 ServerFixture::remote(
                     remote,

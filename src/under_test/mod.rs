@@ -1,4 +1,5 @@
-//! What is tested: the embedded reference target (correct, or with one [`Fault`]), a server
+//! What is tested: the embedded reference target (correct, or with one [`Fault`]), the chaos
+//! target (one hostile [`Chaos`] behaviour), a server
 //! reached at its address (one of yours, or launched from a profile: [`profile`], [`launcher`]),
 //! or a client run from a command ([`client`]); where requests go, which names play which role,
 //! and what to trust.
@@ -12,6 +13,7 @@ use std::net::SocketAddr;
 use misdirect_core::fault::Fault;
 
 use crate::client::tls::Trust;
+use crate::embedded::chaos::Chaos;
 use crate::pki::Pki;
 use misdirect_core::deployment::Deployment;
 
@@ -20,6 +22,8 @@ use misdirect_core::deployment::Deployment;
 pub enum Target {
     /// The in-process reference server, correct or with one fault; started per case.
     Embedded(Option<Fault>),
+    /// An in-process hostile server; started per case.
+    Chaos(Chaos),
     /// A server somebody else runs.
     Remote(Box<Remote>),
     /// An HTTP client run from a command template, for client scenarios.
@@ -31,6 +35,7 @@ impl Target {
         match self {
             Self::Embedded(None) => "embedded".to_owned(),
             Self::Embedded(Some(fault)) => format!("embedded:{fault}"),
+            Self::Chaos(chaos) => format!("chaos:{chaos}"),
             Self::Remote(remote) => match &remote.server {
                 Some(server) => format!("{server} at {}", remote.address),
                 None => remote.address.to_string(),

@@ -10,6 +10,7 @@ mod report;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use libtest_mimic::{Failed, Trial};
 use misdirect_core::fault::Fault;
@@ -31,6 +32,8 @@ struct Contract {
     exit: i32,
     cases: Vec<(&'static str, Cases)>,
     says: Vec<&'static str>,
+    /// The most the command may take.
+    within: Option<Duration>,
 }
 
 impl Contract {
@@ -41,7 +44,13 @@ impl Contract {
             exit,
             cases: Vec::new(),
             says: Vec::new(),
+            within: None,
         }
+    }
+
+    fn within(mut self, bound: Duration) -> Self {
+        self.within = Some(bound);
+        self
     }
 
     fn cases(mut self, cases: &[(&'static str, Cases)]) -> Self {
@@ -75,7 +84,9 @@ impl Contract {
             })
             .collect();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let started = Instant::now();
         let (code, stdout, stderr) = misdirect(&args)?;
+        let took = started.elapsed();
         let context = || {
             format!(
                 "misdirect {}: exit {code}\n{stdout}{stderr}",
@@ -84,6 +95,9 @@ impl Contract {
         };
         if code != self.exit {
             return Err(format!("expected exit {}; {}", self.exit, context()).into());
+        }
+        if let Some(bound) = self.within.filter(|bound| took > *bound) {
+            return Err(format!("took {took:?}, more than {bound:?}; {}", context()).into());
         }
         let mut said = format!("{stdout}{stderr}");
         if junit.exists() {
@@ -225,6 +239,7 @@ fn contracts() -> Vec<Contract> {
         )
         .cases(&[("ERROR", Some), ("PASS", None)]),
     ];
+    table.extend(chaos_contracts());
     for fault in Fault::ALL {
         let target = format!("embedded:{fault}");
         table.push(Contract::new(
@@ -233,6 +248,136 @@ fn contracts() -> Vec<Contract> {
             1,
         ));
     }
+    table
+}
+
+/// The chaos target, behaviour by behaviour: never a PASS on what a hostile target does, the
+/// reason said, the JUnit written, and all within the case deadline (six times `--timeout`)
+/// and one second. The scenarios are the refusal-only ones that a target serving nothing used
+/// to pass, and a POST (a request body) for the flow-control window.
+fn chaos_contracts() -> Vec<Contract> {
+    use Cases::{None, Some};
+    const TCP: &[&str] = &["--protocol", "h1", "--protocol", "h2"];
+    const QUIC: &[&str] = &["--protocol", "h3"];
+    let behaviours: [(&str, &[&str], &[&str]); 18] = [
+        ("silent-tcp", TCP, &["no TLS handshake within 1000 ms"]),
+        (
+            "tls-then-silence",
+            TCP,
+            &["no response within 1000 ms", "no HTTP/2 setup"],
+        ),
+        (
+            "handshake-reset",
+            TCP,
+            &["dropped the connection during the TLS handshake without an alert"],
+        ),
+        (
+            "garbage",
+            TCP,
+            &[
+                "the answer does not begin with HTTP/",
+                "its first frame is not SETTINGS",
+            ],
+        ),
+        ("h2-speaks-h1", TCP, &["began with \"HTTP/1.1 200 OK"]),
+        (
+            "goaway-first",
+            TCP,
+            &["GOAWAY PROTOCOL_ERROR", "the control was not served"],
+        ),
+        (
+            "reset-every-stream",
+            TCP,
+            &["stream reset REFUSED_STREAM", "the control was not served"],
+        ),
+        ("one-byte-per-second", TCP, &["no response within 1000 ms"]),
+        (
+            "endless-header",
+            TCP,
+            &["a response head larger than 64 KiB"],
+        ),
+        ("endless-continuation", TCP, &["too_many_continuations"]),
+        ("huge-settings", TCP, &["frame with invalid size"]),
+        ("window-zero", TCP, &["no response within 1000 ms"]),
+        ("no-streams", TCP, &["SETTINGS_MAX_CONCURRENT_STREAMS 0"]),
+        (
+            "endless-body",
+            TCP,
+            &["the control was not served (200 (no tenant named))"],
+        ),
+        ("wrong-name", TCP, &["covers only [c.test]"]),
+        (
+            "quic-silent",
+            QUIC,
+            &["no QUIC handshake and HTTP/3 setup within 1000 ms"],
+        ),
+        (
+            "quic-garbage",
+            QUIC,
+            &["no QUIC handshake and HTTP/3 setup within 1000 ms"],
+        ),
+        (
+            "quic-stream-reset",
+            QUIC,
+            &["stream reset H3_REQUEST_REJECTED"],
+        ),
+    ];
+    let run = |behaviour: &str, protocols: &[&str]| {
+        let mut args = vec![
+            "run".to_owned(),
+            "--target".to_owned(),
+            format!("chaos:{behaviour}"),
+            "--timeout".to_owned(),
+            "1".to_owned(),
+            "--junit".to_owned(),
+            "{junit}".to_owned(),
+        ];
+        for scenario in [
+            "server/uncovered-authority",
+            "server/no-sni-mtls",
+            "server/authority-over-host",
+            "server/mtls-coalesced",
+            "server/misdirected-post",
+        ] {
+            args.extend(["--filter".to_owned(), scenario.to_owned()]);
+        }
+        args.extend(protocols.iter().map(|arg| (*arg).to_owned()));
+        args
+    };
+    let bound = Duration::from_secs(6 + 1);
+    let mut table: Vec<Contract> = behaviours
+        .into_iter()
+        .map(|(behaviour, protocols, says)| {
+            let args = run(behaviour, protocols);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            // A 200 that names nobody answers the mTLS tenant's `refused: true` wrongly: FAIL.
+            let answers_200 = matches!(behaviour, "h2-speaks-h1" | "endless-body");
+            let exit = if answers_200 { 1 } else { 2 };
+            Contract::new(format!("chaos-{behaviour}-is-never-a-pass"), &args, exit)
+                .cases(&[
+                    ("ERROR", Some),
+                    ("PASS", None),
+                    ("WARN", None),
+                    ("INFO", None),
+                ])
+                .says(says)
+                .within(bound)
+        })
+        .collect();
+    // HTTP/1.1 without ALPN is legal: tested and passed, HTTP/2 not applicable.
+    let args = run("no-alpn", &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    table.push(
+        Contract::new("chaos-no-alpn-is-tested-over-http1", &args, 0)
+            .cases(&[
+                ("PASS", Some),
+                ("SKIP", Some),
+                ("ERROR", None),
+                ("FAIL", None),
+            ])
+            .says(&["the target negotiated ALPN (none) instead of h2"])
+            .within(bound),
+    );
     table
 }
 
@@ -368,7 +513,7 @@ fn silent_target_is_error() -> Result<(), Failed> {
         .map_err(|error| error.to_string())?
         .to_string();
     let junit = dir.join("junit.xml");
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let (code, stdout, stderr) = misdirect(&[
         "run",
         "--target",
@@ -387,7 +532,9 @@ fn silent_target_is_error() -> Result<(), Failed> {
     let reported = Reported::read(&junit)?;
     if code != 2
         || reported.count("ERROR") == 0
-        || !reported.messages.contains("no TLS handshake within 1000 ms")
+        || !reported
+            .messages
+            .contains("no TLS handshake within 1000 ms")
         || elapsed.as_secs() > 20
     {
         return Err(format!("exit {code} after {elapsed:?}\n{stdout}{stderr}").into());
@@ -537,8 +684,8 @@ fn terminated_run_stops_its_server() -> Result<(), Failed> {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .map_err(|error| error.to_string())?;
-    std::thread::sleep(std::time::Duration::from_secs(2));
-    let started = std::time::Instant::now();
+    std::thread::sleep(Duration::from_secs(2));
+    let started = Instant::now();
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -552,7 +699,7 @@ fn terminated_run_stops_its_server() -> Result<(), Failed> {
             let _ = child.kill();
             return Err("misdirect did not stop within 10 s of SIGTERM".into());
         }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(50));
     };
     if let Some(mut stdout) = child.stdout.take() {
         let _ = std::io::Read::read_to_string(&mut stdout, &mut output);
