@@ -47,6 +47,8 @@ impl Http2Connection {
         };
         let (sender, mut connection) = match h2::client::Builder::new()
             .enable_push(false)
+            // The same bound as HTTP/1.1's response head: past it, the target is endless.
+            .max_header_list_size(64 * 1024)
             .handshake(tapped)
             .await
         {

@@ -260,11 +260,11 @@ fn chaos_contracts() -> Vec<Contract> {
     const TCP: &[&str] = &["--protocol", "h1", "--protocol", "h2"];
     const QUIC: &[&str] = &["--protocol", "h3"];
     let behaviours: [(&str, &[&str], &[&str]); 18] = [
-        ("silent-tcp", TCP, &["no TLS handshake within 1000 ms"]),
+        ("silent-tcp", TCP, &["no TLS handshake within 2000 ms"]),
         (
             "tls-then-silence",
             TCP,
-            &["no response within 1000 ms", "no HTTP/2 setup"],
+            &["no response within 2000 ms", "no HTTP/2 setup"],
         ),
         (
             "handshake-reset",
@@ -290,7 +290,7 @@ fn chaos_contracts() -> Vec<Contract> {
             TCP,
             &["stream reset REFUSED_STREAM", "the control was not served"],
         ),
-        ("one-byte-per-second", TCP, &["no response within 1000 ms"]),
+        ("one-byte-per-second", TCP, &["no response within 2000 ms"]),
         (
             "endless-header",
             TCP,
@@ -298,7 +298,7 @@ fn chaos_contracts() -> Vec<Contract> {
         ),
         ("endless-continuation", TCP, &["too_many_continuations"]),
         ("huge-settings", TCP, &["frame with invalid size"]),
-        ("window-zero", TCP, &["no response within 1000 ms"]),
+        ("window-zero", TCP, &["no response within 2000 ms"]),
         ("no-streams", TCP, &["SETTINGS_MAX_CONCURRENT_STREAMS 0"]),
         (
             "endless-body",
@@ -309,12 +309,12 @@ fn chaos_contracts() -> Vec<Contract> {
         (
             "quic-silent",
             QUIC,
-            &["no QUIC handshake and HTTP/3 setup within 1000 ms"],
+            &["no QUIC handshake and HTTP/3 setup within 2000 ms"],
         ),
         (
             "quic-garbage",
             QUIC,
-            &["no QUIC handshake and HTTP/3 setup within 1000 ms"],
+            &["no QUIC handshake and HTTP/3 setup within 2000 ms"],
         ),
         (
             "quic-stream-reset",
@@ -328,7 +328,7 @@ fn chaos_contracts() -> Vec<Contract> {
             "--target".to_owned(),
             format!("chaos:{behaviour}"),
             "--timeout".to_owned(),
-            "1".to_owned(),
+            "2".to_owned(),
             "--junit".to_owned(),
             "{junit}".to_owned(),
         ];
@@ -344,7 +344,8 @@ fn chaos_contracts() -> Vec<Contract> {
         args.extend(protocols.iter().map(|arg| (*arg).to_owned()));
         args
     };
-    let bound = Duration::from_secs(6 + 1);
+    // The case deadline is six times --timeout.
+    let bound = Duration::from_secs(6 * 2 + 1);
     let mut table: Vec<Contract> = behaviours
         .into_iter()
         .map(|(behaviour, protocols, says)| {
