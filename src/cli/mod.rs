@@ -196,17 +196,65 @@ pub(super) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .map_err(|error| Failure::harness(format!("failed to start the async runtime: {error}")))
 }
 
+/// Writes a report atomically: into a temporary file beside it, then renamed over it, so that
+/// a reader (or an interrupted run) never sees half a report.
 pub(super) fn write_report(path: &Path, contents: &str) -> Result<(), Failure> {
-    if let Some(parent) = path
+    let failed = |error: std::io::Error| {
+        Failure::harness(format!("failed to write {}: {error}", path.display()))
+    };
+    let partial = partial_path(path);
+    create_parent(path).map_err(failed)?;
+    fs::write(&partial, contents)
+        .and_then(|()| fs::rename(&partial, path))
+        .map_err(|error| {
+            let _ = fs::remove_file(&partial);
+            failed(error)
+        })
+}
+
+/// Checks before a run that its report paths are distinct and can be written, so that hours of
+/// cases are not lost to a typo: each folder is created and a temporary file written there.
+pub(super) fn check_report_paths(paths: &[&Path]) -> Result<(), Failure> {
+    let absolute: Vec<PathBuf> = paths
+        .iter()
+        .map(|path| std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()))
+        .collect();
+    for (index, path) in paths.iter().enumerate() {
+        if absolute[..index].contains(&absolute[index]) {
+            return Err(Failure::invalid(format!(
+                "{} is given for two reports; each needs a path of its own",
+                path.display()
+            )));
+        }
+        let partial = partial_path(path);
+        create_parent(path)
+            .and_then(|()| fs::write(&partial, b""))
+            .and_then(|()| fs::remove_file(&partial))
+            .map_err(|error| {
+                Failure::invalid(format!(
+                    "cannot write a report to {}: {error}",
+                    path.display()
+                ))
+            })?;
+    }
+    Ok(())
+}
+
+fn create_parent(path: &Path) -> std::io::Result<()> {
+    match path
         .parent()
         .filter(|parent| !parent.as_os_str().is_empty())
     {
-        fs::create_dir_all(parent).map_err(|error| {
-            Failure::harness(format!("failed to create {}: {error}", parent.display()))
-        })?;
+        Some(parent) => fs::create_dir_all(parent),
+        None => Ok(()),
     }
-    fs::write(path, contents)
-        .map_err(|error| Failure::harness(format!("failed to write {}: {error}", path.display())))
+}
+
+/// The temporary file a report is written to before it takes its name.
+fn partial_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".partial-{}", std::process::id()));
+    path.with_file_name(name)
 }
 
 pub(super) fn role_table() -> String {

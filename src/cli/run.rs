@@ -19,7 +19,7 @@ use misdirect_core::protocol::Protocol;
 use misdirect_core::report::{html, junit, terminal};
 use misdirect_core::scenario::{self, Scenario};
 
-use super::{Failure, runtime, write_report};
+use super::{Failure, check_report_paths, runtime, write_report};
 
 #[derive(Debug, clap::Args)]
 pub(super) struct SuiteArgs {
@@ -124,6 +124,9 @@ pub(super) fn run_suites(args: &RunArgs) -> Result<Exit, Failure> {
         })
         .map(|path| baseline::load(&path).map_err(|error| Failure::invalid(error.to_string())))
         .transpose()?;
+    let mut reports = vec![args.junit.as_path(), args.html.as_path()];
+    reports.extend(args.write_baseline.as_deref());
+    check_report_paths(&reports)?;
     let options = options.at_most(profile.as_ref().and_then(|profile| profile.concurrency));
     let (target, server) = match &profile {
         Some(profile) => launch_profile(args, profile)?,

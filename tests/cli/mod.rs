@@ -147,6 +147,13 @@ fn contracts() -> Vec<Contract> {
             "reached_no_upstream: true",
             "at_most_requests: <count>",
         ]),
+        // Report paths are checked before anything runs: two reports on one file lose one.
+        Contract::new(
+            "one-path-for-two-reports-is-invalid",
+            &["run", "--junit", "{junit}", "--html", "{junit}"],
+            3,
+        )
+        .says(&["is given for two reports"]),
         Contract::new(
             "invalid-arguments-exit-3",
             &["run", "--target", "embedded:no-such-fault"],
