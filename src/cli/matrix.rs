@@ -98,7 +98,12 @@ pub(super) fn matrix(args: &MatrixArgs) -> Result<Exit, Failure> {
                     cases.clone(),
                 );
                 drop(server);
-                let (results, label, wall) = executed?;
+                let super::run::Executed {
+                    results,
+                    label,
+                    wall,
+                    stopped,
+                } = executed?;
                 write_reports(
                     &results,
                     &label,
@@ -112,6 +117,9 @@ pub(super) fn matrix(args: &MatrixArgs) -> Result<Exit, Failure> {
                     Tally::of(&results),
                     wall.as_secs_f64()
                 );
+                if let Some(signal) = stopped {
+                    return Ok(signal);
+                }
                 (ColumnOutcome::Ran(results), version)
             }
         };

@@ -134,7 +134,12 @@ pub(super) fn run_suites(args: &RunArgs) -> Result<Exit, Failure> {
     };
     let executed = execute(&runtime, &mut stop_signals, target, options, cases);
     drop(server);
-    let (results, label, wall) = executed?;
+    let Executed {
+        results,
+        label,
+        wall,
+        stopped,
+    } = executed?;
     let detail = terminal::Detail {
         passes: args.verbose,
         transcripts: args.verbose,
@@ -152,6 +157,9 @@ pub(super) fn run_suites(args: &RunArgs) -> Result<Exit, Failure> {
             .map_or(label.as_str(), |profile| &profile.server);
         write_report(path, &baseline::from_results(server, &results))?;
         say!("baseline written: {}", path.display());
+    }
+    if let Some(signal) = stopped {
+        return Ok(signal);
     }
     let tally = Tally::of(&results);
     let Some(baseline) = baseline else {
@@ -264,28 +272,41 @@ pub(super) fn plan(
     Ok((cases, options))
 }
 
-/// Runs the cases against a target until they end or a stop signal arrives; returns the results,
-/// the target's label and the wall time. The caller stops any server it started.
+/// What a run of the cases against one target gave.
+pub(super) struct Executed {
+    pub(super) results: Vec<misdirect_core::outcome::CaseResult>,
+    pub(super) label: String,
+    pub(super) wall: Duration,
+    /// How the run was stopped, if a signal stopped it: the cases it cut short are ERROR.
+    pub(super) stopped: Option<Exit>,
+}
+
+/// Runs the cases against a target until they end or a stop signal arrives; the caller stops
+/// any server it started, and writes the reports either way.
 pub(super) fn execute(
     runtime: &tokio::runtime::Runtime,
     stop_signals: &mut StopSignals,
     target: Target,
     options: RunOptions,
     cases: Vec<runner::Case>,
-) -> Result<(Vec<misdirect_core::outcome::CaseResult>, String, Duration), Failure> {
+) -> Result<Executed, Failure> {
     let runner = Arc::new(
         Runner::new(target, options).map_err(|error| Failure::harness(error.to_string()))?,
     );
     let started = Instant::now();
-    let results = runtime.block_on(async {
-        tokio::select! {
-            results = runner.run_all(cases) => Some(results),
-            () = stop_signals.received() => None,
-        }
-    });
-    let results = results
-        .ok_or_else(|| Failure::harness("interrupted; any server misdirect started was stopped"))?;
-    Ok((results, runner.target().label(), started.elapsed()))
+    let mut stopped = None;
+    let results = runtime.block_on(runner.run_until(cases, async {
+        stopped = Some(stop_signals.received().await);
+    }));
+    if stopped.is_some() {
+        say!("interrupted: the reports hold every finished case, the others as ERROR");
+    }
+    Ok(Executed {
+        results,
+        label: runner.target().label(),
+        wall: started.elapsed(),
+        stopped,
+    })
 }
 
 /// SIGINT and SIGTERM, registered as soon as this exists and remembered until read.
@@ -311,10 +332,11 @@ impl StopSignals {
         })
     }
 
-    async fn received(&mut self) {
+    /// Waits for either signal; the exit it calls for.
+    async fn received(&mut self) -> Exit {
         tokio::select! {
-            _ = self.interrupt.recv() => {}
-            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => Exit::Interrupted,
+            _ = self.terminate.recv() => Exit::Terminated,
         }
     }
 }

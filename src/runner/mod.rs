@@ -151,8 +151,20 @@ impl Runner {
 
     /// Runs every case, `options.concurrency` at a time; results come back in case order.
     pub async fn run_all(self: &Arc<Self>, cases: Vec<Case>) -> Vec<CaseResult> {
+        self.run_until(cases, std::future::pending()).await
+    }
+
+    /// Runs every case as [`Runner::run_all`] does, until `stop` completes: then the cases still
+    /// running are stopped (dropping what they started) and reported as interrupted, beside
+    /// every case that finished.
+    pub async fn run_until(
+        self: &Arc<Self>,
+        cases: Vec<Case>,
+        stop: impl Future<Output = ()>,
+    ) -> Vec<CaseResult> {
         let permits = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
         let mut tasks = JoinSet::new();
+        let mut results: Vec<Option<CaseResult>> = vec![None; cases.len()];
         for (index, case) in cases.iter().enumerate() {
             let runner = Arc::clone(self);
             let permits = Arc::clone(&permits);
@@ -162,31 +174,47 @@ impl Runner {
                 (index, runner.run_case(&case).await)
             });
         }
-        let mut results: Vec<Option<CaseResult>> = vec![None; cases.len()];
-        while let Some(joined) = tasks.join_next().await {
-            if let Ok((index, result)) = joined {
-                results[index] = Some(result);
+        let collect = async {
+            while let Some(joined) = tasks.join_next().await {
+                if let Ok((index, result)) = joined {
+                    results[index] = Some(result);
+                }
             }
-        }
+        };
+        let interrupted = tokio::select! {
+            () = collect => false,
+            () = stop => true,
+        };
+        // Aborts what still runs; each case's fixture stops what it started as it is dropped.
+        tasks.shutdown().await;
         results
             .into_iter()
             .zip(&cases)
             .map(|(finished, case)| {
                 finished.unwrap_or_else(|| {
-                    let panicked = Ending::SetupFailed(
-                        "the case's task panicked; this is a bug in misdirect".to_owned(),
-                    );
-                    let evaluation = conclude::conclude(
-                        &case.scenario,
-                        case.protocol,
-                        &self.deployment,
-                        &Observations::default(),
-                        &panicked,
-                    );
-                    result(case, evaluation, Duration::ZERO, Transcript::default())
+                    let unfinished = if interrupted {
+                        Ending::Interrupted
+                    } else {
+                        Ending::SetupFailed(
+                            "the case's task panicked; this is a bug in misdirect".to_owned(),
+                        )
+                    };
+                    self.concluded(case, &unfinished)
                 })
             })
             .collect()
+    }
+
+    /// The result of a case that ended as `ending` without observing anything.
+    fn concluded(&self, case: &Case, ending: &Ending) -> CaseResult {
+        let evaluation = conclude::conclude(
+            &case.scenario,
+            case.protocol,
+            &self.deployment,
+            &Observations::default(),
+            ending,
+        );
+        result(case, evaluation, Duration::ZERO, Transcript::default())
     }
 
     /// Runs one case and judges it.

@@ -226,7 +226,8 @@ impl CommandClient {
             .replace("{protocol}", protocol.key())
     }
 
-    /// Runs the rendered command, killing it at the deadline.
+    /// Runs the rendered command, killing it at the deadline. Its stderr is read as it comes
+    /// and kept up to 64 KiB, so that a client that writes without end costs no memory.
     pub async fn run(&self, command: String, deadline: Duration) -> CommandRun {
         let mut builder = tokio::process::Command::new("sh");
         builder
@@ -239,8 +240,7 @@ impl CommandClient {
         // A group of its own, so that what the shell starts can be stopped with it.
         #[cfg(unix)]
         builder.process_group(0);
-        let child = builder.spawn();
-        let child = match child {
+        let mut child = match builder.spawn() {
             Ok(child) => child,
             Err(error) => {
                 return CommandRun {
@@ -250,36 +250,68 @@ impl CommandClient {
                 };
             }
         };
-        let group = child.id();
-        let outcome = tokio::time::timeout(deadline, child.wait_with_output()).await;
-        if outcome.is_err()
-            && let Some(group) = group
-        {
-            // The deadline passed: stop the whole group we started (`sh` and what it ran).
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", "--", &format!("-{group}")])
-                .status();
+        // Stops the whole group (`sh` and what it ran) unless it ended: at the deadline, and
+        // when the case is dropped because the run was interrupted.
+        let mut group = GroupGuard(child.id());
+        let mut stderr = child.stderr.take();
+        let mut kept = Vec::new();
+        let outcome = tokio::time::timeout(deadline, async {
+            if let Some(stderr) = &mut stderr {
+                read_capped(stderr, &mut kept).await;
+            }
+            child.wait().await
+        })
+        .await;
+        if matches!(outcome, Ok(Ok(_))) {
+            group.0 = None;
+        }
+        let mut stderr = String::from_utf8_lossy(&kept).into_owned();
+        if kept.len() >= MAX_STDERR {
+            stderr.push_str(" […cut at 64 KiB]");
         }
         match outcome {
-            Ok(Ok(output)) => CommandRun {
+            Ok(Ok(status)) => CommandRun {
                 command,
-                status: output.status.code(),
-                stderr: String::from_utf8_lossy(&output.stderr)
-                    .chars()
-                    .take(2000)
-                    .collect(),
+                status: status.code(),
+                stderr: stderr.chars().take(2000).collect(),
             },
             Ok(Err(error)) => CommandRun {
                 command,
                 status: None,
                 stderr: error.to_string(),
             },
-            // Dropping the child kills exactly the process we started.
             Err(_) => CommandRun {
                 command,
                 status: None,
                 stderr: format!("killed after {} s", deadline.as_secs()),
             },
+        }
+    }
+}
+
+/// Most bytes of a client's stderr kept.
+const MAX_STDERR: usize = 64 * 1024;
+
+/// Reads `from` to its end, keeping the first [`MAX_STDERR`] bytes in `kept`.
+async fn read_capped(from: &mut tokio::process::ChildStderr, kept: &mut Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let mut chunk = [0u8; 8192];
+    while let Ok(read) = from.read(&mut chunk).await {
+        if read == 0 {
+            break;
+        }
+        let room = MAX_STDERR.saturating_sub(kept.len()).min(read);
+        kept.extend_from_slice(&chunk[..room]);
+    }
+}
+
+/// The process group of a client command, killed when dropped unless it ended.
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(group) = self.0 {
+            crate::under_test::launcher::signal_group(group, "KILL");
         }
     }
 }

@@ -259,7 +259,7 @@ fn version(command: &str, path: &std::ffi::OsStr) -> Option<String> {
 
 /// Sends a signal to a process group with kill(1): the project forbids `unsafe`, and this is
 /// the group misdirect created, identified by the PID it started.
-fn signal_group(group: u32, signal: &str) {
+pub(crate) fn signal_group(group: u32, signal: &str) {
     let _ = Command::new("kill")
         .args([format!("-{signal}"), "--".to_owned(), format!("-{group}")])
         .stdout(Stdio::null())

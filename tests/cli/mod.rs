@@ -412,6 +412,10 @@ pub(crate) fn trials() -> Vec<Trial> {
         ),
         Trial::test("cli::unmapped-role-is-skip", unmapped_role_is_skip),
         Trial::test(
+            "cli::interrupted-run-writes-its-reports",
+            interrupted_run_writes_its_reports,
+        ),
+        Trial::test(
             "cli::system-trust-without-client-certificate",
             system_trust_without_client_certificate,
         ),
@@ -662,7 +666,7 @@ fn server_that_does_not_start_is_error() -> Result<(), Failed> {
 
 fn terminated_run_stops_its_server() -> Result<(), Failed> {
     // A launched server that accepts and never answers; misdirect is told to stop while it
-    // waits: it must end at once, with exit 2, and take the server's group with it.
+    // waits: it must end at once, with exit 143, and take the server's group with it.
     let dir = scratch("terminated");
     std::fs::write(
         dir.join("silent.py.template"),
@@ -687,6 +691,10 @@ fn terminated_run_stops_its_server() -> Result<(), Failed> {
         .arg(&profile)
         .arg("--work-dir")
         .arg(dir.join("servers"))
+        .arg("--junit")
+        .arg(dir.join("junit.xml"))
+        .arg("--html")
+        .arg(dir.join("report.html"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -716,7 +724,7 @@ fn terminated_run_stops_its_server() -> Result<(), Failed> {
         let _ = std::io::Read::read_to_string(&mut stderr, &mut output);
     }
     let (group, left_behind) = started_group(&output);
-    if code != 2 || group.is_empty() || left_behind || !output.contains("interrupted") {
+    if code != 143 || group.is_empty() || left_behind || !output.contains("interrupted") {
         return Err(
             format!("exit {code}, group {group:?}, left behind {left_behind}\n{output}").into(),
         );
@@ -922,6 +930,69 @@ fn profile_trial(server: String, needs: &[String]) -> Trial {
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// SIGINT and SIGTERM stop a run at once: exit 130 or 143, the cases that finished (here the
+/// HTTP/3 ones, SKIP at once) reported as they ended, the others ERROR "interrupted", and the
+/// chaos target's connections dropped with the run.
+fn interrupted_run_writes_its_reports() -> Result<(), Failed> {
+    for (signal, exit) in [("INT", 130), ("TERM", 143)] {
+        let dir = scratch(&format!("interrupted-{signal}"));
+        let junit = dir.join("junit.xml");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_misdirect"))
+            .args([
+                "run",
+                "--target",
+                "chaos:tls-then-silence",
+                "--timeout",
+                "30",
+                "--filter",
+                "server/own-authority",
+                "--protocol",
+                "h1",
+                "--protocol",
+                "h3",
+                "--junit",
+            ])
+            .arg(&junit)
+            .arg("--html")
+            .arg(dir.join("report.html"))
+            .current_dir(root())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|error| format!("cannot start misdirect: {error}"))?;
+        std::thread::sleep(Duration::from_millis(1500));
+        let sent = Instant::now();
+        let _ = Command::new("kill")
+            .args([format!("-{signal}"), child.id().to_string()])
+            .status();
+        let status = loop {
+            if let Some(status) = child.try_wait().map_err(|error| error.to_string())? {
+                break status;
+            }
+            if sent.elapsed() > Duration::from_secs(5) {
+                let _ = child.kill();
+                return Err(format!("SIG{signal} did not stop the run within 5 s").into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        if status.code() != Some(exit) {
+            return Err(format!("SIG{signal}: expected exit {exit}, got {status}").into());
+        }
+        let reported = Reported::read(&junit)?;
+        if reported.count("SKIP") != 1 || reported.count("ERROR") != 1 {
+            return Err(format!(
+                "SIG{signal}: expected the HTTP/3 case SKIP and the HTTP/1.1 case interrupted, got {}",
+                reported.summary()
+            )
+            .into());
+        }
+        if !reported.messages.contains("interrupted") {
+            return Err(format!("SIG{signal}: no case says it was interrupted").into());
+        }
+    }
+    Ok(())
 }
 
 fn misdirect(args: &[&str]) -> Result<(i32, String, String), Failed> {

@@ -100,6 +100,8 @@ pub enum Ending {
     Inapplicable { step: usize, why: Inapplicable },
     /// The harness could not set the case up, and why.
     SetupFailed(String),
+    /// The run was stopped (SIGINT, SIGTERM) before the case finished.
+    Interrupted,
 }
 
 /// A case's verdict from how its run ended and what was observed.
@@ -145,6 +147,13 @@ pub fn conclude(
             requirement: None,
             expected: "the harness can set up the case".to_owned(),
             observed: reason.clone(),
+            location: Some(scenario.span.clone()),
+        }),
+        Ending::Interrupted => alone(Finding {
+            verdict: Verdict::Error,
+            requirement: None,
+            expected: "the case runs to its end".to_owned(),
+            observed: "interrupted: the run was stopped before this case finished".to_owned(),
             location: Some(scenario.span.clone()),
         }),
     }

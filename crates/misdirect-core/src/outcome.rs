@@ -196,6 +196,11 @@ pub enum Exit {
     /// 3: invalid input (arguments, scenario, profile or baseline files), decided before anything
     /// runs.
     InvalidInput,
+    /// 130: stopped by SIGINT (Ctrl-C); the reports hold every finished case, the others as
+    /// ERROR.
+    Interrupted,
+    /// 143: stopped by SIGTERM, likewise.
+    Terminated,
 }
 
 impl Exit {
@@ -205,6 +210,8 @@ impl Exit {
             Self::Failed => 1,
             Self::Error => 2,
             Self::InvalidInput => 3,
+            Self::Interrupted => 130,
+            Self::Terminated => 143,
         }
     }
 }
@@ -238,10 +245,17 @@ mod tests {
         assert_eq!(tally(1, 0, 0).exit(true), Exit::Failed);
         assert_eq!(tally(0, 1, 0).exit(false), Exit::Error);
         assert_eq!(tally(0, 1, 1).exit(false), Exit::Failed);
-        let codes: Vec<u8> = [Exit::Clean, Exit::Failed, Exit::Error, Exit::InvalidInput]
-            .into_iter()
-            .map(Exit::code)
-            .collect();
-        assert_eq!(codes, [0, 1, 2, 3]);
+        let codes: Vec<u8> = [
+            Exit::Clean,
+            Exit::Failed,
+            Exit::Error,
+            Exit::InvalidInput,
+            Exit::Interrupted,
+            Exit::Terminated,
+        ]
+        .into_iter()
+        .map(Exit::code)
+        .collect();
+        assert_eq!(codes, [0, 1, 2, 3, 130, 143]);
     }
 }
