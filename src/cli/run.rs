@@ -163,7 +163,11 @@ pub(super) fn run_suites(args: &RunArgs) -> Result<Exit, Failure> {
     }
     let tally = Tally::of(&results);
     let Some(baseline) = baseline else {
-        return Ok(tally.exit(args.strict));
+        let exit = tally.exit(args.strict);
+        if exit == Exit::NothingTested {
+            say!("nothing was tested: every case was SKIP (exit 4)");
+        }
+        return Ok(exit);
     };
     let comparison = baseline::compare(&baseline, &results);
     say!("{comparison}");
@@ -294,10 +298,18 @@ pub(super) fn execute(
         Runner::new(target, options).map_err(|error| Failure::harness(error.to_string()))?,
     );
     let started = Instant::now();
+    let unreachable = runtime.block_on(runner.unreachable());
+    if let Some(reason) = &unreachable {
+        say!("{reason}: its HTTP/1.1 and HTTP/2 cases are ERROR without being run");
+    }
     let mut stopped = None;
-    let results = runtime.block_on(runner.run_until(cases, async {
-        stopped = Some(stop_signals.received().await);
-    }));
+    let results = runtime.block_on(runner.run_until(
+        cases,
+        async {
+            stopped = Some(stop_signals.received().await);
+        },
+        unreachable.as_deref(),
+    ));
     if stopped.is_some() {
         say!("interrupted: the reports hold every finished case, the others as ERROR");
     }

@@ -151,21 +151,50 @@ impl Runner {
 
     /// Runs every case, `options.concurrency` at a time; results come back in case order.
     pub async fn run_all(self: &Arc<Self>, cases: Vec<Case>) -> Vec<CaseResult> {
-        self.run_until(cases, std::future::pending()).await
+        self.run_until(cases, std::future::pending(), None).await
+    }
+
+    /// Why a server of yours cannot be reached over TCP, if it cannot: asked once before a run,
+    /// so that an unreachable target is said once, not in every case. The embedded and chaos
+    /// targets are in-process and always reachable.
+    pub async fn unreachable(&self) -> Option<String> {
+        let Target::Remote(remote) = &self.target else {
+            return None;
+        };
+        let attempt = tokio::net::TcpStream::connect(remote.address);
+        match tokio::time::timeout(self.options.step_timeout, attempt).await {
+            Ok(Ok(_)) => None,
+            Ok(Err(error)) => Some(format!("cannot reach {} over TCP: {error}", remote.address)),
+            Err(_) => Some(format!(
+                "cannot reach {} over TCP: no answer within {} ms",
+                remote.address,
+                self.options.step_timeout.as_millis()
+            )),
+        }
     }
 
     /// Runs every case as [`Runner::run_all`] does, until `stop` completes: then the cases still
     /// running are stopped (dropping what they started) and reported as interrupted, beside
     /// every case that finished.
+    ///
+    /// With `unreachable` (see [`Runner::unreachable`]), the server cases over TCP are ERROR
+    /// with that reason without being run; the HTTP/3 ones still run.
     pub async fn run_until(
         self: &Arc<Self>,
         cases: Vec<Case>,
         stop: impl Future<Output = ()>,
+        unreachable: Option<&str>,
     ) -> Vec<CaseResult> {
         let permits = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
         let mut tasks = JoinSet::new();
         let mut results: Vec<Option<CaseResult>> = vec![None; cases.len()];
         for (index, case) in cases.iter().enumerate() {
+            let over_tcp = case.protocol != Protocol::Http3 && case.scenario.client.is_none();
+            if let Some(reason) = unreachable.filter(|_| over_tcp) {
+                let ending = Ending::SetupFailed(format!("{reason}; the case was not run"));
+                results[index] = Some(self.concluded(case, &ending));
+                continue;
+            }
             let runner = Arc::clone(self);
             let permits = Arc::clone(&permits);
             let case = case.clone();

@@ -170,12 +170,15 @@ impl Tally {
     }
 
     /// How a run with these results exits: [`Exit::Failed`] with any FAIL (or, when `strict`,
-    /// any WARN), else [`Exit::Error`] with any ERROR, else [`Exit::Clean`].
+    /// any WARN), else [`Exit::Error`] with any ERROR, else [`Exit::NothingTested`] when every
+    /// case was SKIP, else [`Exit::Clean`].
     pub fn exit(&self, strict: bool) -> Exit {
         if self.fail > 0 || (strict && self.warn > 0) {
             Exit::Failed
         } else if self.error > 0 {
             Exit::Error
+        } else if self.skip == self.total() {
+            Exit::NothingTested
         } else {
             Exit::Clean
         }
@@ -196,6 +199,8 @@ pub enum Exit {
     /// 3: invalid input (arguments, scenario, profile or baseline files), decided before anything
     /// runs.
     InvalidInput,
+    /// 4: nothing was tested: every case was SKIP.
+    NothingTested,
     /// 130: stopped by SIGINT (Ctrl-C); the reports hold every finished case, the others as
     /// ERROR.
     Interrupted,
@@ -210,6 +215,7 @@ impl Exit {
             Self::Failed => 1,
             Self::Error => 2,
             Self::InvalidInput => 3,
+            Self::NothingTested => 4,
             Self::Interrupted => 130,
             Self::Terminated => 143,
         }
@@ -245,17 +251,23 @@ mod tests {
         assert_eq!(tally(1, 0, 0).exit(true), Exit::Failed);
         assert_eq!(tally(0, 1, 0).exit(false), Exit::Error);
         assert_eq!(tally(0, 1, 1).exit(false), Exit::Failed);
+        let skipped_only = Tally {
+            skip: 3,
+            ..Tally::default()
+        };
+        assert_eq!(skipped_only.exit(true), Exit::NothingTested);
         let codes: Vec<u8> = [
             Exit::Clean,
             Exit::Failed,
             Exit::Error,
             Exit::InvalidInput,
+            Exit::NothingTested,
             Exit::Interrupted,
             Exit::Terminated,
         ]
         .into_iter()
         .map(Exit::code)
         .collect();
-        assert_eq!(codes, [0, 1, 2, 3, 130, 143]);
+        assert_eq!(codes, [0, 1, 2, 3, 4, 130, 143]);
     }
 }
