@@ -55,12 +55,45 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<Scenario>, Vec<LoadError>> {
 
 /// Loads one scenario file; its ID is its path below the nearest `suites` folder.
 pub fn load_file(path: &Path) -> Result<Scenario, LoadError> {
-    let text = fs::read_to_string(path).map_err(|error| LoadError {
+    let text = read_text(path)?;
+    load_str(path, &scenario_id(path), &text)
+}
+
+/// The most a scenario, profile or baseline file may hold: the largest in this project is a
+/// few kilobytes, and a file a thousand times that is a mistake, not a scenario.
+const MAX_FILE: u64 = 1024 * 1024;
+
+/// Reads a YAML file as UTF-8 text of at most [`MAX_FILE`] bytes; invalid UTF-8 is reported at
+/// the `line:col` of its first bad byte.
+fn read_text(path: &Path) -> Result<String, LoadError> {
+    let failed = |message: String| LoadError {
         path: path.to_owned(),
         span: None,
-        message: format!("failed to read: {error}"),
-    })?;
-    load_str(path, &scenario_id(path), &text)
+        message,
+    };
+    let size = fs::metadata(path)
+        .map_err(|error| failed(format!("failed to read: {error}")))?
+        .len();
+    if size > MAX_FILE {
+        return Err(failed(format!(
+            "{size} bytes is more than the {MAX_FILE} a file of misdirect may hold"
+        )));
+    }
+    let bytes = fs::read(path).map_err(|error| failed(format!("failed to read: {error}")))?;
+    String::from_utf8(bytes).map_err(|error| {
+        let bytes = error.as_bytes();
+        let valid = error.utf8_error().valid_up_to();
+        let before = String::from_utf8_lossy(&bytes[..valid]);
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+        let source = Source::new(path, String::from_utf8_lossy(bytes).as_ref());
+        let at = |value: usize| clamp(u64::try_from(value).unwrap_or(u64::MAX));
+        LoadError {
+            path: path.to_owned(),
+            span: Some(Span::new(&source, at(line), at(column))),
+            message: format!("invalid UTF-8 (byte 0x{:02x})", bytes[valid]),
+        }
+    })
 }
 
 /// Parses and builds one scenario from text; `path` is only used in diagnostics.
@@ -73,11 +106,7 @@ pub fn load_str(path: &Path, id: &str, text: &str) -> Result<Scenario, LoadError
 pub fn read_yaml<T: serde::de::DeserializeOwned>(
     path: &Path,
 ) -> Result<(Arc<Source>, T), LoadError> {
-    let text = fs::read_to_string(path).map_err(|error| LoadError {
-        path: path.to_owned(),
-        span: None,
-        message: format!("failed to read: {error}"),
-    })?;
+    let text = read_text(path)?;
     parse_yaml(path, &text)
 }
 
@@ -88,7 +117,13 @@ pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(
     text: &str,
 ) -> Result<(Arc<Source>, T), LoadError> {
     let source = Source::new(path, text);
-    let options = serde_saphyr::options! { with_snippet: false };
+    // Only `true` and `false` are booleans (not `yes`, `on` or a quoted "true"), and a tag
+    // nobody reads (`!weird`) is an error rather than silently dropped.
+    let options = serde_saphyr::options! {
+        with_snippet: false,
+        strict_booleans: true,
+        reject_unsupported_tags: true,
+    };
     let raw = serde_saphyr::from_str_with_options(text, options).map_err(|error| {
         let (line, column) = error
             .location()
@@ -183,6 +218,43 @@ steps:
     }
 
     #[test]
+    fn only_true_and_false_are_booleans_and_unknown_tags_are_errors() {
+        for (written, message) in [
+            ("uncovered_refused: \"yes\"", "invalid boolean"),
+            ("uncovered_refused: yes", "invalid boolean"),
+            (
+                "uncovered_refused: !strange true",
+                "unsupported tag `!strange`",
+            ),
+        ] {
+            let text = VALID.replace("uncovered_refused: true", written);
+            let error = load_str(Path::new("x.yaml"), "x", &text).unwrap_err();
+            assert!(error.message.contains(message), "{written}: {error}");
+            assert_eq!(error.span.map(|span| span.line), Some(16), "{written}");
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_and_oversized_files_are_reported() {
+        // One folder per checkout; the core reads no process ID.
+        let checkout = env!("CARGO_MANIFEST_DIR").replace('/', "-");
+        let dir = std::env::temp_dir().join(format!("misdirect-load{checkout}"));
+        fs::create_dir_all(&dir).unwrap();
+        let broken = dir.join("broken.yaml");
+        fs::write(&broken, b"title: ok\nprotocols: [h\xff2]\n").unwrap();
+        let error = load_file(&broken).unwrap_err();
+        let span = error.span.as_ref().expect("a location");
+        assert_eq!((span.line, span.column), (2, 14), "{error}");
+        assert!(error.message.contains("invalid UTF-8"), "{error}");
+        let huge = dir.join("huge.yaml");
+        let file = fs::File::create(&huge).unwrap();
+        file.set_len(MAX_FILE + 1).unwrap();
+        let error = load_file(&huge).unwrap_err();
+        assert!(error.message.contains("more than the"), "{error}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn loads_a_valid_scenario() {
         let scenario = load_str(Path::new("suites/server/a.yaml"), "server/a", VALID).unwrap();
         assert_eq!(scenario.suite(), "server");
@@ -218,7 +290,7 @@ steps:
                 "sni: primary }",
                 "sni: primary, client_certificate: maybe }",
             ),
-            "error: invalid boolean\n  --> suites/x/broken.yaml:10:62\n   |\n10 |   - connect: { name: main, sni: primary, client_certificate: maybe }\n   |                                                              ^",
+            "error: invalid boolean (strict mode expects true/false)\n  --> suites/x/broken.yaml:10:62\n   |\n10 |   - connect: { name: main, sni: primary, client_certificate: maybe }\n   |                                                              ^",
         );
     }
 
