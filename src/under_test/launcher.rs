@@ -352,29 +352,16 @@ fn render(
         .replace("{port}", &port.to_string())
         .replace("{certs}", &certs.display().to_string())
         .replace("{workdir}", &workdir.display().to_string());
+    // Loading the profile checked that every {upstream:…} and {var:…} has a value here.
     let tenants = Role::ALL.into_iter().filter_map(Role::tenant);
-    for (offset, tenant) in (0u16..).zip(tenants) {
-        let placeholder = format!("{{upstream:{tenant}}}");
-        if !text.contains(&placeholder) {
-            continue;
+    if let Some(first) = upstreams_port {
+        for (offset, tenant) in (0u16..).zip(tenants) {
+            let placeholder = format!("{{upstream:{tenant}}}");
+            text = text.replace(&placeholder, &(first + offset).to_string());
         }
-        let Some(first) = upstreams_port else {
-            return Err(LaunchError::Setup(format!(
-                "{} uses {placeholder}, but the profile runs no upstreams",
-                template_path.display()
-            )));
-        };
-        text = text.replace(&placeholder, &(first + offset).to_string());
     }
     for (name, value) in &launch.vars {
         text = text.replace(&format!("{{var:{name}}}"), value);
-    }
-    if let Some(at) = text.find("{var:") {
-        let name: String = text[at + 5..].chars().take_while(|c| *c != '}').collect();
-        return Err(LaunchError::Setup(format!(
-            "{} uses {{var:{name}}}, which the profile's launch.vars does not set",
-            template_path.display()
-        )));
     }
     let name = template_path
         .file_name()

@@ -145,6 +145,15 @@ struct Builder<'a> {
 }
 
 impl Builder<'_> {
+    /// An error at `spanned` unless a file is at `path`.
+    fn present<T>(&self, spanned: &Spanned<T>, path: &Path) -> Result<(), LoadError> {
+        if path.is_file() {
+            Ok(())
+        } else {
+            Err(self.error_at(spanned, format!("no file at {}", path.display())))
+        }
+    }
+
     fn error_at<T>(&self, spanned: &Spanned<T>, message: impl Into<String>) -> LoadError {
         LoadError {
             path: self.path.to_owned(),
@@ -220,7 +229,7 @@ impl Builder<'_> {
         };
         let launch = raw
             .launch
-            .map(|launch| self.launch(launch, folder))
+            .map(|launch| self.launch(launch, folder, upstreams.is_some()))
             .transpose()?;
         match (&launch, &address) {
             (Some(_), Some(_)) => {
@@ -276,8 +285,27 @@ impl Builder<'_> {
             })
     }
 
-    /// `certs: DIR`, or `trust: system|FILE` with an optional `client_certificate`.
+    /// `certs: DIR`, or `trust: system|FILE` with an optional `client_certificate`; every file
+    /// named must be there, or the profile does not load.
     fn trust(&self, raw: &RawProfile, folder: &Path) -> Result<Option<Trust>, LoadError> {
+        if let Some(certs) = &raw.certs {
+            for file in ["ca.pem", "client.pem", "client.key"] {
+                self.present(certs, &folder.join(&certs.value).join(file))
+                    .map_err(|mut error| {
+                        error
+                            .message
+                            .push_str(" (`misdirect certs --out DIR` writes the folder)");
+                        error
+                    })?;
+            }
+        }
+        if let Some(roots) = raw.trust.as_ref().filter(|roots| roots.value != "system") {
+            self.present(roots, &folder.join(&roots.value))?;
+        }
+        if let Some(client) = &raw.client_certificate {
+            self.present(client, &folder.join(&client.value.certificate))?;
+            self.present(client, &folder.join(&client.value.key))?;
+        }
         match (&raw.certs, &raw.trust, &raw.client_certificate) {
             (Some(certs), None, None) => Ok(Some(Trust::certs_folder(&folder.join(&certs.value)))),
             (Some(certs), Some(_), _) | (Some(certs), _, Some(_)) => Err(self.error_at(
@@ -300,7 +328,7 @@ impl Builder<'_> {
         }
     }
 
-    fn launch(&self, raw: RawLaunch, folder: &Path) -> Result<Launch, LoadError> {
+    fn launch(&self, raw: RawLaunch, folder: &Path, upstreams: bool) -> Result<Launch, LoadError> {
         let ready_within = match &raw.ready_within {
             None => DEFAULT_READY_WITHIN,
             Some(seconds) if seconds.value > 0.0 && seconds.value <= 120.0 => {
@@ -319,7 +347,10 @@ impl Builder<'_> {
             }
         };
         let config = template(&raw.config)?;
-        let files = raw.files.iter().map(template).collect::<Result<_, _>>()?;
+        let files: Vec<PathBuf> = raw.files.iter().map(template).collect::<Result<_, _>>()?;
+        for path in std::iter::once(&config).chain(&files) {
+            check_placeholders(path, &raw.vars, upstreams)?;
+        }
         if !raw.command.value.contains("{config}") {
             return Err(self.error_at(
                 &raw.command,
@@ -339,6 +370,61 @@ impl Builder<'_> {
     }
 }
 
+/// Checks a template's own placeholders before anything is launched: each `{var:NAME}` must be
+/// set by `launch.vars`, each `{upstream:TENANT}` must name a tenant of a profile that runs the
+/// mock upstreams. Other braces belong to the server's configuration language.
+fn check_placeholders(
+    path: &Path,
+    vars: &BTreeMap<String, String>,
+    upstreams: bool,
+) -> Result<(), LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|error| LoadError {
+        path: path.to_owned(),
+        span: None,
+        message: format!("cannot read the template: {error}"),
+    })?;
+    for (at, _) in text.match_indices('{') {
+        let Some(inner) = text[at + 1..].split_once('}').map(|(inner, _)| inner) else {
+            break;
+        };
+        let word = |name: &str| {
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        };
+        let problem = match inner.split_once(':').filter(|(_, name)| word(name)) {
+            Some(("var", name)) if !vars.contains_key(name) => {
+                format!("{{var:{name}}} is not set by the profile's launch.vars")
+            }
+            Some(("upstream", tenant))
+                if !Role::ALL.iter().any(|role| role.tenant() == Some(tenant)) =>
+            {
+                format!("{{upstream:{tenant}}} names no tenant")
+            }
+            Some(("upstream", tenant)) if !upstreams => {
+                format!("{{upstream:{tenant}}} needs `upstreams:` in the profile")
+            }
+            _ => continue,
+        };
+        let before = &text[..at];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+        let source = Source::new(path, text.as_str());
+        let number = |value: usize| u32::try_from(value).unwrap_or(u32::MAX);
+        return Err(LoadError {
+            path: path.to_owned(),
+            span: Some(misdirect_core::scenario::Span::new(
+                &source,
+                number(line),
+                number(column),
+            )),
+            message: problem,
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,6 +433,15 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("misdirect-profile-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("scratch folder");
         std::fs::write(dir.join("server.conf.template"), "listen {port};").expect("template");
+        for folder in ["mine", "c"] {
+            std::fs::create_dir_all(dir.join(folder)).expect("certs folder");
+            for file in ["ca.pem", "client.pem", "client.key"] {
+                std::fs::write(dir.join(folder).join(file), "").expect("certs");
+            }
+        }
+        for file in ["me.pem", "me.key"] {
+            std::fs::write(dir.join(file), "").expect("client certificate");
+        }
         let path = dir.join(format!("p{}.yaml", text.len()));
         std::fs::write(&path, text).expect("profile");
         load(&path)
@@ -377,6 +472,37 @@ mod tests {
         assert!(error.message.contains("{config}"), "{error}");
         let span = error.span.expect("located");
         assert_eq!((span.line, span.column), (4, 12));
+    }
+
+    #[test]
+    fn missing_files_and_unknown_placeholders_are_located() {
+        let error = load_text("server: x\naddress: 127.0.0.1:1\ncerts: absent\n")
+            .expect_err("no such folder");
+        assert!(error.message.contains("absent/ca.pem"), "{error}");
+        assert_eq!(error.span.expect("located").line, 3);
+        let error = load_text("server: x\naddress: 127.0.0.1:1\ntrust: nowhere.pem\n")
+            .expect_err("no such file");
+        assert_eq!(error.span.expect("located").line, 3);
+        let dir = std::env::temp_dir().join(format!("misdirect-profile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch folder");
+        std::fs::write(
+            dir.join("typo.conf.template"),
+            "listen {port};\nproxy {upstream:alpha};\ncheck {var:hots_check};\n",
+        )
+        .expect("template");
+        let error = load_text(
+            "server: x\nupstreams: https\nlaunch:\n  config: typo.conf.template\n  command: x -c {config}\n  vars: { host_check: 'on' }\n",
+        )
+        .expect_err("unknown var");
+        assert!(error.message.contains("{var:hots_check}"), "{error}");
+        assert!(error.path.ends_with("typo.conf.template"), "{error}");
+        let span = error.span.expect("located");
+        assert_eq!((span.line, span.column), (3, 7));
+        let error = load_text(
+            "server: x\nlaunch:\n  config: typo.conf.template\n  command: x -c {config}\n  vars: { hots_check: 'on' }\n",
+        )
+        .expect_err("no upstreams");
+        assert!(error.message.contains("needs `upstreams:`"), "{error}");
     }
 
     #[test]
