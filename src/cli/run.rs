@@ -260,6 +260,10 @@ pub(super) fn plan(
             "--timeout must be between 0 and 600 seconds",
         ));
     }
+    // The bounds a profile's `concurrency` has.
+    if !(1..=1024).contains(&concurrency) {
+        return Err(Failure::invalid("--concurrency is between 1 and 1024"));
+    }
     let cases: Vec<_> = runner::cases(&scenarios)
         .into_iter()
         .filter(|case| protocols.is_empty() || protocols.contains(&case.protocol))
@@ -271,7 +275,7 @@ pub(super) fn plan(
     let options = RunOptions {
         step_timeout,
         case_timeout: step_timeout * 6,
-        concurrency: concurrency.max(1),
+        concurrency,
     };
     Ok((cases, options))
 }
@@ -406,6 +410,12 @@ pub(super) fn parse_target(args: &RunArgs) -> Result<Target, Failure> {
                 "--client needs {urls} or {driver} in its command",
             ));
         }
+        if let Some(unknown) = crate::under_test::client::unknown_placeholder(template) {
+            return Err(Failure::invalid(format!(
+                "--client: {unknown} is no placeholder; the command may use {}",
+                crate::under_test::client::PLACEHOLDERS.join(" ")
+            )));
+        }
         return Ok(Target::Command(crate::under_test::client::CommandClient {
             template: template.clone(),
         }));
@@ -448,6 +458,38 @@ pub(super) fn parse_target(args: &RunArgs) -> Result<Target, Failure> {
             args.target
         ))
     })?;
+    // Every file named on the command line is checked now, not when the first case needs it.
+    let present = |flag: &str, path: &Path| {
+        if path.is_file() {
+            Ok(())
+        } else {
+            Err(Failure::invalid(format!(
+                "{flag} {}: no such file",
+                path.display()
+            )))
+        }
+    };
+    if let Some(folder) = &args.certs {
+        for file in ["ca.pem", "client.pem", "client.key"] {
+            present("--certs", &folder.join(file)).map_err(|mut failure| {
+                failure
+                    .message
+                    .push_str(" (`misdirect certs --out DIR` writes the folder)");
+                failure
+            })?;
+        }
+    }
+    if let Some(roots) = args.trust.as_deref().filter(|roots| *roots != "system") {
+        present("--trust", Path::new(roots))?;
+    }
+    for (flag, path) in [
+        ("--client-cert", &args.client_cert),
+        ("--client-key", &args.client_key),
+    ] {
+        if let Some(path) = path {
+            present(flag, path)?;
+        }
+    }
     let trust = match (&args.certs, &args.trust) {
         (Some(folder), _) => Trust::certs_folder(folder),
         (None, Some(roots)) => Trust {

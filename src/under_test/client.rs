@@ -195,6 +195,31 @@ pub struct CommandRun {
     pub stderr: String,
 }
 
+/// The placeholders a client command may use.
+pub const PLACEHOLDERS: &[&str] = &[
+    "{urls}",
+    "{driver}",
+    "{resolve}",
+    "{ca}",
+    "{port}",
+    "{protocol}",
+];
+
+/// The first `{word}` in a command that is no placeholder (`{url}` for `{urls}`, say). The
+/// shell's own braces are left alone: `${VAR}`, and `{a,b}` or `{ cmd; }` with other than
+/// letters inside.
+pub fn unknown_placeholder(template: &str) -> Option<String> {
+    template.match_indices('{').find_map(|(at, _)| {
+        if template[..at].ends_with('$') {
+            return None;
+        }
+        let inner = template[at + 1..].split_once('}')?.0;
+        let word = !inner.is_empty() && inner.chars().all(|c| c.is_ascii_lowercase() || c == '_');
+        let written = format!("{{{inner}}}");
+        (word && !PLACEHOLDERS.contains(&written.as_str())).then_some(written)
+    })
+}
+
 impl CommandClient {
     /// Renders the template for these fetches.
     pub fn render(&self, fetches: &[Fetch], port: u16, ca: &Path, protocol: Protocol) -> String {

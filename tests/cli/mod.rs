@@ -154,6 +154,31 @@ fn contracts() -> Vec<Contract> {
             3,
         )
         .says(&["is given for two reports"]),
+        // What a profile rejects, the command line rejects too; files are checked up front.
+        Contract::new(
+            "zero-concurrency-is-invalid",
+            &["run", "--concurrency", "0"],
+            3,
+        )
+        .says(&["--concurrency is between 1 and 1024"]),
+        Contract::new(
+            "unknown-client-placeholder-is-invalid",
+            &["run", "--client", "curl -s {urls} {url} ${HOME} {a,b}"],
+            3,
+        )
+        .says(&["{url} is no placeholder"]),
+        Contract::new(
+            "missing-certs-folder-is-invalid",
+            &[
+                "run",
+                "--target",
+                "127.0.0.1:9",
+                "--certs",
+                "/nonexistent/certs",
+            ],
+            3,
+        )
+        .says(&["--certs /nonexistent/certs/ca.pem: no such file"]),
         Contract::new(
             "invalid-arguments-exit-3",
             &["run", "--target", "embedded:no-such-fault"],
