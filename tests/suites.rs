@@ -1,7 +1,9 @@
 //! `cargo test` entry point for the suites: every scenario against the embedded reference target,
-//! every claimed fault detection, and the CLI's contract (exit codes, reports, diagnostics).
+//! every claimed fault detection, the CLI's contract (exit codes, reports, diagnostics), and
+//! fuzzing of the loaders.
 
 mod cli;
+mod fuzz;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -30,5 +32,6 @@ fn main() -> std::process::ExitCode {
     let mut trials = misdirect::harness::trials(&scenarios, &runtime)
         .expect("the embedded targets can be set up");
     trials.extend(cli::trials());
+    trials.extend(fuzz::trials());
     libtest_mimic::run(&arguments, trials).exit_code()
 }
