@@ -369,14 +369,18 @@ impl ResponseFields {
         })
     }
 
-    /// Collects the fields through a case-insensitive lookup by name.
+    /// Collects the fields through a case-insensitive lookup by name, each cut to a size that
+    /// its use needs (a tenant's name to 64 characters, the others to 1 KiB), so that what a
+    /// target sends ends up in reports only as much as it matters.
     fn from_lookup(field: impl Fn(&str) -> Option<String>) -> Self {
+        let cut =
+            |name: &str, most: usize| field(name).map(|value| value.chars().take(most).collect());
         Self {
-            tenant: field(misdirect_core::deployment::TENANT_HEADER),
-            cache_control: field("cache-control"),
-            expires: field("expires"),
-            date: field("date"),
-            alt_svc: field("alt-svc"),
+            tenant: cut(misdirect_core::deployment::TENANT_HEADER, 64),
+            cache_control: cut("cache-control", 1024),
+            expires: cut("expires", 1024),
+            date: cut("date", 1024),
+            alt_svc: cut("alt-svc", 1024),
         }
     }
 

@@ -205,9 +205,9 @@ async fn serve_io<S: AsyncRead + AsyncWrite + Unpin>(
     let body = format!("tenant={tenant} upstream={tenant}\n");
     let record =
         |request_id: Option<String>, method: String, host: Option<String>, path: String| {
-            log.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(UpstreamRequest {
+            let mut log = log.lock().unwrap_or_else(PoisonError::into_inner);
+            if log.len() < super::MAX_LOGGED {
+                log.push(UpstreamRequest {
                     upstream: tenant.to_owned(),
                     tls: seen.tls,
                     sni: sni.clone(),
@@ -217,6 +217,7 @@ async fn serve_io<S: AsyncRead + AsyncWrite + Unpin>(
                     host,
                     path,
                 });
+            }
         };
     if seen.alpn.as_deref() == Some("h2") {
         // Gateways that speak HTTP/2 to their backends (Envoy, HAProxy, Caddy) get it.

@@ -9,10 +9,16 @@ use misdirect_core::observe::{
     ConnectionRecord, Event, Exchange, ExchangeOutcome, Observations, Transcript,
 };
 
+/// Most transcript events a case keeps: far beyond a scenario's steps, so that only a run gone
+/// wrong (a client under test in a loop, say) reaches it.
+const MAX_EVENTS: usize = 2_000;
+
 /// Observations and transcript of one case, filled in from concurrent tasks.
 pub(super) struct Record {
     started: Instant,
     state: Mutex<(Observations, Transcript)>,
+    /// Events not kept past [`MAX_EVENTS`].
+    dropped: std::sync::atomic::AtomicUsize,
     /// Where the mock upstreams of a gateway case log, and the prefix of this case's request IDs.
     upstream_log: Mutex<Option<(UpstreamLog, String)>>,
 }
@@ -22,6 +28,7 @@ impl Record {
         Self {
             started,
             state: Mutex::new((Observations::default(), Transcript::default())),
+            dropped: std::sync::atomic::AtomicUsize::new(0),
             upstream_log: Mutex::new(None),
         }
     }
@@ -33,7 +40,13 @@ impl Record {
 
     pub(super) fn event(&self, connection: &str, what: String) {
         let at = self.started.elapsed();
-        self.lock().1.events.push(Event {
+        let events = &mut self.lock().1.events;
+        if events.len() >= MAX_EVENTS {
+            self.dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return;
+        }
+        events.push(Event {
             at,
             connection: connection.to_owned(),
             what,
@@ -91,7 +104,15 @@ impl Record {
     }
 
     pub(super) fn take(&self) -> (Observations, Transcript) {
-        let (mut observations, transcript) = std::mem::take(&mut *self.lock());
+        let (mut observations, mut transcript) = std::mem::take(&mut *self.lock());
+        let dropped = self.dropped.load(std::sync::atomic::Ordering::Relaxed);
+        if dropped > 0 {
+            transcript.events.push(Event {
+                at: self.started.elapsed(),
+                connection: "case".to_owned(),
+                what: format!("… {dropped} more events not kept (a case keeps {MAX_EVENTS})"),
+            });
+        }
         if let Some((log, prefix)) = &*self
             .upstream_log
             .lock()
@@ -100,5 +121,22 @@ impl Record {
             observations.upstream_requests = log.requests(prefix);
         }
         (observations, transcript)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_transcript_keeps_a_bounded_number_of_events() {
+        let record = Record::new(Instant::now());
+        for index in 0..MAX_EVENTS + 5 {
+            record.event("main", format!("event {index}"));
+        }
+        let (_, transcript) = record.take();
+        assert_eq!(transcript.events.len(), MAX_EVENTS + 1);
+        let last = transcript.events.last().map(|event| event.what.as_str());
+        assert_eq!(last, Some("… 5 more events not kept (a case keeps 2000)"));
     }
 }
