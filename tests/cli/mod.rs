@@ -399,6 +399,20 @@ fn chaos_contracts() -> Vec<Contract> {
                 .within(bound)
         })
         .collect();
+    // A chaos behaviour served on its own, for other tools (and older misdirects) to meet.
+    table.push(
+        Contract::new(
+            "chaos-serve-says-where",
+            &[
+                "serve", "--chaos", "garbage", "--for", "1", "--certs", "{certs}",
+            ],
+            0,
+        )
+        .says(&[
+            "chaos target `garbage`",
+            "misdirect run --target 127.0.0.1:",
+        ]),
+    );
     // HTTP/1.1 without ALPN is legal: tested and passed, HTTP/2 not applicable.
     let args = run("no-alpn", &[]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
