@@ -17,7 +17,7 @@ use serde_saphyr::Spanned;
 
 use crate::client::tls::{ClientIdentity, Roots, Trust};
 use misdirect_core::deployment::{Deployment, Role};
-use misdirect_core::scenario::{LoadError, Source, read_yaml, span_of};
+use misdirect_core::scenario::{LoadError, Source, position_after, read_yaml, span_of};
 
 /// The serde mirror of a profile file.
 #[derive(Debug, Deserialize)]
@@ -407,18 +407,11 @@ fn check_placeholders(
             }
             _ => continue,
         };
-        let before = &text[..at];
-        let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+        let (line, column) = position_after(&text[..at]);
         let source = Source::new(path, text.as_str());
-        let number = |value: usize| u32::try_from(value).unwrap_or(u32::MAX);
         return Err(LoadError {
             path: path.to_owned(),
-            span: Some(misdirect_core::scenario::Span::new(
-                &source,
-                number(line),
-                number(column),
-            )),
+            span: Some(misdirect_core::scenario::Span::new(&source, line, column)),
             message: problem,
         });
     }

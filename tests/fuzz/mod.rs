@@ -235,7 +235,10 @@ fn fuzz(target: &Target) -> Result<(), Failed> {
             if let Some(span) = &error.span
                 && error.path == file
             {
-                let lines = text.lines().count().max(1);
+                // Lines as YAML counts them: a lone CR breaks a line too.
+                let lines = misdirect_core::scenario::Source::new(&file, text.as_ref())
+                    .line_count()
+                    .max(1);
                 prop_assert!(
                     usize::try_from(span.line).unwrap_or(usize::MAX) <= lines + 1,
                     "line {} of a {lines}-line file: {error}\n{text}",

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::build::Builder;
 use super::raw::RawScenario;
-use super::span::{LoadError, Span, clamp};
+use super::span::{LoadError, Span, clamp, position_after};
 use super::{Scenario, Source};
 
 /// Loads every `*.yaml` file below each path (a file or a folder), sorted by ID. All errors are
@@ -83,14 +83,11 @@ fn read_text(path: &Path) -> Result<String, LoadError> {
     String::from_utf8(bytes).map_err(|error| {
         let bytes = error.as_bytes();
         let valid = error.utf8_error().valid_up_to();
-        let before = String::from_utf8_lossy(&bytes[..valid]);
-        let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+        let (line, column) = position_after(&String::from_utf8_lossy(&bytes[..valid]));
         let source = Source::new(path, String::from_utf8_lossy(bytes).as_ref());
-        let at = |value: usize| clamp(u64::try_from(value).unwrap_or(u64::MAX));
         LoadError {
             path: path.to_owned(),
-            span: Some(Span::new(&source, at(line), at(column))),
+            span: Some(Span::new(&source, line, column)),
             message: format!("invalid UTF-8 (byte 0x{:02x})", bytes[valid]),
         }
     })

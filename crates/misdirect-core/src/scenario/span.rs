@@ -22,11 +22,53 @@ impl Source {
         })
     }
 
-    /// The 1-based line `line`, without its newline; empty past the end.
+    /// The 1-based line `line`, without its line break; empty past the end.
     pub fn line(&self, line: u32) -> &str {
         let index = usize::try_from(line.saturating_sub(1)).unwrap_or(usize::MAX);
-        self.text.lines().nth(index).unwrap_or("")
+        yaml_lines(&self.text).nth(index).unwrap_or("")
     }
+
+    /// How many lines the text has, as YAML counts them.
+    pub fn line_count(&self) -> usize {
+        yaml_lines(&self.text).count()
+    }
+}
+
+/// The lines of a text as YAML breaks them: at `\n`, `\r\n` and a lone `\r` (YAML 1.2 §5.4),
+/// so that a location the parser gives names the line a reader sees.
+fn yaml_lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let Some(at) = rest.find(['\r', '\n']) else {
+            return Some(std::mem::take(&mut rest));
+        };
+        let line = &rest[..at];
+        let width = if rest[at..].starts_with("\r\n") { 2 } else { 1 };
+        rest = &rest[at + width..];
+        Some(line)
+    })
+}
+
+/// The 1-based line and column right after `before`, a prefix of a text, as YAML counts lines.
+pub fn position_after(before: &str) -> (u32, u32) {
+    let mut line = 1usize;
+    let mut column = 1usize;
+    let mut chars = before.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' if chars.peek() == Some(&'\n') => {}
+            '\r' | '\n' => {
+                line += 1;
+                column = 1;
+            }
+            _ => column += 1,
+        }
+    }
+    let number = |value: usize| u32::try_from(value).unwrap_or(u32::MAX);
+    (number(line), number(column))
 }
 
 /// A 1-based line and column in a scenario file.
@@ -123,6 +165,18 @@ pub(crate) fn clamp(value: u64) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_break_where_yaml_breaks_them() {
+        // Found by the fuzz trials: a lone CR is a line break to the parser.
+        let source = Source::new("x.yaml", "a: 1\rb: 2\r\nc: 3\nd: 4");
+        assert_eq!(source.line_count(), 4);
+        assert_eq!(source.line(2), "b: 2");
+        assert_eq!(source.line(4), "d: 4");
+        assert_eq!(source.line(5), "");
+        assert_eq!(position_after("a: 1\rb: 2\r\nc"), (3, 2));
+        assert_eq!(position_after(""), (1, 1));
+    }
 
     #[test]
     fn snippet_points_at_the_column() {
