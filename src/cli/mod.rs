@@ -38,7 +38,7 @@ mod run;
 mod serve;
 
 use matrix::{MatrixArgs, matrix};
-use run::{RunArgs, SuiteArgs, run_suites, select};
+use run::{ListArgs, RunArgs, list, run_suites};
 use serve::{BenchArgs, ServeArgs, bench, serve};
 
 /// Conformance harness for 421 Misdirected Request and HTTP connection reuse.
@@ -54,7 +54,7 @@ enum Command {
     /// Run the suites against a target and write the reports.
     Run(Box<RunArgs>),
     /// List scenario IDs with their protocols and requirement IDs.
-    List(SuiteArgs),
+    List(ListArgs),
     /// List the faults of the embedded target, one per line: name, actor, description.
     Faults,
     /// List the chaos target's hostile behaviours (`--target chaos:<name>`): name, description.
@@ -118,23 +118,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Cli, 
 pub fn run(cli: Cli) -> Result<Exit, Failure> {
     match cli.command {
         Command::Run(args) => run_suites(&args),
-        Command::List(args) => {
-            for scenario in select(&args)? {
-                let protocols: Vec<&str> = scenario.protocols.iter().map(|p| p.key()).collect();
-                let requirements: Vec<&str> = scenario
-                    .requirements
-                    .iter()
-                    .map(|r| r.id.as_str())
-                    .collect();
-                say!(
-                    "{}\t{}\t{}",
-                    scenario.id,
-                    protocols.join(","),
-                    requirements.join(",")
-                );
-            }
-            Ok(Exit::Clean)
-        }
+        Command::List(args) => list(&args),
         Command::Chaos => {
             use crate::embedded::chaos::Chaos;
             let width = Chaos::ALL

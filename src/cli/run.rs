@@ -29,9 +29,85 @@ pub(super) struct SuiteArgs {
     /// Only scenarios whose ID matches this glob, e.g. 'server/mtls-*' (repeatable).
     #[arg(long = "filter", value_name = "GLOB")]
     pub(super) filters: Vec<String>,
-    /// Only these protocols (repeatable): h1, h2.
+    /// Leave out scenarios whose ID matches this glob, e.g. 'client/*' (repeatable); it wins
+    /// over --filter.
+    #[arg(long = "exclude", value_name = "GLOB")]
+    pub(super) excludes: Vec<String>,
+    /// Only these protocols (repeatable): h1, h2, h3.
     #[arg(long = "protocol", value_name = "PROTOCOL")]
     pub(super) protocols: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(super) struct ListArgs {
+    #[command(flatten)]
+    pub(super) suites: SuiteArgs,
+    /// `text` (a line per scenario: ID, protocols, requirement IDs) or `json` (the
+    /// `misdirect-list/1` document, described in the README).
+    #[arg(long, value_enum, default_value = "text")]
+    pub(super) format: ListFormat,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(super) enum ListFormat {
+    Text,
+    Json,
+}
+
+/// The scenarios a selection picks, on their own lines or as one JSON document.
+pub(super) fn list(args: &ListArgs) -> Result<Exit, Failure> {
+    let scenarios = select(&args.suites)?;
+    let protocols = protocols(&args.suites.protocols)?;
+    let runs_on = |scenario: &Scenario| -> Vec<&'static str> {
+        scenario
+            .protocols
+            .iter()
+            .filter(|protocol| protocols.is_empty() || protocols.contains(protocol))
+            .map(|protocol| protocol.key())
+            .collect()
+    };
+    let selected = scenarios
+        .iter()
+        .filter(|scenario| !runs_on(scenario).is_empty());
+    match args.format {
+        ListFormat::Text => {
+            for scenario in selected {
+                let requirements: Vec<&str> = scenario
+                    .requirements
+                    .iter()
+                    .map(|requirement| requirement.id.as_str())
+                    .collect();
+                say!(
+                    "{}\t{}\t{}",
+                    scenario.id,
+                    runs_on(scenario).join(","),
+                    requirements.join(",")
+                );
+            }
+        }
+        ListFormat::Json => {
+            let listed: Vec<serde_json::Value> = selected
+                .map(|scenario| {
+                    serde_json::json!({
+                        "id": scenario.id,
+                        "title": scenario.title,
+                        "file": scenario.span.path().display().to_string(),
+                        "protocols": runs_on(scenario),
+                        "gateway": scenario.gateway,
+                        "client": scenario.client.is_some(),
+                        "requirements": scenario.requirements.iter().map(|requirement| serde_json::json!({
+                            "id": requirement.id,
+                            "level": requirement.level.keyword(),
+                            "section": requirement.section,
+                        })).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            let document = serde_json::json!({ "format": "misdirect-list/1", "scenarios": listed });
+            say!("{document:#}");
+        }
+    }
+    Ok(Exit::Clean)
 }
 
 #[derive(Debug, clap::Args)]
@@ -207,10 +283,16 @@ pub(super) fn select(args: &SuiteArgs) -> Result<Vec<Arc<Scenario>>, Failure> {
             errors.len()
         ))
     })?;
-    let filter = globs(&args.filters)?;
+    let filter = globs(&args.filters, "--filter")?;
+    let exclude = globs(&args.excludes, "--exclude")?;
     Ok(scenarios
         .into_iter()
         .filter(|scenario| filter.as_ref().is_none_or(|set| set.is_match(&scenario.id)))
+        .filter(|scenario| {
+            !exclude
+                .as_ref()
+                .is_some_and(|set| set.is_match(&scenario.id))
+        })
         .map(Arc::new)
         .collect())
 }
@@ -225,20 +307,17 @@ pub(super) fn default_suites() -> PathBuf {
     }
 }
 
-pub(super) fn globs(patterns: &[String]) -> Result<Option<GlobSet>, Failure> {
+/// The glob set of `patterns` given with `flag`; `None` when there are none.
+pub(super) fn globs(patterns: &[String], flag: &str) -> Result<Option<GlobSet>, Failure> {
     if patterns.is_empty() {
         return Ok(None);
     }
+    let invalid = |error: globset::Error| Failure::invalid(format!("invalid {flag}: {error}"));
     let mut builder = GlobSetBuilder::new();
     for pattern in patterns {
-        let glob = Glob::new(pattern)
-            .map_err(|error| Failure::invalid(format!("invalid --filter: {error}")))?;
-        builder.add(glob);
+        builder.add(Glob::new(pattern).map_err(invalid)?);
     }
-    builder
-        .build()
-        .map(Some)
-        .map_err(|error| Failure::invalid(format!("invalid --filter: {error}")))
+    builder.build().map(Some).map_err(invalid)
 }
 
 pub(super) fn protocols(keys: &[String]) -> Result<Vec<Protocol>, Failure> {

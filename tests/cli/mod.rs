@@ -453,6 +453,10 @@ pub(crate) fn trials() -> Vec<Trial> {
         ),
         Trial::test("cli::unmapped-role-is-skip", unmapped_role_is_skip),
         Trial::test(
+            "cli::filters-and-excludes-select-what-they-say",
+            filters_and_excludes_select_what_they_say,
+        ),
+        Trial::test(
             "cli::interrupted-run-writes-its-reports",
             interrupted_run_writes_its_reports,
         ),
@@ -1032,6 +1036,54 @@ fn interrupted_run_writes_its_reports() -> Result<(), Failed> {
         if !reported.messages.contains("interrupted") {
             return Err(format!("SIG{signal}: no case says it was interrupted").into());
         }
+    }
+    Ok(())
+}
+
+/// `--filter` keeps, `--exclude` removes (and wins), `--protocol` narrows; `list --format json`
+/// says so in its versioned document.
+fn filters_and_excludes_select_what_they_say() -> Result<(), Failed> {
+    let (code, stdout, stderr) = misdirect(&[
+        "list",
+        "--format",
+        "json",
+        "--filter",
+        "server/uncovered-*",
+        "--filter",
+        "server/own-*",
+        "--exclude",
+        "*-reverse",
+        "--protocol",
+        "h3",
+    ])?;
+    let document: serde_json::Value =
+        serde_json::from_str(&stdout).map_err(|error| format!("{error}\n{stdout}{stderr}"))?;
+    if code != 0 || document["format"] != "misdirect-list/1" {
+        return Err(format!("exit {code}\n{stdout}{stderr}").into());
+    }
+    let listed: Vec<(String, String)> = document["scenarios"]
+        .as_array()
+        .map(|scenarios| {
+            scenarios
+                .iter()
+                .map(|scenario| {
+                    (
+                        scenario["id"].as_str().unwrap_or_default().to_owned(),
+                        scenario["protocols"].to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let expected = [
+        ("server/own-authority".to_owned(), r#"["h3"]"#.to_owned()),
+        (
+            "server/uncovered-authority".to_owned(),
+            r#"["h3"]"#.to_owned(),
+        ),
+    ];
+    if listed != expected {
+        return Err(format!("selected {listed:?}, expected {expected:?}").into());
     }
     Ok(())
 }
