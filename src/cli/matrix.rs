@@ -96,6 +96,7 @@ pub(super) fn matrix(args: &MatrixArgs) -> Result<Exit, Failure> {
                     Target::Remote(Box::new(remote)),
                     options.at_most(profile.concurrency),
                     cases.clone(),
+                    None,
                 );
                 drop(server);
                 let super::run::Executed {

@@ -175,6 +175,10 @@ pub(super) struct RunArgs {
     /// Treat WARN (a SHOULD not met) as failing: exit 1, as for a FAIL.
     #[arg(long)]
     pub(super) strict: bool,
+    /// Append the TLS secrets of every connection to this file (NSS key log format), so that
+    /// Wireshark can decrypt a capture of the run; without it, the file SSLKEYLOGFILE names.
+    #[arg(long, value_name = "FILE")]
+    pub(super) keylog: Option<PathBuf>,
     /// Also list passing cases and print every transcript.
     #[arg(long, short)]
     pub(super) verbose: bool,
@@ -208,7 +212,14 @@ pub(super) fn run_suites(args: &RunArgs) -> Result<Exit, Failure> {
         Some(profile) => launch_profile(args, profile)?,
         None => (parse_target(args)?, None),
     };
-    let executed = execute(&runtime, &mut stop_signals, target, options, cases);
+    let executed = execute(
+        &runtime,
+        &mut stop_signals,
+        target,
+        options,
+        cases,
+        args.keylog.as_deref(),
+    );
     drop(server);
     let Executed {
         results,
@@ -376,10 +387,14 @@ pub(super) fn execute(
     target: Target,
     options: RunOptions,
     cases: Vec<runner::Case>,
+    keylog: Option<&Path>,
 ) -> Result<Executed, Failure> {
-    let runner = Arc::new(
-        Runner::new(target, options).map_err(|error| Failure::harness(error.to_string()))?,
-    );
+    let setup = |error: runner::SetupError| Failure::harness(error.to_string());
+    let mut runner = Runner::new(target, options).map_err(setup)?;
+    if let Some(path) = keylog {
+        runner = runner.log_keys_to(path).map_err(setup)?;
+    }
+    let runner = Arc::new(runner);
     let started = Instant::now();
     let unreachable = runtime.block_on(runner.unreachable());
     if let Some(reason) = &unreachable {

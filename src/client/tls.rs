@@ -99,6 +99,9 @@ pub struct Credentials {
     verifier: Arc<ChainOnlyVerifier>,
     with_certificate: Arc<dyn ResolvesClientCert>,
     without_certificate: Arc<dyn ResolvesClientCert>,
+    /// Where the TLS secrets go, for Wireshark: `--keylog FILE`, or else the file
+    /// `SSLKEYLOGFILE` names (rustls reads it), or nowhere.
+    key_log: Arc<dyn rustls::KeyLog>,
 }
 
 impl Credentials {
@@ -182,7 +185,23 @@ impl Credentials {
             verifier: Arc::new(ChainOnlyVerifier { inner }),
             with_certificate: Arc::new(ClientCertificate(client_certificate)),
             without_certificate: Arc::new(ClientCertificate(None)),
+            key_log: Arc::new(rustls::KeyLogFile::new()),
         })
+    }
+
+    /// Appends every connection's TLS secrets to `path` in the NSS key log format, which
+    /// Wireshark reads to decrypt a capture of the run.
+    pub fn log_keys_to(&mut self, path: &Path) -> Result<(), TlsSetupError> {
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|error| TlsSetupError::Read {
+                path: path.display().to_string(),
+                detail: error.to_string(),
+            })?;
+        self.key_log = Arc::new(KeyLogTo(Mutex::new(file)));
+        Ok(())
     }
 
     /// A client configuration for one connection.
@@ -204,7 +223,31 @@ impl Credentials {
         let mut config = builder.with_client_cert_resolver(Arc::clone(resolver));
         config.alpn_protocols = vec![alpn.to_vec()];
         config.resumption = rustls::client::Resumption::store(tickets);
+        config.key_log = Arc::clone(&self.key_log);
         Ok(config)
+    }
+}
+
+/// A key log file of our own (`--keylog`): one NSS key log line per secret.
+#[derive(Debug)]
+struct KeyLogTo(Mutex<fs::File>);
+
+impl rustls::KeyLog for KeyLogTo {
+    fn log(&self, label: &str, client_random: &[u8], secret: &[u8]) {
+        use std::fmt::Write as _;
+        use std::io::Write as _;
+        let hex = |bytes: &[u8]| {
+            bytes.iter().fold(String::new(), |mut text, byte| {
+                let _ = write!(text, "{byte:02x}");
+                text
+            })
+        };
+        let line = format!("{label} {} {}\n", hex(client_random), hex(secret));
+        let mut file = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let _ = file.write_all(line.as_bytes());
     }
 }
 

@@ -145,6 +145,12 @@ impl Runner {
         })
     }
 
+    /// Logs every connection's TLS secrets to `path` (`--keylog`).
+    pub fn log_keys_to(mut self, path: &std::path::Path) -> Result<Self, SetupError> {
+        self.credentials.log_keys_to(path)?;
+        Ok(self)
+    }
+
     pub fn target(&self) -> &Target {
         &self.target
     }

@@ -452,6 +452,7 @@ pub(crate) fn trials() -> Vec<Trial> {
             baseline_catches_departures,
         ),
         Trial::test("cli::unmapped-role-is-skip", unmapped_role_is_skip),
+        Trial::test("cli::keylog-writes-tls-secrets", keylog_writes_tls_secrets),
         Trial::test(
             "cli::filters-and-excludes-select-what-they-say",
             filters_and_excludes_select_what_they_say,
@@ -1036,6 +1037,45 @@ fn interrupted_run_writes_its_reports() -> Result<(), Failed> {
         if !reported.messages.contains("interrupted") {
             return Err(format!("SIG{signal}: no case says it was interrupted").into());
         }
+    }
+    Ok(())
+}
+
+/// `--keylog FILE` gets one NSS key log line per secret, for HTTP/1.1, HTTP/2 and HTTP/3 alike.
+fn keylog_writes_tls_secrets() -> Result<(), Failed> {
+    let dir = scratch("keylog");
+    let keylog = dir.join("keys.log");
+    let junit = dir.join("junit.xml");
+    let html = dir.join("report.html");
+    let (code, stdout, stderr) = misdirect(&[
+        "run",
+        "--filter",
+        "server/own-authority",
+        "--keylog",
+        keylog.to_str().unwrap_or_default(),
+        "--junit",
+        junit.to_str().unwrap_or_default(),
+        "--html",
+        html.to_str().unwrap_or_default(),
+    ])?;
+    let log = std::fs::read_to_string(&keylog).unwrap_or_default();
+    let well_formed = |line: &str| {
+        let fields: Vec<&str> = line.split(' ').collect();
+        fields.len() == 3
+            && fields[1].len() == 64
+            && fields[1..]
+                .iter()
+                .all(|field| field.chars().all(|c| c.is_ascii_hexdigit()))
+    };
+    let traffic = log
+        .lines()
+        .filter(|line| line.starts_with("CLIENT_TRAFFIC_SECRET_0 "))
+        .count();
+    // One connection per protocol, and the control's: at least three.
+    if code != 0 || traffic < 3 || !log.lines().all(well_formed) {
+        return Err(
+            format!("exit {code}, {traffic} traffic secrets\n{log}\n{stdout}{stderr}").into(),
+        );
     }
     Ok(())
 }
