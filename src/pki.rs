@@ -1,7 +1,7 @@
 //! The run's PKI, generated with rcgen: a server CA, the deployment's server certificates, and a
 //! separate client CA with one client certificate for the mTLS tenant.
 //!
-//! Everything is ECDSA P-256 and lives in memory; `misdirect certs --out DIR` writes it as PEM so
+//! Everything is ECDSA P-256 and lives in memory; `misdirect certs DIR` writes it as PEM so
 //! an operator can configure a real server with it. Nothing generated is ever committed.
 
 use std::fs;

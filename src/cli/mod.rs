@@ -20,17 +20,44 @@ use misdirect_core::outcome::Exit;
 /// panic, and the reports are written regardless.
 macro_rules! say {
     ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+        use std::fmt::Write as _;
+        let _ = writeln!($crate::cli::Said::new(), $($arg)*);
     }};
 }
 
 /// As [`say!`], without the newline.
 macro_rules! say_raw {
     ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = write!(std::io::stdout().lock(), $($arg)*);
+        use std::fmt::Write as _;
+        let _ = write!($crate::cli::Said::new(), $($arg)*);
     }};
+}
+
+/// Whether a report goes to standard output (`--junit -`): then everything said goes to
+/// standard error, so that the report stays a clean document.
+static STDOUT_IS_A_REPORT: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Where [`say!`] writes: standard output, or standard error while a report takes standard
+/// output.
+pub(crate) struct Said;
+
+impl Said {
+    pub(crate) fn new() -> Self {
+        Self
+    }
+}
+
+impl std::fmt::Write for Said {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        use std::io::Write as _;
+        let written = if STDOUT_IS_A_REPORT.load(std::sync::atomic::Ordering::Relaxed) {
+            std::io::stderr().lock().write_all(text.as_bytes())
+        } else {
+            std::io::stdout().lock().write_all(text.as_bytes())
+        };
+        written.map_err(|_| std::fmt::Error)
+    }
 }
 
 mod matrix;
@@ -71,8 +98,11 @@ enum Command {
     /// Write the generated PKI as PEM, to configure a real server with it.
     Certs {
         /// Folder to write into (private keys get mode 0600).
-        #[arg(long)]
-        out: PathBuf,
+        #[arg(value_name = "DIR", required_unless_present = "out")]
+        dir: Option<PathBuf>,
+        /// The same folder, as an option.
+        #[arg(long, value_name = "DIR", conflicts_with = "dir")]
+        out: Option<PathBuf>,
     },
 }
 
@@ -160,10 +190,13 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
         Command::Serve(args) => serve(&args),
         Command::Bench(args) => bench(&args),
         Command::Matrix(args) => matrix(&args),
-        Command::Certs { out } => {
+        Command::Certs { dir, out } => {
+            let Some(folder) = dir.or(out) else {
+                return Err(Failure::invalid("misdirect certs DIR: where to write them"));
+            };
             let pki = Pki::generate().map_err(|error| Failure::harness(error.to_string()))?;
             for path in pki
-                .write_pem(&out)
+                .write_pem(&folder)
                 .map_err(|error| Failure::harness(error.to_string()))?
             {
                 say!("{}", path.display());
@@ -186,6 +219,13 @@ pub(super) fn write_report(path: &Path, contents: &str) -> Result<(), Failure> {
     let failed = |error: std::io::Error| {
         Failure::harness(format!("failed to write {}: {error}", path.display()))
     };
+    if path == Path::new("-") {
+        use std::io::Write as _;
+        return std::io::stdout()
+            .lock()
+            .write_all(contents.as_bytes())
+            .map_err(failed);
+    }
     let partial = partial_path(path);
     create_parent(path).map_err(failed)?;
     fs::write(&partial, contents)
@@ -209,6 +249,10 @@ pub(super) fn check_report_paths(paths: &[&Path]) -> Result<(), Failure> {
                 "{} is given for two reports; each needs a path of its own",
                 path.display()
             )));
+        }
+        if *path == Path::new("-") {
+            STDOUT_IS_A_REPORT.store(true, std::sync::atomic::Ordering::Relaxed);
+            continue;
         }
         let partial = partial_path(path);
         create_parent(path)

@@ -568,7 +568,7 @@ pub(super) fn parse_target(args: &RunArgs) -> Result<Target, Failure> {
             present("--certs", &folder.join(file)).map_err(|mut failure| {
                 failure
                     .message
-                    .push_str(" (`misdirect certs --out DIR` writes the folder)");
+                    .push_str(" (`misdirect certs DIR` writes the folder)");
                 failure
             })?;
         }

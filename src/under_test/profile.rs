@@ -294,7 +294,7 @@ impl Builder<'_> {
                     .map_err(|mut error| {
                         error
                             .message
-                            .push_str(" (`misdirect certs --out DIR` writes the folder)");
+                            .push_str(" (`misdirect certs DIR` writes the folder)");
                         error
                     })?;
             }

@@ -453,6 +453,7 @@ pub(crate) fn trials() -> Vec<Trial> {
         ),
         Trial::test("cli::unmapped-role-is-skip", unmapped_role_is_skip),
         Trial::test("cli::keylog-writes-tls-secrets", keylog_writes_tls_secrets),
+        Trial::test("cli::junit-to-stdout-is-clean", junit_to_stdout_is_clean),
         Trial::test(
             "cli::filters-and-excludes-select-what-they-say",
             filters_and_excludes_select_what_they_say,
@@ -1041,6 +1042,26 @@ fn interrupted_run_writes_its_reports() -> Result<(), Failed> {
     Ok(())
 }
 
+/// `--junit -` puts the JUnit document alone on stdout; what misdirect says goes to stderr.
+fn junit_to_stdout_is_clean() -> Result<(), Failed> {
+    let dir = scratch("junit-stdout");
+    let html = dir.join("report.html");
+    let (code, stdout, stderr) = misdirect(&[
+        "run",
+        "--filter",
+        "server/own-authority",
+        "--junit",
+        "-",
+        "--html",
+        html.to_str().unwrap_or_default(),
+    ])?;
+    let parsed = quick_junit::Report::deserialize_from_str(&stdout);
+    if code != 0 || parsed.is_err() || !stderr.contains("cases against embedded") {
+        return Err(format!("exit {code}: {parsed:?}\n{stdout}\n--- stderr\n{stderr}").into());
+    }
+    Ok(())
+}
+
 /// `--keylog FILE` gets one NSS key log line per secret, for HTTP/1.1, HTTP/2 and HTTP/3 alike.
 fn keylog_writes_tls_secrets() -> Result<(), Failed> {
     let dir = scratch("keylog");
@@ -1157,7 +1178,7 @@ fn scratch(name: &str) -> PathBuf {
 /// Writes the PKI into `dir/certs` with `misdirect certs`, as an operator would.
 fn certificates_in(dir: &Path) -> Result<PathBuf, Failed> {
     let certs = dir.join("certs");
-    let (code, _, stderr) = misdirect(&["certs", "--out", certs.to_str().unwrap_or_default()])?;
+    let (code, _, stderr) = misdirect(&["certs", certs.to_str().unwrap_or_default()])?;
     if code != 0 {
         return Err(format!("certs: exit {code}\n{stderr}").into());
     }
