@@ -204,6 +204,7 @@ pub(super) fn run_suites(args: &RunArgs) -> Result<Exit, Failure> {
         })
         .map(|path| baseline::load(&path).map_err(|error| Failure::invalid(error.to_string())))
         .transpose()?;
+    let started = now_utc();
     let mut reports = vec![args.junit.as_path(), args.html.as_path()];
     reports.extend(args.write_baseline.as_deref());
     check_report_paths(&reports)?;
@@ -232,7 +233,16 @@ pub(super) fn run_suites(args: &RunArgs) -> Result<Exit, Failure> {
         transcripts: args.verbose,
     };
     say_raw!("{}", terminal::render(&results, &label, wall, detail));
-    write_reports(&results, &label, baseline.as_ref(), &args.junit, &args.html)?;
+    let hostname = hostname();
+    let report = junit::Run {
+        target: &label,
+        strict: args.strict,
+        baseline: baseline.as_ref(),
+        wall,
+        started: Some(&started),
+        hostname: hostname.as_deref(),
+    };
+    write_reports(&results, &report, &args.junit, &args.html)?;
     say!(
         "reports: {} (JUnit), {} (HTML)",
         args.junit.display(),
@@ -268,15 +278,48 @@ pub(super) fn run_suites(args: &RunArgs) -> Result<Exit, Failure> {
 /// Writes a run's JUnit and HTML reports, a listed deviation marked in both.
 pub(super) fn write_reports(
     results: &[misdirect_core::outcome::CaseResult],
-    label: &str,
-    baseline: Option<&baseline::Baseline>,
+    run: &junit::Run<'_>,
     junit_path: &Path,
     html_path: &Path,
 ) -> Result<(), Failure> {
-    let xml = junit::render(results, label, baseline)
-        .map_err(|error| Failure::harness(format!("failed to render the JUnit report: {error}")))?;
-    write_report(junit_path, &xml)?;
-    write_report(html_path, &html::render(results, label, baseline))
+    write_report(junit_path, &junit::render(results, run))?;
+    write_report(html_path, &html::render(results, run.target, run.baseline))
+}
+
+/// The present moment in UTC as ISO 8601 (`2026-12-02T08:55:00Z`), for the reports.
+pub(super) fn now_utc() -> String {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    let (days, rest) = (seconds / 86_400, seconds % 86_400);
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let shifted = days + 719_468;
+    let era = shifted / 146_097;
+    let of_era = shifted - era * 146_097;
+    let year_of_era = (of_era - of_era / 1460 + of_era / 36_524 - of_era / 146_096) / 365;
+    let day_of_year = of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+/// This machine's name, for the reports; `None` where the system does not say.
+pub(super) fn hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
 }
 
 /// Loads the selected scenarios; broken files are invalid input.

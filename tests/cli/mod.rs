@@ -455,6 +455,11 @@ pub(crate) fn trials() -> Vec<Trial> {
         Trial::test("cli::keylog-writes-tls-secrets", keylog_writes_tls_secrets),
         Trial::test("cli::junit-to-stdout-is-clean", junit_to_stdout_is_clean),
         Trial::test(
+            "cli::junit-is-valid-and-agrees-with-the-exit-code",
+            junit_is_valid_and_agrees_with_the_exit_code,
+        )
+        .with_ignored_flag(!tools_present(&["xmllint"])),
+        Trial::test(
             "cli::filters-and-excludes-select-what-they-say",
             filters_and_excludes_select_what_they_say,
         ),
@@ -1040,6 +1045,103 @@ fn interrupted_run_writes_its_reports() -> Result<(), Failed> {
         }
     }
     Ok(())
+}
+
+/// The JUnit of a passing, a failing, a strict and a baseline run validates against the Jenkins
+/// junit-10 rules and, suite by suite, Surefire's 3.0 rules (`docs/schemas/`, with xmllint); and
+/// it is red exactly when the exit code is.
+fn junit_is_valid_and_agrees_with_the_exit_code() -> Result<(), Failed> {
+    let dir = scratch("junit-valid");
+    let baseline = dir.join("baseline.yaml");
+    let baseline = baseline.to_str().unwrap_or_default();
+    let runs: [(&str, &[&str], i32); 4] = [
+        ("passing", &["--filter", "server/*"], 0),
+        (
+            "failing",
+            &[
+                "--target",
+                "embedded:no-certificate-check",
+                "--write-baseline",
+                baseline,
+            ],
+            1,
+        ),
+        (
+            "strict",
+            &["--strict", "--target", "embedded:status-404"],
+            1,
+        ),
+        (
+            "baseline",
+            &[
+                "--target",
+                "embedded:no-certificate-check",
+                "--baseline",
+                baseline,
+            ],
+            0,
+        ),
+    ];
+    for (name, extra, exit) in runs {
+        let junit = dir.join(format!("{name}.xml"));
+        let html = dir.join(format!("{name}.html"));
+        let mut args = vec![
+            "run",
+            "--junit",
+            junit.to_str().unwrap_or_default(),
+            "--html",
+            html.to_str().unwrap_or_default(),
+        ];
+        args.extend_from_slice(extra);
+        let (code, stdout, stderr) = misdirect(&args)?;
+        if code != exit {
+            return Err(
+                format!("{name}: expected exit {exit}, got {code}\n{stdout}{stderr}").into(),
+            );
+        }
+        let xml = std::fs::read_to_string(&junit).map_err(|error| error.to_string())?;
+        validate(&junit, "docs/schemas/junit-10.xsd")?;
+        for (index, suite) in xml.split("  <testsuite ").skip(1).enumerate() {
+            let suite = suite.split("</testsuite>").next().unwrap_or_default();
+            let file = dir.join(format!("{name}-suite-{index}.xml"));
+            let document = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite {suite}</testsuite>\n"
+            );
+            std::fs::write(&file, document).map_err(|error| error.to_string())?;
+            validate(&file, "docs/schemas/surefire-test-report-3.0.xsd")?;
+        }
+        let report = quick_junit::Report::deserialize_from_str(&xml)
+            .map_err(|error| format!("{name}: {error}"))?;
+        let red = report.failures + report.errors > 0;
+        if red != (code != 0) {
+            return Err(format!(
+                "{name}: exit {code} but the JUnit has {} failures and {} errors",
+                report.failures, report.errors
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Validates `file` against the schema at `schema` (relative to the project) with xmllint.
+fn validate(file: &Path, schema: &str) -> Result<(), Failed> {
+    let output = Command::new("xmllint")
+        .args(["--noout", "--schema"])
+        .arg(root().join(schema))
+        .arg(file)
+        .output()
+        .map_err(|error| format!("cannot run xmllint: {error}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} is not valid under {schema}:\n{}",
+            file.display(),
+            String::from_utf8_lossy(&output.stderr)
+        )
+        .into())
+    }
 }
 
 /// `--junit -` puts the JUnit document alone on stdout; what misdirect says goes to stderr.

@@ -1,5 +1,6 @@
-//! A JUnit report as the CLI trials read it: each case's verdict (its `verdict` property) and the
-//! words of every message, parsed with quick-junit rather than searched for in the terminal.
+//! A JUnit report as the CLI trials read it: each case's verdict (its suite's `verdict: <case>`
+//! property) and the words of every message and output, parsed with quick-junit rather than
+//! searched for in the terminal.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,7 +10,7 @@ use quick_junit::{Report, TestCaseStatus};
 
 /// What a JUnit report of `misdirect run` says.
 pub(super) struct Reported {
-    /// `suite/name [protocol]` → verdict label.
+    /// `scenario [protocol]` → verdict label.
     pub(super) verdicts: BTreeMap<String, String>,
     /// Every case's status message and description, one after the other.
     pub(super) messages: String,
@@ -24,19 +25,14 @@ impl Reported {
         let mut verdicts = BTreeMap::new();
         let mut messages = String::new();
         for suite in &report.test_suites {
+            // A case's verdict is a property of its suite: neither JUnit schema lets a
+            // testcase carry properties.
+            for property in &suite.properties {
+                if let Some(case) = property.name.as_str().strip_prefix("verdict: ") {
+                    verdicts.insert(case.to_owned(), property.value.as_str().to_owned());
+                }
+            }
             for case in &suite.test_cases {
-                let verdict = case
-                    .properties
-                    .iter()
-                    .find(|property| property.name.as_str() == "verdict")
-                    .map(|property| property.value.as_str().to_owned())
-                    .ok_or_else(|| {
-                        format!("case {} has no verdict property", case.name.as_str())
-                    })?;
-                verdicts.insert(
-                    format!("{}/{}", suite.name.as_str(), case.name.as_str()),
-                    verdict,
-                );
                 let (message, description) = match &case.status {
                     TestCaseStatus::Success { .. } => (None, None),
                     TestCaseStatus::NonSuccess {
@@ -54,7 +50,19 @@ impl Reported {
                     messages.push_str(text.as_str());
                     messages.push('\n');
                 }
+                if let Some(out) = &case.system_out {
+                    messages.push_str(out.as_str());
+                    messages.push('\n');
+                }
             }
+        }
+        if verdicts.len() != report.tests {
+            return Err(format!(
+                "{} cases but {} verdict properties\n{xml}",
+                report.tests,
+                verdicts.len()
+            )
+            .into());
         }
         Ok(Self { verdicts, messages })
     }
@@ -67,7 +75,7 @@ impl Reported {
             .count()
     }
 
-    /// The verdict of one case, `suite/name [protocol]`.
+    /// The verdict of one case, `scenario [protocol]`.
     pub(super) fn verdict(&self, case: &str) -> Option<&str> {
         self.verdicts.get(case).map(String::as_str)
     }

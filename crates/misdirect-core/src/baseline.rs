@@ -113,30 +113,63 @@ impl Baseline {
     }
 }
 
+/// Where one case stands against a baseline: the one decision that the comparison, the exit
+/// code and the JUnit report all follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Standing<'a> {
+    /// Listed with this very verdict: a known deviation.
+    Known(&'a Deviation),
+    /// A FAIL, WARN or ERROR the baseline does not list.
+    New,
+    /// Listed with another verdict than the one it got.
+    Changed(&'a Deviation),
+    /// Listed, and now it passes: the list is out of date.
+    UnexpectedPass(&'a Deviation),
+    /// Not listed and no deviation: nothing to say.
+    Unlisted,
+}
+
+impl Standing<'_> {
+    /// Whether the run departs from the baseline because of this case.
+    pub fn departs(&self) -> bool {
+        matches!(self, Self::New | Self::Changed(_) | Self::UnexpectedPass(_))
+    }
+}
+
+impl Baseline {
+    /// Where `result` stands against this baseline.
+    pub fn standing(&self, result: &CaseResult) -> Standing<'_> {
+        let case = result.case_id();
+        let listed = self.deviations.iter().find(|d| d.case == case);
+        match (listed, deviates(result.verdict)) {
+            (Some(listed), true) if listed.verdict == result.verdict => Standing::Known(listed),
+            (Some(listed), true) => Standing::Changed(listed),
+            (None, true) => Standing::New,
+            (Some(listed), false) if result.verdict == Verdict::Pass => {
+                Standing::UnexpectedPass(listed)
+            }
+            // Listed, and now SKIP or INFO: the list no longer says what happens.
+            (Some(listed), false) => Standing::Changed(listed),
+            (None, false) => Standing::Unlisted,
+        }
+    }
+}
+
 pub fn compare(baseline: &Baseline, results: &[CaseResult]) -> Comparison {
     let mut comparison = Comparison::default();
     for result in results {
-        let case = result.case_id();
-        let listed = baseline.deviations.iter().find(|d| d.case == case);
-        let deviates = deviates(result.verdict);
-        match (listed, deviates) {
-            (Some(listed), true) if listed.verdict == result.verdict => comparison.expected += 1,
-            (Some(listed), true) => {
+        match baseline.standing(result) {
+            Standing::Known(_) => comparison.expected += 1,
+            Standing::New => comparison.new.push((result.case_id(), result.verdict)),
+            Standing::Changed(listed) => {
                 comparison
                     .changed
-                    .push((case, listed.verdict, result.verdict));
+                    .push((result.case_id(), listed.verdict, result.verdict));
             }
-            (None, true) => comparison.new.push((case, result.verdict)),
-            (Some(listed), false) if result.verdict == Verdict::Pass => {
+            Standing::UnexpectedPass(listed) => {
                 comparison.unexpected_passes.push(listed.clone());
             }
-            // Listed, and now SKIP or INFO: the list no longer says what happens.
-            (Some(listed), false) => {
-                comparison
-                    .changed
-                    .push((case, listed.verdict, result.verdict));
-            }
-            (None, false) => {}
+            Standing::Unlisted => {}
         }
     }
     comparison

@@ -1,96 +1,283 @@
-//! JUnit XML through quick-junit: one `<testsuite>` per suite folder, one `<testcase>` per
-//! scenario × protocol. FAIL → `<failure>`, ERROR → `<error>`, SKIP → `<skipped>`; WARN and INFO
-//! stay successes (JUnit has no such states) but carry a `verdict` property and their findings in
-//! `<system-out>`, so nothing is lost. Requirement IDs are properties; the transcript is the body.
-//! A case a baseline lists with its verdict keeps that verdict and gains a `known-deviation`
-//! property with the baseline's reason, so CI shows both what happened and that it was expected.
+//! JUnit XML, written so that it is valid under both schemas CI tools check it against: the
+//! Jenkins xUnit plugin's `junit-10.xsd` and each `<testsuite>` under Maven Surefire's
+//! `surefire-test-report-3.0.xsd` (`docs/schemas/` states their rules; `cargo test` validates).
+//! What neither schema lets a `<testcase>` carry (requirement IDs, RFC sections, levels,
+//! verdicts, the scenario's `file:line`, timestamp and host) goes into its suite's
+//! `<properties>`, named after the case. The run's target names the whole report and every
+//! suite, so that reports of two targets merged in one job do not collide.
+//!
+//! Each case's element follows the exit code, so that the CI's red and green agree with it:
+//! FAIL → `<failure>`, ERROR → `<error>`, SKIP → `<skipped>`; a WARN is a `<failure>` under
+//! `--strict`. Against a baseline, what is listed with its verdict is a success that says so
+//! (the run exits 0 for it), and what departs from the list (new, changed, an unexpected
+//! pass) is a `<failure>` or `<error>` with the reason.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
 
-use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
-
-use crate::baseline::Baseline;
+use crate::baseline::{Baseline, Standing};
 use crate::outcome::{CaseResult, Finding};
 use crate::verdict::Verdict;
 
-/// Renders `results` of a run against `target` as a JUnit XML document.
-pub fn render(
-    results: &[CaseResult],
-    target: &str,
-    baseline: Option<&Baseline>,
-) -> Result<String, quick_junit::SerializeError> {
-    let mut report = Report::new("misdirect");
-    let mut suites: BTreeMap<&str, TestSuite> = BTreeMap::new();
-    for result in results {
-        let suite = suites.entry(&result.suite).or_insert_with(|| {
-            let mut suite = TestSuite::new(result.suite.clone());
-            suite.add_property(Property::new("target", target));
-            suite
-        });
-        let mut case = test_case(result);
-        if let Some(deviation) = baseline.and_then(|baseline| baseline.known(result)) {
-            case.add_property(Property::new("known-deviation", deviation.reason.clone()));
-        }
-        suite.add_test_case(case);
-    }
-    report.add_test_suites(suites.into_values());
-    report.set_time(results.iter().map(|result| result.duration).sum());
-    report.to_string()
+/// What the report says about the run as a whole.
+#[derive(Debug, Clone, Copy)]
+pub struct Run<'a> {
+    /// The target, as the terminal names it.
+    pub target: &'a str,
+    /// Whether a WARN fails the run (`--strict`).
+    pub strict: bool,
+    pub baseline: Option<&'a Baseline>,
+    /// Wall time of the run.
+    pub wall: Duration,
+    /// When the run started (ISO 8601), and on which host: the shell knows, the core does not.
+    pub started: Option<&'a str>,
+    pub hostname: Option<&'a str>,
 }
 
-fn test_case(result: &CaseResult) -> TestCase {
-    let status = match result.verdict {
-        Verdict::Pass | Verdict::Warn | Verdict::Info => TestCaseStatus::success(),
-        Verdict::Skip => {
-            let mut status = TestCaseStatus::skipped();
-            status.set_message(headline(result));
-            status
-        }
-        Verdict::Fail | Verdict::Error => {
-            let kind = if result.verdict == Verdict::Fail {
-                NonSuccessKind::Failure
-            } else {
-                NonSuccessKind::Error
-            };
-            let mut status = TestCaseStatus::non_success(kind);
-            status
-                .set_message(headline(result))
-                .set_type(result.verdict.label())
-                .set_description(findings_text(&result.findings));
-            status
-        }
+/// How one case shows in CI.
+enum Shown {
+    Success,
+    Skipped(String),
+    Failure { kind: &'static str, message: String },
+    Error(String),
+}
+
+/// Renders `results` of `run` as a JUnit XML document.
+pub fn render(results: &[CaseResult], run: &Run<'_>) -> String {
+    let mut suites: BTreeMap<&str, Vec<&CaseResult>> = BTreeMap::new();
+    for result in results {
+        suites.entry(&result.suite).or_default().push(result);
+    }
+    let shown: Vec<(&CaseResult, Shown)> = results.iter().map(|r| (r, show(r, run))).collect();
+    let count = |cases: &[&(&CaseResult, Shown)], wanted: fn(&Shown) -> bool| {
+        cases.iter().filter(|(_, shown)| wanted(shown)).count()
     };
-    let mut case = TestCase::new(format!("{} [{}]", result.name, result.protocol), status);
-    case.set_classname(result.suite.clone())
-        .set_time(result.duration)
-        .add_property(Property::new("verdict", result.verdict.label()))
-        .add_property(Property::new("protocol", result.protocol.key()))
-        .add_property(Property::new("scenario", result.location.clone()));
-    for requirement in &result.requirements {
-        case.add_property(Property::new(
-            "requirement",
-            format!(
-                "{} ({}, {})",
-                requirement.id,
-                requirement.level.keyword(),
-                requirement.section
-            ),
-        ));
+    let failures = |shown: &Shown| matches!(shown, Shown::Failure { .. });
+    let errors = |shown: &Shown| matches!(shown, Shown::Error(_));
+    let skipped = |shown: &Shown| matches!(shown, Shown::Skipped(_));
+    let all: Vec<&(&CaseResult, Shown)> = shown.iter().collect();
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        xml,
+        "<testsuites name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" time=\"{}\">",
+        escape(&format!("misdirect against {}", run.target)),
+        all.len(),
+        count(&all, failures),
+        count(&all, errors),
+        seconds(run.wall)
+    );
+    for (suite, cases) in &suites {
+        let members: Vec<&(&CaseResult, Shown)> = shown
+            .iter()
+            .filter(|(result, _)| result.suite == *suite)
+            .collect();
+        let time: Duration = cases.iter().map(|result| result.duration).sum();
+        let _ = writeln!(
+            xml,
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\" time=\"{}\">",
+            escape(&format!("{}: {suite}", run.target)),
+            members.len(),
+            count(&members, failures),
+            count(&members, errors),
+            count(&members, skipped),
+            seconds(time)
+        );
+        xml.push_str("    <properties>\n");
+        property(&mut xml, "target", run.target);
+        property(&mut xml, "misdirect", env!("CARGO_PKG_VERSION"));
+        if let Some(started) = run.started {
+            property(&mut xml, "timestamp", started);
+        }
+        if let Some(hostname) = run.hostname {
+            property(&mut xml, "hostname", hostname);
+        }
+        for (result, _) in &members {
+            let case = result.case_id();
+            property(
+                &mut xml,
+                &format!("verdict: {case}"),
+                result.verdict.label(),
+            );
+            property(&mut xml, &format!("scenario: {case}"), &result.location);
+            let requirements: Vec<String> = result
+                .requirements
+                .iter()
+                .map(|requirement| {
+                    format!(
+                        "{} ({}, {})",
+                        requirement.id,
+                        requirement.level.keyword(),
+                        requirement.section
+                    )
+                })
+                .collect();
+            property(
+                &mut xml,
+                &format!("requirements: {case}"),
+                &requirements.join("; "),
+            );
+            if let Some(Standing::Known(listed)) = run.baseline.map(|b| b.standing(result)) {
+                property(
+                    &mut xml,
+                    &format!("known deviation: {case}"),
+                    &listed.reason,
+                );
+            }
+        }
+        xml.push_str("    </properties>\n");
+        for (result, shown) in &members {
+            test_case(&mut xml, result, shown, run);
+        }
+        xml.push_str("  </testsuite>\n");
     }
-    let mut out = format!("{}\n", result.title);
+    xml.push_str("</testsuites>\n");
+    xml
+}
+
+/// How `result` shows in CI, following the exit code's rules.
+fn show(result: &CaseResult, run: &Run<'_>) -> Shown {
+    let headline = headline(result);
+    if let Some(baseline) = run.baseline {
+        return match baseline.standing(result) {
+            Standing::Known(_) | Standing::Unlisted if result.verdict == Verdict::Skip => {
+                Shown::Skipped(headline)
+            }
+            Standing::Known(_) | Standing::Unlisted => Shown::Success,
+            Standing::UnexpectedPass(listed) => Shown::Failure {
+                kind: "UNEXPECTED-PASS",
+                message: format!(
+                    "listed in the baseline as {} ({}) but now passes: remove it from the baseline",
+                    listed.verdict, listed.reason
+                ),
+            },
+            Standing::Changed(listed) if result.verdict == Verdict::Error => Shown::Error(format!(
+                "listed in the baseline as {}, now {headline}",
+                listed.verdict
+            )),
+            Standing::Changed(listed) => Shown::Failure {
+                kind: result.verdict.label(),
+                message: format!(
+                    "listed in the baseline as {}, now {headline}",
+                    listed.verdict
+                ),
+            },
+            Standing::New if result.verdict == Verdict::Error => {
+                Shown::Error(format!("not in the baseline: {headline}"))
+            }
+            Standing::New => Shown::Failure {
+                kind: result.verdict.label(),
+                message: format!("not in the baseline: {headline}"),
+            },
+        };
+    }
+    match result.verdict {
+        Verdict::Fail => Shown::Failure {
+            kind: "FAIL",
+            message: headline,
+        },
+        Verdict::Warn if run.strict => Shown::Failure {
+            kind: "WARN",
+            message: format!("{headline} (--strict)"),
+        },
+        Verdict::Error => Shown::Error(headline),
+        Verdict::Skip => Shown::Skipped(headline),
+        Verdict::Pass | Verdict::Warn | Verdict::Info => Shown::Success,
+    }
+}
+
+/// One `<testcase>`; its children in the order Surefire's schema fixes: failure, skipped,
+/// error, system-out.
+fn test_case(xml: &mut String, result: &CaseResult, shown: &Shown, run: &Run<'_>) {
+    let _ = writeln!(
+        xml,
+        "    <testcase name=\"{}\" classname=\"{}\" group=\"{}\" time=\"{}\">",
+        escape(&format!("{} [{}]", result.name, result.protocol)),
+        escape(&result.suite),
+        result.protocol.key(),
+        seconds(result.duration)
+    );
+    let findings = findings_text(&result.findings);
+    match shown {
+        Shown::Failure { kind, message } => {
+            let _ = writeln!(
+                xml,
+                "      <failure type=\"{kind}\" message=\"{}\">{}</failure>",
+                escape(message),
+                escape(&findings)
+            );
+        }
+        Shown::Skipped(message) => {
+            let _ = writeln!(xml, "      <skipped message=\"{}\"/>", escape(message));
+        }
+        Shown::Error(message) => {
+            let _ = writeln!(
+                xml,
+                "      <error type=\"ERROR\" message=\"{}\">{}</error>",
+                escape(message),
+                escape(&findings)
+            );
+        }
+        Shown::Success => {}
+    }
+    let mut out = format!(
+        "{} [{}]: {}\n",
+        result.case_id(),
+        result.verdict,
+        result.title
+    );
     if let Some(description) = &result.description {
-        out.push_str(&format!("{}\n", description.trim_end()));
+        let _ = writeln!(out, "{}", description.trim_end());
     }
-    if matches!(result.verdict, Verdict::Warn | Verdict::Info) {
-        out.push_str(&format!(
-            "{}\n{}\n",
-            headline(result),
-            findings_text(&result.findings)
-        ));
+    let _ = writeln!(out, "scenario: {}", result.location);
+    if let Some(Standing::Known(listed)) = run.baseline.map(|b| b.standing(result)) {
+        let _ = writeln!(
+            out,
+            "known deviation ({}): {}",
+            listed.verdict, listed.reason
+        );
     }
-    out.push_str(&format!("transcript:\n{}", result.transcript));
-    case.set_system_out(out);
-    case
+    // Findings go into the failure or error they explain, else here: never twice.
+    if matches!(shown, Shown::Success | Shown::Skipped(_)) && !findings.is_empty() {
+        let _ = writeln!(out, "{findings}");
+    }
+    let _ = write!(out, "transcript:\n{}", result.transcript);
+    let _ = writeln!(xml, "      <system-out>{}</system-out>", escape(&out));
+    xml.push_str("    </testcase>\n");
+}
+
+fn property(xml: &mut String, name: &str, value: &str) {
+    let _ = writeln!(
+        xml,
+        "      <property name=\"{}\" value=\"{}\"/>",
+        escape(name),
+        escape(value)
+    );
+}
+
+/// Seconds with at most three decimals, as Surefire's schema wants them.
+fn seconds(duration: Duration) -> String {
+    format!("{:.3}", duration.as_secs_f64())
+}
+
+/// Text for an attribute or an element: markup escaped, and the characters XML 1.0 cannot
+/// carry at all (control characters a hostile target may have sent) replaced.
+fn escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\t' | '\n' | '\r' => escaped.push(c),
+            c if u32::from(c) < 0x20 || matches!(c, '\u{fffe}' | '\u{ffff}') => {
+                escaped.push('\u{fffd}');
+            }
+            c => escaped.push(c),
+        }
+    }
+    escaped
 }
 
 /// One line: the verdict and the first finding.
@@ -157,36 +344,49 @@ mod tests {
         }
     }
 
+    fn run<'a>(strict: bool, baseline: Option<&'a Baseline>) -> Run<'a> {
+        Run {
+            target: "embedded",
+            strict,
+            baseline,
+            wall: Duration::from_millis(12),
+            started: Some("2026-12-02T08:00:00Z"),
+            hostname: Some("ci-1"),
+        }
+    }
+
     #[test]
     fn verdicts_map_onto_junit_elements() {
-        let xml = render(
-            &[
-                case(Verdict::Pass),
-                case(Verdict::Fail),
-                case(Verdict::Error),
-                case(Verdict::Skip),
-                case(Verdict::Warn),
-            ],
-            "embedded",
-            None,
-        )
-        .unwrap();
+        let results = [
+            case(Verdict::Pass),
+            case(Verdict::Fail),
+            case(Verdict::Error),
+            case(Verdict::Skip),
+            case(Verdict::Warn),
+        ];
+        let xml = render(&results, &run(false, None));
         assert_eq!(xml.matches("<testcase ").count(), 5);
         assert_eq!(xml.matches("<failure").count(), 1);
         assert_eq!(xml.matches("<error").count(), 1);
         assert_eq!(xml.matches("<skipped").count(), 1);
-        assert!(xml.contains(r#"name="own-authority [h2]""#));
-        assert!(xml.contains(r#"classname="server""#));
+        assert!(xml.contains(r#"<testsuites name="misdirect against embedded" tests="5" failures="1" errors="1" time="0.012">"#));
+        assert!(xml.contains(r#"<testsuite name="embedded: server" tests="5" failures="1" errors="1" skipped="1" time="0.015">"#));
+        assert!(
+            xml.contains(r#"name="own-authority [h2]" classname="server" group="h2" time="0.003""#)
+        );
         assert!(xml.contains(
-            r#"<property name="requirement" value="R9110-7.4-b (MUST, RFC 9110 §7.4)"/>"#
+            r#"<property name="requirements: server/own-authority [h2]" value="R9110-7.4-b (MUST, RFC 9110 §7.4)"/>"#
         ));
-        assert!(xml.contains(r#"<property name="verdict" value="WARN"/>"#));
-        assert!(xml.contains("WARN: expected a, observed b"));
-        assert!(!xml.contains("known-deviation"));
+        assert!(xml.contains(r#"<property name="hostname" value="ci-1"/>"#));
+        assert_eq!(xml.matches("WARN: expected a, observed b").count(), 1);
+        // Under --strict, the WARN fails too, and its finding is said once, in the failure.
+        let xml = render(&results, &run(true, None));
+        assert_eq!(xml.matches("<failure").count(), 2);
+        assert_eq!(xml.matches("WARN: expected a, observed b").count(), 2);
     }
 
     #[test]
-    fn a_listed_deviation_keeps_its_verdict_and_says_why() {
+    fn against_a_baseline_the_report_follows_the_exit_code() {
         let listed = |verdict| crate::baseline::Deviation {
             case: "server/own-authority [h2]".into(),
             verdict,
@@ -198,15 +398,30 @@ mod tests {
             server: "s".into(),
             deviations: vec![listed(Verdict::Fail)],
         };
-        let xml = render(&[case(Verdict::Fail)], "s", Some(&baseline)).unwrap();
-        assert_eq!(xml.matches("<failure").count(), 1);
-        assert!(xml.contains(r#"<property name="known-deviation" value="known to fail"/>"#));
-        // Listed with another verdict: not the known deviation.
+        // Listed with its verdict: a success that says why.
+        let xml = render(&[case(Verdict::Fail)], &run(false, Some(&baseline)));
+        assert_eq!(xml.matches("<failure").count(), 0, "{xml}");
+        assert!(xml.contains("known deviation (FAIL): known to fail"));
+        // Now passing: the list is out of date, which fails the run.
+        let xml = render(&[case(Verdict::Pass)], &run(false, Some(&baseline)));
+        assert!(xml.contains(r#"<failure type="UNEXPECTED-PASS""#), "{xml}");
+        // A new WARN departs from the list even without --strict.
         let baseline = Baseline {
             server: "s".into(),
-            deviations: vec![listed(Verdict::Warn)],
+            deviations: Vec::new(),
         };
-        let xml = render(&[case(Verdict::Fail)], "s", Some(&baseline)).unwrap();
-        assert!(!xml.contains("known-deviation"));
+        let xml = render(&[case(Verdict::Warn)], &run(false, Some(&baseline)));
+        assert!(
+            xml.contains(r#"<failure type="WARN" message="not in the baseline"#),
+            "{xml}"
+        );
+    }
+
+    #[test]
+    fn what_xml_cannot_carry_is_replaced() {
+        assert_eq!(
+            escape("a<b>&\"c\u{1}\u{ffff}\n"),
+            "a&lt;b&gt;&amp;&quot;c\u{fffd}\u{fffd}\n"
+        );
     }
 }
