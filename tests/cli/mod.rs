@@ -1054,8 +1054,20 @@ fn junit_is_valid_and_agrees_with_the_exit_code() -> Result<(), Failed> {
     let dir = scratch("junit-valid");
     let baseline = dir.join("baseline.yaml");
     let baseline = baseline.to_str().unwrap_or_default();
-    let runs: [(&str, &[&str], i32); 4] = [
+    let runs: [(&str, &[&str], i32); 5] = [
         ("passing", &["--filter", "server/*"], 0),
+        (
+            "skipping",
+            &[
+                "--filter",
+                "client/*",
+                "--target",
+                "127.0.0.1:9",
+                "--trust",
+                "system",
+            ],
+            4,
+        ),
         (
             "failing",
             &[

@@ -57,14 +57,18 @@ pub fn render(results: &[CaseResult], run: &Run<'_>) -> String {
     let errors = |shown: &Shown| matches!(shown, Shown::Error(_));
     let skipped = |shown: &Shown| matches!(shown, Shown::Skipped(_));
     let all: Vec<&(&CaseResult, Shown)> = shown.iter().collect();
+    // A run in which every case was SKIP exits non-zero (nothing was tested): one error says
+    // so, so that the report is red as well.
+    let nothing_tested = !results.is_empty() && count(&all, skipped) == all.len();
+    let extra = usize::from(nothing_tested);
     let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
         xml,
         "<testsuites name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" time=\"{}\">",
         escape(&format!("misdirect against {}", run.target)),
-        all.len(),
+        all.len() + extra,
         count(&all, failures),
-        count(&all, errors),
+        count(&all, errors) + extra,
         seconds(run.wall)
     );
     for (suite, cases) in &suites {
@@ -130,6 +134,13 @@ pub fn render(results: &[CaseResult], run: &Run<'_>) -> String {
             test_case(&mut xml, result, shown, run);
         }
         xml.push_str("  </testsuite>\n");
+    }
+    if nothing_tested {
+        let _ = write!(
+            xml,
+            "  <testsuite name=\"{}\" tests=\"1\" failures=\"0\" errors=\"1\" skipped=\"0\" time=\"0.000\">\n    <testcase name=\"nothing tested\" classname=\"run\" time=\"0.000\">\n      <error type=\"NOTHING-TESTED\" message=\"every case was SKIP: nothing was tested\"/>\n    </testcase>\n  </testsuite>\n",
+            escape(&format!("{}: run", run.target))
+        );
     }
     xml.push_str("</testsuites>\n");
     xml
@@ -415,6 +426,16 @@ mod tests {
             xml.contains(r#"<failure type="WARN" message="not in the baseline"#),
             "{xml}"
         );
+    }
+
+    #[test]
+    fn a_run_of_skips_alone_is_red() {
+        let xml = render(&[case(Verdict::Skip)], &run(false, None));
+        assert!(
+            xml.contains(r#"tests="2" failures="0" errors="1""#),
+            "{xml}"
+        );
+        assert!(xml.contains(r#"<error type="NOTHING-TESTED""#));
     }
 
     #[test]
