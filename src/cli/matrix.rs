@@ -97,6 +97,7 @@ pub(super) fn matrix(args: &MatrixArgs) -> Result<Exit, Failure> {
                     options.at_most(profile.concurrency),
                     cases.clone(),
                     None,
+                    false,
                 );
                 drop(server);
                 let super::run::Executed {

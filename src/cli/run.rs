@@ -220,6 +220,7 @@ pub(super) fn run_suites(args: &RunArgs) -> Result<Exit, Failure> {
         options,
         cases,
         args.keylog.as_deref(),
+        true,
     );
     drop(server);
     let Executed {
@@ -422,8 +423,9 @@ pub(super) struct Executed {
     pub(super) stopped: Option<Exit>,
 }
 
-/// Runs the cases against a target until they end or a stop signal arrives; the caller stops
-/// any server it started, and writes the reports either way.
+/// Runs the cases against a target until they end or a stop signal arrives, with a line per case
+/// as it ends when `live`; the caller stops any server it started, and writes the reports
+/// either way.
 pub(super) fn execute(
     runtime: &tokio::runtime::Runtime,
     stop_signals: &mut StopSignals,
@@ -431,6 +433,7 @@ pub(super) fn execute(
     options: RunOptions,
     cases: Vec<runner::Case>,
     keylog: Option<&Path>,
+    live: bool,
 ) -> Result<Executed, Failure> {
     let setup = |error: runner::SetupError| Failure::harness(error.to_string());
     let mut runner = Runner::new(target, options).map_err(setup)?;
@@ -444,12 +447,22 @@ pub(super) fn execute(
         say!("{reason}: its HTTP/1.1 and HTTP/2 cases are ERROR without being run");
     }
     let mut stopped = None;
+    let total = cases.len();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    // Each case's line as it ends, so that a slow run is never a blank screen.
+    let finished = |result: &misdirect_core::outcome::CaseResult| {
+        let done = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        if live {
+            say!("{}", terminal::progress_line(result, done, total));
+        }
+    };
     let results = runtime.block_on(runner.run_until(
         cases,
         async {
             stopped = Some(stop_signals.received().await);
         },
         unreachable.as_deref(),
+        &finished,
     ));
     if stopped.is_some() {
         say!("interrupted: the reports hold every finished case, the others as ERROR");

@@ -157,7 +157,8 @@ impl Runner {
 
     /// Runs every case, `options.concurrency` at a time; results come back in case order.
     pub async fn run_all(self: &Arc<Self>, cases: Vec<Case>) -> Vec<CaseResult> {
-        self.run_until(cases, std::future::pending(), None).await
+        self.run_until(cases, std::future::pending(), None, &|_| {})
+            .await
     }
 
     /// Why a server of yours cannot be reached over TCP, if it cannot: asked once before a run,
@@ -184,12 +185,14 @@ impl Runner {
     /// every case that finished.
     ///
     /// With `unreachable` (see [`Runner::unreachable`]), the server cases over TCP are ERROR
-    /// with that reason without being run; the HTTP/3 ones still run.
+    /// with that reason without being run; the HTTP/3 ones still run. `finished` hears of each
+    /// case as it ends, for live progress.
     pub async fn run_until(
         self: &Arc<Self>,
         cases: Vec<Case>,
         stop: impl Future<Output = ()>,
         unreachable: Option<&str>,
+        finished: &(dyn Fn(&CaseResult) + Sync),
     ) -> Vec<CaseResult> {
         let permits = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
         let mut tasks = JoinSet::new();
@@ -198,7 +201,9 @@ impl Runner {
             let over_tcp = case.protocol != Protocol::Http3 && case.scenario.client.is_none();
             if let Some(reason) = unreachable.filter(|_| over_tcp) {
                 let ending = Ending::SetupFailed(format!("{reason}; the case was not run"));
-                results[index] = Some(self.concluded(case, &ending));
+                let result = self.concluded(case, &ending);
+                finished(&result);
+                results[index] = Some(result);
                 continue;
             }
             let runner = Arc::clone(self);
@@ -212,6 +217,7 @@ impl Runner {
         let collect = async {
             while let Some(joined) = tasks.join_next().await {
                 if let Ok((index, result)) = joined {
+                    finished(&result);
                     results[index] = Some(result);
                 }
             }

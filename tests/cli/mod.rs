@@ -179,6 +179,24 @@ fn contracts() -> Vec<Contract> {
             3,
         )
         .says(&["--certs /nonexistent/certs/ca.pem: no such file"]),
+        // A line per case as it ends, then the failing cases with what they broke.
+        Contract::new(
+            "cases-are-told-as-they-end",
+            &[
+                "run",
+                "--target",
+                "embedded:no-certificate-check",
+                "--filter",
+                "server/uncovered-authority",
+                "--junit",
+                "{junit}",
+            ],
+            1,
+        )
+        .says(&[
+            "/3) server/uncovered-authority [h",
+            "failing:\n  FAIL  server/uncovered-authority [h1]  R9110-7.4-b (MUST RFC 9110 §7.4)",
+        ]),
         Contract::new(
             "invalid-arguments-exit-3",
             &["run", "--target", "embedded:no-such-fault"],

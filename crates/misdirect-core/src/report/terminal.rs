@@ -16,6 +16,17 @@ pub struct Detail {
     pub transcripts: bool,
 }
 
+/// The line printed as a case ends, `done` of `total`: verdict, duration, progress, case ID.
+pub fn progress_line(result: &CaseResult, done: usize, total: usize) -> String {
+    let width = total.to_string().len();
+    format!(
+        "{:>5} [{:>8.3}s] ({done:>width$}/{total}) {}",
+        result.verdict.label(),
+        result.duration.as_secs_f64(),
+        result.case_id()
+    )
+}
+
 /// Renders the summary of a run against `target` that took `wall` time.
 pub fn render(results: &[CaseResult], target: &str, wall: Duration, detail: Detail) -> String {
     let mut out = String::new();
@@ -61,6 +72,34 @@ pub fn render(results: &[CaseResult], target: &str, wall: Duration, detail: Deta
         }
     }
     let tally = Tally::of(results);
+    let failing: Vec<&CaseResult> = results
+        .iter()
+        .filter(|result| matches!(result.verdict, Verdict::Fail | Verdict::Error))
+        .collect();
+    if !failing.is_empty() {
+        let _ = writeln!(out, "failing:");
+        for result in failing {
+            let cited = result
+                .findings
+                .iter()
+                .find_map(|finding| finding.requirement.as_ref())
+                .map(|requirement| {
+                    format!(
+                        "{} ({} {})",
+                        requirement.id,
+                        requirement.level.keyword(),
+                        requirement.section
+                    )
+                })
+                .unwrap_or_else(|| "could not test".to_owned());
+            let _ = writeln!(
+                out,
+                "  {:<5} {}  {cited}",
+                result.verdict.label(),
+                result.case_id()
+            );
+        }
+    }
     let _ = writeln!(
         out,
         "{} cases against {target} in {:.2} s: {tally}",
