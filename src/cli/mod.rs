@@ -51,10 +51,12 @@ impl Said {
 impl std::fmt::Write for Said {
     fn write_str(&mut self, text: &str) -> std::fmt::Result {
         use std::io::Write as _;
+        // anstream keeps colours for a terminal and strips them for a pipe, a file, NO_COLOR
+        // or `--color never`.
         let written = if STDOUT_IS_A_REPORT.load(std::sync::atomic::Ordering::Relaxed) {
-            std::io::stderr().lock().write_all(text.as_bytes())
+            anstream::stderr().lock().write_all(text.as_bytes())
         } else {
-            std::io::stdout().lock().write_all(text.as_bytes())
+            anstream::stdout().lock().write_all(text.as_bytes())
         };
         written.map_err(|_| std::fmt::Error)
     }

@@ -49,6 +49,13 @@ pub(super) struct ListArgs {
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(super) enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub(super) enum ListFormat {
     Text,
     Json,
@@ -182,9 +189,18 @@ pub(super) struct RunArgs {
     /// Also list passing cases and print every transcript.
     #[arg(long, short)]
     pub(super) verbose: bool,
+    /// Colours: `auto` (on a terminal, unless NO_COLOR is set), `always` or `never`.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub(super) color: Color,
 }
 
 pub(super) fn run_suites(args: &RunArgs) -> Result<Exit, Failure> {
+    match args.color {
+        Color::Auto => anstream::ColorChoice::Auto,
+        Color::Always => anstream::ColorChoice::Always,
+        Color::Never => anstream::ColorChoice::Never,
+    }
+    .write_global();
     let (cases, options) = plan(&args.suites, args.timeout, args.concurrency)?;
     let runtime = runtime()?;
     let mut stop_signals = StopSignals::install(&runtime)?;

@@ -195,7 +195,7 @@ fn contracts() -> Vec<Contract> {
         )
         .says(&[
             "/3) server/uncovered-authority [h",
-            "failing:\n  FAIL  server/uncovered-authority [h1]  R9110-7.4-b (MUST RFC 9110 §7.4)",
+            "failing:\n   FAIL server/uncovered-authority [h1]  R9110-7.4-b (MUST RFC 9110 §7.4)",
         ]),
         Contract::new(
             "invalid-arguments-exit-3",
@@ -472,6 +472,10 @@ pub(crate) fn trials() -> Vec<Trial> {
         Trial::test("cli::unmapped-role-is-skip", unmapped_role_is_skip),
         Trial::test("cli::keylog-writes-tls-secrets", keylog_writes_tls_secrets),
         Trial::test("cli::junit-to-stdout-is-clean", junit_to_stdout_is_clean),
+        Trial::test(
+            "cli::colour-only-where-it-belongs",
+            colour_only_where_it_belongs,
+        ),
         Trial::test(
             "cli::junit-is-valid-and-agrees-with-the-exit-code",
             junit_is_valid_and_agrees_with_the_exit_code,
@@ -1172,6 +1176,41 @@ fn validate(file: &Path, schema: &str) -> Result<(), Failed> {
         )
         .into())
     }
+}
+
+/// No colour codes in a pipe (as in CI), with NO_COLOR or with `--color never`; `--color
+/// always` forces them.
+fn colour_only_where_it_belongs() -> Result<(), Failed> {
+    let dir = scratch("colour");
+    let junit = dir.join("junit.xml");
+    let html = dir.join("report.html");
+    let run = |color: &str, no_color: bool| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_misdirect"));
+        command.args(["run", "--filter", "server/own-authority", "--color", color]);
+        command.arg("--junit").arg(&junit).arg("--html").arg(&html);
+        if no_color {
+            command.env("NO_COLOR", "1");
+        } else {
+            command.env_remove("NO_COLOR");
+        }
+        finished(command)
+    };
+    for (color, no_color, coloured) in [
+        ("auto", false, false),
+        ("auto", true, false),
+        ("never", false, false),
+        ("always", false, true),
+    ] {
+        let (code, stdout, stderr) = run(color, no_color)?;
+        if code != 0 || stdout.contains('\u{1b}') != coloured {
+            return Err(format!(
+                "--color {color}, NO_COLOR {no_color}: exit {code}, colour codes {}\n{stdout}{stderr}",
+                stdout.contains('\u{1b}')
+            )
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// `--junit -` puts the JUnit document alone on stdout; what misdirect says goes to stderr.

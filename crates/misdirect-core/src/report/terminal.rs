@@ -1,5 +1,7 @@
-//! The terminal summary: every case that is not a plain PASS with its findings, the requirement,
-//! expected vs observed and a pointer into the scenario file; then the tally.
+//! The terminal: a line per case as it ends, then every case that is not a plain PASS with its
+//! findings, the requirement, expected vs observed and a pointer into the scenario file; then
+//! the failing cases and the tally. Verdicts are coloured with ANSI styles (anstyle); whether
+//! they reach the screen is the shell's decision (a TTY, `NO_COLOR`, `--color`).
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -20,11 +22,28 @@ pub struct Detail {
 pub fn progress_line(result: &CaseResult, done: usize, total: usize) -> String {
     let width = total.to_string().len();
     format!(
-        "{:>5} [{:>8.3}s] ({done:>width$}/{total}) {}",
-        result.verdict.label(),
+        "{} [{:>8.3}s] ({done:>width$}/{total}) {}",
+        painted(result.verdict, 5),
         result.duration.as_secs_f64(),
         result.case_id()
     )
+}
+
+/// A verdict's label right-aligned in `width`, in its colour: red for what fails the run,
+/// yellow for a SHOULD, green for a pass, dimmed for what was not tested.
+fn painted(verdict: Verdict, width: usize) -> String {
+    use anstyle::{AnsiColor, Style};
+    let style = match verdict {
+        Verdict::Pass => Style::new().fg_color(Some(AnsiColor::Green.into())),
+        Verdict::Fail => Style::new().fg_color(Some(AnsiColor::Red.into())).bold(),
+        Verdict::Error => Style::new()
+            .fg_color(Some(AnsiColor::Magenta.into()))
+            .bold(),
+        Verdict::Warn => Style::new().fg_color(Some(AnsiColor::Yellow.into())),
+        Verdict::Info => Style::new().fg_color(Some(AnsiColor::Cyan.into())),
+        Verdict::Skip => Style::new().dimmed(),
+    };
+    format!("{style}{:>width$}{style:#}", verdict.label())
 }
 
 /// Renders the summary of a run against `target` that took `wall` time.
@@ -36,8 +55,8 @@ pub fn render(results: &[CaseResult], target: &str, wall: Duration, detail: Deta
         }
         let _ = writeln!(
             out,
-            "{:<5} {}  {}",
-            result.verdict,
+            "{} {}  {}",
+            painted(result.verdict, 0),
             result.case_id(),
             result.title
         );
@@ -94,8 +113,8 @@ pub fn render(results: &[CaseResult], target: &str, wall: Duration, detail: Deta
                 .unwrap_or_else(|| "could not test".to_owned());
             let _ = writeln!(
                 out,
-                "  {:<5} {}  {cited}",
-                result.verdict.label(),
+                "  {} {}  {cited}",
+                painted(result.verdict, 5),
                 result.case_id()
             );
         }
