@@ -12,9 +12,10 @@ use crate::verdict::Verdict;
 /// How much to print.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Detail {
-    /// Also list passing cases, one line each.
+    /// Also list passing and skipped cases, one by one.
     pub passes: bool,
-    /// Append the transcript of every listed case.
+    /// Append the transcript of every listed case, not only of those that failed, erred or
+    /// warned.
     pub transcripts: bool,
 }
 
@@ -49,7 +50,20 @@ fn painted(verdict: Verdict, width: usize) -> String {
 /// Renders the summary of a run against `target` that took `wall` time.
 pub fn render(results: &[CaseResult], target: &str, wall: Duration, detail: Detail) -> String {
     let mut out = String::new();
+    // Skipped cases are grouped by their reason below, unless every case is listed.
+    let mut skips: Vec<(String, Vec<String>)> = Vec::new();
     for result in results {
+        if result.verdict == Verdict::Skip && !detail.passes {
+            let reason = result.findings.first().map_or_else(
+                || "no reason given".to_owned(),
+                |finding| finding.observed.clone(),
+            );
+            match skips.iter_mut().find(|(known, _)| *known == reason) {
+                Some((_, cases)) => cases.push(result.case_id()),
+                None => skips.push((reason, vec![result.case_id()])),
+            }
+            continue;
+        }
         if result.verdict == Verdict::Pass && !detail.passes {
             continue;
         }
@@ -84,10 +98,32 @@ pub fn render(results: &[CaseResult], target: &str, wall: Duration, detail: Deta
                 }
             }
         }
-        if detail.transcripts {
+        let troubled = matches!(
+            result.verdict,
+            Verdict::Fail | Verdict::Error | Verdict::Warn
+        );
+        if detail.transcripts || troubled {
             for line in result.transcript.to_string().lines() {
                 let _ = writeln!(out, "        | {line}");
             }
+        }
+    }
+    if !skips.is_empty() {
+        let _ = writeln!(out, "skipped, by reason:");
+        for (reason, cases) in &skips {
+            let shown: Vec<&str> = cases.iter().take(3).map(String::as_str).collect();
+            let more = cases.len().saturating_sub(shown.len());
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                out,
+                "  {} × {reason}\n      {}{more}",
+                cases.len(),
+                shown.join(", ")
+            );
         }
     }
     let tally = Tally::of(results);
@@ -126,4 +162,41 @@ pub fn render(results: &[CaseResult], target: &str, wall: Duration, detail: Deta
         wall.as_secs_f64()
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::Finding;
+    use crate::protocol::Protocol;
+
+    fn skipped(scenario: &str, reason: &str) -> CaseResult {
+        let mut result = CaseResult::sample(scenario, Protocol::Http3, Verdict::Skip);
+        result.findings.push(Finding {
+            verdict: Verdict::Skip,
+            requirement: None,
+            expected: String::new(),
+            observed: reason.into(),
+            location: None,
+        });
+        result
+    }
+
+    #[test]
+    fn skips_are_grouped_by_reason_and_failures_listed_last() {
+        let results = [
+            skipped("server/a", "no HTTP/3 endpoint"),
+            skipped("server/b", "no HTTP/3 endpoint"),
+            skipped("server/c", "not a client"),
+            CaseResult::sample("server/d", Protocol::Http2, Verdict::Fail),
+        ];
+        let out = render(&results, "t", Duration::ZERO, Detail::default());
+        assert!(
+            out.contains("  2 × no HTTP/3 endpoint\n      server/a [h3], server/b [h3]\n"),
+            "{out}"
+        );
+        assert!(out.contains("  1 × not a client\n"), "{out}");
+        assert!(out.contains("failing:\n"), "{out}");
+        assert!(!out.contains("SKIP server/a"), "{out}");
+    }
 }
