@@ -16,7 +16,7 @@ use misdirect_core::baseline;
 use misdirect_core::deployment::{Deployment, Role};
 use misdirect_core::outcome::{Exit, Tally};
 use misdirect_core::protocol::Protocol;
-use misdirect_core::report::{html, junit, terminal};
+use misdirect_core::report::{html, json, junit, terminal};
 use misdirect_core::scenario::{self, Scenario};
 
 use super::{Failure, check_report_paths, runtime, write_report};
@@ -173,6 +173,9 @@ pub(super) struct RunArgs {
     /// Where to write the HTML report (every case with its evidence and transcript).
     #[arg(long, default_value = "reports/report.html", value_name = "PATH")]
     pub(super) html: PathBuf,
+    /// Where to write the JSON report (`misdirect-report/1`: every case, finding and transcript).
+    #[arg(long, default_value = "reports/report.json", value_name = "PATH")]
+    pub(super) json: PathBuf,
     /// Deadline in seconds for each connection and each request.
     #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
     pub(super) timeout: f64,
@@ -221,7 +224,11 @@ pub(super) fn run_suites(args: &RunArgs) -> Result<Exit, Failure> {
         .map(|path| baseline::load(&path).map_err(|error| Failure::invalid(error.to_string())))
         .transpose()?;
     let started = now_utc();
-    let mut reports = vec![args.junit.as_path(), args.html.as_path()];
+    let mut reports = vec![
+        args.junit.as_path(),
+        args.html.as_path(),
+        args.json.as_path(),
+    ];
     reports.extend(args.write_baseline.as_deref());
     check_report_paths(&reports)?;
     let options = options.at_most(profile.as_ref().and_then(|profile| profile.concurrency));
@@ -250,6 +257,16 @@ pub(super) fn run_suites(args: &RunArgs) -> Result<Exit, Failure> {
         transcripts: args.verbose,
     };
     say_raw!("{}", terminal::render(&results, &label, wall, detail));
+    // The exit is decided first: the reports say it too.
+    let comparison = baseline
+        .as_ref()
+        .map(|baseline| baseline::compare(baseline, &results));
+    let exit = match (stopped, &comparison) {
+        (Some(signal), _) => signal,
+        (None, Some(comparison)) if comparison.holds() => Exit::Clean,
+        (None, Some(_)) => Exit::Failed,
+        (None, None) => Tally::of(&results).exit(args.strict),
+    };
     let hostname = hostname();
     let report = junit::Run {
         target: &label,
@@ -260,10 +277,12 @@ pub(super) fn run_suites(args: &RunArgs) -> Result<Exit, Failure> {
         hostname: hostname.as_deref(),
     };
     write_reports(&results, &report, &args.junit, &args.html)?;
+    write_report(&args.json, &json::render(&results, &report, exit))?;
     say!(
-        "reports: {} (JUnit), {} (HTML)",
+        "reports: {} (JUnit), {} (HTML), {} (JSON)",
         args.junit.display(),
-        args.html.display()
+        args.html.display(),
+        args.json.display()
     );
     if let Some(path) = &args.write_baseline {
         let server = profile
@@ -272,24 +291,13 @@ pub(super) fn run_suites(args: &RunArgs) -> Result<Exit, Failure> {
         write_report(path, &baseline::from_results(server, &results))?;
         say!("baseline written: {}", path.display());
     }
-    if let Some(signal) = stopped {
-        return Ok(signal);
+    if let Some(comparison) = &comparison {
+        say!("{comparison}");
     }
-    let tally = Tally::of(&results);
-    let Some(baseline) = baseline else {
-        let exit = tally.exit(args.strict);
-        if exit == Exit::NothingTested {
-            say!("nothing was tested: every case was SKIP (exit 4)");
-        }
-        return Ok(exit);
-    };
-    let comparison = baseline::compare(&baseline, &results);
-    say!("{comparison}");
-    Ok(if comparison.holds() {
-        Exit::Clean
-    } else {
-        Exit::Failed
-    })
+    if exit == Exit::NothingTested {
+        say!("nothing was tested: every case was SKIP (exit 4)");
+    }
+    Ok(exit)
 }
 
 /// Writes a run's JUnit and HTML reports, a listed deviation marked in both.

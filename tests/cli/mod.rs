@@ -1071,7 +1071,8 @@ fn interrupted_run_writes_its_reports() -> Result<(), Failed> {
 
 /// The JUnit of a passing, a failing, a strict and a baseline run validates against the Jenkins
 /// junit-10 rules and, suite by suite, Surefire's 3.0 rules (`docs/schemas/`, with xmllint); and
-/// it is red exactly when the exit code is.
+/// it is red exactly when the exit code is. The JSON report of the same run states that exit
+/// code and every case.
 fn junit_is_valid_and_agrees_with_the_exit_code() -> Result<(), Failed> {
     let dir = scratch("junit-valid");
     let baseline = dir.join("baseline.yaml");
@@ -1119,12 +1120,15 @@ fn junit_is_valid_and_agrees_with_the_exit_code() -> Result<(), Failed> {
     for (name, extra, exit) in runs {
         let junit = dir.join(format!("{name}.xml"));
         let html = dir.join(format!("{name}.html"));
+        let json = dir.join(format!("{name}.json"));
         let mut args = vec![
             "run",
             "--junit",
             junit.to_str().unwrap_or_default(),
             "--html",
             html.to_str().unwrap_or_default(),
+            "--json",
+            json.to_str().unwrap_or_default(),
         ];
         args.extend_from_slice(extra);
         let (code, stdout, stderr) = misdirect(&args)?;
@@ -1146,6 +1150,21 @@ fn junit_is_valid_and_agrees_with_the_exit_code() -> Result<(), Failed> {
         }
         let report = quick_junit::Report::deserialize_from_str(&xml)
             .map_err(|error| format!("{name}: {error}"))?;
+        let document: serde_json::Value = std::fs::read_to_string(&json)
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .ok_or_else(|| format!("{name}: no JSON report"))?;
+        let cases = document["cases"].as_array().map_or(0, Vec::len);
+        if document["format"] != "misdirect-report/1"
+            || document["exit_code"] != code
+            || cases != Reported::read(&junit)?.verdicts.len()
+        {
+            return Err(format!(
+                "{name}: exit {code}, but the JSON report says exit {} with {cases} cases",
+                document["exit_code"]
+            )
+            .into());
+        }
         let red = report.failures + report.errors > 0;
         if red != (code != 0) {
             return Err(format!(

@@ -389,9 +389,18 @@ impl fmt::Display for Transcript {
     }
 }
 
+/// A duration as seconds (a float), the way the JSON report writes every time.
+pub(crate) fn seconds<S: serde::Serializer>(
+    duration: &Duration,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(duration.as_secs_f64())
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Event {
     /// Time since the case started.
+    #[serde(rename = "at_seconds", serialize_with = "seconds")]
     pub at: Duration,
     pub connection: String,
     pub what: String,

@@ -85,6 +85,7 @@ pub struct CaseResult {
     pub location: String,
     pub verdict: Verdict,
     pub findings: Vec<Finding>,
+    #[serde(rename = "seconds", serialize_with = "crate::observe::seconds")]
     pub duration: Duration,
     pub transcript: Transcript,
 }

@@ -2,6 +2,7 @@
 //! others; the caller decides where their output goes.
 
 pub mod html;
+pub mod json;
 pub mod junit;
 pub mod matrix;
 pub mod terminal;

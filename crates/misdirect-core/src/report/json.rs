@@ -1,0 +1,123 @@
+//! The JSON report: everything a run found, as one versioned document (`misdirect-report/1`),
+//! for tools to read (and, later, for merging partial runs and rendering the HTML from).
+//! A new field may appear within a format version; a field that changes or goes away bumps it.
+//! README describes the fields.
+
+use serde::Serialize;
+
+use crate::baseline::Standing;
+use crate::outcome::{CaseResult, Exit, Tally};
+use crate::report::junit::Run;
+use crate::verdict::Verdict;
+
+/// The format and version this module writes.
+pub const FORMAT: &str = "misdirect-report/1";
+
+#[derive(Serialize)]
+struct Document<'a> {
+    format: &'static str,
+    misdirect: &'static str,
+    target: &'a str,
+    started: Option<&'a str>,
+    hostname: Option<&'a str>,
+    seconds: f64,
+    strict: bool,
+    exit_code: u8,
+    tally: Tally,
+    cases: Vec<Case<'a>>,
+}
+
+#[derive(Serialize)]
+struct Case<'a> {
+    /// `scenario [protocol]`, the case's ID everywhere.
+    id: String,
+    #[serde(flatten)]
+    result: &'a CaseResult,
+    /// Where the case stands against the run's baseline, if it had one.
+    baseline: Option<Listed<'a>>,
+}
+
+#[derive(Serialize)]
+struct Listed<'a> {
+    /// `known`, `new`, `changed`, `unexpected-pass` or `unlisted`.
+    standing: &'static str,
+    /// The verdict and reason the baseline lists, where it lists the case.
+    listed: Option<Verdict>,
+    reason: Option<&'a str>,
+}
+
+/// Renders `results` of `run`, which exits with `exit`, as the JSON report.
+pub fn render(results: &[CaseResult], run: &Run<'_>, exit: Exit) -> String {
+    let cases = results
+        .iter()
+        .map(|result| Case {
+            id: result.case_id(),
+            result,
+            baseline: run.baseline.map(|baseline| {
+                let (standing, listed) = match baseline.standing(result) {
+                    Standing::Known(listed) => ("known", Some(listed)),
+                    Standing::New => ("new", None),
+                    Standing::Changed(listed) => ("changed", Some(listed)),
+                    Standing::UnexpectedPass(listed) => ("unexpected-pass", Some(listed)),
+                    Standing::Unlisted => ("unlisted", None),
+                };
+                Listed {
+                    standing,
+                    listed: listed.map(|listed| listed.verdict),
+                    reason: listed.map(|listed| listed.reason.as_str()),
+                }
+            }),
+        })
+        .collect();
+    let document = Document {
+        format: FORMAT,
+        misdirect: env!("CARGO_PKG_VERSION"),
+        target: run.target,
+        started: run.started,
+        hostname: run.hostname,
+        seconds: run.wall.as_secs_f64(),
+        strict: run.strict,
+        exit_code: exit.code(),
+        tally: Tally::of(results),
+        cases,
+    };
+    // Invariant: the document is made of strings, numbers and maps, which always serialize.
+    let mut text = serde_json::to_string_pretty(&document).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::protocol::Protocol;
+
+    #[test]
+    fn the_document_says_its_format_and_every_case() {
+        let results = [
+            CaseResult::sample("server/a", Protocol::Http2, Verdict::Fail),
+            CaseResult::sample("server/b", Protocol::Http3, Verdict::Pass),
+        ];
+        let run = Run {
+            target: "embedded",
+            strict: false,
+            baseline: None,
+            wall: Duration::from_millis(1500),
+            started: Some("2026-12-02T09:00:00Z"),
+            hostname: None,
+        };
+        let text = render(&results, &run, Exit::Failed);
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["format"], FORMAT);
+        assert_eq!(value["exit_code"], 1);
+        assert_eq!(value["seconds"], 1.5);
+        assert_eq!(value["tally"]["fail"], 1);
+        assert_eq!(value["cases"][0]["id"], "server/a [h2]");
+        assert_eq!(value["cases"][0]["verdict"], "FAIL");
+        assert_eq!(value["cases"][0]["protocol"], "h2");
+        assert!(value["cases"][0]["seconds"].is_number());
+        assert!(value["cases"][0]["baseline"].is_null());
+    }
+}
