@@ -33,6 +33,10 @@ pub(super) struct SuiteArgs {
     /// over --filter.
     #[arg(long = "exclude", value_name = "GLOB")]
     pub(super) excludes: Vec<String>,
+    /// Only shard M of N of the selected cases: `hash:M/N` (by case ID, stable as suites grow)
+    /// or `count:M/N` (dealt in turn, even shards); for CI job matrices, merged afterwards.
+    #[arg(long, value_name = "hash:M/N|count:M/N")]
+    pub(super) partition: Option<String>,
     /// Only these protocols (repeatable): h1, h2, h3.
     #[arg(long = "protocol", value_name = "PROTOCOL")]
     pub(super) protocols: Vec<String>,
@@ -65,12 +69,19 @@ pub(super) enum ListFormat {
 pub(super) fn list(args: &ListArgs) -> Result<Exit, Failure> {
     let scenarios = select(&args.suites)?;
     let protocols = protocols(&args.suites.protocols)?;
+    // The cases a run of this selection (and partition) would run.
+    let cases = partitioned(
+        &args.suites,
+        runner::cases(&scenarios)
+            .into_iter()
+            .filter(|case| protocols.is_empty() || protocols.contains(&case.protocol))
+            .collect(),
+    )?;
     let runs_on = |scenario: &Scenario| -> Vec<&'static str> {
-        scenario
-            .protocols
+        cases
             .iter()
-            .filter(|protocol| protocols.is_empty() || protocols.contains(protocol))
-            .map(|protocol| protocol.key())
+            .filter(|case| case.scenario.id == scenario.id)
+            .map(|case| case.protocol.key())
             .collect()
     };
     let selected = scenarios
@@ -405,6 +416,29 @@ pub(super) fn protocols(keys: &[String]) -> Result<Vec<Protocol>, Failure> {
         .collect()
 }
 
+/// The cases of `--partition`'s shard, or all of them without one.
+fn partitioned(suites: &SuiteArgs, cases: Vec<runner::Case>) -> Result<Vec<runner::Case>, Failure> {
+    let Some(text) = &suites.partition else {
+        return Ok(cases);
+    };
+    let partition: misdirect_core::partition::Partition =
+        text.parse()
+            .map_err(|error: misdirect_core::partition::BadPartition| {
+                Failure::invalid(error.to_string())
+            })?;
+    Ok(cases
+        .into_iter()
+        .enumerate()
+        .filter(|(index, case)| {
+            partition.keeps(
+                *index,
+                &misdirect_core::outcome::case_id(&case.scenario.id, case.protocol),
+            )
+        })
+        .map(|(_, case)| case)
+        .collect())
+}
+
 /// The selected cases and the run options, or why they are invalid.
 pub(super) fn plan(
     suites: &SuiteArgs,
@@ -422,10 +456,13 @@ pub(super) fn plan(
     if !(1..=1024).contains(&concurrency) {
         return Err(Failure::invalid("--concurrency is between 1 and 1024"));
     }
-    let cases: Vec<_> = runner::cases(&scenarios)
-        .into_iter()
-        .filter(|case| protocols.is_empty() || protocols.contains(&case.protocol))
-        .collect();
+    let cases = partitioned(
+        suites,
+        runner::cases(&scenarios)
+            .into_iter()
+            .filter(|case| protocols.is_empty() || protocols.contains(&case.protocol))
+            .collect(),
+    )?;
     if cases.is_empty() {
         return Err(Failure::invalid("no scenario matches the selection"));
     }

@@ -482,6 +482,10 @@ pub(crate) fn trials() -> Vec<Trial> {
         )
         .with_ignored_flag(!tools_present(&["xmllint"])),
         Trial::test(
+            "cli::partitions-share-out-every-case-once",
+            partitions_share_out_every_case_once,
+        ),
+        Trial::test(
             "cli::filters-and-excludes-select-what-they-say",
             filters_and_excludes_select_what_they_say,
         ),
@@ -1287,6 +1291,52 @@ fn keylog_writes_tls_secrets() -> Result<(), Failed> {
         return Err(
             format!("exit {code}, {traffic} traffic secrets\n{log}\n{stdout}{stderr}").into(),
         );
+    }
+    Ok(())
+}
+
+/// The shards of `--partition hash:M/N` and `count:M/N` hold every case of the selection once.
+fn partitions_share_out_every_case_once() -> Result<(), Failed> {
+    let cases = |partition: Option<&str>| -> Result<Vec<String>, Failed> {
+        let mut args = vec!["list", "--format", "json"];
+        if let Some(partition) = partition {
+            args.extend(["--partition", partition]);
+        }
+        let (code, stdout, stderr) = misdirect(&args)?;
+        let document: serde_json::Value = serde_json::from_str(&stdout)
+            .map_err(|error| format!("exit {code}: {error}\n{stdout}{stderr}"))?;
+        let mut cases = Vec::new();
+        for scenario in document["scenarios"].as_array().into_iter().flatten() {
+            for protocol in scenario["protocols"].as_array().into_iter().flatten() {
+                cases.push(format!("{} [{}]", scenario["id"], protocol));
+            }
+        }
+        Ok(cases)
+    };
+    let mut everything = cases(None)?;
+    everything.sort();
+    for by in ["hash", "count"] {
+        let mut shared = Vec::new();
+        for shard in 1..=3 {
+            let part = cases(Some(&format!("{by}:{shard}/3")))?;
+            if part.is_empty() {
+                return Err(format!("{by}:{shard}/3 holds no case").into());
+            }
+            shared.extend(part);
+        }
+        shared.sort();
+        if shared != everything {
+            return Err(format!(
+                "{by}: the shards hold {} cases, the selection {}",
+                shared.len(),
+                everything.len()
+            )
+            .into());
+        }
+    }
+    let (code, _, stderr) = misdirect(&["list", "--partition", "hash:4/3"])?;
+    if code != 3 || !stderr.contains("no partition") {
+        return Err(format!("hash:4/3: exit {code}\n{stderr}").into());
     }
     Ok(())
 }

@@ -11,7 +11,7 @@
 //!
 //! Modules, bottom first (each imports only modules above it in this list):
 //! - [`verdict`], [`protocol`], [`fault`], [`origin_script`], [`deployment`], [`wire`]: vocabulary
-//!   and codecs;
+//!   and codecs; [`partition`]: shards of a run for CI matrices;
 //! - [`observe`]: what was seen, as plain data;
 //! - [`check`]: the checks, one family per file, each declared once and judged beside its
 //!   declaration;
@@ -30,6 +30,7 @@ pub mod fault;
 pub mod observe;
 pub mod origin_script;
 pub mod outcome;
+pub mod partition;
 pub mod policy;
 pub mod protocol;
 pub mod report;
