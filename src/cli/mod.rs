@@ -63,10 +63,12 @@ impl std::fmt::Write for Said {
 }
 
 mod matrix;
+mod merge;
 mod run;
 mod serve;
 
 use matrix::{MatrixArgs, matrix};
+use merge::{MergeArgs, merge};
 use run::{ListArgs, RunArgs, list, run_suites};
 use serve::{BenchArgs, ServeArgs, bench, serve};
 
@@ -90,6 +92,9 @@ enum Command {
     Chaos,
     /// List every check an expectation may state, by family: how it is written and what it asks.
     Checks,
+    /// Combine the JSON reports of a run's partitions into the reports and exit code of the
+    /// whole run.
+    Merge(MergeArgs),
     /// Run the embedded target standalone and show how to point curl at it.
     Serve(ServeArgs),
     /// Time fresh connections (handshake + one request) to the embedded target, per protocol.
@@ -150,6 +155,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Cli, 
 pub fn run(cli: Cli) -> Result<Exit, Failure> {
     match cli.command {
         Command::Run(args) => run_suites(&args),
+        Command::Merge(args) => merge(&args),
         Command::List(args) => list(&args),
         Command::Chaos => {
             use crate::embedded::chaos::Chaos;

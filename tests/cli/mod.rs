@@ -482,6 +482,10 @@ pub(crate) fn trials() -> Vec<Trial> {
         )
         .with_ignored_flag(!tools_present(&["xmllint"])),
         Trial::test(
+            "cli::merged-partitions-equal-the-whole-run",
+            merged_partitions_equal_the_whole_run,
+        ),
+        Trial::test(
             "cli::partitions-share-out-every-case-once",
             partitions_share_out_every_case_once,
         ),
@@ -1291,6 +1295,78 @@ fn keylog_writes_tls_secrets() -> Result<(), Failed> {
         return Err(
             format!("exit {code}, {traffic} traffic secrets\n{log}\n{stdout}{stderr}").into(),
         );
+    }
+    Ok(())
+}
+
+/// Three partitions of a run, merged, give the verdicts and exit code of the whole run.
+fn merged_partitions_equal_the_whole_run() -> Result<(), Failed> {
+    let dir = scratch("merge");
+    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let run = |partition: Option<&str>, json: &str| {
+        let junit = path(&format!("{json}.xml"));
+        let html = path(&format!("{json}.html"));
+        let json = path(json);
+        let mut args = vec![
+            "run",
+            "--target",
+            "embedded:status-404",
+            "--strict",
+            "--junit",
+            junit.as_str(),
+            "--html",
+            html.as_str(),
+            "--json",
+            json.as_str(),
+        ];
+        if let Some(partition) = partition {
+            args.extend(["--partition", partition]);
+        }
+        misdirect(&args).map(|(code, _, _)| code)
+    };
+    let verdicts = |json: &str| -> Result<Vec<(String, String)>, Failed> {
+        let text = std::fs::read_to_string(dir.join(json)).map_err(|error| error.to_string())?;
+        let document: serde_json::Value =
+            serde_json::from_str(&text).map_err(|error| error.to_string())?;
+        Ok(document["cases"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|case| (case["id"].to_string(), case["verdict"].to_string()))
+            .collect())
+    };
+    let whole = run(None, "whole.json")?;
+    for shard in 1..=3 {
+        run(
+            Some(&format!("hash:{shard}/3")),
+            &format!("part{shard}.json"),
+        )?;
+    }
+    let (merged, stdout, stderr) = misdirect(&[
+        "merge",
+        &path("part1.json"),
+        &path("part2.json"),
+        &path("part3.json"),
+        "--strict",
+        "--json",
+        &path("merged.json"),
+        "--junit",
+        &path("merged.xml"),
+        "--html",
+        &path("merged.html"),
+    ])?;
+    let (expected, got) = (verdicts("whole.json")?, verdicts("merged.json")?);
+    if merged != whole || got != expected || expected.is_empty() {
+        return Err(format!(
+            "whole run exit {whole}, merged exit {merged}; {} cases whole, {} merged\n{stdout}{stderr}",
+            expected.len(),
+            got.len()
+        )
+        .into());
+    }
+    let (code, _, stderr) = misdirect(&["merge", &path("part1.json"), &path("part1.json")])?;
+    if code != 3 || !stderr.contains("is in two reports") {
+        return Err(format!("overlapping partitions: exit {code}\n{stderr}").into());
     }
     Ok(())
 }

@@ -5,7 +5,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Everything observed during one case.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -375,7 +375,7 @@ pub struct ServedRequest {
 }
 
 /// The per-case log of what was sent and received, in order.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Transcript {
     pub events: Vec<Event>,
 }
@@ -397,10 +397,22 @@ pub(crate) fn seconds<S: serde::Serializer>(
     serializer.serialize_f64(duration.as_secs_f64())
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A duration written as seconds, read back (the JSON report, merged).
+pub(crate) fn from_seconds<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Duration, D::Error> {
+    let seconds = f64::deserialize(deserializer)?;
+    Duration::try_from_secs_f64(seconds).map_err(serde::de::Error::custom)
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// Time since the case started.
-    #[serde(rename = "at_seconds", serialize_with = "seconds")]
+    #[serde(
+        rename = "at_seconds",
+        serialize_with = "seconds",
+        deserialize_with = "from_seconds"
+    )]
     pub at: Duration,
     pub connection: String,
     pub what: String,

@@ -7,7 +7,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::observe::Transcript;
 use crate::protocol::Protocol;
@@ -15,7 +15,7 @@ use crate::scenario::{Requirement, Span};
 use crate::verdict::{Level, Verdict};
 
 /// The requirement a finding is about, copied out of the scenario.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cited {
     pub id: String,
     pub level: Level,
@@ -33,7 +33,7 @@ impl From<&Requirement> for Cited {
 }
 
 /// One reason a case is not a plain PASS.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
     pub verdict: Verdict,
     /// `None` for harness errors that concern no single requirement.
@@ -41,7 +41,10 @@ pub struct Finding {
     pub expected: String,
     pub observed: String,
     /// The expectation (or step) in the scenario file this finding comes from.
-    #[serde(serialize_with = "serialize_span")]
+    #[serde(
+        serialize_with = "serialize_span",
+        deserialize_with = "deserialize_span"
+    )]
     pub location: Option<Span>,
 }
 
@@ -70,8 +73,32 @@ fn serialize_span<S: serde::Serializer>(
     }
 }
 
+/// A span read back from its `file:line:col` (a merged JSON report): the location is exact,
+/// the file's text is not carried, so a snippet shows the location alone.
+fn deserialize_span<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Span>, D::Error> {
+    let Some(written) = Option::<String>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    let mut parts = written.rsplitn(3, ':');
+    let column = parts.next().and_then(|column| column.parse().ok());
+    let line = parts.next().and_then(|line| line.parse().ok());
+    let path = parts.next();
+    match (path, line, column) {
+        (Some(path), Some(line), Some(column)) => Ok(Some(Span::new(
+            &crate::scenario::Source::new(path, ""),
+            line,
+            column,
+        ))),
+        _ => Err(serde::de::Error::custom(format!(
+            "`{written}` is no file:line:col"
+        ))),
+    }
+}
+
 /// One scenario run over one protocol against one target.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CaseResult {
     pub scenario: String,
     pub suite: String,
@@ -85,7 +112,11 @@ pub struct CaseResult {
     pub location: String,
     pub verdict: Verdict,
     pub findings: Vec<Finding>,
-    #[serde(rename = "seconds", serialize_with = "crate::observe::seconds")]
+    #[serde(
+        rename = "seconds",
+        serialize_with = "crate::observe::seconds",
+        deserialize_with = "crate::observe::from_seconds"
+    )]
     pub duration: Duration,
     pub transcript: Transcript,
 }

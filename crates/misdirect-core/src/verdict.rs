@@ -5,12 +5,12 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The result of one case (scenario × protocol), or of one expectation within it.
 ///
 /// Ordered by how much attention it needs: a case's verdict is the greatest of its parts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Verdict {
     /// Every applicable expectation was observed and met.
@@ -56,7 +56,7 @@ impl fmt::Display for Verdict {
 }
 
 /// A BCP 14 requirement level; it decides how bad an unmet expectation is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Level {
     #[serde(rename = "MUST")]
     Must,

@@ -3,7 +3,7 @@
 //! A new field may appear within a format version; a field that changes or goes away bumps it.
 //! README describes the fields.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::baseline::Standing;
 use crate::outcome::{CaseResult, Exit, Tally};
@@ -44,6 +44,30 @@ struct Listed<'a> {
     /// The verdict and reason the baseline lists, where it lists the case.
     listed: Option<Verdict>,
     reason: Option<&'a str>,
+}
+
+/// A report read back, for `misdirect merge`: the run's facts and its cases.
+#[derive(Debug, Deserialize)]
+pub struct Partial {
+    pub format: String,
+    pub target: String,
+    pub started: Option<String>,
+    pub hostname: Option<String>,
+    pub seconds: f64,
+    pub strict: bool,
+    pub cases: Vec<CaseResult>,
+}
+
+/// Reads a JSON report of this format version.
+pub fn parse(text: &str) -> Result<Partial, String> {
+    let partial: Partial = serde_json::from_str(text).map_err(|error| error.to_string())?;
+    if partial.format != FORMAT {
+        return Err(format!(
+            "a `{}` report; this misdirect reads {FORMAT}",
+            partial.format
+        ));
+    }
+    Ok(partial)
 }
 
 /// Renders `results` of `run`, which exits with `exit`, as the JSON report.
@@ -119,5 +143,11 @@ mod tests {
         assert_eq!(value["cases"][0]["protocol"], "h2");
         assert!(value["cases"][0]["seconds"].is_number());
         assert!(value["cases"][0]["baseline"].is_null());
+        // And back, for merging.
+        let partial = parse(&text).unwrap();
+        assert_eq!(partial.cases.len(), 2);
+        assert_eq!(partial.cases[0].verdict, Verdict::Fail);
+        assert_eq!(partial.cases[0].case_id(), "server/a [h2]");
+        assert!(parse(&text.replace(FORMAT, "misdirect-report/9")).is_err());
     }
 }

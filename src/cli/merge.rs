@@ -1,0 +1,114 @@
+//! `misdirect merge`: the JSON reports of a run's partitions (`--partition`, one per CI job)
+//! combined into the reports, and the exit code, of the whole run.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use misdirect_core::baseline;
+use misdirect_core::outcome::{CaseResult, Exit, Tally};
+use misdirect_core::report::{json, junit};
+
+use super::run::write_reports;
+use super::{Failure, check_report_paths, write_report};
+
+#[derive(Debug, clap::Args)]
+pub(super) struct MergeArgs {
+    /// The partitions' JSON reports (`--json` of each `misdirect run --partition`).
+    #[arg(required = true, value_name = "REPORT.json")]
+    pub(super) reports: Vec<PathBuf>,
+    /// Where to write the merged JUnit report (`-` for stdout).
+    #[arg(long, default_value = "reports/junit.xml", value_name = "PATH")]
+    pub(super) junit: PathBuf,
+    /// Where to write the merged HTML report.
+    #[arg(long, default_value = "reports/report.html", value_name = "PATH")]
+    pub(super) html: PathBuf,
+    /// Where to write the merged JSON report.
+    #[arg(long, default_value = "reports/report.json", value_name = "PATH")]
+    pub(super) json: PathBuf,
+    /// Judge the whole against a server's known deviations, as `run --baseline` does.
+    #[arg(long, value_name = "PATH")]
+    pub(super) baseline: Option<PathBuf>,
+    /// Treat WARN as failing, as `run --strict` does.
+    #[arg(long)]
+    pub(super) strict: bool,
+}
+
+pub(super) fn merge(args: &MergeArgs) -> Result<Exit, Failure> {
+    check_report_paths(&[&args.junit, &args.html, &args.json])?;
+    let mut parts = Vec::new();
+    for path in &args.reports {
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| Failure::invalid(format!("{}: {error}", path.display())))?;
+        let part = json::parse(&text)
+            .map_err(|error| Failure::invalid(format!("{}: {error}", path.display())))?;
+        parts.push((path, part));
+    }
+    let target = parts[0].1.target.clone();
+    let mut results: Vec<CaseResult> = Vec::new();
+    for (path, part) in &parts {
+        if part.target != target {
+            return Err(Failure::invalid(format!(
+                "{} is a run against {}, the others against {target}",
+                path.display(),
+                part.target
+            )));
+        }
+        for case in &part.cases {
+            if results
+                .iter()
+                .any(|known| known.case_id() == case.case_id())
+            {
+                return Err(Failure::invalid(format!(
+                    "{} is in two reports ({} among them): partitions do not overlap",
+                    case.case_id(),
+                    path.display()
+                )));
+            }
+            results.push(case.clone());
+        }
+    }
+    // The order of an unpartitioned run: by scenario, then protocol.
+    results.sort_by(|a, b| (&a.scenario, a.protocol).cmp(&(&b.scenario, b.protocol)));
+    let baseline = args
+        .baseline
+        .as_ref()
+        .map(|path| baseline::load(path).map_err(|error| Failure::invalid(error.to_string())))
+        .transpose()?;
+    let comparison = baseline
+        .as_ref()
+        .map(|baseline| baseline::compare(baseline, &results));
+    let exit = match &comparison {
+        Some(comparison) if comparison.holds() => Exit::Clean,
+        Some(_) => Exit::Failed,
+        None => Tally::of(&results).exit(args.strict),
+    };
+    // The partitions ran side by side: the whole took as long as the slowest.
+    let wall = parts
+        .iter()
+        .map(|(_, part)| part.seconds)
+        .fold(0.0_f64, f64::max);
+    let started = parts
+        .iter()
+        .filter_map(|(_, part)| part.started.clone())
+        .min();
+    let report = junit::Run {
+        target: &target,
+        strict: args.strict,
+        baseline: baseline.as_ref(),
+        wall: Duration::try_from_secs_f64(wall).unwrap_or_default(),
+        started: started.as_deref(),
+        hostname: None,
+    };
+    write_reports(&results, &report, &args.junit, &args.html)?;
+    write_report(&args.json, &json::render(&results, &report, exit))?;
+    say!(
+        "merged {} reports: {} cases against {target}: {}",
+        parts.len(),
+        results.len(),
+        Tally::of(&results)
+    );
+    if let Some(comparison) = &comparison {
+        say!("{comparison}");
+    }
+    Ok(exit)
+}
