@@ -730,6 +730,17 @@ pub(super) fn parse_target(args: &RunArgs) -> Result<Target, Failure> {
                 })?;
         deployment.set_name(role, host.to_owned());
     }
+    // As a profile's `names:`: once some roles are named, the others are played by nobody.
+    if !args.names.is_empty() {
+        let named: Vec<Role> = args
+            .names
+            .iter()
+            .filter_map(|mapping| mapping.split_once('=')?.0.parse().ok())
+            .collect();
+        for role in Role::ALL.into_iter().filter(|role| !named.contains(role)) {
+            deployment.unmap(role, format!("no --name maps a name to the `{role}` role"));
+        }
+    }
     Ok(Target::Remote(Box::new(Remote {
         server: None,
         address,

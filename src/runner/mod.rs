@@ -199,7 +199,10 @@ impl Runner {
         let mut results: Vec<Option<CaseResult>> = vec![None; cases.len()];
         for (index, case) in cases.iter().enumerate() {
             let over_tcp = case.protocol != Protocol::Http3 && case.scenario.client.is_none();
-            if let Some(reason) = unreachable.filter(|_| over_tcp) {
+            let plays_every_role =
+                conclude::unplayed_role(&case.scenario, &self.deployment).is_none();
+            // A case the target cannot play stays SKIP, reachable or not (run_case says why).
+            if let Some(reason) = unreachable.filter(|_| over_tcp && plays_every_role) {
                 let ending = Ending::SetupFailed(format!("{reason}; the case was not run"));
                 let result = self.concluded(case, &ending);
                 finished(&result);

@@ -147,6 +147,28 @@ fn contracts() -> Vec<Contract> {
             "reached_no_upstream: true",
             "at_most_requests: <count>",
         ]),
+        // --name behaves as a profile's `names:`: a role left out is played by nobody.
+        Contract::new(
+            "unnamed-role-is-skip",
+            &[
+                "run",
+                "--target",
+                "127.0.0.1:9",
+                "--certs",
+                "{certs}",
+                "--name",
+                "primary=a.test",
+                "--filter",
+                "server/mtls-coalesced",
+                "--protocol",
+                "h2",
+                "--junit",
+                "{junit}",
+            ],
+            4,
+        )
+        .cases(&[("SKIP", Some), ("ERROR", None), ("PASS", None)])
+        .says(&["no --name maps a name to the `"]),
         // Report paths are checked before anything runs: two reports on one file lose one.
         Contract::new(
             "one-path-for-two-reports-is-invalid",
