@@ -13,7 +13,7 @@ use tokio_rustls::client::TlsStream;
 
 use misdirect_core::wire::h2::{FrameScanner, OriginFrame};
 
-use super::{ConnectError, LAST_WORDS, ResponseFields, WireRequest};
+use super::{ConnectError, LAST_WORDS, ResponseFields, WireRequest, closed_by};
 use misdirect_core::observe::ExchangeOutcome;
 
 const MAX_BODY: usize = 1024 * 1024;
@@ -361,22 +361,8 @@ fn classify(error: &h2::Error, seen: &Seen) -> ExchangeOutcome {
             detail: alert.clone(),
         };
     }
-    if error.is_io() {
-        let alert = error
-            .get_io()
-            .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>());
-        return match alert {
-            Some(rustls::Error::AlertReceived(alert)) => ExchangeOutcome::ConnectionClosed {
-                detail: format!("TLS alert {alert:?}"),
-            },
-            Some(tls_error) => ExchangeOutcome::Violation {
-                detail: format!("the target violated TLS: {tls_error}"),
-            },
-            None => ExchangeOutcome::Dropped {
-                detail: error.to_string(),
-            },
-        };
+    if let Some(io) = error.get_io() {
+        return closed_by(io);
     }
     if error.is_remote() {
         return ExchangeOutcome::ConnectionClosed {
