@@ -7,6 +7,7 @@
 
 use std::fmt::Write as _;
 
+use super::escape;
 use crate::baseline::Baseline;
 use crate::outcome::{CaseResult, Tally};
 use crate::verdict::Verdict;
@@ -41,22 +42,6 @@ pub fn anchor(case_id: &str) -> String {
         }
     }
     anchor.trim_matches('-').to_owned()
-}
-
-/// Text made safe for HTML element content and quoted attribute values.
-pub(crate) fn escape(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&quot;"),
-            '\'' => escaped.push_str("&#39;"),
-            c => escaped.push(c),
-        }
-    }
-    escaped
 }
 
 /// Renders the report of a run against `target`.

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use super::escape;
 use crate::baseline::{Baseline, Standing};
 use crate::outcome::{CaseResult, Finding};
 use crate::verdict::Verdict;
@@ -269,26 +270,6 @@ fn property(xml: &mut String, name: &str, value: &str) {
 /// Seconds with at most three decimals, as Surefire's schema wants them.
 fn seconds(duration: Duration) -> String {
     format!("{:.3}", duration.as_secs_f64())
-}
-
-/// Text for an attribute or an element: markup escaped, and the characters XML 1.0 cannot
-/// carry at all (control characters a hostile target may have sent) replaced.
-fn escape(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&quot;"),
-            '\t' | '\n' | '\r' => escaped.push(c),
-            c if u32::from(c) < 0x20 || matches!(c, '\u{fffe}' | '\u{ffff}') => {
-                escaped.push('\u{fffd}');
-            }
-            c => escaped.push(c),
-        }
-    }
-    escaped
 }
 
 /// One line: the verdict and the first finding.

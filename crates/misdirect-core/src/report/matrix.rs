@@ -7,7 +7,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::html::{STYLE, VERDICTS, anchor, escape};
+use super::escape;
+use super::html::{STYLE, VERDICTS, anchor};
 use crate::outcome::{CaseResult, Tally};
 use crate::verdict::Verdict;
 

@@ -6,3 +6,25 @@ pub mod json;
 pub mod junit;
 pub mod matrix;
 pub mod terminal;
+
+/// Text made safe for the content and double-quoted attributes of HTML and XML (the only quoting
+/// the reporters use): markup escaped, and
+/// the characters XML 1.0 cannot carry at all (control characters a hostile target may have
+/// sent) replaced.
+pub(crate) fn escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\t' | '\n' | '\r' => escaped.push(c),
+            c if u32::from(c) < 0x20 || matches!(c, '\u{fffe}' | '\u{ffff}') => {
+                escaped.push('\u{fffd}');
+            }
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
