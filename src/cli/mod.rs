@@ -62,14 +62,16 @@ impl std::fmt::Write for Said {
     }
 }
 
+mod list;
 mod matrix;
 mod merge;
 mod run;
 mod serve;
 
+use list::{ListArgs, list};
 use matrix::{MatrixArgs, matrix};
 use merge::{MergeArgs, merge};
-use run::{ListArgs, RunArgs, list, run_suites};
+use run::{RunArgs, run_suites};
 use serve::{BenchArgs, ServeArgs, bench, serve};
 
 /// Conformance harness for 421 Misdirected Request and HTTP connection reuse.
@@ -84,7 +86,8 @@ pub struct Cli {
 enum Command {
     /// Run the suites against a target and write the reports.
     Run(Box<RunArgs>),
-    /// List scenario IDs with their protocols and requirement IDs.
+    /// List scenario IDs with their protocols and requirement IDs, or (--requirements) the
+    /// requirements catalogue with the scenarios that cite each rule.
     List(ListArgs),
     /// List the faults of the embedded target, one per line: name, actor, description.
     Faults,

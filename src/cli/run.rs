@@ -1,4 +1,4 @@
-//! `misdirect run` and `misdirect list`: which scenarios (`--suite`, `--filter`, `--protocol`),
+//! `misdirect run`: which scenarios (`--suite`, `--filter`, `--protocol`),
 //! against which target (embedded, an address, a profile misdirect may launch, a client command),
 //! then the run under the stop signals, the reports and the baseline comparison.
 
@@ -42,90 +42,11 @@ pub(super) struct SuiteArgs {
     pub(super) protocols: Vec<String>,
 }
 
-#[derive(Debug, clap::Args)]
-pub(super) struct ListArgs {
-    #[command(flatten)]
-    pub(super) suites: SuiteArgs,
-    /// `text` (a line per scenario: ID, protocols, requirement IDs) or `json` (the
-    /// `misdirect-list/1` document, described in the README).
-    #[arg(long, value_enum, default_value = "text")]
-    pub(super) format: ListFormat,
-}
-
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub(super) enum Color {
     Auto,
     Always,
     Never,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub(super) enum ListFormat {
-    Text,
-    Json,
-}
-
-/// The scenarios a selection picks, on their own lines or as one JSON document.
-pub(super) fn list(args: &ListArgs) -> Result<Exit, Failure> {
-    let scenarios = select(&args.suites)?;
-    let protocols = protocols(&args.suites.protocols)?;
-    // The cases a run of this selection (and partition) would run.
-    let cases = partitioned(
-        &args.suites,
-        runner::cases(&scenarios)
-            .into_iter()
-            .filter(|case| protocols.is_empty() || protocols.contains(&case.protocol))
-            .collect(),
-    )?;
-    let runs_on = |scenario: &Scenario| -> Vec<&'static str> {
-        cases
-            .iter()
-            .filter(|case| case.scenario.id == scenario.id)
-            .map(|case| case.protocol.key())
-            .collect()
-    };
-    let selected = scenarios
-        .iter()
-        .filter(|scenario| !runs_on(scenario).is_empty());
-    match args.format {
-        ListFormat::Text => {
-            for scenario in selected {
-                let requirements: Vec<&str> = scenario
-                    .requirements
-                    .iter()
-                    .map(|requirement| requirement.id.as_str())
-                    .collect();
-                say!(
-                    "{}\t{}\t{}",
-                    scenario.id,
-                    runs_on(scenario).join(","),
-                    requirements.join(",")
-                );
-            }
-        }
-        ListFormat::Json => {
-            let listed: Vec<serde_json::Value> = selected
-                .map(|scenario| {
-                    serde_json::json!({
-                        "id": scenario.id,
-                        "title": scenario.title,
-                        "file": scenario.span.path().display().to_string(),
-                        "protocols": runs_on(scenario),
-                        "gateway": scenario.gateway,
-                        "client": scenario.client.is_some(),
-                        "requirements": scenario.requirements.iter().map(|requirement| serde_json::json!({
-                            "id": requirement.id,
-                            "level": requirement.level.keyword(),
-                            "section": requirement.section,
-                        })).collect::<Vec<_>>(),
-                    })
-                })
-                .collect();
-            let document = serde_json::json!({ "format": "misdirect-list/1", "scenarios": listed });
-            say!("{document:#}");
-        }
-    }
-    Ok(Exit::Clean)
 }
 
 #[derive(Debug, clap::Args)]
@@ -417,7 +338,10 @@ pub(super) fn protocols(keys: &[String]) -> Result<Vec<Protocol>, Failure> {
 }
 
 /// The cases of `--partition`'s shard, or all of them without one.
-fn partitioned(suites: &SuiteArgs, cases: Vec<runner::Case>) -> Result<Vec<runner::Case>, Failure> {
+pub(super) fn partitioned(
+    suites: &SuiteArgs,
+    cases: Vec<runner::Case>,
+) -> Result<Vec<runner::Case>, Failure> {
     let Some(text) = &suites.partition else {
         return Ok(cases);
     };

@@ -139,6 +139,12 @@ fn contracts() -> Vec<Contract> {
         )
         .cases(&[("PASS", Some), ("FAIL", None), ("ERROR", None)]),
         // The reference comes from the checks' declarations: every family, values as written.
+        // The catalogue with who cites each rule; what no scenario cites shows as `-`.
+        Contract::new("list-requirements", &["list", "--requirements"], 0).says(&[
+            "R9110-7.4-b\tMUST\tRFC 9110 §7.4\tgateway/misdirected-request-not-forwarded,",
+            "R9113-10.4-a\tMUST NOT\tRFC 9113 §10.4\t-",
+            "of 80 requirements are cited by the selected scenarios",
+        ]),
         Contract::new("checks-lists-every-check", &["checks"], 0).says(&[
             "served_by: <role>",
             "uncovered_refused: true",

@@ -11,7 +11,8 @@
 //!
 //! Modules, bottom first (each imports only modules above it in this list):
 //! - [`verdict`], [`protocol`], [`fault`], [`origin_script`], [`deployment`], [`wire`]: vocabulary
-//!   and codecs; [`partition`]: shards of a run for CI matrices;
+//!   and codecs; [`partition`]: shards of a run for CI matrices; [`catalogue`]: the rules a
+//!   scenario may cite;
 //! - [`observe`]: what was seen, as plain data;
 //! - [`check`]: the checks, one family per file, each declared once and judged beside its
 //!   declaration;
@@ -22,6 +23,7 @@
 //! - [`baseline`]: a server's known deviations; [`report`]: the renderers.
 
 pub mod baseline;
+pub mod catalogue;
 pub mod check;
 pub mod conclude;
 pub mod deployment;

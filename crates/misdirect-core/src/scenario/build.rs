@@ -17,6 +17,7 @@ use super::{
     Authority, ClientExpectation, ClientPlan, Connect, Detection, Expectation, Fetch, PortForm,
     Premise, Request, Requirement, Route, Scenario, Send, Source, Span, Step, TargetForm,
 };
+use crate::catalogue;
 use crate::check::{RawCheck, RawChecks};
 use crate::deployment::Role;
 use crate::fault::Fault;
@@ -209,12 +210,16 @@ impl<'a> Builder<'a> {
         let mut requirements: Vec<Requirement> = Vec::new();
         for requirement in &raw.requirements.value {
             let id = requirement.id.value.trim();
-            if !id.starts_with('R') || id.len() < 3 || id.contains(char::is_whitespace) {
+            let Some(entry) = catalogue::find(id) else {
+                let hint = catalogue::closest(id).map_or_else(
+                    || " (`misdirect list --requirements` lists them)".to_owned(),
+                    |closest| format!("; did you mean `{}`?", closest.id),
+                );
                 return Err(self.error_at(
                     &requirement.id,
-                    format!("`{id}` is not a catalogue ID such as R9110-7.4-b"),
+                    format!("`{id}` is not in the requirements catalogue{hint}"),
                 ));
-            }
+            };
             if requirements.iter().any(|known| known.id == id) {
                 return Err(self.error_at(
                     &requirement.id,
@@ -236,7 +241,10 @@ impl<'a> Builder<'a> {
             requirements.push(Requirement {
                 id: id.to_owned(),
                 level,
-                section: requirement.section.clone(),
+                section: requirement
+                    .section
+                    .clone()
+                    .unwrap_or_else(|| entry.section.clone()),
             });
         }
         Ok(requirements)

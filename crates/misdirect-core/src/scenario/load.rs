@@ -292,6 +292,18 @@ steps:
     }
 
     #[test]
+    fn a_requirement_the_catalogue_does_not_list_is_an_error() {
+        check(
+            &VALID.replace("  - id: R9110-7.4-b", "  - id: R9110-7.4-q"),
+            "error: `R9110-7.4-q` is not in the requirements catalogue; did you mean `R9110-7.4-a`?\n --> suites/x/broken.yaml:3:9\n  |\n3 |   - id: R9110-7.4-q\n  |         ^",
+        );
+        // Without a section, the catalogue's.
+        let text = VALID.replace("    section: RFC 9110 §7.4\n", "");
+        let scenario = load_str(Path::new("x.yaml"), "x", &text).unwrap();
+        assert_eq!(scenario.requirements[0].section, "RFC 9110 §7.4");
+    }
+
+    #[test]
     fn unknown_role_is_reported_at_its_use() {
         check(
             &VALID.replace("authority: foreign", "authority: tenant"),

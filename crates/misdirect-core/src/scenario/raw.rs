@@ -61,7 +61,9 @@ pub(super) struct RawFetch {
 pub(super) struct RawRequirement {
     pub(super) id: Spanned<String>,
     pub(super) level: Spanned<String>,
-    pub(super) section: String,
+    /// Defaults to the catalogue entry's section.
+    #[serde(default)]
+    pub(super) section: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,0 +1,162 @@
+//! `misdirect list`: the scenarios a selection picks (the cases a run of it would run), or the
+//! requirements catalogue with the scenarios that cite each rule, so that what is not tested yet
+//! shows.
+
+use std::sync::Arc;
+
+use crate::runner;
+use misdirect_core::catalogue;
+use misdirect_core::outcome::Exit;
+use misdirect_core::scenario::Scenario;
+
+use super::Failure;
+use super::run::{SuiteArgs, partitioned, protocols, select};
+
+#[derive(Debug, clap::Args)]
+pub(super) struct ListArgs {
+    #[command(flatten)]
+    pub(super) suites: SuiteArgs,
+    /// `text` (a line per scenario: ID, protocols, requirement IDs) or `json` (the
+    /// `misdirect-list/1` document, described in the README).
+    #[arg(long, value_enum, default_value = "text")]
+    pub(super) format: ListFormat,
+    /// List the requirements catalogue instead: every rule with the selected scenarios that
+    /// cite it, `-` where none does (`misdirect-requirements/1` with `--format json`).
+    #[arg(long)]
+    pub(super) requirements: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(super) enum ListFormat {
+    Text,
+    Json,
+}
+
+/// The scenarios a selection picks, on their own lines or as one JSON document.
+pub(super) fn list(args: &ListArgs) -> Result<Exit, Failure> {
+    let scenarios = select(&args.suites)?;
+    if args.requirements {
+        return Ok(list_requirements(&scenarios, args.format));
+    }
+    let protocols = protocols(&args.suites.protocols)?;
+    // The cases a run of this selection (and partition) would run.
+    let cases = partitioned(
+        &args.suites,
+        runner::cases(&scenarios)
+            .into_iter()
+            .filter(|case| protocols.is_empty() || protocols.contains(&case.protocol))
+            .collect(),
+    )?;
+    let runs_on = |scenario: &Scenario| -> Vec<&'static str> {
+        cases
+            .iter()
+            .filter(|case| case.scenario.id == scenario.id)
+            .map(|case| case.protocol.key())
+            .collect()
+    };
+    let selected = scenarios
+        .iter()
+        .filter(|scenario| !runs_on(scenario).is_empty());
+    match args.format {
+        ListFormat::Text => {
+            for scenario in selected {
+                let requirements: Vec<&str> = scenario
+                    .requirements
+                    .iter()
+                    .map(|requirement| requirement.id.as_str())
+                    .collect();
+                say!(
+                    "{}\t{}\t{}",
+                    scenario.id,
+                    runs_on(scenario).join(","),
+                    requirements.join(",")
+                );
+            }
+        }
+        ListFormat::Json => {
+            let listed: Vec<serde_json::Value> = selected
+                .map(|scenario| {
+                    serde_json::json!({
+                        "id": scenario.id,
+                        "title": scenario.title,
+                        "file": scenario.span.path().display().to_string(),
+                        "protocols": runs_on(scenario),
+                        "gateway": scenario.gateway,
+                        "client": scenario.client.is_some(),
+                        "requirements": scenario.requirements.iter().map(|requirement| serde_json::json!({
+                            "id": requirement.id,
+                            "level": requirement.level.keyword(),
+                            "section": requirement.section,
+                        })).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            let document = serde_json::json!({ "format": "misdirect-list/1", "scenarios": listed });
+            say!("{document:#}");
+        }
+    }
+    Ok(Exit::Clean)
+}
+
+/// Every catalogue entry with the IDs of the `scenarios` that cite it.
+fn list_requirements(scenarios: &[Arc<Scenario>], format: ListFormat) -> Exit {
+    let citing = |id: &str| -> Vec<&str> {
+        scenarios
+            .iter()
+            .filter(|scenario| scenario.requirements.iter().any(|cited| cited.id == id))
+            .map(|scenario| scenario.id.as_str())
+            .collect()
+    };
+    let entries = catalogue::entries();
+    match format {
+        ListFormat::Text => {
+            for entry in entries {
+                let cited_by = citing(&entry.id);
+                say!(
+                    "{}\t{}\t{}\t{}",
+                    entry.id,
+                    entry.level,
+                    entry.section,
+                    if cited_by.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        cited_by.join(",")
+                    }
+                );
+            }
+            let uncited = entries
+                .iter()
+                .filter(|entry| citing(&entry.id).is_empty())
+                .count();
+            eprintln!(
+                "{} of {} requirements are cited by the selected scenarios; {uncited} are not (-)",
+                entries.len() - uncited,
+                entries.len()
+            );
+        }
+        ListFormat::Json => {
+            let listed: Vec<serde_json::Value> = entries
+                .iter()
+                .map(|entry| {
+                    serde_json::json!({
+                        "id": entry.id,
+                        "topic": entry.topic,
+                        "section": entry.section,
+                        "links": catalogue::citations(&entry.section)
+                            .into_iter()
+                            .filter_map(|citation| citation.url)
+                            .collect::<Vec<_>>(),
+                        "level": entry.level,
+                        "roles": entry.roles,
+                        "text": entry.text,
+                        "cited_by": citing(&entry.id),
+                    })
+                })
+                .collect();
+            let document =
+                serde_json::json!({ "format": "misdirect-requirements/1", "requirements": listed });
+            say!("{document:#}");
+        }
+    }
+    Exit::Clean
+}
