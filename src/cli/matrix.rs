@@ -107,17 +107,30 @@ pub(super) fn matrix(args: &MatrixArgs) -> Result<Exit, Failure> {
                     stopped,
                 } = executed?;
                 // Committed evidence: no timestamp or host name of whoever regenerated it.
-                let report = misdirect_core::report::junit::Run {
+                let report = misdirect_core::report::Run {
                     target: &label,
                     strict: false,
                     baseline: known.as_ref(),
                     wall,
                     started: None,
                     hostname: None,
+                    server: version.as_deref(),
+                    command: None,
                 };
+                let exit = known.as_ref().map_or_else(
+                    || Tally::of(&results).exit(false),
+                    |known| {
+                        if baseline::compare(known, &results).holds() {
+                            Exit::Clean
+                        } else {
+                            Exit::Failed
+                        }
+                    },
+                );
                 write_reports(
                     &results,
                     &report,
+                    exit,
                     &args.out.join(Column::junit_file(&profile.server)),
                     &args.out.join(Column::report_file(&profile.server)),
                 )?;
@@ -136,6 +149,7 @@ pub(super) fn matrix(args: &MatrixArgs) -> Result<Exit, Failure> {
         columns.push(Column {
             server: profile.server.clone(),
             version,
+            baseline: known.clone(),
             outcome,
         });
     }

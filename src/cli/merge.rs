@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use misdirect_core::baseline;
 use misdirect_core::outcome::{CaseResult, Exit, Tally};
-use misdirect_core::report::{json, junit};
+use misdirect_core::report::{self, json};
 
 use super::run::write_reports;
-use super::{Failure, check_report_paths, write_report};
+use super::{Failure, check_report_paths, command_line, write_report};
 
 #[derive(Debug, clap::Args)]
 pub(super) struct MergeArgs {
@@ -91,15 +91,19 @@ pub(super) fn merge(args: &MergeArgs) -> Result<Exit, Failure> {
         .iter()
         .filter_map(|(_, part)| part.started.clone())
         .min();
-    let report = junit::Run {
+    let server = parts.iter().find_map(|(_, part)| part.server.clone());
+    let command = command_line();
+    let report = report::Run {
         target: &target,
         strict: args.strict,
         baseline: baseline.as_ref(),
         wall: Duration::try_from_secs_f64(wall).unwrap_or_default(),
         started: started.as_deref(),
         hostname: None,
+        server: server.as_deref(),
+        command: Some(&command),
     };
-    write_reports(&results, &report, &args.junit, &args.html)?;
+    write_reports(&results, &report, exit, &args.junit, &args.html)?;
     write_report(&args.json, &json::render(&results, &report, exit))?;
     say!(
         "merged {} reports: {} cases against {target}: {}",

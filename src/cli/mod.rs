@@ -226,6 +226,25 @@ pub(super) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 
 /// Writes a report atomically: into a temporary file beside it, then renamed over it, so that
 /// a reader (or an interrupted run) never sees half a report.
+/// The command line this process was started with, each word quoted for a POSIX shell where it
+/// needs to be, so that a report tells its reader how to run it again.
+pub(super) fn command_line() -> String {
+    std::env::args()
+        .map(|word| {
+            let plain = !word.is_empty()
+                && word
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%".contains(c));
+            if plain {
+                word
+            } else {
+                format!("'{}'", word.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 pub(super) fn write_report(path: &Path, contents: &str) -> Result<(), Failure> {
     let failed = |error: std::io::Error| {
         Failure::harness(format!("failed to write {}: {error}", path.display()))

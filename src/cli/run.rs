@@ -16,10 +16,10 @@ use misdirect_core::baseline;
 use misdirect_core::deployment::{Deployment, Role};
 use misdirect_core::outcome::{Exit, Tally};
 use misdirect_core::protocol::Protocol;
-use misdirect_core::report::{html, json, junit, terminal};
+use misdirect_core::report::{self, html, json, junit, terminal};
 use misdirect_core::scenario::{self, Scenario};
 
-use super::{Failure, check_report_paths, runtime, write_report};
+use super::{Failure, check_report_paths, command_line, runtime, write_report};
 
 #[derive(Debug, clap::Args)]
 pub(super) struct SuiteArgs {
@@ -177,6 +177,7 @@ pub(super) fn run_suites(args: &RunArgs) -> Result<Exit, Failure> {
         args.keylog.as_deref(),
         true,
     );
+    let server_version = server.as_ref().and_then(|server| server.version.clone());
     drop(server);
     let Executed {
         results,
@@ -200,15 +201,18 @@ pub(super) fn run_suites(args: &RunArgs) -> Result<Exit, Failure> {
         (None, None) => Tally::of(&results).exit(args.strict),
     };
     let hostname = hostname();
-    let report = junit::Run {
+    let command = command_line();
+    let report = report::Run {
         target: &label,
         strict: args.strict,
         baseline: baseline.as_ref(),
         wall,
         started: Some(&started),
         hostname: hostname.as_deref(),
+        server: server_version.as_deref(),
+        command: Some(&command),
     };
-    write_reports(&results, &report, &args.junit, &args.html)?;
+    write_reports(&results, &report, exit, &args.junit, &args.html)?;
     write_report(&args.json, &json::render(&results, &report, exit))?;
     say!(
         "reports: {} (JUnit), {} (HTML), {} (JSON)",
@@ -235,12 +239,13 @@ pub(super) fn run_suites(args: &RunArgs) -> Result<Exit, Failure> {
 /// Writes a run's JUnit and HTML reports, a listed deviation marked in both.
 pub(super) fn write_reports(
     results: &[misdirect_core::outcome::CaseResult],
-    run: &junit::Run<'_>,
+    run: &report::Run<'_>,
+    exit: Exit,
     junit_path: &Path,
     html_path: &Path,
 ) -> Result<(), Failure> {
     write_report(junit_path, &junit::render(results, run))?;
-    write_report(html_path, &html::render(results, run.target, run.baseline))
+    write_report(html_path, &html::render(results, run, exit))
 }
 
 /// The present moment in UTC as ISO 8601 (`2026-12-02T08:55:00Z`), for the reports.

@@ -6,6 +6,7 @@
 //! listener, a served profile, a signal) is a trial function below the table. The profiled real
 //! servers come from `targets/*.yaml` themselves.
 
+mod browser;
 mod report;
 
 use std::path::{Path, PathBuf};
@@ -539,6 +540,7 @@ pub(crate) fn trials() -> Vec<Trial> {
         )
         .with_ignored_flag(!tools_present(&["python3"])),
     ]);
+    trials.push(browser::html_report_renders_failures_first());
     // Real clients under test, where the machine has them; listed but ignored where it has not.
     trials.push(client_under_test(
         "curl",

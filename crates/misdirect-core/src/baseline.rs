@@ -129,10 +129,31 @@ pub enum Standing<'a> {
     Unlisted,
 }
 
-impl Standing<'_> {
+impl<'a> Standing<'a> {
     /// Whether the run departs from the baseline because of this case.
     pub fn departs(&self) -> bool {
         matches!(self, Self::New | Self::Changed(_) | Self::UnexpectedPass(_))
+    }
+
+    /// How the reports name it: `known`, `new`, `changed`, `unexpected-pass` or `unlisted`.
+    pub fn key(&self) -> &'static str {
+        match self {
+            Self::Known(_) => "known",
+            Self::New => "new",
+            Self::Changed(_) => "changed",
+            Self::UnexpectedPass(_) => "unexpected-pass",
+            Self::Unlisted => "unlisted",
+        }
+    }
+
+    /// The baseline's entry for the case, where it lists it.
+    pub fn listed(&self) -> Option<&'a Deviation> {
+        match self {
+            Self::Known(listed) | Self::Changed(listed) | Self::UnexpectedPass(listed) => {
+                Some(listed)
+            }
+            Self::New | Self::Unlisted => None,
+        }
     }
 }
 

@@ -241,6 +241,21 @@ pub enum Exit {
 }
 
 impl Exit {
+    /// What the exit code says, in a few words.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Self::Clean => "clean: no FAIL and no ERROR, or as the baseline lists",
+            Self::Failed => {
+                "failed: a MUST broken, a WARN under --strict, or departs from the baseline"
+            }
+            Self::Error => "error: a case could not be tested",
+            Self::InvalidInput => "invalid input",
+            Self::NothingTested => "nothing tested: every case was SKIP",
+            Self::Interrupted => "interrupted (SIGINT): unfinished cases are ERROR",
+            Self::Terminated => "terminated (SIGTERM): unfinished cases are ERROR",
+        }
+    }
+
     pub fn code(self) -> u8 {
         match self {
             Self::Clean => 0,

@@ -5,9 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::baseline::Standing;
 use crate::outcome::{CaseResult, Exit, Tally};
-use crate::report::junit::Run;
+use crate::report::Run;
 use crate::verdict::Verdict;
 
 /// The format and version this module writes.
@@ -20,6 +19,8 @@ struct Document<'a> {
     target: &'a str,
     started: Option<&'a str>,
     hostname: Option<&'a str>,
+    server: Option<&'a str>,
+    command: Option<&'a str>,
     seconds: f64,
     strict: bool,
     exit_code: u8,
@@ -53,6 +54,10 @@ pub struct Partial {
     pub target: String,
     pub started: Option<String>,
     pub hostname: Option<String>,
+    #[serde(default)]
+    pub server: Option<String>,
+    #[serde(default)]
+    pub command: Option<String>,
     pub seconds: f64,
     pub strict: bool,
     pub cases: Vec<CaseResult>,
@@ -78,15 +83,10 @@ pub fn render(results: &[CaseResult], run: &Run<'_>, exit: Exit) -> String {
             id: result.case_id(),
             result,
             baseline: run.baseline.map(|baseline| {
-                let (standing, listed) = match baseline.standing(result) {
-                    Standing::Known(listed) => ("known", Some(listed)),
-                    Standing::New => ("new", None),
-                    Standing::Changed(listed) => ("changed", Some(listed)),
-                    Standing::UnexpectedPass(listed) => ("unexpected-pass", Some(listed)),
-                    Standing::Unlisted => ("unlisted", None),
-                };
+                let standing = baseline.standing(result);
+                let listed = standing.listed();
                 Listed {
-                    standing,
+                    standing: standing.key(),
                     listed: listed.map(|listed| listed.verdict),
                     reason: listed.map(|listed| listed.reason.as_str()),
                 }
@@ -99,6 +99,8 @@ pub fn render(results: &[CaseResult], run: &Run<'_>, exit: Exit) -> String {
         target: run.target,
         started: run.started,
         hostname: run.hostname,
+        server: run.server,
+        command: run.command,
         seconds: run.wall.as_secs_f64(),
         strict: run.strict,
         exit_code: exit.code(),
@@ -131,12 +133,15 @@ mod tests {
             wall: Duration::from_millis(1500),
             started: Some("2026-12-02T09:00:00Z"),
             hostname: None,
+            server: Some("nginx/1.22.1"),
+            command: Some("misdirect run"),
         };
         let text = render(&results, &run, Exit::Failed);
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(value["format"], FORMAT);
         assert_eq!(value["exit_code"], 1);
         assert_eq!(value["seconds"], 1.5);
+        assert_eq!(value["server"], "nginx/1.22.1");
         assert_eq!(value["tally"]["fail"], 1);
         assert_eq!(value["cases"][0]["id"], "server/a [h2]");
         assert_eq!(value["cases"][0]["verdict"], "FAIL");

@@ -16,25 +16,10 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::escape;
-use crate::baseline::{Baseline, Standing};
+use super::{Run, escape};
+use crate::baseline::Standing;
 use crate::outcome::{CaseResult, Finding};
 use crate::verdict::Verdict;
-
-/// What the report says about the run as a whole.
-#[derive(Debug, Clone, Copy)]
-pub struct Run<'a> {
-    /// The target, as the terminal names it.
-    pub target: &'a str,
-    /// Whether a WARN fails the run (`--strict`).
-    pub strict: bool,
-    pub baseline: Option<&'a Baseline>,
-    /// Wall time of the run.
-    pub wall: Duration,
-    /// When the run started (ISO 8601), and on which host: the shell knows, the core does not.
-    pub started: Option<&'a str>,
-    pub hostname: Option<&'a str>,
-}
 
 /// How one case shows in CI.
 enum Shown {
@@ -300,6 +285,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::baseline::Baseline;
     use crate::observe::Transcript;
     use crate::outcome::Cited;
     use crate::protocol::Protocol;
@@ -344,6 +330,8 @@ mod tests {
             wall: Duration::from_millis(12),
             started: Some("2026-12-02T08:00:00Z"),
             hostname: Some("ci-1"),
+            server: None,
+            command: None,
         }
     }
 

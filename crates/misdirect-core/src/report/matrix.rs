@@ -1,7 +1,9 @@
 //! The results matrix: servers × cases, one verdict per cell, as Markdown (for the README or a
-//! docs page) and as a static HTML page. Every cell links to its evidence: the section of the
-//! server's HTML report (see [`super::html`]) for that case; each server's JUnit report sits
-//! beside it too. Pure: each column is one server's results, as `misdirect matrix` collected
+//! docs page) and as a static HTML page, with a legend. Every cell links to its evidence: the
+//! section of the server's HTML report (see [`super::html`]) for that case; each server's JUnit
+//! report sits beside it too. Against a server's reviewed baseline, a cell says whether its
+//! deviation is known (listed with a reason) or new, so that a regression stands out among the
+//! deviations everyone already knows. The HTML page keeps its header row in view. Pure: each column is one server's results, as `misdirect matrix` collected
 //! them; nothing in the matrix depends on timings or ports, so a fresh run reproduces it.
 
 use std::collections::BTreeMap;
@@ -9,6 +11,7 @@ use std::fmt::Write as _;
 
 use super::escape;
 use super::html::{STYLE, VERDICTS, anchor};
+use crate::baseline::{Baseline, Standing};
 use crate::outcome::{CaseResult, Tally};
 use crate::verdict::Verdict;
 
@@ -19,6 +22,8 @@ pub struct Column {
     pub server: String,
     /// What the server said its version is, when it was started.
     pub version: Option<String>,
+    /// The server's reviewed baseline, which tells known deviations from new ones.
+    pub baseline: Option<Baseline>,
     pub outcome: ColumnOutcome,
 }
 
@@ -54,14 +59,66 @@ const INTRODUCTION: &str = "Every scenario against every server profile in `targ
     report (what was expected, what was observed, the transcript); each server's JUnit report is \
     beside it.";
 
-/// One row per case ID, with the verdict of each column (none where the server was not run).
-fn rows(columns: &[Column]) -> BTreeMap<String, Vec<Option<Verdict>>> {
-    let mut rows: BTreeMap<String, Vec<Option<Verdict>>> = BTreeMap::new();
+const LEGEND: [(&str, &str); 9] = [
+    ("PASS", "every applicable expectation was observed and met"),
+    ("FAIL", "a MUST was broken"),
+    ("WARN", "a SHOULD was not met"),
+    ("INFO", "an optional (MAY) behaviour was observed"),
+    (
+        "SKIP",
+        "does not apply to this server (the report says why)",
+    ),
+    ("ERROR", "could not be tested (the report says why)"),
+    (
+        "known",
+        "a deviation listed in the server's reviewed baseline, with its reason",
+    ),
+    (
+        "new",
+        "a deviation the baseline does not list, or lists with another verdict",
+    ),
+    (
+        "unexpected",
+        "passes, though the baseline lists a deviation: the list is out of date",
+    ),
+];
+
+/// One cell: the case's verdict, and whether its deviation is known to the server's baseline.
+#[derive(Debug, Clone, Copy)]
+struct Cell {
+    verdict: Verdict,
+    /// ` known`, ` new` or nothing.
+    standing: &'static str,
+}
+
+impl Cell {
+    fn of(result: &CaseResult, baseline: Option<&Baseline>) -> Self {
+        let standing = match baseline.map(|baseline| baseline.standing(result)) {
+            Some(Standing::Known(_)) => " known",
+            Some(Standing::New | Standing::Changed(_)) => " new",
+            Some(Standing::UnexpectedPass(_)) => " unexpected",
+            Some(Standing::Unlisted) | None => "",
+        };
+        Self {
+            verdict: result.verdict,
+            standing,
+        }
+    }
+
+    fn words(self) -> String {
+        format!("{}{}", self.verdict.label(), self.standing)
+    }
+}
+
+/// One row per case ID, with the cell of each column (none where the server was not run).
+fn rows(columns: &[Column]) -> BTreeMap<String, Vec<Option<Cell>>> {
+    let mut rows: BTreeMap<String, Vec<Option<Cell>>> = BTreeMap::new();
     for (index, column) in columns.iter().enumerate() {
         if let ColumnOutcome::Ran(results) = &column.outcome {
             for result in results {
                 rows.entry(result.case_id())
-                    .or_insert_with(|| vec![None; columns.len()])[index] = Some(result.verdict);
+                    .or_insert_with(|| vec![None; columns.len()])[index] =
+                    Some(Cell::of(result, column.baseline.as_ref()));
             }
         }
     }
@@ -71,6 +128,10 @@ fn rows(columns: &[Column]) -> BTreeMap<String, Vec<Option<Verdict>>> {
 /// Renders the Markdown matrix: a summary row per server, then one row per case.
 pub fn render(columns: &[Column]) -> String {
     let mut text = format!("# Results matrix\n\n{INTRODUCTION}\n\n");
+    for (word, meaning) in LEGEND {
+        let _ = writeln!(text, "- **{word}**: {meaning}");
+    }
+    text.push('\n');
     text.push_str("| server | version | PASS | FAIL | WARN | INFO | SKIP | ERROR | evidence |\n");
     text.push_str("| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
     for column in columns {
@@ -110,11 +171,11 @@ pub fn render(columns: &[Column]) -> String {
         let _ = write!(text, "| `{case}` |");
         for (column, cell) in columns.iter().zip(cells) {
             match cell {
-                Some(verdict) => {
+                Some(cell) => {
                     let _ = write!(
                         text,
                         " [{}]({}#{}) |",
-                        verdict.label(),
+                        cell.words(),
                         column.report(),
                         anchor(&case)
                     );
@@ -168,22 +229,28 @@ pub fn render_html(columns: &[Column]) -> String {
             }
         }
     }
-    page.push_str("</table>\n<table>\n<tr><th>case</th>");
+    page.push_str("</table>\n<dl id=\"legend\">\n");
+    for (word, meaning) in LEGEND {
+        let _ = writeln!(page, "<dt>{word}</dt><dd>{meaning}</dd>");
+    }
+    page.push_str("</dl>\n<table>\n<thead><tr><th>case</th>");
     for column in columns {
         let _ = write!(page, "<th>{}</th>", escape(&column.server));
     }
-    page.push_str("</tr>\n");
+    page.push_str("</tr></thead>\n");
     for (case, cells) in rows(columns) {
         let _ = write!(page, "<tr><td><code>{}</code></td>", escape(&case));
         for (column, cell) in columns.iter().zip(cells) {
             match cell {
-                Some(verdict) => {
+                Some(cell) => {
                     let _ = write!(
                         page,
-                        "<td class=\"verdict {0}\"><a href=\"{1}#{2}\">{0}</a></td>",
-                        verdict.label(),
+                        "<td class=\"verdict {0}{1}\"><a href=\"{2}#{3}\">{4}</a></td>",
+                        cell.verdict.label(),
+                        cell.standing,
                         escape(&column.report()),
-                        anchor(&case)
+                        anchor(&case),
+                        cell.words(),
                     );
                 }
                 None => page.push_str("<td></td>"),
@@ -210,16 +277,31 @@ mod tests {
             Column {
                 server: "one".into(),
                 version: Some("one/1.0".into()),
+                baseline: Some(Baseline {
+                    server: "one".into(),
+                    deviations: vec![crate::baseline::Deviation {
+                        case: "s/a [h2]".into(),
+                        verdict: Verdict::Fail,
+                        requirement: None,
+                        reason: "known".into(),
+                        span: None,
+                    }],
+                }),
                 outcome: ColumnOutcome::Ran(vec![result("s/a", Verdict::Fail)]),
             },
             Column {
                 server: "two".into(),
                 version: None,
+                baseline: None,
                 outcome: ColumnOutcome::NotRun("`two` is not installed".into()),
             },
             Column {
                 server: "three".into(),
                 version: None,
+                baseline: Some(Baseline {
+                    server: "three".into(),
+                    deviations: Vec::new(),
+                }),
                 outcome: ColumnOutcome::Ran(vec![
                     result("s/a", Verdict::Pass),
                     result("s/b", Verdict::Warn),
@@ -229,12 +311,12 @@ mod tests {
         let text = render(&columns);
         assert!(
             text.contains(
-                "| `s/a [h2]` | [FAIL](one.html#s-a-h2) |  | [PASS](three.html#s-a-h2) |"
+                "| `s/a [h2]` | [FAIL known](one.html#s-a-h2) |  | [PASS](three.html#s-a-h2) |"
             ),
             "{text}"
         );
         assert!(
-            text.contains("| `s/b [h2]` |  |  | [WARN](three.html#s-b-h2) |"),
+            text.contains("| `s/b [h2]` |  |  | [WARN new](three.html#s-b-h2) |"),
             "{text}"
         );
         assert!(text.contains(
@@ -245,10 +327,13 @@ mod tests {
         assert!(
             page.contains(
                 "<tr><td><code>s/b [h2]</code></td><td></td><td></td>\
-                 <td class=\"verdict WARN\"><a href=\"three.html#s-b-h2\">WARN</a></td></tr>"
+                 <td class=\"verdict WARN new\"><a href=\"three.html#s-b-h2\">WARN new</a></td></tr>"
             ),
             "{page}"
         );
         assert!(page.contains("not run: `two` is not installed"), "{page}");
+        assert!(text.contains("- **known**: a deviation listed"), "{text}");
+        assert!(page.contains("<thead><tr><th>case</th>"), "{page}");
+        assert!(page.contains("<dt>new</dt>"), "{page}");
     }
 }
