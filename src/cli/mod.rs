@@ -105,6 +105,12 @@ enum Command {
     /// Run the suites against every server profile that can start here and write the results
     /// matrix (Markdown and HTML), each cell linked to its evidence in the server's reports.
     Matrix(MatrixArgs),
+    /// Print the JSON Schema of a scenario, profile or baseline file, for editors (e.g. the
+    /// yaml-language-server's `$schema` comment) and validators.
+    Schema {
+        #[arg(value_enum)]
+        file: SchemaFile,
+    },
     /// Write the generated PKI as PEM, to configure a real server with it.
     Certs {
         /// Folder to write into (private keys get mode 0600).
@@ -114,6 +120,14 @@ enum Command {
         #[arg(long, value_name = "DIR", conflicts_with = "dir")]
         out: Option<PathBuf>,
     },
+}
+
+/// The kinds of file misdirect reads that people write.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum SchemaFile {
+    Scenario,
+    Profile,
+    Baseline,
 }
 
 /// An error that ends the command, with how it exits.
@@ -196,6 +210,15 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
                     say!("      {}", check.paragraph());
                 }
             }
+            Ok(Exit::Clean)
+        }
+        Command::Schema { file } => {
+            let schema = match file {
+                SchemaFile::Scenario => misdirect_core::schema::scenario(),
+                SchemaFile::Profile => crate::under_test::profile::schema(),
+                SchemaFile::Baseline => misdirect_core::schema::baseline(),
+            };
+            say!("{schema:#}");
             Ok(Exit::Clean)
         }
         Command::Serve(args) => serve(&args),

@@ -77,6 +77,70 @@ struct RawLaunch {
     version: Option<String>,
 }
 
+/// The JSON Schema of a profile file (draft-07, for editors; `misdirect schema profile`): the
+/// mirror above, key for key.
+pub fn schema() -> serde_json::Value {
+    use misdirect_core::schema::{document, role};
+    use serde_json::json;
+    let string = |description: &str| json!({ "type": "string", "description": description });
+    let roles_to = |description: &str| {
+        json!({
+            "type": "object",
+            "propertyNames": { "$ref": "#/definitions/role" },
+            "additionalProperties": { "type": "string" },
+            "description": description,
+        })
+    };
+    let root = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["server"],
+        "properties": {
+            "server": string("the server's name, in reports and for its working folder"),
+            "description": string("prose for the reader; misdirect does not use it"),
+            "address": string("IP:PORT of a running server (none for one misdirect launches)"),
+            "h3_port": { "type": "integer", "minimum": 1, "maximum": 65535 },
+            "certs": string("a folder of `misdirect certs` the server was configured with"),
+            "trust": string("`system`, or a PEM file of the CAs to trust"),
+            "client_certificate": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["certificate", "key"],
+                "properties": {
+                    "certificate": string("PEM file"),
+                    "key": string("PEM file"),
+                },
+            },
+            "names": roles_to("the name that plays each role; a role not named is played by nobody"),
+            "unsupported": roles_to("roles the server cannot play, with the reason"),
+            "upstreams": { "enum": ["https", "cleartext"], "description": "how the mock upstreams behind a gateway speak" },
+            "baseline": string("the server's known deviations, relative to the profile"),
+            "concurrency": { "type": "integer", "minimum": 1 },
+            "launch": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["config", "command"],
+                "properties": {
+                    "needs": { "type": "array", "items": { "type": "string" }, "description": "executables that must be installed" },
+                    "config": string("the configuration template, relative to the profile"),
+                    "files": { "type": "array", "items": { "type": "string" } },
+                    "command": string("the shell command that runs the server in the foreground"),
+                    "h3": { "type": "boolean" },
+                    "ready_within": { "type": "number", "exclusiveMinimum": 0 },
+                    "vars": { "type": "object", "additionalProperties": { "type": "string" } },
+                    "version": string("a command whose first line names the server's version"),
+                },
+            },
+        },
+    });
+    document(
+        "misdirect target profile",
+        "Where a server under test is, which of its names play which role, what to trust and, for a server misdirect starts itself, how to configure and start it.",
+        root,
+        json!({ "role": role() }),
+    )
+}
+
 /// How the mock upstreams behind a gateway speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Upstreams {

@@ -8,6 +8,7 @@
 
 mod browser;
 mod report;
+mod schema;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -541,6 +542,7 @@ pub(crate) fn trials() -> Vec<Trial> {
         .with_ignored_flag(!tools_present(&["python3"])),
     ]);
     trials.push(browser::html_report_renders_failures_first());
+    trials.extend(schema::trials());
     // Real clients under test, where the machine has them; listed but ignored where it has not.
     trials.push(client_under_test(
         "curl",

@@ -16,7 +16,8 @@
 //! - [`observe`]: what was seen, as plain data;
 //! - [`check`]: the checks, one family per file, each declared once and judged beside its
 //!   declaration;
-//! - [`scenario`]: the scenario model and its YAML loader;
+//! - [`scenario`]: the scenario model and its YAML loader; [`schema`]: JSON Schemas of the
+//!   files people write, from the same declarations;
 //! - [`outcome`]: case results and the tally; [`evaluate`]: a case's observations → its verdict;
 //!   [`conclude`]: how a case ends, from how its run ended;
 //! - [`policy`]: the reference target's decisions;
@@ -37,5 +38,6 @@ pub mod policy;
 pub mod protocol;
 pub mod report;
 pub mod scenario;
+pub mod schema;
 pub mod verdict;
 pub mod wire;

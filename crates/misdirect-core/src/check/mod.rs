@@ -48,6 +48,9 @@ pub trait Argument: Sized {
     /// The value, or why `raw` is not one; `check` names the check for the message.
     fn build(raw: Self::Raw, check: &str) -> Result<Self, String>;
 
+    /// How the value is written, as a JSON Schema (for `misdirect schema`).
+    fn schema() -> serde_json::Value;
+
     /// The role the value names, so that the loader knows every role a scenario uses.
     fn role(&self) -> Option<Role> {
         None
@@ -62,6 +65,10 @@ impl Argument for Role {
     fn build(raw: String, _check: &str) -> Result<Self, String> {
         raw.parse()
             .map_err(|error: crate::deployment::UnknownRole| error.to_string())
+    }
+
+    fn schema() -> serde_json::Value {
+        serde_json::json!({ "$ref": "#/definitions/role" })
     }
 
     fn role(&self) -> Option<Role> {
@@ -92,6 +99,13 @@ impl Argument for Vec<u16> {
         }
         Ok(codes)
     }
+
+    fn schema() -> serde_json::Value {
+        let code = serde_json::json!({ "type": "integer", "minimum": 100, "maximum": 599 });
+        serde_json::json!({
+            "oneOf": [code, { "type": "array", "items": code, "minItems": 1 }]
+        })
+    }
 }
 
 impl Argument for u32 {
@@ -105,6 +119,10 @@ impl Argument for u32 {
         }
         Ok(raw)
     }
+
+    fn schema() -> serde_json::Value {
+        serde_json::json!({ "type": "integer", "minimum": 1 })
+    }
 }
 
 /// A plain check is written `name: true`.
@@ -114,6 +132,11 @@ fn stated(raw: bool) -> Result<(), String> {
     } else {
         Err("checks are stated positively: write `true` or leave the key out".to_owned())
     }
+}
+
+/// A plain check's value as a JSON Schema: `true`, nothing else.
+fn stated_schema() -> serde_json::Value {
+    serde_json::json!({ "const": true })
 }
 
 /// A check's value that is not valid for it, and where it is written.
@@ -156,6 +179,8 @@ macro_rules! family {
     (@bind $family:ident $variant:ident $value:ident $argument:ty) => { $family::$variant($value) };
     (@written) => { "true" };
     (@written $argument:ty) => { <$argument as $crate::check::Argument>::WRITTEN };
+    (@schema) => { $crate::check::stated_schema };
+    (@schema $argument:ty) => { <$argument as $crate::check::Argument>::schema };
     (@role $value:ident) => { None };
     (@role $value:ident $argument:ty) => { $crate::check::Argument::role($value) };
     (@build $family:ident $variant:ident $name:literal $value:ident) => {
@@ -184,6 +209,7 @@ macro_rules! family {
             pub const DOCUMENTED: &[$crate::check::Documented] = &[$($crate::check::Documented {
                 name: $name,
                 value: family!(@written $($argument)?),
+                schema: family!(@schema $($argument)?),
                 doc: concat!($($doc, "\n"),*),
             }),*];
 
@@ -237,13 +263,15 @@ macro_rules! family {
 use family;
 
 /// One check as the reference lists it: its name, the value it takes, what it asks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct Documented {
     pub name: &'static str,
     /// How the value is written: `true`, `<role>`, ...
     pub value: &'static str,
     /// The check's doc comment, one line of source a line.
     pub doc: &'static str,
+    /// The value as a JSON Schema, for `misdirect schema`.
+    pub schema: fn() -> serde_json::Value,
 }
 
 impl Documented {

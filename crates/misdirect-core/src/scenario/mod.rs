@@ -13,6 +13,7 @@ pub mod span;
 use serde::Serialize;
 
 pub use load::{load_file, load_paths, load_str, read_yaml};
+pub use raw::REQUEST_FIELDS;
 pub use span::{LoadError, Source, Span, position_after, span_of};
 
 use crate::check::Check;

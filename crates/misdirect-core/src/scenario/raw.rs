@@ -176,7 +176,7 @@ pub(super) enum RawPremise {
 }
 
 /// The fields an expectation about one request takes.
-pub(super) const REQUEST_FIELDS: &[&str] = &[
+pub const REQUEST_FIELDS: &[&str] = &[
     "requirement",
     "protocols",
     "if_advertised",
