@@ -11,6 +11,7 @@ use crate::under_test::Target;
 use crate::under_test::client::run_reference;
 use misdirect_core::conclude::Inapplicable;
 use misdirect_core::fault::Actor;
+use misdirect_core::observe::CommandOutcome;
 use misdirect_core::protocol::Protocol;
 use misdirect_core::scenario::ClientPlan;
 
@@ -90,15 +91,12 @@ impl Runner {
                 let budget = (deadline * u32::try_from(plan.fetches.len() + 1).unwrap_or(u32::MAX))
                     .min(self.options.case_timeout.saturating_sub(deadline));
                 let run = command.run(rendered, budget).await;
-                record.event(
-                    "client",
-                    format!(
-                        "exit {} {}",
-                        run.status
-                            .map_or("(none)".to_owned(), |code| code.to_string()),
-                        run.stderr.trim()
-                    ),
-                );
+                let outcome = CommandOutcome {
+                    status: run.status,
+                    stderr: run.stderr,
+                };
+                record.event("client", outcome.to_string());
+                record.command(outcome);
                 let _ = std::fs::remove_dir_all(&dir);
             }
             Target::Remote(_) | Target::Chaos(_) => return not_a_client(),

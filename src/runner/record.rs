@@ -82,6 +82,10 @@ impl Record {
         self.lock().0.served = requests;
     }
 
+    pub(super) fn command(&self, outcome: misdirect_core::observe::CommandOutcome) {
+        self.lock().0.command = Some(outcome);
+    }
+
     pub(super) fn attach_upstream_log(&self, log: UpstreamLog, prefix: String) {
         *self
             .upstream_log

@@ -197,6 +197,26 @@ fn contracts() -> Vec<Contract> {
             3,
         )
         .says(&["{url} is no placeholder"]),
+        // A client that sent nothing: ERROR, with its exit code and stderr in the finding.
+        Contract::new(
+            "silent-client-shows-its-exit-and-stderr",
+            &[
+                "run",
+                "--filter",
+                "client/retries-a-refused-request",
+                "--protocol",
+                "h1",
+                "--junit",
+                "{junit}",
+                "--client",
+                "sh -c 'echo could not resolve a.test >&2; exit 6' {urls}",
+            ],
+            2,
+        )
+        .cases(&[("ERROR", Some), ("PASS", None)])
+        .says(&[
+            "sent no request to the origin: the command exited with 6; stderr: could not resolve a.test",
+        ]),
         Contract::new(
             "missing-certs-folder-is-invalid",
             &[

@@ -95,6 +95,7 @@ pub fn evaluate_steps(
             origin_frame: plan.origin_frame.as_deref(),
             protocol,
             served: &observations.served,
+            command: observations.command.as_ref(),
         };
         for expectation in &plan.expect {
             let judged = expectation.check.judge(&run);
@@ -334,8 +335,7 @@ steps:
                 Exchange::on_main(2, "b.test:443", sibling),
                 Exchange::on_main(3, "a.test:443", response(200, Some("alpha"))),
             ],
-            upstream_requests: Vec::new(),
-            served: Vec::new(),
+            ..Observations::default()
         }
     }
 

@@ -16,6 +16,32 @@ pub struct Observations {
     pub upstream_requests: Vec<UpstreamRequest>,
     /// What the embedded target saw as the origin of a client under test (client scenarios).
     pub served: Vec<ServedRequest>,
+    /// How a client under test run as a command ended, where one was.
+    pub command: Option<CommandOutcome>,
+}
+
+/// How a command run as the client under test ended: what to show when it sent nothing.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CommandOutcome {
+    /// The exit code; `None` when it was killed (by the deadline, say) or could not start.
+    pub status: Option<i32>,
+    /// The end of what it wrote to stderr.
+    pub stderr: String,
+}
+
+impl fmt::Display for CommandOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.status {
+            Some(code) => write!(f, "the command exited with {code}")?,
+            None => write!(f, "the command was stopped or did not start")?,
+        }
+        let stderr = self.stderr.trim();
+        if stderr.is_empty() {
+            write!(f, " and wrote nothing to stderr")
+        } else {
+            write!(f, "; stderr: {stderr}")
+        }
+    }
 }
 
 impl Observations {

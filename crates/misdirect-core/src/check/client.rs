@@ -6,7 +6,7 @@
 
 use super::{Judgement, family, host_of};
 use crate::deployment::{Role, fetch_path, normalize_host, san_covers};
-use crate::observe::ServedRequest;
+use crate::observe::{CommandOutcome, ServedRequest};
 use crate::protocol::Protocol;
 
 family! {
@@ -39,6 +39,8 @@ pub struct ClientRun<'a> {
     pub origin_frame: Option<&'a [Role]>,
     pub protocol: Protocol,
     pub served: &'a [ServedRequest],
+    /// How the client's command ended, when it was one: said when nothing arrived.
+    pub command: Option<&'a CommandOutcome>,
 }
 
 impl ClientCheck {
@@ -69,9 +71,12 @@ impl ClientCheck {
         let check = self;
         let (protocol, served) = (plan.protocol, plan.served);
         if served.is_empty() {
-            return Judgement::Missing(
-                "the client under test sent no request to the origin".to_owned(),
-            );
+            let how = plan
+                .command
+                .map_or(String::new(), |command| format!(": {command}"));
+            return Judgement::Missing(format!(
+                "the client under test sent no request to the origin{how}"
+            ));
         }
         // A command client chooses its own protocol; a case is about the one it names.
         if served.iter().all(|request| request.protocol != protocol) {
@@ -305,6 +310,7 @@ mod tests {
             origin_frame: None,
             protocol: Protocol::Http2,
             served,
+            command: None,
         }
     }
 
