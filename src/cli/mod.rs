@@ -65,6 +65,7 @@ impl std::fmt::Write for Said {
 mod list;
 mod matrix;
 mod merge;
+mod progress;
 mod run;
 mod serve;
 

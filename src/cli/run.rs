@@ -19,6 +19,7 @@ use misdirect_core::protocol::Protocol;
 use misdirect_core::report::{self, html, json, junit, terminal};
 use misdirect_core::scenario::{self, Scenario};
 
+use super::progress::Progress;
 use super::{Failure, check_report_paths, command_line, runtime, write_report};
 
 #[derive(Debug, clap::Args)]
@@ -437,13 +438,11 @@ pub(super) fn execute(
         say!("{reason}: its HTTP/1.1 and HTTP/2 cases are ERROR without being run");
     }
     let mut stopped = None;
-    let total = cases.len();
-    let done = std::sync::atomic::AtomicUsize::new(0);
     // Each case's line as it ends, so that a slow run is never a blank screen.
+    let progress = live.then(|| Progress::new(cases.len()));
     let finished = |result: &misdirect_core::outcome::CaseResult| {
-        let done = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        if live {
-            say!("{}", terminal::progress_line(result, done, total));
+        if let Some(progress) = &progress {
+            progress.finished(result);
         }
     };
     let results = runtime.block_on(runner.run_until(
@@ -454,6 +453,7 @@ pub(super) fn execute(
         unreachable.as_deref(),
         &finished,
     ));
+    drop(progress);
     if stopped.is_some() {
         say!("interrupted: the reports hold every finished case, the others as ERROR");
     }

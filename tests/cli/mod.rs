@@ -527,6 +527,11 @@ pub(crate) fn trials() -> Vec<Trial> {
             colour_only_where_it_belongs,
         ),
         Trial::test(
+            "cli::progress-bar-and-colour-on-a-terminal",
+            progress_bar_and_colour_on_a_terminal,
+        )
+        .with_ignored_flag(!tools_present(&["script"])),
+        Trial::test(
             "cli::junit-is-valid-and-agrees-with-the-exit-code",
             junit_is_valid_and_agrees_with_the_exit_code,
         )
@@ -1288,6 +1293,62 @@ fn colour_only_where_it_belongs() -> Result<(), Failed> {
             )
             .into());
         }
+    }
+    Ok(())
+}
+
+/// On a terminal (a pseudo-terminal made by `script`): a progress bar under the case lines, and
+/// colour unless NO_COLOR; in a pipe, neither (see [`colour_only_where_it_belongs`]).
+fn progress_bar_and_colour_on_a_terminal() -> Result<(), Failed> {
+    let dir = scratch("terminal");
+    let run = |no_color: bool| {
+        let line = format!(
+            "{} run --filter server/own-authority --junit {} --html {} --json {}",
+            env!("CARGO_BIN_EXE_misdirect"),
+            dir.join("junit.xml").display(),
+            dir.join("report.html").display(),
+            dir.join("report.json").display()
+        );
+        let mut command = Command::new("script");
+        command.args(["-qec", &line, "/dev/null"]);
+        command.env("TERM", "xterm");
+        if no_color {
+            command.env("NO_COLOR", "1");
+        } else {
+            command.env_remove("NO_COLOR");
+        }
+        finished(command)
+    };
+    // A colour is an SGR sequence, ESC [ digits m; the bar moves the cursor with others.
+    let coloured = |text: &str| {
+        text.split("\u{1b}[").skip(1).any(|rest| {
+            let digits = rest.trim_start_matches(|c: char| c.is_ascii_digit() || c == ';');
+            digits.len() < rest.len() && digits.starts_with('m')
+        })
+    };
+    let (code, shown, _) = run(false)?;
+    if code != 0 || !shown.contains("/3 cases") || !coloured(&shown) {
+        return Err(
+            format!("on a terminal: exit {code}, expected a bar and colour:\n{shown}").into(),
+        );
+    }
+    let (code, shown, _) = run(true)?;
+    if code != 0 || coloured(&shown) {
+        return Err(format!("on a terminal with NO_COLOR: exit {code}, colour:\n{shown}").into());
+    }
+    let (_, piped, stderr) = misdirect(&[
+        "run",
+        "--filter",
+        "server/own-authority",
+        "--junit",
+        dir.join("junit.xml").to_str().unwrap_or_default(),
+        "--html",
+        dir.join("report.html").to_str().unwrap_or_default(),
+        "--json",
+        dir.join("report.json").to_str().unwrap_or_default(),
+    ])?;
+    if piped.contains(" cases  ") || stderr.contains(" cases  ") {
+        return Err(format!("a bar in a pipe:\n{piped}{stderr}").into());
     }
     Ok(())
 }

@@ -165,9 +165,14 @@ pub struct Tally {
 
 impl Tally {
     pub fn of(results: &[CaseResult]) -> Self {
+        Self::of_verdicts(results.iter().map(|result| result.verdict))
+    }
+
+    /// The tally of bare verdicts, for a count kept as cases end.
+    pub fn of_verdicts(verdicts: impl IntoIterator<Item = Verdict>) -> Self {
         let mut tally = Self::default();
-        for result in results {
-            *tally.slot(result.verdict) += 1;
+        for verdict in verdicts {
+            *tally.slot(verdict) += 1;
         }
         tally
     }
