@@ -62,6 +62,7 @@ impl std::fmt::Write for Said {
     }
 }
 
+mod address;
 mod list;
 mod matrix;
 mod merge;

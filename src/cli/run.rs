@@ -2,7 +2,6 @@
 //! against which target (embedded, an address, a profile misdirect may launch, a client command),
 //! then the run under the stop signals, the reports and the baseline comparison.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,10 +53,15 @@ pub(super) enum Color {
 pub(super) struct RunArgs {
     #[command(flatten)]
     pub(super) suites: SuiteArgs,
-    /// `embedded`, `embedded:<fault>`, `chaos:<behaviour>`, the address of your server (IP:PORT), or a target
-    /// profile (`targets/<server>.yaml`), which misdirect may start and stop itself.
+    /// `embedded`, `embedded:<fault>`, `chaos:<behaviour>`, your server as IP:PORT or HOST:PORT
+    /// (resolved once), or a target profile (`targets/<server>.yaml`), which misdirect may
+    /// start and stop itself.
     #[arg(long, default_value = "embedded")]
     pub(super) target: String,
+    /// Connect to ADDR:PORT when the target is HOST:PORT, without resolving HOST (as curl's
+    /// option; HOST empty for any host), e.g. edge.example.com:443:192.0.2.7:443 (repeatable).
+    #[arg(long = "connect-to", value_name = "HOST:PORT:ADDR:PORT")]
+    pub(super) connect_to: Vec<String>,
     /// Test an HTTP client instead: a command run with `sh -c` for each client case, with
     /// placeholders {urls} {resolve} {ca} {port} {protocol}; e.g.
     /// 'curl --http2 -s -o /dev/null --cacert {ca} {resolve} {urls}'.
@@ -566,10 +570,11 @@ pub(super) fn parse_target(args: &RunArgs) -> Result<Target, Failure> {
             || args.trust.is_some()
             || !args.names.is_empty()
             || args.h3_port.is_some()
-            || args.upstreams_port.is_some())
+            || args.upstreams_port.is_some()
+            || !args.connect_to.is_empty())
     {
         return Err(Failure::invalid(
-            "--certs, --trust, --name and --h3-port apply to a server of yours, not to the embedded or chaos target",
+            "--certs, --trust, --name, --h3-port and --connect-to apply to a server of yours, not to the embedded or chaos target",
         ));
     }
     if let Some(name) = args.target.strip_prefix("chaos:") {
@@ -592,12 +597,7 @@ pub(super) fn parse_target(args: &RunArgs) -> Result<Target, Failure> {
             ))),
         };
     }
-    let address: SocketAddr = args.target.parse().map_err(|_| {
-        Failure::invalid(format!(
-            "unknown target `{}`: expected embedded, embedded:<fault>, chaos:<behaviour> or IP:PORT",
-            args.target
-        ))
-    })?;
+    let (address, written_as) = super::address::of_target(&args.target, &args.connect_to)?;
     // Every file named on the command line is checked now, not when the first case needs it.
     let present = |flag: &str, path: &Path| {
         if path.is_file() {
@@ -671,7 +671,7 @@ pub(super) fn parse_target(args: &RunArgs) -> Result<Target, Failure> {
         }
     }
     Ok(Target::Remote(Box::new(Remote {
-        server: None,
+        server: written_as,
         address,
         h3_port: args.h3_port,
         upstreams_port: args.upstreams_port,

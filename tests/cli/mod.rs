@@ -523,6 +523,10 @@ pub(crate) fn trials() -> Vec<Trial> {
         Trial::test("cli::keylog-writes-tls-secrets", keylog_writes_tls_secrets),
         Trial::test("cli::junit-to-stdout-is-clean", junit_to_stdout_is_clean),
         Trial::test(
+            "cli::hostname-target-through-connect-to",
+            hostname_target_through_connect_to,
+        ),
+        Trial::test(
             "cli::colour-only-where-it-belongs",
             colour_only_where_it_belongs,
         ),
@@ -925,16 +929,9 @@ fn profiled_servers() -> Vec<(String, Vec<String>)> {
         .collect()
 }
 
-/// Runs `server/own-authority`, `server/mtls-coalesced` and `server/uncovered-authority` over
-/// HTTP/2 against a running server (the embedded target, served standalone with its PKI in
-/// `certs/`) through a profile made of its address and `profile_tail`; `environment` paths are
-/// relative to the scratch folder. Returns the exit code, the report and the output.
-fn against_served_profile(
-    name: &str,
-    profile_tail: &str,
-    environment: &[(&str, &str)],
-) -> Result<(i32, Reported, String), Failed> {
-    let dir = scratch(name);
+/// `misdirect serve` on a port of its choosing with its PKI in `dir/certs`: the process and
+/// the port it listens on.
+fn served_embedded(dir: &Path) -> Result<(std::process::Child, u16), Failed> {
     let certs = dir.join("certs");
     // Port 0: the server says where it listens, so no other process can take the port between
     // a check and its bind.
@@ -960,6 +957,59 @@ fn against_served_profile(
         let _ = server.wait();
         return Err(format!("misdirect serve did not start: {banner}").into());
     };
+    // The pipe stays open for as long as the server runs: what it says later must not fail.
+    server.stdout = stdout.map(std::io::BufReader::into_inner);
+    Ok((server, port))
+}
+
+/// A server of yours named by host and port, reached through `--connect-to` without DNS: the
+/// report names it as written and where it was reached.
+fn hostname_target_through_connect_to() -> Result<(), Failed> {
+    let dir = scratch("connect-to");
+    let (mut server, port) = served_embedded(&dir)?;
+    let junit = dir.join("junit.xml");
+    let outcome = misdirect(&[
+        "run",
+        "--target",
+        "edge.example.com:443",
+        "--connect-to",
+        &format!("edge.example.com:443:127.0.0.1:{port}"),
+        "--certs",
+        dir.join("certs").to_str().unwrap_or_default(),
+        "--filter",
+        "server/own-authority",
+        "--protocol",
+        "h2",
+        "--junit",
+        junit.to_str().unwrap_or_default(),
+        "--html",
+        dir.join("report.html").to_str().unwrap_or_default(),
+        "--json",
+        dir.join("report.json").to_str().unwrap_or_default(),
+    ]);
+    let _ = server.kill();
+    let _ = server.wait();
+    let (code, stdout, stderr) = outcome?;
+    let named = format!("edge.example.com:443 at 127.0.0.1:{port}");
+    if code != 0 || !stdout.contains(&named) || Reported::read(&junit)?.count("PASS") != 1 {
+        return Err(
+            format!("expected one PASS against {named}: exit {code}\n{stdout}{stderr}").into(),
+        );
+    }
+    Ok(())
+}
+
+/// Runs `server/own-authority`, `server/mtls-coalesced` and `server/uncovered-authority` over
+/// HTTP/2 against a running server (the embedded target, served standalone with its PKI in
+/// `certs/`) through a profile made of its address and `profile_tail`; `environment` paths are
+/// relative to the scratch folder. Returns the exit code, the report and the output.
+fn against_served_profile(
+    name: &str,
+    profile_tail: &str,
+    environment: &[(&str, &str)],
+) -> Result<(i32, Reported, String), Failed> {
+    let dir = scratch(name);
+    let (mut server, port) = served_embedded(&dir)?;
     let profile = dir.join("edge.yaml");
     let text = format!("server: edge\naddress: 127.0.0.1:{port}\n{profile_tail}");
     std::fs::write(&profile, text).map_err(|error| error.to_string())?;
