@@ -76,9 +76,17 @@ use merge::{MergeArgs, merge};
 use run::{RunArgs, run_suites};
 use serve::{BenchArgs, ServeArgs, bench, serve};
 
-/// Conformance harness for 421 Misdirected Request and HTTP connection reuse.
+/// Conformance harness for 421 Misdirected Request and HTTP connection reuse over HTTP/1.1
+/// (h1), HTTP/2 (h2) and HTTP/3 (h3).
 #[derive(Debug, Parser)]
-#[command(name = "misdirect", version, about)]
+#[command(
+    name = "misdirect",
+    version,
+    about,
+    after_help = "Protocols: h1 is HTTP/1.1 over TLS, h2 HTTP/2 over TLS (ALPN h2), h3 HTTP/3 over \
+QUIC; every command that takes --protocol takes these three. Exit codes: 0 clean, 1 failed, \
+2 error, 3 invalid input, 4 nothing tested, 130/143 interrupted."
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -88,7 +96,7 @@ pub struct Cli {
 enum Command {
     /// Run the suites against a target and write the reports.
     Run(Box<RunArgs>),
-    /// List scenario IDs with their protocols and requirement IDs, or (--requirements) the
+    /// List scenario IDs with their protocols (h1, h2, h3) and requirement IDs, or (--requirements) the
     /// requirements catalogue with the scenarios that cite each rule.
     List(ListArgs),
     /// List the faults of the embedded target, one per line: name, actor, description.
@@ -100,7 +108,8 @@ enum Command {
     /// Combine the JSON reports of a run's partitions into the reports and exit code of the
     /// whole run.
     Merge(MergeArgs),
-    /// Run the embedded target standalone and show how to point curl at it.
+    /// Run the embedded target standalone (HTTP/1.1 and HTTP/2 over TLS on a TCP port, HTTP/3
+    /// over QUIC on the same UDP port) and show how to point curl at it.
     Serve(ServeArgs),
     /// Time fresh connections (handshake + one request) to the embedded target, per protocol.
     Bench(BenchArgs),
@@ -112,6 +121,12 @@ enum Command {
     Schema {
         #[arg(value_enum)]
         file: SchemaFile,
+    },
+    /// Print a shell's completion script: e.g. `misdirect completions bash >
+    /// ~/.local/share/bash-completion/completions/misdirect`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
     /// Write the generated PKI as PEM, to configure a real server with it.
     Certs {
@@ -221,6 +236,17 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
                 SchemaFile::Baseline => misdirect_core::schema::baseline(),
             };
             say!("{schema:#}");
+            Ok(Exit::Clean)
+        }
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "misdirect",
+                &mut script,
+            );
+            say_raw!("{}", String::from_utf8_lossy(&script));
             Ok(Exit::Clean)
         }
         Command::Serve(args) => serve(&args),

@@ -63,7 +63,7 @@ pub(super) struct RunArgs {
     #[arg(long = "connect-to", value_name = "HOST:PORT:ADDR:PORT")]
     pub(super) connect_to: Vec<String>,
     /// Test an HTTP client instead: a command run with `sh -c` for each client case, with
-    /// placeholders {urls} {resolve} {ca} {port} {protocol}; e.g.
+    /// placeholders {urls} {resolve} {ca} {port} {protocol} (h1, h2 or h3); e.g.
     /// 'curl --http2 -s -o /dev/null --cacert {ca} {resolve} {urls}'.
     #[arg(long, value_name = "COMMAND", conflicts_with = "target")]
     pub(super) client: Option<String>,

@@ -15,7 +15,7 @@ use super::{Failure, role_table, runtime};
 
 #[derive(Debug, clap::Args)]
 pub(super) struct ServeArgs {
-    /// Serve with this fault instead of correctly.
+    /// Serve with this fault instead of correctly (`misdirect faults` lists them).
     #[arg(long)]
     pub(super) fault: Option<String>,
     /// Serve a chaos behaviour instead (`misdirect chaos` lists them), to point another tool,

@@ -141,6 +141,11 @@ fn contracts() -> Vec<Contract> {
         )
         .cases(&[("PASS", Some), ("FAIL", None), ("ERROR", None)]),
         // The reference comes from the checks' declarations: every family, values as written.
+        // Completion scripts come from the parser's own definitions; help names every protocol.
+        Contract::new("bash-completion", &["completions", "bash"], 0)
+            .says(&["_misdirect()", "--connect-to", "--partition", "merge"]),
+        Contract::new("help-names-every-protocol", &["--help"], 0)
+            .says(&["h1 is HTTP/1.1", "h2 HTTP/2", "h3 HTTP/3 over QUIC"]),
         // The catalogue with who cites each rule; what no scenario cites shows as `-`.
         Contract::new("list-requirements", &["list", "--requirements"], 0).says(&[
             "R9110-7.4-b\tMUST\tRFC 9110 §7.4\tgateway/misdirected-request-not-forwarded,",
