@@ -8,8 +8,9 @@ use crate::under_test::Target;
 use misdirect_core::baseline;
 use misdirect_core::outcome::{Exit, Tally};
 
-use super::run::{StopSignals, SuiteArgs, execute, plan, write_reports};
-use super::{Failure, runtime, write_report};
+use super::reports::{write_report, write_reports};
+use super::run::{StopSignals, SuiteArgs, execute, plan};
+use super::{Failure, runtime};
 
 #[derive(Debug, clap::Args)]
 pub(super) struct MatrixArgs {

@@ -8,23 +8,16 @@ use misdirect_core::baseline;
 use misdirect_core::outcome::{CaseResult, Exit, Tally};
 use misdirect_core::report::{self, json};
 
-use super::run::write_reports;
-use super::{Failure, check_report_paths, command_line, write_report};
+use super::Failure;
+use super::reports::{ReportPaths, command_line};
 
 #[derive(Debug, clap::Args)]
 pub(super) struct MergeArgs {
     /// The partitions' JSON reports (`--json` of each `misdirect run --partition`).
     #[arg(required = true, value_name = "REPORT.json")]
     pub(super) reports: Vec<PathBuf>,
-    /// Where to write the merged JUnit report (`-` for stdout).
-    #[arg(long, default_value = "reports/junit.xml", value_name = "PATH")]
-    pub(super) junit: PathBuf,
-    /// Where to write the merged HTML report.
-    #[arg(long, default_value = "reports/report.html", value_name = "PATH")]
-    pub(super) html: PathBuf,
-    /// Where to write the merged JSON report.
-    #[arg(long, default_value = "reports/report.json", value_name = "PATH")]
-    pub(super) json: PathBuf,
+    #[command(flatten)]
+    pub(super) written: ReportPaths,
     /// Judge the whole against a server's known deviations, as `run --baseline` does.
     #[arg(long, value_name = "PATH")]
     pub(super) baseline: Option<PathBuf>,
@@ -34,7 +27,7 @@ pub(super) struct MergeArgs {
 }
 
 pub(super) fn merge(args: &MergeArgs) -> Result<Exit, Failure> {
-    check_report_paths(&[&args.junit, &args.html, &args.json])?;
+    args.written.check(None)?;
     let mut parts = Vec::new();
     for path in &args.reports {
         let text = std::fs::read_to_string(path)
@@ -103,8 +96,7 @@ pub(super) fn merge(args: &MergeArgs) -> Result<Exit, Failure> {
         server: server.as_deref(),
         command: Some(&command),
     };
-    write_reports(&results, &report, exit, &args.junit, &args.html)?;
-    write_report(&args.json, &json::render(&results, &report, exit))?;
+    args.written.write(&results, &report, exit)?;
     say!(
         "merged {} reports: {} cases against {target}: {}",
         parts.len(),

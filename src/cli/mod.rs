@@ -3,11 +3,12 @@
 //! one ERROR and no FAIL; 3 invalid input (arguments or scenario files).
 //!
 //! One file a concern: `run` (running suites against a target: selection, the target, the
-//! reports, the baseline), `matrix` (every profile in turn), `serve` (the embedded target on its
-//! own, and its benchmark); this module parses the flags and dispatches.
+//! baseline), `address` (where a server of yours is), `list`, `merge`, `matrix` (every profile
+//! in turn), `serve` (the embedded target on its own, and its benchmark), `progress` (the live
+//! lines and bar), `reports` (where reports go and how they are written); this module parses
+//! the flags and dispatches.
 
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
@@ -67,6 +68,7 @@ mod list;
 mod matrix;
 mod merge;
 mod progress;
+mod reports;
 mod run;
 mod serve;
 
@@ -277,95 +279,6 @@ pub(super) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 
 /// Writes a report atomically: into a temporary file beside it, then renamed over it, so that
 /// a reader (or an interrupted run) never sees half a report.
-/// The command line this process was started with, each word quoted for a POSIX shell where it
-/// needs to be, so that a report tells its reader how to run it again.
-pub(super) fn command_line() -> String {
-    std::env::args()
-        .map(|word| {
-            let plain = !word.is_empty()
-                && word
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%".contains(c));
-            if plain {
-                word
-            } else {
-                format!("'{}'", word.replace('\'', "'\\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-pub(super) fn write_report(path: &Path, contents: &str) -> Result<(), Failure> {
-    let failed = |error: std::io::Error| {
-        Failure::harness(format!("failed to write {}: {error}", path.display()))
-    };
-    if path == Path::new("-") {
-        use std::io::Write as _;
-        return std::io::stdout()
-            .lock()
-            .write_all(contents.as_bytes())
-            .map_err(failed);
-    }
-    let partial = partial_path(path);
-    create_parent(path).map_err(failed)?;
-    fs::write(&partial, contents)
-        .and_then(|()| fs::rename(&partial, path))
-        .map_err(|error| {
-            let _ = fs::remove_file(&partial);
-            failed(error)
-        })
-}
-
-/// Checks before a run that its report paths are distinct and can be written, so that hours of
-/// cases are not lost to a typo: each folder is created and a temporary file written there.
-pub(super) fn check_report_paths(paths: &[&Path]) -> Result<(), Failure> {
-    let absolute: Vec<PathBuf> = paths
-        .iter()
-        .map(|path| std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()))
-        .collect();
-    for (index, path) in paths.iter().enumerate() {
-        if absolute[..index].contains(&absolute[index]) {
-            return Err(Failure::invalid(format!(
-                "{} is given for two reports; each needs a path of its own",
-                path.display()
-            )));
-        }
-        if *path == Path::new("-") {
-            STDOUT_IS_A_REPORT.store(true, std::sync::atomic::Ordering::Relaxed);
-            continue;
-        }
-        let partial = partial_path(path);
-        create_parent(path)
-            .and_then(|()| fs::write(&partial, b""))
-            .and_then(|()| fs::remove_file(&partial))
-            .map_err(|error| {
-                Failure::invalid(format!(
-                    "cannot write a report to {}: {error}",
-                    path.display()
-                ))
-            })?;
-    }
-    Ok(())
-}
-
-fn create_parent(path: &Path) -> std::io::Result<()> {
-    match path
-        .parent()
-        .filter(|parent| !parent.as_os_str().is_empty())
-    {
-        Some(parent) => fs::create_dir_all(parent),
-        None => Ok(()),
-    }
-}
-
-/// The temporary file a report is written to before it takes its name.
-fn partial_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".partial-{}", std::process::id()));
-    path.with_file_name(name)
-}
-
 pub(super) fn role_table() -> String {
     Role::ALL
         .iter()

@@ -15,11 +15,12 @@ use misdirect_core::baseline;
 use misdirect_core::deployment::{Deployment, Role};
 use misdirect_core::outcome::{Exit, Tally};
 use misdirect_core::protocol::Protocol;
-use misdirect_core::report::{self, html, json, junit, terminal};
+use misdirect_core::report::{self, terminal};
 use misdirect_core::scenario::{self, Scenario};
 
 use super::progress::Progress;
-use super::{Failure, check_report_paths, command_line, runtime, write_report};
+use super::reports::{ReportPaths, command_line, write_report};
+use super::{Failure, runtime};
 
 #[derive(Debug, clap::Args)]
 pub(super) struct SuiteArgs {
@@ -104,15 +105,8 @@ pub(super) struct RunArgs {
     /// Where launched servers get their working folders (config, PKI, server.log).
     #[arg(long, default_value = "reports/servers", value_name = "DIR")]
     pub(super) work_dir: PathBuf,
-    /// Where to write the JUnit report.
-    #[arg(long, default_value = "reports/junit.xml", value_name = "PATH")]
-    pub(super) junit: PathBuf,
-    /// Where to write the HTML report (every case with its evidence and transcript).
-    #[arg(long, default_value = "reports/report.html", value_name = "PATH")]
-    pub(super) html: PathBuf,
-    /// Where to write the JSON report (`misdirect-report/1`: every case, finding and transcript).
-    #[arg(long, default_value = "reports/report.json", value_name = "PATH")]
-    pub(super) json: PathBuf,
+    #[command(flatten)]
+    pub(super) reports: ReportPaths,
     /// Deadline in seconds for each connection and each request.
     #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
     pub(super) timeout: f64,
@@ -161,13 +155,7 @@ pub(super) fn run_suites(args: &RunArgs) -> Result<Exit, Failure> {
         .map(|path| baseline::load(&path).map_err(|error| Failure::invalid(error.to_string())))
         .transpose()?;
     let started = now_utc();
-    let mut reports = vec![
-        args.junit.as_path(),
-        args.html.as_path(),
-        args.json.as_path(),
-    ];
-    reports.extend(args.write_baseline.as_deref());
-    check_report_paths(&reports)?;
+    args.reports.check(args.write_baseline.as_deref())?;
     let options = options.at_most(profile.as_ref().and_then(|profile| profile.concurrency));
     let (target, server) = match &profile {
         Some(profile) => launch_profile(args, profile)?,
@@ -217,14 +205,8 @@ pub(super) fn run_suites(args: &RunArgs) -> Result<Exit, Failure> {
         server: server_version.as_deref(),
         command: Some(&command),
     };
-    write_reports(&results, &report, exit, &args.junit, &args.html)?;
-    write_report(&args.json, &json::render(&results, &report, exit))?;
-    say!(
-        "reports: {} (JUnit), {} (HTML), {} (JSON)",
-        args.junit.display(),
-        args.html.display(),
-        args.json.display()
-    );
+    args.reports.write(&results, &report, exit)?;
+    say!("{}", args.reports.said());
     if let Some(path) = &args.write_baseline {
         let server = profile
             .as_ref()
@@ -239,18 +221,6 @@ pub(super) fn run_suites(args: &RunArgs) -> Result<Exit, Failure> {
         say!("nothing was tested: every case was SKIP (exit 4)");
     }
     Ok(exit)
-}
-
-/// Writes a run's JUnit and HTML reports, a listed deviation marked in both.
-pub(super) fn write_reports(
-    results: &[misdirect_core::outcome::CaseResult],
-    run: &report::Run<'_>,
-    exit: Exit,
-    junit_path: &Path,
-    html_path: &Path,
-) -> Result<(), Failure> {
-    write_report(junit_path, &junit::render(results, run))?;
-    write_report(html_path, &html::render(results, run, exit))
 }
 
 /// The present moment in UTC as ISO 8601 (`2026-12-02T08:55:00Z`), for the reports.
