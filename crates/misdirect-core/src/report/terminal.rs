@@ -1,11 +1,13 @@
 //! The terminal: a line per case as it ends, then every case that is not a plain PASS with its
 //! findings, the requirement, expected vs observed and a pointer into the scenario file; then
-//! the failing cases and the tally. Verdicts are coloured with ANSI styles (anstyle); whether
+//! the failing cases, each with the text of the requirement it broke quoted from the catalogue,
+//! and the tally. Verdicts are coloured with ANSI styles (anstyle); whether
 //! they reach the screen is the shell's decision (a TTY, `NO_COLOR`, `--color`).
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use crate::catalogue;
 use crate::outcome::{CaseResult, Tally};
 use crate::verdict::Verdict;
 
@@ -134,25 +136,33 @@ pub fn render(results: &[CaseResult], target: &str, wall: Duration, detail: Deta
     if !failing.is_empty() {
         let _ = writeln!(out, "failing:");
         for result in failing {
-            let cited = result
+            // The requirement of the finding that made the verdict, else of any finding.
+            let requirement = result
                 .findings
                 .iter()
-                .find_map(|finding| finding.requirement.as_ref())
-                .map(|requirement| {
+                .filter(|finding| finding.verdict == result.verdict)
+                .chain(&result.findings)
+                .find_map(|finding| finding.requirement.as_ref());
+            let cited = requirement.map_or_else(
+                || "could not test".to_owned(),
+                |requirement| {
                     format!(
                         "{} ({} {})",
                         requirement.id,
                         requirement.level.keyword(),
                         requirement.section
                     )
-                })
-                .unwrap_or_else(|| "could not test".to_owned());
+                },
+            );
             let _ = writeln!(
                 out,
                 "  {} {}  {cited}",
                 painted(result.verdict, 5),
                 result.case_id()
             );
+            if let Some(entry) = requirement.and_then(|cited| catalogue::find(&cited.id)) {
+                let _ = writeln!(out, "        {}", shortened(&entry.text, QUOTED));
+            }
         }
     }
     let _ = writeln!(
@@ -162,6 +172,19 @@ pub fn render(results: &[CaseResult], target: &str, wall: Duration, detail: Deta
         wall.as_secs_f64()
     );
     out
+}
+
+/// How much of a requirement's text the list of failing cases quotes.
+const QUOTED: usize = 160;
+
+/// `text` cut at a word boundary within `limit` characters, marked with "…" where cut.
+fn shortened(text: &str, limit: usize) -> String {
+    if text.chars().count() <= limit {
+        return text.to_owned();
+    }
+    let cut: String = text.chars().take(limit).collect();
+    let at_word = cut.rfind(' ').map_or(cut.as_str(), |space| &cut[..space]);
+    format!("{at_word} …")
 }
 
 #[cfg(test)]
@@ -198,5 +221,44 @@ mod tests {
         assert!(out.contains("  1 × not a client\n"), "{out}");
         assert!(out.contains("failing:\n"), "{out}");
         assert!(!out.contains("SKIP server/a"), "{out}");
+    }
+
+    #[test]
+    fn a_failing_case_quotes_the_requirement_it_broke() {
+        let mut failed = CaseResult::sample("server/d", Protocol::Http2, Verdict::Fail);
+        let cited = |id: &str, level| crate::outcome::Cited {
+            id: id.into(),
+            level,
+            section: "RFC 9110 §7.4".into(),
+        };
+        for (verdict, id, level) in [
+            (Verdict::Warn, "R9110-7.4-c", crate::verdict::Level::Should),
+            (Verdict::Fail, "R9110-7.4-b", crate::verdict::Level::Must),
+        ] {
+            failed.findings.push(Finding {
+                verdict,
+                requirement: Some(cited(id, level)),
+                expected: String::new(),
+                observed: String::new(),
+                location: None,
+            });
+        }
+        let out = render(&[failed], "t", Duration::ZERO, Detail::default());
+        let failing = out.split("failing:\n").nth(1).unwrap_or_default();
+        assert!(
+            failing.contains("server/d [h2]  R9110-7.4-b (MUST RFC 9110 §7.4)"),
+            "{out}"
+        );
+        assert!(
+            failing.contains("        \"a request for an \"https\" resource MUST be rejected"),
+            "{out}"
+        );
+        assert!(failing.contains(" …\n"), "{out}");
+    }
+
+    #[test]
+    fn shortening_cuts_at_a_word() {
+        assert_eq!(shortened("one two three", 20), "one two three");
+        assert_eq!(shortened("one two three", 9), "one two …");
     }
 }
