@@ -1,5 +1,5 @@
-//! Where a run's reports go and how they are written: the `--junit`, `--html` and `--json`
-//! paths that `run` and `merge` share, checked before anything runs (distinct, writable) and
+//! Where a run's reports go and how they are written: the `--junit`, `--html`, `--json` (and
+//! `--tap`) paths that `run` and `merge` share, checked before anything runs (distinct, writable) and
 //! written atomically (a temporary file renamed), so that an interrupted or failed write never
 //! leaves half a report; `-` puts a report on standard output and everything said on standard
 //! error.
@@ -8,11 +8,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use misdirect_core::outcome::{CaseResult, Exit};
-use misdirect_core::report::{self, html, json, junit};
+use misdirect_core::report::{self, html, json, junit, tap};
 
 use super::{Failure, STDOUT_IS_A_REPORT};
 
-/// The three reports of a run.
+/// The reports of a run.
 #[derive(Debug, clap::Args)]
 pub(super) struct ReportPaths {
     /// Where to write the JUnit report (`-` for stdout; misdirect then talks on stderr).
@@ -24,21 +24,25 @@ pub(super) struct ReportPaths {
     /// Where to write the JSON report (`misdirect-report/1`: every case, finding and transcript).
     #[arg(long, default_value = "reports/report.json", value_name = "PATH")]
     pub(super) json: PathBuf,
+    /// Also write a TAP 14 report here (`-` for stdout).
+    #[arg(long, value_name = "PATH")]
+    pub(super) tap: Option<PathBuf>,
 }
 
 impl ReportPaths {
-    /// The three paths, and `also` (a baseline to write, say), checked up front.
+    /// The paths, and `also` (a baseline to write, say), checked up front.
     pub(super) fn check(&self, also: Option<&Path>) -> Result<(), Failure> {
         let mut paths = vec![
             self.junit.as_path(),
             self.html.as_path(),
             self.json.as_path(),
         ];
+        paths.extend(self.tap.as_deref());
         paths.extend(also);
         check_report_paths(&paths)
     }
 
-    /// Writes all three.
+    /// Writes every report asked for.
     pub(super) fn write(
         &self,
         results: &[CaseResult],
@@ -46,13 +50,21 @@ impl ReportPaths {
         exit: Exit,
     ) -> Result<(), Failure> {
         write_reports(results, run, exit, &self.junit, &self.html)?;
-        write_report(&self.json, &json::render(results, run, exit))
+        write_report(&self.json, &json::render(results, run, exit))?;
+        match &self.tap {
+            Some(path) => write_report(path, &tap::render(results, run)),
+            None => Ok(()),
+        }
     }
 
     /// Where they went, for the last lines a run prints.
     pub(super) fn said(&self) -> String {
+        let tap = self
+            .tap
+            .as_ref()
+            .map_or_else(String::new, |path| format!(", {} (TAP)", path.display()));
         format!(
-            "reports: {} (JUnit), {} (HTML), {} (JSON)",
+            "reports: {} (JUnit), {} (HTML), {} (JSON){tap}",
             self.junit.display(),
             self.html.display(),
             self.json.display()

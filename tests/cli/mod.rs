@@ -141,6 +141,30 @@ fn contracts() -> Vec<Contract> {
         )
         .cases(&[("PASS", Some), ("FAIL", None), ("ERROR", None)]),
         // The reference comes from the checks' declarations: every family, values as written.
+        // TAP on stdout: a failing point with its diagnostics; misdirect talks on stderr.
+        Contract::new(
+            "tap-report-on-stdout",
+            &[
+                "run",
+                "--target",
+                "embedded:no-certificate-check",
+                "--filter",
+                "server/uncovered-authority",
+                "--protocol",
+                "h2",
+                "--junit",
+                "{junit}",
+                "--tap",
+                "-",
+            ],
+            1,
+        )
+        .cases(&[("FAIL", Some)])
+        .says(&[
+            "TAP version 14\n1..1\n",
+            "not ok 1 - server/uncovered-authority [h2]\n  ---\n",
+            "requirement: \"R9110-7.4-b (MUST, RFC 9110 §7.4)\"",
+        ]),
         // Completion scripts come from the parser's own definitions; help names every protocol.
         Contract::new("bash-completion", &["completions", "bash"], 0)
             .says(&["_misdirect()", "--connect-to", "--partition", "merge"]),

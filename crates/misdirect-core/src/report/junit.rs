@@ -16,18 +16,10 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use super::ci::{Shown, show};
 use super::{Run, escape};
 use crate::baseline::Standing;
 use crate::outcome::{CaseResult, Finding};
-use crate::verdict::Verdict;
-
-/// How one case shows in CI.
-enum Shown {
-    Success,
-    Skipped(String),
-    Failure { kind: &'static str, message: String },
-    Error(String),
-}
 
 /// Renders `results` of `run` as a JUnit XML document.
 pub fn render(results: &[CaseResult], run: &Run<'_>) -> String {
@@ -132,57 +124,6 @@ pub fn render(results: &[CaseResult], run: &Run<'_>) -> String {
     xml
 }
 
-/// How `result` shows in CI, following the exit code's rules.
-fn show(result: &CaseResult, run: &Run<'_>) -> Shown {
-    let headline = headline(result);
-    if let Some(baseline) = run.baseline {
-        return match baseline.standing(result) {
-            Standing::Known(_) | Standing::Unlisted if result.verdict == Verdict::Skip => {
-                Shown::Skipped(headline)
-            }
-            Standing::Known(_) | Standing::Unlisted => Shown::Success,
-            Standing::UnexpectedPass(listed) => Shown::Failure {
-                kind: "UNEXPECTED-PASS",
-                message: format!(
-                    "listed in the baseline as {} ({}) but now passes: remove it from the baseline",
-                    listed.verdict, listed.reason
-                ),
-            },
-            Standing::Changed(listed) if result.verdict == Verdict::Error => Shown::Error(format!(
-                "listed in the baseline as {}, now {headline}",
-                listed.verdict
-            )),
-            Standing::Changed(listed) => Shown::Failure {
-                kind: result.verdict.label(),
-                message: format!(
-                    "listed in the baseline as {}, now {headline}",
-                    listed.verdict
-                ),
-            },
-            Standing::New if result.verdict == Verdict::Error => {
-                Shown::Error(format!("not in the baseline: {headline}"))
-            }
-            Standing::New => Shown::Failure {
-                kind: result.verdict.label(),
-                message: format!("not in the baseline: {headline}"),
-            },
-        };
-    }
-    match result.verdict {
-        Verdict::Fail => Shown::Failure {
-            kind: "FAIL",
-            message: headline,
-        },
-        Verdict::Warn if run.strict => Shown::Failure {
-            kind: "WARN",
-            message: format!("{headline} (--strict)"),
-        },
-        Verdict::Error => Shown::Error(headline),
-        Verdict::Skip => Shown::Skipped(headline),
-        Verdict::Pass | Verdict::Warn | Verdict::Info => Shown::Success,
-    }
-}
-
 /// One `<testcase>`; its children in the order Surefire's schema fixes: failure, skipped,
 /// error, system-out.
 fn test_case(xml: &mut String, result: &CaseResult, shown: &Shown, run: &Run<'_>) {
@@ -257,14 +198,6 @@ fn seconds(duration: Duration) -> String {
     format!("{:.3}", duration.as_secs_f64())
 }
 
-/// One line: the verdict and the first finding.
-fn headline(result: &CaseResult) -> String {
-    match result.findings.first() {
-        Some(finding) => format!("{}: {}", result.verdict, finding.summary()),
-        None => result.verdict.to_string(),
-    }
-}
-
 fn findings_text(findings: &[Finding]) -> String {
     findings
         .iter()
@@ -290,6 +223,7 @@ mod tests {
     use crate::outcome::Cited;
     use crate::protocol::Protocol;
     use crate::verdict::Level;
+    use crate::verdict::Verdict;
 
     fn case(verdict: Verdict) -> CaseResult {
         CaseResult {

@@ -1,10 +1,12 @@
 //! Reporters: pure renderers from case results to text. Siblings, each independent of the
 //! others; the caller decides where their output goes.
 
+mod ci;
 pub mod html;
 pub mod json;
 pub mod junit;
 pub mod matrix;
+pub mod tap;
 pub mod terminal;
 
 use std::time::Duration;
