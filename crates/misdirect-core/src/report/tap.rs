@@ -1,5 +1,5 @@
 //! TAP version 14 (the Test Anything Protocol), for the tools and CI systems that read it:
-//! one test point per case, `ok` or `not ok` as the exit code decides (see [`super::ci`]), a
+//! one test point per case, `ok` or `not ok` as the exit code decides (`report/ci.rs`), a
 //! SKIP directive with its reason, and a YAML diagnostic block with the verdict, the
 //! requirement and what was expected and observed. A known deviation of a baseline is `ok` with
 //! the baseline's reason; a run in which every case was SKIP ends with a failing point saying
