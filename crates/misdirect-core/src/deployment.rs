@@ -12,12 +12,15 @@
 //! | `wildcard`     | `t1.w.test`   | delta   | `wildcard` (*.w.test)      | no                 |
 //! | `mtls`         | `t2.w.test`   | echo    | `wildcard` (*.w.test)      | required           |
 //! | `unconfigured` | `x.w.test`    | (none)  | covered by `wildcard` only | —                  |
+//! | `unknown`      | `d.test`      | (none)  | none                       | —                  |
 //!
 //! `primary` and `sibling` are legitimate coalescing across virtual hosts; `foreign` is a name the
 //! primary's certificate does not cover; `wildcard` and `mtls` share a wildcard certificate while
 //! only `mtls` requires a client certificate (the mTLS-bypass case); `unconfigured` is covered by a
 //! certificate the target holds but served by no tenant, which is the case where servers fall back
-//! to a default virtual host.
+//! to a default virtual host; `unknown` is neither served nor covered by any certificate of the
+//! target, a name it must refuse on every connection (RFC 9110 §7.4), which default virtual hosts
+//! answer all the same.
 //!
 //! Every tenant identifies itself in each response, so that a verdict can say *who* answered:
 //! the response header [`TENANT_HEADER`] carries the tenant label, or the body contains
@@ -50,16 +53,18 @@ pub enum Role {
     Wildcard,
     Mtls,
     Unconfigured,
+    Unknown,
 }
 
 impl Role {
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Primary,
         Self::Sibling,
         Self::Foreign,
         Self::Wildcard,
         Self::Mtls,
         Self::Unconfigured,
+        Self::Unknown,
     ];
 
     /// The key used for this role in scenario files and on the command line.
@@ -71,6 +76,7 @@ impl Role {
             Self::Wildcard => "wildcard",
             Self::Mtls => "mtls",
             Self::Unconfigured => "unconfigured",
+            Self::Unknown => "unknown",
         }
     }
 
@@ -83,7 +89,7 @@ impl Role {
             Self::Foreign => Some("charlie"),
             Self::Wildcard => Some("delta"),
             Self::Mtls => Some("echo"),
-            Self::Unconfigured => None,
+            Self::Unconfigured | Self::Unknown => None,
         }
     }
 
@@ -103,6 +109,7 @@ impl Role {
             Self::Wildcard => "t1.w.test",
             Self::Mtls => "t2.w.test",
             Self::Unconfigured => "x.w.test",
+            Self::Unknown => "d.test",
         }
     }
 
@@ -183,7 +190,7 @@ impl CertificateId {
 /// Role → hostname mapping of one target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deployment {
-    names: [String; 6],
+    names: [String; 7],
     /// Roles the target does not play, each with the reason; scenarios that need one are SKIP.
     unmapped: Vec<(Role, String)>,
 }

@@ -80,6 +80,8 @@ faults! {
         "routes every request on a connection to the tenant its first request chose",
     DefaultTenant = "default-tenant" by Policy:
         "serves names no tenant is configured for from the default tenant instead of refusing them",
+    DefaultVirtualHost = "default-virtual-host" by Policy:
+        "serves a name that no tenant is configured for and no certificate covers from the default tenant, checking the certificate only for configured names (Apache's default virtual host)",
     Status404 = "status-404" by Policy:
         "rejects misdirected requests with 404 instead of 421",
     Status400 = "status-400" by Policy:

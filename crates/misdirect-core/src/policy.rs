@@ -254,6 +254,14 @@ impl Policy {
                 "only the SNI name is served, not {host}"
             )));
         }
+        // The default virtual host answers every name nothing else claims, before any check.
+        if self.has(Fault::DefaultVirtualHost)
+            && self.tenant_role(&host).is_none()
+            && CertificateId::for_server_name(&host).is_none()
+        {
+            memory.first_tenant.get_or_insert(Role::Primary);
+            return Ok((Role::Primary, authority));
+        }
         if checked {
             self.check_connection_context(
                 connection,
@@ -583,6 +591,19 @@ mod tests {
             decide(Some(Fault::PortAsText), &a, &h2("a.test:4433")),
             (200, Some(Role::Primary))
         );
+        // The default virtual host takes the name nobody serves or covers, and nothing else.
+        assert_eq!(decide(None, &a, &h2("d.test:4433")), (421, None));
+        assert_eq!(
+            decide(Some(Fault::DefaultVirtualHost), &a, &h2("d.test:4433")),
+            (200, Some(Role::Primary))
+        );
+        for other in ["c.test:4433", "x.w.test:4433"] {
+            assert_eq!(
+                decide(Some(Fault::DefaultVirtualHost), &a, &h2(other)),
+                (421, None),
+                "{other}"
+            );
+        }
     }
 
     #[test]

@@ -307,7 +307,7 @@ steps:
     fn unknown_role_is_reported_at_its_use() {
         check(
             &VALID.replace("authority: foreign", "authority: tenant"),
-            "error: unknown role `tenant` (expected one of: primary, sibling, foreign, wildcard, mtls, unconfigured)\n  --> suites/x/broken.yaml:13:18\n   |\n13 |       authority: tenant\n   |                  ^",
+            "error: unknown role `tenant` (expected one of: primary, sibling, foreign, wildcard, mtls, unconfigured, unknown)\n  --> suites/x/broken.yaml:13:18\n   |\n13 |       authority: tenant\n   |                  ^",
         );
     }
 
