@@ -87,6 +87,7 @@ pub(super) fn list(args: &ListArgs) -> Result<Exit, Failure> {
                             "id": requirement.id,
                             "level": requirement.level.keyword(),
                             "section": requirement.section,
+                            "because": requirement.because,
                         })).collect::<Vec<_>>(),
                     })
                 })

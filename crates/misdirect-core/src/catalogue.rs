@@ -9,6 +9,8 @@ use std::sync::LazyLock;
 
 use serde::Deserialize;
 
+use crate::verdict::Level;
+
 /// The catalogue as written, parsed on first use (a unit test proves it parses).
 static CATALOGUE: LazyLock<Vec<Entry>> = LazyLock::new(|| {
     #[derive(Deserialize)]
@@ -44,6 +46,42 @@ pub struct Entry {
 /// Every entry, in the catalogue's order.
 pub fn entries() -> &'static [Entry] {
     &CATALOGUE
+}
+
+impl Entry {
+    /// The BCP 14 keywords the source's level names (`MUST / SHOULD`: both), in the order
+    /// written; none for a descriptive rule.
+    pub fn keywords(&self) -> Vec<Level> {
+        let words: Vec<&str> = self
+            .level
+            .split(|c: char| !c.is_ascii_alphabetic())
+            .filter(|word| !word.is_empty())
+            .collect();
+        let mut keywords = Vec::new();
+        let mut index = 0;
+        while index < words.len() {
+            let negated = words.get(index + 1) == Some(&"NOT");
+            let keyword = match (words[index], negated) {
+                ("MUST", true) => Some(Level::MustNot),
+                ("MUST", false) => Some(Level::Must),
+                ("SHOULD", true) => Some(Level::ShouldNot),
+                ("SHOULD", false) => Some(Level::Should),
+                ("MAY", _) => Some(Level::May),
+                _ => None,
+            };
+            keywords.extend(keyword);
+            index += if negated { 2 } else { 1 };
+        }
+        keywords
+    }
+
+    /// Whether citing the rule at `level` judges it as the source does: a keyword of the source
+    /// with the same verdict when unmet (MUST and MUST NOT alike).
+    pub fn judged_as_written(&self, level: Level) -> bool {
+        self.keywords()
+            .into_iter()
+            .any(|keyword| keyword.verdict_when_unmet() == level.verdict_when_unmet())
+    }
 }
 
 /// The entry with this ID.
@@ -145,6 +183,18 @@ mod tests {
             Some("MUST")
         );
         assert!(find("R9110-7.4-z").is_none());
+    }
+
+    #[test]
+    fn levels_are_read_as_keywords() {
+        let keywords = |id: &str| find(id).map(Entry::keywords).unwrap_or_default();
+        assert_eq!(keywords("R9110-7.4-b"), [Level::Must]);
+        assert_eq!(keywords("R6066-3-a"), [Level::MustNot]);
+        assert_eq!(keywords("R8446-4.6.1-a"), [Level::Must, Level::Should]);
+        assert_eq!(keywords("R9110-7.4-c"), []);
+        let entry = find("R9114-3.1-a").expect("listed");
+        assert!(entry.judged_as_written(Level::Must));
+        assert!(!entry.judged_as_written(Level::Should));
     }
 
     #[test]

@@ -296,7 +296,7 @@ mod tests {
 title: t
 requirements:
   - { id: R9110-7.4-b, level: MUST, section: RFC 9110 §7.4 }
-  - { id: R9110-7.4-c, level: SHOULD, section: RFC 9110 §7.4 }
+  - { id: R9110-7.4-c, level: SHOULD, section: RFC 9110 §7.4, because: the status that makes clients retry }
   - { id: R9113-9.1.1-a, level: MAY, section: RFC 9113 §9.1.1 }
 protocols: [h1, h2]
 steps:

@@ -167,6 +167,7 @@ pub fn scenario() -> Value {
                     "id": requirement_id(),
                     "level": one_of(Level::ALL.map(Level::keyword), "the BCP 14 level an unmet expectation citing it is judged by"),
                     "section": { "type": "string", "description": "where it is written (default: the catalogue's)" },
+                    "because": { "type": "string", "minLength": 1, "description": "why the level differs from the catalogue's, where it does" },
                 }), &["id", "level"]),
             },
             "protocols": protocols(),

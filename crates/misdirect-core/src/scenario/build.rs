@@ -238,9 +238,32 @@ impl<'a> Builder<'a> {
                         ),
                     )
                 })?;
+            let because = requirement
+                .because
+                .as_ref()
+                .map(|because| because.value.trim().to_owned());
+            match (&because, entry.judged_as_written(level)) {
+                (None, false) => {
+                    return Err(self.error_at(
+                        &requirement.level,
+                        format!(
+                            "the catalogue gives `{id}` as {}; cite it so, or say with \
+                             `because:` why this scenario judges it as {}",
+                            entry.level,
+                            level.keyword()
+                        ),
+                    ));
+                }
+                (Some(reason), _) if reason.is_empty() => {
+                    let at = requirement.because.as_ref().unwrap_or(&requirement.level);
+                    return Err(self.error_at(at, "`because:` says why, in words"));
+                }
+                _ => {}
+            }
             requirements.push(Requirement {
                 id: id.to_owned(),
                 level,
+                because,
                 section: requirement
                     .section
                     .clone()

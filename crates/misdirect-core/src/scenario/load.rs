@@ -304,6 +304,29 @@ steps:
     }
 
     #[test]
+    fn a_level_other_than_the_catalogue_s_needs_a_reason() {
+        let text = VALID.replace("    level: MUST\n", "    level: SHOULD\n");
+        check(
+            &text,
+            "error: the catalogue gives `R9110-7.4-b` as MUST; cite it so, or say with `because:` why this scenario judges it as SHOULD\n --> suites/x/broken.yaml:4:12\n  |\n4 |     level: SHOULD\n  |            ^",
+        );
+        let reasoned = text
+            .replace(
+                "    section: RFC 9110 §7.4\n",
+                "    section: RFC 9110 §7.4\n    because: a test of the rule\n",
+            )
+            .replace("verdict: fail", "verdict: warn");
+        let scenario = load_str(Path::new("x.yaml"), "x", &reasoned).unwrap();
+        assert_eq!(
+            scenario.requirements[0].because.as_deref(),
+            Some("a test of the rule")
+        );
+        // MUST NOT is judged as MUST is: no reason needed.
+        let negated = VALID.replace("    level: MUST\n", "    level: MUST NOT\n");
+        assert!(load_str(Path::new("x.yaml"), "x", &negated).is_ok());
+    }
+
+    #[test]
     fn unknown_role_is_reported_at_its_use() {
         check(
             &VALID.replace("authority: foreign", "authority: tenant"),
@@ -392,7 +415,7 @@ steps:
         let client = "\
 title: c
 requirements:
-  - { id: R9110-15.5.20-c, level: SHOULD, section: RFC 9110 §15.5.20 }
+  - { id: R9110-15.5.20-c, level: SHOULD, section: RFC 9110 §15.5.20, because: a test }
 protocols: [h2]
 client:
   origin: first-request

@@ -31,6 +31,8 @@ pub struct Requirement {
     pub level: Level,
     /// Where the requirement is written, e.g. `RFC 9110 §7.4`.
     pub section: String,
+    /// Why the scenario judges it at another level than the catalogue's, where it does.
+    pub because: Option<String>,
 }
 
 /// A scenario's claim that an embedded faulty variant makes it end with `verdict`.

@@ -64,6 +64,9 @@ pub(super) struct RawRequirement {
     /// Defaults to the catalogue entry's section.
     #[serde(default)]
     pub(super) section: Option<String>,
+    /// Why the level differs from the catalogue's, where it does.
+    #[serde(default)]
+    pub(super) because: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
