@@ -12,6 +12,7 @@ mod fixture;
 mod record;
 mod session;
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,7 +31,7 @@ use misdirect_core::evaluate::Evaluation;
 use misdirect_core::observe::{Observations, Transcript};
 use misdirect_core::outcome::{CaseResult, Cited};
 use misdirect_core::protocol::Protocol;
-use misdirect_core::scenario::{Authority, PortForm, Scenario};
+use misdirect_core::scenario::{Authority, AuthorityHost, PortForm, Scenario};
 use record::Record;
 
 /// Deadlines and parallelism of a run.
@@ -329,9 +330,19 @@ impl Runner {
         session::run(self, scenario, protocol, &fixture, record).await
     }
 
-    /// The authority string for `authority` on a target listening on `port`.
-    pub fn render_authority(&self, authority: &Authority, port: u16) -> String {
-        let mut host = self.deployment.name(authority.role).to_owned();
+    /// The authority string for `authority` on a target listening on `address`.
+    pub fn render_authority(&self, authority: &Authority, address: SocketAddr) -> String {
+        let port = address.port();
+        let mut host = match authority.host {
+            AuthorityHost::Role(role) => self.deployment.name(role).to_owned(),
+            AuthorityHost::Address => match address.ip() {
+                IpAddr::V4(ip) => ip.to_string(),
+                IpAddr::V6(ip) => format!("[{ip}]"),
+            },
+        };
+        if let Some(userinfo) = authority.userinfo {
+            host = format!("{}@{host}", self.deployment.name(userinfo));
+        }
         if authority.uppercase {
             host = host.to_ascii_uppercase();
         }

@@ -302,11 +302,11 @@ impl Session<'_> {
     }
 
     async fn send(&mut self, step: usize, send: &Send) {
-        let port = self.address.port();
+        let address = self.address;
         let wires: Vec<WireRequest> = send
             .requests
             .iter()
-            .map(|request| self.wire(request, port))
+            .map(|request| self.wire(request, address))
             .collect();
         let deadline = self.runner.options.step_timeout;
         for round in 0..send.rounds {
@@ -442,14 +442,14 @@ impl Session<'_> {
         outcomes
     }
 
-    fn wire(&self, request: &Request, port: u16) -> WireRequest {
+    fn wire(&self, request: &Request, address: SocketAddr) -> WireRequest {
         WireRequest {
             method: request.method.clone(),
-            authority: self.runner.render_authority(&request.authority, port),
+            authority: self.runner.render_authority(&request.authority, address),
             host: request
                 .host
                 .as_ref()
-                .map(|host| self.runner.render_authority(host, port)),
+                .map(|host| self.runner.render_authority(host, address)),
             form: request.form,
             path: request.path.clone(),
             headers: request.headers.clone(),

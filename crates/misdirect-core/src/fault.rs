@@ -82,6 +82,10 @@ faults! {
         "serves names no tenant is configured for from the default tenant instead of refusing them",
     DefaultVirtualHost = "default-virtual-host" by Policy:
         "serves a name that no tenant is configured for and no certificate covers from the default tenant, checking the certificate only for configured names (Apache's default virtual host)",
+    UserinfoConfusion = "userinfo-confusion" by Policy:
+        "accepts userinfo in the authority and reads it as the host for the certificate check, routing by the real host (`a.test@c.test` is checked as a.test and served by c.test's tenant)",
+    RoutesByUserinfo = "routes-by-userinfo" by Policy:
+        "accepts userinfo in the authority, checks the certificate against the host and routes by the userinfo (`c.test@a.test` is checked as a.test and served by c.test's tenant)",
     Status404 = "status-404" by Policy:
         "rejects misdirected requests with 404 instead of 421",
     Status400 = "status-400" by Policy:

@@ -238,7 +238,23 @@ impl Policy {
         memory: &mut ConnectionMemory,
         request: &RequestHead,
     ) -> Result<(Role, String), Refusal> {
-        let authority = self.target_authority(request)?;
+        let written = self.target_authority(request)?;
+        // A parser that reads the userinfo as the host checks one name and routes by another.
+        let (authority, routed_host) = match written.split_once('@') {
+            Some((userinfo, rest)) if self.has(Fault::UserinfoConfusion) => {
+                let port = parse_authority(rest).ok().and_then(|(_, port)| port);
+                let routed = parse_authority(rest)
+                    .map(|(host, _)| normalize_host(host))
+                    .map_err(|error| Refusal::BadRequest(error.to_string()))?;
+                let checked = port.map_or(userinfo.to_owned(), |port| format!("{userinfo}:{port}"));
+                (checked, Some(routed))
+            }
+            // The mirror image: the host is checked, the userinfo chooses the tenant.
+            Some((userinfo, rest)) if self.has(Fault::RoutesByUserinfo) => {
+                (rest.to_owned(), Some(normalize_host(userinfo)))
+            }
+            _ => (written, None),
+        };
         let (raw_host, port) =
             parse_authority(&authority).map_err(|error| Refusal::BadRequest(error.to_string()))?;
         let host = normalize_host(raw_host);
@@ -272,7 +288,7 @@ impl Policy {
                 request.protocol,
             )?;
         }
-        let by_authority = self.tenant_role(&host);
+        let by_authority = self.tenant_role(routed_host.as_deref().unwrap_or(&host));
         let routed = if self.has(Fault::RouteBySni) {
             connection
                 .sni
@@ -590,6 +606,28 @@ mod tests {
         assert_eq!(
             decide(Some(Fault::PortAsText), &a, &h2("a.test:4433")),
             (200, Some(Role::Primary))
+        );
+        // Userinfo is an error; the confused parser checks a.test and routes to c.test.
+        assert_eq!(decide(None, &a, &h2("a.test@c.test:4433")), (400, None));
+        assert_eq!(
+            decide(
+                Some(Fault::UserinfoConfusion),
+                &a,
+                &h2("a.test@c.test:4433")
+            ),
+            (200, Some(Role::Foreign))
+        );
+        assert_eq!(
+            decide(Some(Fault::UserinfoConfusion), &a, &h2("c.test:4433")),
+            (421, None)
+        );
+        assert_eq!(
+            decide(Some(Fault::RoutesByUserinfo), &a, &h2("c.test@a.test:4433")),
+            (200, Some(Role::Foreign))
+        );
+        assert_eq!(
+            decide(Some(Fault::RoutesByUserinfo), &a, &h2("a.test@c.test:4433")),
+            (421, None)
         );
         // The default virtual host takes the name nobody serves or covers, and nothing else.
         assert_eq!(decide(None, &a, &h2("d.test:4433")), (421, None));

@@ -17,7 +17,7 @@ use crate::deployment::Role;
 use crate::fault::Fault;
 use crate::origin_script::OriginScript;
 use crate::protocol::Protocol;
-use crate::scenario::REQUEST_FIELDS;
+use crate::scenario::{ADDRESS, REQUEST_FIELDS};
 use crate::verdict::Level;
 
 /// The draft every schema here is written in.
@@ -215,14 +215,24 @@ pub fn scenario() -> Value {
     });
     let definitions = json!({
         "role": role(),
+        "host": {
+            "anyOf": [
+                { "$ref": "#/definitions/role" },
+                { "const": ADDRESS, "description": "the target's IP address instead of a name" },
+            ],
+        },
         "authority": {
             "oneOf": [
-                { "$ref": "#/definitions/role" },
+                { "$ref": "#/definitions/host" },
                 object(json!({
-                    "role": { "$ref": "#/definitions/role" },
+                    "role": { "$ref": "#/definitions/host" },
                     "port": one_of(["target", "other", "leading-zero", "omitted"], "which port the authority names"),
                     "uppercase": { "type": "boolean" },
                     "trailing_dot": { "type": "boolean" },
+                    "userinfo": {
+                        "$ref": "#/definitions/role",
+                        "description": "this role's name as userinfo before the host (role@host)",
+                    },
                 }), &["role"]),
             ],
         },

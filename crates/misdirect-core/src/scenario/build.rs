@@ -14,8 +14,9 @@ use super::raw::{
 };
 use super::span::{LoadError, span_at, span_of};
 use super::{
-    Authority, ClientExpectation, ClientPlan, Connect, Detection, Expectation, Fetch, PortForm,
-    Premise, Request, Requirement, Route, Scenario, Send, Source, Span, Step, TargetForm,
+    ADDRESS, Authority, AuthorityHost, ClientExpectation, ClientPlan, Connect, Detection,
+    Expectation, Fetch, PortForm, Premise, Request, Requirement, Route, Scenario, Send, Source,
+    Span, Step, TargetForm,
 };
 use crate::catalogue;
 use crate::check::{RawCheck, RawChecks};
@@ -528,7 +529,10 @@ impl<'a> Builder<'a> {
 
     fn authority(&self, raw: &Spanned<RawAuthority>) -> Built<Authority> {
         match &raw.value {
-            RawAuthority::Role(role) => Ok(Authority::of(self.role(role, raw)?)),
+            RawAuthority::Role(role) => Ok(Authority {
+                host: self.authority_host(role, raw)?,
+                ..Authority::of(Role::Primary)
+            }),
             RawAuthority::Detailed(detail) => {
                 let port = match detail.port.as_deref() {
                     None | Some("target") => PortForm::Target,
@@ -543,12 +547,26 @@ impl<'a> Builder<'a> {
                     }
                 };
                 Ok(Authority {
-                    role: self.role(&detail.role, raw)?,
+                    host: self.authority_host(&detail.role, raw)?,
                     port,
                     uppercase: detail.uppercase,
                     trailing_dot: detail.trailing_dot,
+                    userinfo: detail
+                        .userinfo
+                        .as_ref()
+                        .map(|role| self.role(role, raw))
+                        .transpose()?,
                 })
             }
+        }
+    }
+
+    /// A role, or `address` for the target's IP address.
+    fn authority_host<T>(&self, key: &str, at: &Spanned<T>) -> Built<AuthorityHost> {
+        if key == ADDRESS {
+            Ok(AuthorityHost::Address)
+        } else {
+            self.role(key, at).map(AuthorityHost::Role)
         }
     }
 

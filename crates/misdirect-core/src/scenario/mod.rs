@@ -197,22 +197,38 @@ pub enum PortForm {
     Omitted,
 }
 
+/// What an authority names: a role's name, or the target's IP address (which no certificate
+/// of the deployment covers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthorityHost {
+    Role(Role),
+    Address,
+}
+
+/// The word a scenario writes for [`AuthorityHost::Address`].
+pub const ADDRESS: &str = "address";
+
 /// An authority described by role, so that it means the same on every target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Authority {
-    pub role: Role,
+    pub host: AuthorityHost,
     pub port: PortForm,
     pub uppercase: bool,
     pub trailing_dot: bool,
+    /// A role's name put before the host as the deprecated userinfo (`a.test@c.test`), which
+    /// a sender must not generate and a recipient should treat as an error (RFC 9110 §4.2.4).
+    pub userinfo: Option<Role>,
 }
 
 impl Authority {
     pub fn of(role: Role) -> Self {
         Self {
-            role,
+            host: AuthorityHost::Role(role),
             port: PortForm::Target,
             uppercase: false,
             trailing_dot: false,
+            userinfo: None,
         }
     }
 }

@@ -150,6 +150,8 @@ pub(super) struct RawAuthorityDetail {
     pub(super) uppercase: bool,
     #[serde(default)]
     pub(super) trailing_dot: bool,
+    #[serde(default)]
+    pub(super) userinfo: Option<String>,
 }
 
 /// One expectation: the requirement it cites, where it applies, and its checks (exactly one,
