@@ -11,6 +11,7 @@ use tokio_rustls::client::TlsStream;
 
 use super::{LAST_WORDS, ResponseFields, WireRequest, closed_by};
 use misdirect_core::observe::ExchangeOutcome;
+use misdirect_core::scenario::TargetForm;
 
 const MAX_HEAD: usize = 64 * 1024;
 const MAX_FIELDS: usize = 128;
@@ -318,6 +319,10 @@ fn serialize(request: &WireRequest) -> Vec<u8> {
         request.request_target(),
         request.host_header()
     );
+    // In origin form the authority is the Host line; a separate `host` is a second one.
+    if let (TargetForm::Origin, Some(host)) = (request.form, &request.host) {
+        head.push_str(&format!("host: {host}\r\n"));
+    }
     for (name, value) in &request.headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -355,7 +360,6 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt, duplex};
 
     use super::*;
-    use misdirect_core::scenario::TargetForm;
 
     fn get(authority: &str) -> WireRequest {
         WireRequest {

@@ -70,11 +70,14 @@ pub(super) struct Gateway {
 }
 
 impl Gateway {
+    /// Proxies the request to `role`'s upstream. `host_instead` is what a faulty gateway puts in
+    /// the upstream Host in place of the request's authority.
     pub(super) async fn forward(
         &self,
         role: Role,
         head: &RequestHead,
         forward: &Forward,
+        host_instead: Option<&str>,
     ) -> Answer {
         let Some(address) = self
             .upstreams
@@ -106,9 +109,9 @@ impl Gateway {
             Err(error) => return Answer::refusal(502, format!("bad gateway: {error:?}\n"), false),
         };
         // The gateway's Host is the request's authority (RFC 9113 §8.3.1).
-        let authority = head
-            .authority
-            .clone()
+        let authority = host_instead
+            .map(str::to_owned)
+            .or_else(|| head.authority.clone())
             .or_else(|| head.host.first().cloned())
             .unwrap_or_else(|| role.standard_name().to_owned());
         let request = WireRequest {

@@ -419,12 +419,15 @@ impl Shared {
             && let Some(role) = self.policy.requested_role(head)
         {
             // Forward first, decide afterwards: the backend has processed whatever is refused.
-            let _ = gateway.forward(role, head, forward).await;
+            let _ = gateway.forward(role, head, forward, None).await;
         }
         match decide() {
             Reply::Respond(answer) if answer.status < 300 => match answer.tenant {
                 Some(role) if self.fault != Some(Fault::GatewayForwardsMisdirected) => {
-                    let mut upstream = gateway.forward(role, head, forward).await;
+                    let sni_as_host = (self.fault == Some(Fault::GatewayHostFromSni))
+                        .then_some(facts.sni.as_deref())
+                        .flatten();
+                    let mut upstream = gateway.forward(role, head, forward, sni_as_host).await;
                     upstream.close = answer.close;
                     Reply::Respond(upstream)
                 }

@@ -86,6 +86,8 @@ faults! {
         "accepts userinfo in the authority and reads it as the host for the certificate check, routing by the real host (`a.test@c.test` is checked as a.test and served by c.test's tenant)",
     RoutesByUserinfo = "routes-by-userinfo" by Policy:
         "accepts userinfo in the authority, checks the certificate against the host and routes by the userinfo (`c.test@a.test` is checked as a.test and served by c.test's tenant)",
+    FirstHostWins = "first-host-wins" by Policy:
+        "serves an HTTP/1.1 request with several Host header lines by the first instead of answering 400",
     Status404 = "status-404" by Policy:
         "rejects misdirected requests with 404 instead of 421",
     Status400 = "status-400" by Policy:
@@ -122,6 +124,8 @@ faults! {
         "lists every name of its certificate in its HTTP/2 ORIGIN frame but serves only the SNI name",
     OriginGrantsUncovered = "origin-grants-uncovered" by Policy:
         "lists a name its certificate does not cover in its HTTP/2 ORIGIN frame, and serves it as if the frame granted authority",
+    GatewayHostFromSni = "gateway-host-from-sni" by Gateway:
+        "as a gateway, sends the connection's SNI name upstream as Host instead of the request's authority",
     GatewayForwardsMisdirected = "gateway-forwards-misdirected" by Gateway:
         "as a gateway, forwards every request to its tenant's upstream before deciding, so refused requests reach a backend",
     GatewayNoUpstreamSni = "gateway-no-upstream-sni" by Gateway:

@@ -323,11 +323,15 @@ impl Policy {
         let trusts_host = self.has(Fault::TrustsHostHeader);
         match request.protocol {
             Protocol::Http1 => {
-                let [host] = request.host.as_slice() else {
-                    return Err(Refusal::BadRequest(format!(
-                        "an HTTP/1.1 request carries exactly one Host header, not {}",
-                        request.host.len()
-                    )));
+                let host = match request.host.as_slice() {
+                    [host] => host,
+                    [first, ..] if self.has(Fault::FirstHostWins) => first,
+                    _ => {
+                        return Err(Refusal::BadRequest(format!(
+                            "an HTTP/1.1 request carries exactly one Host header, not {}",
+                            request.host.len()
+                        )));
+                    }
                 };
                 Ok(match (&request.authority, trusts_host) {
                     (Some(authority), false) => authority.clone(),

@@ -1,10 +1,10 @@
 //! Checks of what a gateway under test passed to its backends, read from the mock upstreams'
 //! log through the request ID the harness put on each request: a refused request reaches no
 //! backend, a served one reaches its own tenant's, over a connection that names that tenant in
-//! SNI.
+//! SNI, with the request's authority as its Host.
 
-use super::{Exchanged, Judgement, family};
-use crate::deployment::Role;
+use super::{Exchanged, Judgement, family, host_of};
+use crate::deployment::{Role, normalize_host};
 
 family! {
     /// What an expectation asserts about what reached the mock upstreams behind a gateway.
@@ -15,6 +15,9 @@ family! {
         ReachedNoUpstream = "reached_no_upstream",
         /// The connection to the upstream that carried the request named this role in SNI.
         UpstreamSni(Role) = "upstream_sni",
+        /// The request reached its upstream with a Host naming this role (the port aside): a
+        /// gateway passes the request's authority on (RFC 9113 §8.3.1).
+        UpstreamHost(Role) = "upstream_host",
     }
 }
 
@@ -28,6 +31,10 @@ impl GatewayCheck {
             Self::ReachedNoUpstream => "forwarded to no upstream".to_owned(),
             Self::UpstreamSni(role) => format!(
                 "forwarded over an upstream connection whose SNI is {}",
+                role.standard_name()
+            ),
+            Self::UpstreamHost(role) => format!(
+                "forwarded with a Host naming {}, the request's authority",
                 role.standard_name()
             ),
         }
@@ -62,14 +69,16 @@ impl GatewayCheck {
             Self::ReachedNoUpstream => exchanged.unmet_with(upstreams()),
             // A gateway that refused the request itself forwarded nothing, which is no fault of
             // its forwarding (the case's control shows it forwards at all).
-            Self::ReachedUpstream(_) | Self::UpstreamSni(_)
+            Self::ReachedUpstream(_) | Self::UpstreamSni(_) | Self::UpstreamHost(_)
                 if exchanged.refused && reached.is_empty() =>
             {
                 Judgement::NotApplicable(
                     "the gateway refused the request; nothing to forward".to_owned(),
                 )
             }
-            Self::ReachedUpstream(_) | Self::UpstreamSni(_) if reached.is_empty() => {
+            Self::ReachedUpstream(_) | Self::UpstreamSni(_) | Self::UpstreamHost(_)
+                if reached.is_empty() =>
+            {
                 Judgement::Missing(
                     "no mock upstream saw the request: is the gateway routed to them?".to_owned(),
                 )
@@ -88,6 +97,18 @@ impl GatewayCheck {
                 Judgement::NotApplicable(
                     "the upstreams speak cleartext: there is no SNI".to_owned(),
                 )
+            }
+            Self::UpstreamHost(role) => {
+                let wanted = normalize_host(exchanged.deployment.name(*role));
+                let hosts: Vec<&str> = reached
+                    .iter()
+                    .map(|request| request.host.as_deref().unwrap_or("(none)"))
+                    .collect();
+                if hosts.iter().all(|host| host_of(host) == wanted) {
+                    Judgement::Met
+                } else {
+                    exchanged.unmet_with(format!("the upstream saw Host {}", hosts.join(", ")))
+                }
             }
             Self::UpstreamSni(role) => {
                 let wanted = exchanged.deployment.name(*role);

@@ -501,15 +501,6 @@ impl<'a> Builder<'a> {
             .as_ref()
             .map(|host| self.authority(host))
             .transpose()?;
-        if let Some(raw_host) = &raw.host
-            && form == TargetForm::Origin
-            && context.protocols.contains(&Protocol::Http1)
-        {
-            return Err(self.error_at(
-                raw_host,
-                "over HTTP/1.1 the authority is the Host header; a separate `host` needs `form: absolute`",
-            ));
-        }
         let expect = raw
             .expect
             .into_iter()
