@@ -314,11 +314,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Http1Connection<S> {
 
 fn serialize(request: &WireRequest) -> Vec<u8> {
     let mut head = format!(
-        "{} {} HTTP/1.1\r\nhost: {}\r\n",
+        "{} {} HTTP/1.1\r\n",
         request.method,
-        request.request_target(),
-        request.host_header()
+        request.request_target()
     );
+    // An empty authority is a request without Host (a scenario's `authority: none`).
+    if !request.host_header().is_empty() {
+        head.push_str(&format!("host: {}\r\n", request.host_header()));
+    }
     // In origin form the authority is the Host line; a separate `host` is a second one.
     if let (TargetForm::Origin, Some(host)) = (request.form, &request.host) {
         head.push_str(&format!("host: {host}\r\n"));

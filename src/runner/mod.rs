@@ -339,6 +339,7 @@ impl Runner {
                 IpAddr::V4(ip) => ip.to_string(),
                 IpAddr::V6(ip) => format!("[{ip}]"),
             },
+            AuthorityHost::Nothing => return String::new(),
         };
         if let Some(userinfo) = authority.userinfo {
             host = format!("{}@{host}", self.deployment.name(userinfo));

@@ -390,7 +390,7 @@ impl Session<'_> {
             }
             for (wire, outcome) in wires.iter().zip(&outcomes) {
                 self.record
-                    .event(name, format!("← {outcome} for {}", wire.authority));
+                    .event(name, format!("← {outcome} for {}", shown_authority(wire)));
             }
             return outcomes;
         }
@@ -436,7 +436,7 @@ impl Session<'_> {
                 },
             };
             self.record
-                .event(name, format!("← {outcome} for {}", wire.authority));
+                .event(name, format!("← {outcome} for {}", shown_authority(wire)));
             outcomes.push(outcome);
         }
         outcomes
@@ -458,12 +458,21 @@ impl Session<'_> {
     }
 }
 
+/// The request's authority as the transcript shows it: `(none)` for a request without one.
+fn shown_authority(wire: &WireRequest) -> &str {
+    if wire.authority.is_empty() {
+        "(none)"
+    } else {
+        &wire.authority
+    }
+}
+
 fn describe_request(wire: &WireRequest) -> String {
     let mut line = format!(
         "→ {} {} authority {}",
         wire.method,
         wire.request_target(),
-        wire.authority
+        shown_authority(wire)
     );
     if let Some(host) = &wire.host {
         line.push_str(&format!(" Host {host}"));

@@ -88,6 +88,8 @@ faults! {
         "accepts userinfo in the authority, checks the certificate against the host and routes by the userinfo (`c.test@a.test` is checked as a.test and served by c.test's tenant)",
     FirstHostWins = "first-host-wins" by Policy:
         "serves an HTTP/1.1 request with several Host header lines by the first instead of answering 400",
+    MissingHostDefault = "missing-host-default" by Policy:
+        "serves an HTTP/1.1 request without a Host line from the default tenant instead of answering 400",
     Status404 = "status-404" by Policy:
         "rejects misdirected requests with 404 instead of 421",
     Status400 = "status-400" by Policy:

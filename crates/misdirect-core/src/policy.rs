@@ -238,6 +238,15 @@ impl Policy {
         memory: &mut ConnectionMemory,
         request: &RequestHead,
     ) -> Result<(Role, String), Refusal> {
+        // A request without any authority goes to the default tenant, unchecked.
+        if self.has(Fault::MissingHostDefault)
+            && request.protocol == Protocol::Http1
+            && request.host.is_empty()
+            && request.authority.is_none()
+        {
+            memory.first_tenant.get_or_insert(Role::Primary);
+            return Ok((Role::Primary, String::new()));
+        }
         let written = self.target_authority(request)?;
         // A parser that reads the userinfo as the host checks one name and routes by another.
         let (authority, routed_host) = match written.split_once('@') {

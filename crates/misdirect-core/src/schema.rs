@@ -17,7 +17,7 @@ use crate::deployment::Role;
 use crate::fault::Fault;
 use crate::origin_script::OriginScript;
 use crate::protocol::Protocol;
-use crate::scenario::{ADDRESS, REQUEST_FIELDS};
+use crate::scenario::{ADDRESS, NO_AUTHORITY, REQUEST_FIELDS};
 use crate::verdict::Level;
 
 /// The draft every schema here is written in.
@@ -219,6 +219,7 @@ pub fn scenario() -> Value {
             "anyOf": [
                 { "$ref": "#/definitions/role" },
                 { "const": ADDRESS, "description": "the target's IP address instead of a name" },
+                { "const": NO_AUTHORITY, "description": "no authority: an HTTP/1.1 request without Host" },
             ],
         },
         "authority": {

@@ -15,8 +15,8 @@ use super::raw::{
 use super::span::{LoadError, span_at, span_of};
 use super::{
     ADDRESS, Authority, AuthorityHost, ClientExpectation, ClientPlan, Connect, Detection,
-    Expectation, Fetch, PortForm, Premise, Request, Requirement, Route, Scenario, Send, Source,
-    Span, Step, TargetForm,
+    Expectation, Fetch, NO_AUTHORITY, PortForm, Premise, Request, Requirement, Route, Scenario,
+    Send, Source, Span, Step, TargetForm,
 };
 use crate::catalogue;
 use crate::check::{RawCheck, RawChecks};
@@ -496,6 +496,18 @@ impl<'a> Builder<'a> {
             }
         }
         let authority = self.authority(&raw.authority)?;
+        if authority.host == AuthorityHost::Nothing
+            && (context
+                .protocols
+                .iter()
+                .any(|protocol| *protocol != Protocol::Http1)
+                || form == TargetForm::Absolute)
+        {
+            return Err(self.error_at(
+                &raw.authority,
+                "`authority: none` is an HTTP/1.1 request in origin form without a Host line: list only h1",
+            ));
+        }
         let host = raw
             .host
             .as_ref()
@@ -552,12 +564,12 @@ impl<'a> Builder<'a> {
         }
     }
 
-    /// A role, or `address` for the target's IP address.
+    /// A role, `address` for the target's IP address, or `none`.
     fn authority_host<T>(&self, key: &str, at: &Spanned<T>) -> Built<AuthorityHost> {
-        if key == ADDRESS {
-            Ok(AuthorityHost::Address)
-        } else {
-            self.role(key, at).map(AuthorityHost::Role)
+        match key {
+            ADDRESS => Ok(AuthorityHost::Address),
+            NO_AUTHORITY => Ok(AuthorityHost::Nothing),
+            _ => self.role(key, at).map(AuthorityHost::Role),
         }
     }
 

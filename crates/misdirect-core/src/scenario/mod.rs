@@ -204,10 +204,14 @@ pub enum PortForm {
 pub enum AuthorityHost {
     Role(Role),
     Address,
+    /// No authority at all: an HTTP/1.1 request without a Host line.
+    Nothing,
 }
 
 /// The word a scenario writes for [`AuthorityHost::Address`].
 pub const ADDRESS: &str = "address";
+/// The word a scenario writes for [`AuthorityHost::Nothing`].
+pub const NO_AUTHORITY: &str = "none";
 
 /// An authority described by role, so that it means the same on every target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
