@@ -356,6 +356,7 @@ impl Runner {
             PortForm::Other => format!("{host}:{}", if port == 443 { 8443 } else { 443 }),
             PortForm::LeadingZero => format!("{host}:0{port}"),
             PortForm::Omitted => host,
+            PortForm::Overflowing => format!("{host}:{}", u32::from(port) + 65_536),
         }
     }
 }

@@ -112,6 +112,8 @@ faults! {
         "compares the authority including its port with the SNI, refusing every request that names a port",
     PortAsText = "port-as-text" by Policy:
         "compares the authority's port as text, refusing a port written another way (`:04433`)",
+    PortWraps = "port-wraps" by Policy:
+        "reads the authority's port modulo 65536, serving `a.test:69969` as `a.test:4433`",
     Cacheable421 = "cacheable-421" by Policy:
         "marks 421 responses cacheable (Cache-Control: public, max-age=3600)",
     TrustsHostHeader = "trusts-host-header" by Policy:

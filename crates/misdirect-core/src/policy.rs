@@ -18,7 +18,7 @@
 //!    Every refusal in 2–5 is a 421 without freshness information that leaves the connection open.
 
 use crate::deployment::{
-    CertificateId, Deployment, Role, normalize_host, parse_authority, san_covers,
+    AuthorityError, CertificateId, Deployment, Role, normalize_host, parse_authority, san_covers,
 };
 use crate::fault::Fault;
 use crate::origin_script::OriginScript;
@@ -264,8 +264,14 @@ impl Policy {
             }
             _ => (written, None),
         };
-        let (raw_host, port) =
-            parse_authority(&authority).map_err(|error| Refusal::BadRequest(error.to_string()))?;
+        let (raw_host, port) = match parse_authority(&authority) {
+            Err(AuthorityError::PortOutOfRange(_)) if self.has(Fault::PortWraps) => {
+                wrapped_port(&authority).ok_or_else(|| {
+                    Refusal::BadRequest(format!("authority `{authority}` has no port"))
+                })?
+            }
+            parsed => parsed.map_err(|error| Refusal::BadRequest(error.to_string()))?,
+        };
         let host = normalize_host(raw_host);
         let port = port.unwrap_or(443);
         let unchecked_method = !matches!(request.method.as_str(), "GET" | "HEAD");
@@ -484,6 +490,14 @@ enum Refusal {
     Misdirected(String),
 }
 
+/// The host and the port of `authority` read modulo 65536, as a parser that keeps only 16 bits
+/// reads it (the `port-wraps` fault).
+fn wrapped_port(authority: &str) -> Option<(&str, Option<u16>)> {
+    let (host, port) = authority.rsplit_once(':')?;
+    let port: u64 = port.parse().ok()?;
+    Some((host, u16::try_from(port % 65_536).ok()))
+}
+
 /// Whether two authorities name the same entity after scheme-based normalisation for `https`
 /// (RFC 9113 §8.3.1): case, trailing dot and the default port do not matter.
 fn same_entity(left: &str, right: &str) -> bool {
@@ -618,6 +632,12 @@ mod tests {
         );
         assert_eq!(
             decide(Some(Fault::PortAsText), &a, &h2("a.test:4433")),
+            (200, Some(Role::Primary))
+        );
+        // A port beyond 16 bits is an error, unless the parser wraps it around.
+        assert_eq!(decide(None, &a, &h2("a.test:69969")), (400, None));
+        assert_eq!(
+            decide(Some(Fault::PortWraps), &a, &h2("a.test:69969")),
             (200, Some(Role::Primary))
         );
         // Userinfo is an error; the confused parser checks a.test and routes to c.test.

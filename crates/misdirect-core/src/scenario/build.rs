@@ -542,10 +542,11 @@ impl<'a> Builder<'a> {
                     Some("other") => PortForm::Other,
                     Some("leading-zero") => PortForm::LeadingZero,
                     Some("omitted") => PortForm::Omitted,
+                    Some("overflowing") => PortForm::Overflowing,
                     Some(other) => {
                         return Err(self.error_at(
                             raw,
-                            format!("unknown port form `{other}` (expected target, other, leading-zero or omitted)"),
+                            format!("unknown port form `{other}` (expected target, other, leading-zero, omitted or overflowing)"),
                         ));
                     }
                 };

@@ -195,6 +195,9 @@ pub enum PortForm {
     LeadingZero,
     /// No port at all, meaning 443.
     Omitted,
+    /// The target's port plus 65536: beyond the 16 bits of a TCP port, the same port to a
+    /// parser that wraps around.
+    Overflowing,
 }
 
 /// What an authority names: a role's name, or the target's IP address (which no certificate
