@@ -118,6 +118,8 @@ faults! {
         "marks 421 responses cacheable (Cache-Control: public, max-age=3600)",
     TrustsHostHeader = "trusts-host-header" by Policy:
         "decides on the Host header even where :authority or an absolute-form target names the origin",
+    ChecksHostRoutesAuthority = "checks-host-routes-authority" by Policy:
+        "checks the certificate against the Host header but routes by :authority or the absolute-form target, when both are present",
     AcceptsMismatchedHost = "accepts-mismatched-host" by Policy:
         "serves HTTP/2 requests whose Host header differs from :authority instead of treating them as malformed",
     NoSniBypass = "no-sni-bypass" by Policy:

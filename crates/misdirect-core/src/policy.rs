@@ -247,7 +247,17 @@ impl Policy {
             memory.first_tenant.get_or_insert(Role::Primary);
             return Ok((Role::Primary, String::new()));
         }
-        let written = self.target_authority(request)?;
+        // Checks that read Host while routing reads the target URI approve one name and serve
+        // another.
+        let (written, routed_host) = match (&request.authority, request.host.first()) {
+            (Some(target), Some(host)) if self.has(Fault::ChecksHostRoutesAuthority) => {
+                let routed = parse_authority(target)
+                    .map(|(host, _)| normalize_host(host))
+                    .map_err(|error| Refusal::BadRequest(error.to_string()))?;
+                (host.clone(), Some(routed))
+            }
+            _ => (self.target_authority(request)?, None),
+        };
         // A parser that reads the userinfo as the host checks one name and routes by another.
         let (authority, routed_host) = match written.split_once('@') {
             Some((userinfo, rest)) if self.has(Fault::UserinfoConfusion) => {
@@ -262,7 +272,7 @@ impl Policy {
             Some((userinfo, rest)) if self.has(Fault::RoutesByUserinfo) => {
                 (rest.to_owned(), Some(normalize_host(userinfo)))
             }
-            _ => (written, None),
+            _ => (written, routed_host),
         };
         let (raw_host, port) = match parse_authority(&authority) {
             Err(AuthorityError::PortOutOfRange(_)) if self.has(Fault::PortWraps) => {
@@ -685,6 +695,14 @@ mod tests {
         assert_eq!(decide(None, &a, &request), (0, None));
         request.host = vec!["A.TEST:4433".into()];
         assert_eq!(decide(None, &a, &request), (200, Some(Role::Primary)));
+        // Checking Host and routing by :authority approves a.test and serves c.test.
+        let mut foreign = h2("c.test:4433");
+        foreign.host = vec!["a.test:4433".into()];
+        assert_eq!(decide(None, &a, &foreign), (0, None));
+        assert_eq!(
+            decide(Some(Fault::ChecksHostRoutesAuthority), &a, &foreign),
+            (200, Some(Role::Foreign))
+        );
     }
 
     #[test]
