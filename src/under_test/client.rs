@@ -74,7 +74,8 @@ pub async fn run_reference(
                 return true;
             }
             let covered = pooled.sans.iter().any(|san| san_covers(san, host));
-            let refused = pooled.refused.iter().any(|refused| refused == host);
+            let refused = fault != Some(Fault::ClientForgets421)
+                && pooled.refused.iter().any(|refused| refused == host);
             // RFC 8336 §2.4: with ORIGIN frames, only origins in the Origin Set (the SNI origin
             // and those listed) may use the connection.
             let in_origin_set = fault == Some(Fault::ClientIgnoresOrigin)

@@ -148,6 +148,8 @@ faults! {
         "as the client under test, abandons an HTTP/2 connection that carries an ORIGIN frame on a stream other than 0",
     ClientIgnoresOrigin = "client-ignores-origin" by Client:
         "as the client under test, reuses HTTP/2 connections by certificate alone, ignoring ORIGIN frames",
+    ClientForgets421 = "client-forgets-421" by Client:
+        "as the reference client, forgets which connections refused an origin with 421 and sends later requests for it there again",
     QuicIgnoresSni = "quic-ignores-sni" by TlsShell:
         "presents the default certificate on QUIC whatever the SNI (HTTP/3 only)",
     H3Mismatch421 = "h3-mismatch-421" by Policy:

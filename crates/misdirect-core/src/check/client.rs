@@ -27,6 +27,9 @@ family! {
         CoalescedOnlyInOriginSet = "coalesced_only_in_origin_set",
         /// All fetches of the same origin arrived on one connection: the client kept using it.
         ConnectionReused = "connection_reused",
+        /// After a 421, no later fetch of the same origin arrived on the connection that
+        /// refused it: the client remembered that the connection is not for that origin.
+        AvoidsRefusingConnection = "avoids_refusing_connection",
     }
 }
 
@@ -63,6 +66,9 @@ impl ClientCheck {
                 "no request on a connection whose ORIGIN frames leave its origin out".to_owned()
             }
             Self::ConnectionReused => "one connection for all fetches of an origin".to_owned(),
+            Self::AvoidsRefusingConnection => {
+                "after a 421, later fetches of that origin on other connections".to_owned()
+            }
         }
     }
 
@@ -138,7 +144,9 @@ impl ClientCheck {
                     unmet(format!("sent {}", stray.join("; ")))
                 }
             }
-            Self::RetriedOnNewConnection | Self::NotRetriedOnSameConnection
+            Self::RetriedOnNewConnection
+            | Self::NotRetriedOnSameConnection
+            | Self::AvoidsRefusingConnection
                 if refusals.is_empty() =>
             {
                 Judgement::NotApplicable("the origin refused no request with 421".to_owned())
@@ -185,6 +193,33 @@ impl ClientCheck {
                     unmet(format!(
                         "sent {} again on the connection that refused it",
                         repeated.join(", ")
+                    ))
+                }
+            }
+            Self::AvoidsRefusingConnection => {
+                // Each 421, then every fetch after the refused one for the same origin.
+                let returned: Vec<String> = refusals
+                    .iter()
+                    .flat_map(|(index, position)| {
+                        let refused = of_fetch(*index)[*position];
+                        let host = refused.authority.as_deref().map(host_of);
+                        (index + 1..plan.fetches.len())
+                            .filter(move |later| {
+                                of_fetch(*later).iter().any(|request| {
+                                    request.connection == refused.connection
+                                        && request.authority.as_deref().map(host_of) == host
+                                })
+                            })
+                            .map(fetch_path)
+                            .collect::<Vec<_>>()
+                    })
+                    .collect();
+                if returned.is_empty() {
+                    Judgement::Met
+                } else {
+                    unmet(format!(
+                        "sent {} on a connection that had refused its origin with 421",
+                        returned.join(", ")
                     ))
                 }
             }
