@@ -513,6 +513,11 @@ impl<'a> Builder<'a> {
             .as_ref()
             .map(|host| self.authority(host))
             .transpose()?;
+        if let (Some(raw_host), Some(host)) = (&raw.host, &host)
+            && host.host == AuthorityHost::Nothing
+        {
+            return Err(self.error_at(raw_host, "`host: none` is no Host; leave `host` out"));
+        }
         let expect = raw
             .expect
             .into_iter()

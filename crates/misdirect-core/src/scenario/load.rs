@@ -327,6 +327,18 @@ steps:
     }
 
     #[test]
+    fn no_authority_is_for_http1_in_origin_form_and_never_a_host() {
+        let none = VALID.replace("authority: foreign", "authority: none");
+        let error = load_str(Path::new("x.yaml"), "x", &none).unwrap_err();
+        assert!(error.message.contains("list only h1"), "{error}");
+        let h1 = none.replace("protocols: [h1, h2]", "protocols: [h1]");
+        assert!(load_str(Path::new("x.yaml"), "x", &h1).is_ok());
+        let host = VALID.replace("authority: foreign", "authority: foreign\n      host: none");
+        let error = load_str(Path::new("x.yaml"), "x", &host).unwrap_err();
+        assert!(error.message.contains("`host: none` is no Host"), "{error}");
+    }
+
+    #[test]
     fn unknown_role_is_reported_at_its_use() {
         check(
             &VALID.replace("authority: foreign", "authority: tenant"),
