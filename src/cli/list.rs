@@ -101,18 +101,27 @@ pub(super) fn list(args: &ListArgs) -> Result<Exit, Failure> {
 
 /// Every catalogue entry with the IDs of the `scenarios` that cite it.
 fn list_requirements(scenarios: &[Arc<Scenario>], format: ListFormat) -> Exit {
-    let citing = |id: &str| -> Vec<&str> {
-        scenarios
-            .iter()
-            .filter(|scenario| scenario.requirements.iter().any(|cited| cited.id == id))
-            .map(|scenario| scenario.id.as_str())
-            .collect()
-    };
     let entries = catalogue::entries();
+    // Each entry with the scenarios that cite it, found once.
+    let cited: Vec<(&catalogue::Entry, Vec<&str>)> = entries
+        .iter()
+        .map(|entry| {
+            let citing = scenarios
+                .iter()
+                .filter(|scenario| {
+                    scenario
+                        .requirements
+                        .iter()
+                        .any(|cited| cited.id == entry.id)
+                })
+                .map(|scenario| scenario.id.as_str())
+                .collect();
+            (entry, citing)
+        })
+        .collect();
     match format {
         ListFormat::Text => {
-            for entry in entries {
-                let cited_by = citing(&entry.id);
+            for (entry, cited_by) in &cited {
                 say!(
                     "{}\t{}\t{}\t{}",
                     entry.id,
@@ -125,10 +134,7 @@ fn list_requirements(scenarios: &[Arc<Scenario>], format: ListFormat) -> Exit {
                     }
                 );
             }
-            let uncited = entries
-                .iter()
-                .filter(|entry| citing(&entry.id).is_empty())
-                .count();
+            let uncited = cited.iter().filter(|(_, by)| by.is_empty()).count();
             eprintln!(
                 "{} of {} requirements are cited by the selected scenarios; {uncited} are not (-)",
                 entries.len() - uncited,
@@ -136,9 +142,9 @@ fn list_requirements(scenarios: &[Arc<Scenario>], format: ListFormat) -> Exit {
             );
         }
         ListFormat::Json => {
-            let listed: Vec<serde_json::Value> = entries
+            let listed: Vec<serde_json::Value> = cited
                 .iter()
-                .map(|entry| {
+                .map(|(entry, cited_by)| {
                     serde_json::json!({
                         "id": entry.id,
                         "topic": entry.topic,
@@ -150,7 +156,7 @@ fn list_requirements(scenarios: &[Arc<Scenario>], format: ListFormat) -> Exit {
                         "level": entry.level,
                         "roles": entry.roles,
                         "text": entry.text,
-                        "cited_by": citing(&entry.id),
+                        "cited_by": cited_by,
                     })
                 })
                 .collect();

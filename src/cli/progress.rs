@@ -18,8 +18,8 @@ use super::STDOUT_IS_A_REPORT;
 pub(super) struct Progress {
     total: usize,
     bar: Option<ProgressBar>,
-    /// Finished cases, for the count and the tally the bar shows.
-    done: Mutex<Vec<Verdict>>,
+    /// The verdicts of the cases finished so far: the count and the tally the bar shows.
+    done: Mutex<Tally>,
 }
 
 impl Progress {
@@ -47,7 +47,7 @@ impl Progress {
         Self {
             total,
             bar,
-            done: Mutex::new(Vec::with_capacity(total)),
+            done: Mutex::new(Tally::default()),
         }
     }
 
@@ -57,13 +57,13 @@ impl Progress {
             .done
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        done.push(result.verdict);
-        let line = terminal::progress_line(result, done.len(), self.total);
+        done.add(result.verdict);
+        let line = terminal::progress_line(result, done.total(), self.total);
         match &self.bar {
             Some(bar) => {
                 bar.suspend(|| say!("{line}"));
-                bar.set_position(u64::try_from(done.len()).unwrap_or(u64::MAX));
-                bar.set_message(counts(&Tally::of_verdicts(done.iter().copied())));
+                bar.set_position(u64::try_from(done.total()).unwrap_or(u64::MAX));
+                bar.set_message(counts(&done));
             }
             None => say!("{line}"),
         }

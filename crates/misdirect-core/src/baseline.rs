@@ -146,6 +146,12 @@ impl<'a> Standing<'a> {
         }
     }
 
+    /// The [`key`](Self::key) where the standing is worth showing beside a verdict: every one
+    /// but `unlisted`.
+    pub fn noted(&self) -> Option<&'static str> {
+        (!matches!(self, Self::Unlisted)).then(|| self.key())
+    }
+
     /// The baseline's entry for the case, where it lists it.
     pub fn listed(&self) -> Option<&'a Deviation> {
         match self {

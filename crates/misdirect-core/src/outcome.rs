@@ -165,16 +165,16 @@ pub struct Tally {
 
 impl Tally {
     pub fn of(results: &[CaseResult]) -> Self {
-        Self::of_verdicts(results.iter().map(|result| result.verdict))
-    }
-
-    /// The tally of bare verdicts, for a count kept as cases end.
-    pub fn of_verdicts(verdicts: impl IntoIterator<Item = Verdict>) -> Self {
         let mut tally = Self::default();
-        for verdict in verdicts {
-            *tally.slot(verdict) += 1;
+        for result in results {
+            tally.add(result.verdict);
         }
         tally
+    }
+
+    /// Counts one more case with `verdict`, for a tally kept as cases end.
+    pub fn add(&mut self, verdict: Verdict) {
+        *self.slot(verdict) += 1;
     }
 
     pub fn count(&self, verdict: Verdict) -> usize {

@@ -37,7 +37,7 @@ code,pre{font:12px/1.4 ui-monospace,monospace}pre{background:#f8f8f8;padding:.6e
 section{border-top:1px solid #ddd;margin-top:1.5em}.PASS{background:#d9f2d9}\
 .FAIL{background:#f7c8c8}.WARN{background:#fbe7b5}.INFO{background:#d8e8f8}\
 .SKIP{background:#eee;color:#666}.ERROR{background:#e3c8f0}td.verdict a{color:inherit;display:block}\
-.known{font-style:italic}.departs,.new,.unexpected{font-weight:bold;outline:2px solid #b00}.outcome{padding:.4em .8em;display:inline-block}\
+.known{font-style:italic}.departs,.new,.changed,.unexpected-pass{font-weight:bold;outline:2px solid #b00}.outcome{padding:.4em .8em;display:inline-block}\
 blockquote{margin:.2em 0 .2em 1.5em;color:#555}";
 
 /// The anchor of a case's section: its ID in lowercase, runs of other characters as one `-`.
@@ -60,18 +60,6 @@ fn attention(result: &CaseResult, run: &Run<'_>) -> (bool, Verdict) {
         .baseline
         .is_some_and(|baseline| baseline.standing(result).departs());
     (departs, result.verdict)
-}
-
-/// A verdict cell's words: the verdict, and where the case stands against a baseline if the run
-/// had one and it is worth saying (`FAIL known`, `FAIL new`).
-fn standing_words(standing: Option<&Standing<'_>>) -> &'static str {
-    match standing {
-        Some(Standing::Known(_)) => " known",
-        Some(Standing::New) => " new",
-        Some(Standing::Changed(_)) => " changed",
-        Some(Standing::UnexpectedPass(_)) => " unexpected pass",
-        Some(Standing::Unlisted) | None => "",
-    }
 }
 
 /// Renders the report of `results` of `run`, which exits with `exit`.
@@ -130,7 +118,11 @@ pub fn render(results: &[CaseResult], run: &Run<'_>, exit: Exit) -> String {
             result.verdict.label(),
             class,
             anchor(&id),
-            standing_words(standing.as_ref()),
+            // Where the case stands against the baseline, if it is worth saying: `FAIL known`.
+            standing
+                .as_ref()
+                .and_then(Standing::noted)
+                .map_or_else(String::new, |word| format!(" {word}")),
             escape(&result.title),
         );
     }

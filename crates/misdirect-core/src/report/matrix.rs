@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use super::escape;
 use super::html::{STYLE, VERDICTS, anchor};
-use crate::baseline::{Baseline, Standing};
+use crate::baseline::Baseline;
 use crate::outcome::{CaseResult, Tally};
 use crate::verdict::Verdict;
 
@@ -59,7 +59,7 @@ const INTRODUCTION: &str = "Every scenario against every server profile in `targ
     report (what was expected, what was observed, the transcript); each server's JUnit report is \
     beside it.";
 
-const LEGEND: [(&str, &str); 9] = [
+const LEGEND: [(&str, &str); 10] = [
     ("PASS", "every applicable expectation was observed and met"),
     ("FAIL", "a MUST was broken"),
     ("WARN", "a SHOULD was not met"),
@@ -73,12 +73,13 @@ const LEGEND: [(&str, &str); 9] = [
         "known",
         "a deviation listed in the server's reviewed baseline, with its reason",
     ),
+    ("new", "a deviation the baseline does not list"),
     (
-        "new",
-        "a deviation the baseline does not list, or lists with another verdict",
+        "changed",
+        "a deviation the baseline lists with another verdict",
     ),
     (
-        "unexpected",
+        "unexpected-pass",
         "passes, though the baseline lists a deviation: the list is out of date",
     ),
 ];
@@ -87,26 +88,23 @@ const LEGEND: [(&str, &str); 9] = [
 #[derive(Debug, Clone, Copy)]
 struct Cell {
     verdict: Verdict,
-    /// ` known`, ` new` or nothing.
-    standing: &'static str,
+    /// Where the case stands against the baseline (`known`, `new`, …), if worth saying.
+    standing: Option<&'static str>,
 }
 
 impl Cell {
     fn of(result: &CaseResult, baseline: Option<&Baseline>) -> Self {
-        let standing = match baseline.map(|baseline| baseline.standing(result)) {
-            Some(Standing::Known(_)) => " known",
-            Some(Standing::New | Standing::Changed(_)) => " new",
-            Some(Standing::UnexpectedPass(_)) => " unexpected",
-            Some(Standing::Unlisted) | None => "",
-        };
         Self {
             verdict: result.verdict,
-            standing,
+            standing: baseline.and_then(|baseline| baseline.standing(result).noted()),
         }
     }
 
     fn words(self) -> String {
-        format!("{}{}", self.verdict.label(), self.standing)
+        match self.standing {
+            Some(standing) => format!("{} {standing}", self.verdict.label()),
+            None => self.verdict.label().to_owned(),
+        }
     }
 }
 
@@ -247,7 +245,8 @@ pub fn render_html(columns: &[Column]) -> String {
                         page,
                         "<td class=\"verdict {0}{1}\"><a href=\"{2}#{3}\">{4}</a></td>",
                         cell.verdict.label(),
-                        cell.standing,
+                        cell.standing
+                            .map_or_else(String::new, |standing| format!(" {standing}")),
                         escape(&column.report()),
                         anchor(&case),
                         cell.words(),
