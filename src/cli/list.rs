@@ -21,7 +21,7 @@ pub(super) struct ListArgs {
     #[arg(long, value_enum, default_value = "text")]
     pub(super) format: ListFormat,
     /// List the requirements catalogue instead: every rule with the selected scenarios that
-    /// cite it, `-` where none does (`misdirect-requirements/1` with `--format json`).
+    /// cite it, why it cannot be tested where it is marked so, `-` where neither (`misdirect-requirements/1` with `--format json`).
     #[arg(long)]
     pub(super) requirements: bool,
 }
@@ -127,17 +127,22 @@ fn list_requirements(scenarios: &[Arc<Scenario>], format: ListFormat) -> Exit {
                     entry.id,
                     entry.level,
                     entry.section,
-                    if cited_by.is_empty() {
-                        "-".to_owned()
-                    } else {
-                        cited_by.join(",")
+                    match (&entry.untestable, cited_by.is_empty()) {
+                        (Some(why), true) => format!("untestable: {why}"),
+                        (None, true) => "-".to_owned(),
+                        (_, false) => cited_by.join(","),
                     }
                 );
             }
-            let uncited = cited.iter().filter(|(_, by)| by.is_empty()).count();
+            let uncited = cited.iter().filter(|(_, by)| by.is_empty());
+            let untestable = uncited
+                .clone()
+                .filter(|(entry, _)| entry.untestable.is_some())
+                .count();
+            let open = uncited.count() - untestable;
             eprintln!(
-                "{} of {} requirements are cited by the selected scenarios; {uncited} are not (-)",
-                entries.len() - uncited,
+                "{} of {} requirements are cited by the selected scenarios; {untestable} are untestable here (with the reason); {open} are neither (-)",
+                entries.len() - untestable - open,
                 entries.len()
             );
         }
@@ -157,6 +162,7 @@ fn list_requirements(scenarios: &[Arc<Scenario>], format: ListFormat) -> Exit {
                         "roles": entry.roles,
                         "text": entry.text,
                         "cited_by": cited_by,
+                        "untestable": entry.untestable,
                     })
                 })
                 .collect();

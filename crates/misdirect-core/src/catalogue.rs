@@ -3,7 +3,7 @@
 //! The catalogue is data (`requirements.yaml` beside this crate's manifest), compiled into the
 //! binary so that the loader can reject a scenario that cites an ID nobody wrote down, reports can
 //! quote the rule they judged by, and `misdirect list --requirements` can show what no scenario
-//! cites yet. Sections become links to the RFC Editor's HTML, so a finding leads to the text.
+//! cites yet, or why it cannot. Sections become links to the RFC Editor's HTML, so a finding leads to the text.
 
 use std::sync::LazyLock;
 
@@ -41,6 +41,10 @@ pub struct Entry {
     pub roles: String,
     /// The rule's text, quoted verbatim and shortened with "…".
     pub text: String,
+    /// Why misdirect cannot judge the rule at all (a target kind it does not play, a DNS lookup
+    /// it cannot set up, a rule that only describes); such a rule is never cited.
+    #[serde(default)]
+    pub untestable: Option<String>,
 }
 
 /// Every entry, in the catalogue's order.

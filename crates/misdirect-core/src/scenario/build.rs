@@ -221,6 +221,12 @@ impl<'a> Builder<'a> {
                     format!("`{id}` is not in the requirements catalogue{hint}"),
                 ));
             };
+            if let Some(why) = &entry.untestable {
+                return Err(self.error_at(
+                    &requirement.id,
+                    format!("the catalogue marks `{id}` untestable ({why}); cite the rule a scenario judges, or take the mark off with a reason"),
+                ));
+            }
             if requirements.iter().any(|known| known.id == id) {
                 return Err(self.error_at(
                     &requirement.id,

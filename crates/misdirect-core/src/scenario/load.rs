@@ -339,6 +339,16 @@ steps:
     }
 
     #[test]
+    fn an_untestable_requirement_cannot_be_cited() {
+        let text = VALID.replace("R9110-7.4-b", "R9110-7.4-d");
+        let error = load_str(Path::new("x.yaml"), "x", &text).unwrap_err();
+        assert!(
+            error.message.contains("marks `R9110-7.4-d` untestable"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn unknown_role_is_reported_at_its_use() {
         check(
             &VALID.replace("authority: foreign", "authority: tenant"),
