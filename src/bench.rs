@@ -5,13 +5,13 @@
 use std::time::{Duration, Instant};
 
 use crate::client::tls::{ConnectionTickets, Credentials, TicketJar};
-use crate::client::{self, ConnectRequest, WireRequest};
+use crate::client::{self, AuthorityField, ConnectRequest, WireRequest};
 use crate::embedded::EmbeddedTarget;
 use crate::pki::Pki;
 use misdirect_core::deployment::Role;
 use misdirect_core::observe::ExchangeOutcome;
 use misdirect_core::protocol::Protocol;
-use misdirect_core::scenario::TargetForm;
+use misdirect_core::scenario::{Scheme, TargetForm};
 
 /// Timings of one protocol.
 #[derive(Debug, Clone)]
@@ -68,6 +68,8 @@ pub async fn measure(
     );
     let request = WireRequest {
         method: "GET".to_owned(),
+        scheme: Scheme::Https,
+        authority_field: AuthorityField::Once,
         authority,
         host: None,
         form: TargetForm::Origin,
@@ -92,6 +94,7 @@ pub async fn measure(
                 protocol,
                 client_certificate: false,
                 tickets: std::sync::Arc::new(ConnectionTickets::new(jar.clone(), "bench", None)),
+                own_framing: false,
             };
             let failed = |detail: String| BenchError::Connection {
                 index,

@@ -318,9 +318,9 @@ fn serialize(request: &WireRequest) -> Vec<u8> {
         request.method,
         request.request_target()
     );
-    // An empty authority is a request without Host (a scenario's `authority: none`).
-    if !request.host_header().is_empty() {
-        head.push_str(&format!("host: {}\r\n", request.host_header()));
+    // No authority field is a request without Host (a scenario's `authority: none`).
+    if let Some(host) = request.host_header() {
+        head.push_str(&format!("host: {host}\r\n"));
     }
     // In origin form the authority is the Host line; a separate `host` is a second one.
     if let (TargetForm::Origin, Some(host)) = (request.form, &request.host) {
@@ -360,6 +360,8 @@ fn over_limit(what: &str) -> ExchangeOutcome {
 
 #[cfg(test)]
 mod tests {
+    use crate::client::AuthorityField;
+    use misdirect_core::scenario::Scheme;
     use tokio::io::{AsyncReadExt, AsyncWriteExt, duplex};
 
     use super::*;
@@ -367,6 +369,8 @@ mod tests {
     fn get(authority: &str) -> WireRequest {
         WireRequest {
             method: "GET".into(),
+            scheme: Scheme::Https,
+            authority_field: AuthorityField::Once,
             authority: authority.into(),
             host: None,
             form: TargetForm::Origin,
@@ -476,6 +480,8 @@ mod tests {
     fn absolute_form_keeps_host_separate() {
         let request = WireRequest {
             method: "GET".into(),
+            scheme: Scheme::Https,
+            authority_field: AuthorityField::Once,
             authority: "c.test:4433".into(),
             host: Some("a.test:4433".into()),
             form: TargetForm::Absolute,

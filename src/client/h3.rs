@@ -181,10 +181,11 @@ impl Http3Sender {
     }
 
     async fn exchange(mut self, request: &WireRequest) -> Result<ExchangeOutcome, ExchangeOutcome> {
-        if request
-            .host
-            .as_ref()
-            .is_some_and(|host| *host != request.authority)
+        if request.needs_own_framing()
+            || request
+                .host
+                .as_ref()
+                .is_some_and(|host| *host != request.authority)
         {
             // The h3 crate closes the whole connection rather than send such a request.
             return Ok(raw_exchange(&self.connection, request).await);
@@ -253,19 +254,9 @@ async fn raw_exchange(connection: &quinn::Connection, request: &WireRequest) -> 
             };
         }
     };
-    let mut fields = vec![
-        (":method".to_owned(), request.method.clone()),
-        (":scheme".to_owned(), "https".to_owned()),
-        (":authority".to_owned(), request.authority.clone()),
-        (":path".to_owned(), request.path.clone()),
-    ];
-    if let Some(host) = &request.host {
-        fields.push(("host".to_owned(), host.clone()));
-    }
-    fields.extend(request.headers.iter().cloned());
     let mut bytes = wire::h3::frame(
         wire::h3::FRAME_HEADERS,
-        &wire::h3::encode_field_section(&fields),
+        &wire::h3::encode_field_section(&request.fields()),
     );
     if let Some(body) = &request.body {
         bytes.extend_from_slice(&wire::h3::frame(wire::h3::FRAME_DATA, body));

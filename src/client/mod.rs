@@ -8,6 +8,7 @@
 mod h1;
 mod h2;
 mod h3;
+mod raw_h2;
 pub mod tls;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -23,15 +24,20 @@ use tokio_rustls::client::TlsStream;
 
 use misdirect_core::observe::{Established, ExchangeOutcome};
 use misdirect_core::protocol::Protocol;
-use misdirect_core::scenario::TargetForm;
+use misdirect_core::scenario::{Scheme, TargetForm};
 use tls::{ConnectionTickets, Credentials};
 
 /// A request exactly as it goes on the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WireRequest {
     pub method: String,
-    /// `:authority` (h2), or the authority in `Host` / the absolute-form target (h1).
+    /// `:scheme`, or the scheme of the absolute-form target (h1).
+    pub scheme: Scheme,
+    /// `:authority` (h2), or the authority in `Host` / the absolute-form target (h1); empty
+    /// when the field is absent.
     pub authority: String,
+    /// Whether that field is sent once, not at all, or twice.
+    pub authority_field: AuthorityField,
     /// A separate `Host` header.
     pub host: Option<String>,
     pub form: TargetForm,
@@ -40,13 +46,65 @@ pub struct WireRequest {
     pub body: Option<Bytes>,
 }
 
+/// How the authority field travels: once (possibly empty), not at all, or a second time with
+/// another value (HTTP/2 and HTTP/3 only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthorityField {
+    Once,
+    Absent,
+    Twice(String),
+}
+
 impl WireRequest {
+    /// Whether the h2 and h3 crates cannot send this request as it is: its authority field is
+    /// absent or repeated, or no URI authority reads back as the value.
+    pub fn needs_own_framing(&self) -> bool {
+        self.authority_field != AuthorityField::Once
+            || self
+                .authority
+                .parse::<http::uri::Authority>()
+                .map_or(true, |parsed| parsed.as_str() != self.authority)
+    }
+
+    /// The request's HTTP/2 or HTTP/3 fields in order, pseudo-fields first, for the clients
+    /// that write them by hand.
+    pub fn fields(&self) -> Vec<(String, String)> {
+        let mut fields = vec![
+            (":method".to_owned(), self.method.clone()),
+            (":scheme".to_owned(), self.scheme.key().to_owned()),
+        ];
+        if self.authority_field != AuthorityField::Absent {
+            fields.push((":authority".to_owned(), self.authority.clone()));
+        }
+        if let AuthorityField::Twice(second) = &self.authority_field {
+            fields.push((":authority".to_owned(), second.clone()));
+        }
+        fields.push((":path".to_owned(), self.path.clone()));
+        if let Some(host) = &self.host {
+            fields.push(("host".to_owned(), host.clone()));
+        }
+        fields.extend(self.headers.iter().cloned());
+        let stated = self
+            .headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("content-length"));
+        if let Some(body) = self.body.as_ref().filter(|_| !stated) {
+            fields.push(("content-length".to_owned(), body.len().to_string()));
+        }
+        fields
+    }
+
     /// The request head for the h2 and h3 crates: `:authority` and path in an absolute URI,
     /// plus any separate `Host` and extra headers; why not, when the crate's types reject it.
     pub fn head(&self, version: http::Version) -> Result<http::Request<()>, String> {
         let mut builder = http::Request::builder()
             .method(self.method.as_str())
-            .uri(format!("https://{}{}", self.authority, self.path))
+            .uri(format!(
+                "{}://{}{}",
+                self.scheme.key(),
+                self.authority,
+                self.path
+            ))
             .version(version);
         if let Some(host) = &self.host {
             builder = builder.header(http::header::HOST, host.as_str());
@@ -68,20 +126,23 @@ impl WireRequest {
             .map_err(|error| format!("cannot express the request in {version:?}: {error}"))
     }
 
-    /// The HTTP/1.1 request target: the path, or `https://authority/path` in absolute form.
+    /// The HTTP/1.1 request target: the path, or `scheme://authority/path` in absolute form.
     pub fn request_target(&self) -> String {
         match self.form {
             TargetForm::Origin => self.path.clone(),
-            TargetForm::Absolute => format!("https://{}{}", self.authority, self.path),
+            TargetForm::Absolute => {
+                format!("{}://{}{}", self.scheme.key(), self.authority, self.path)
+            }
         }
     }
 
     /// The HTTP/1.1 `Host`: the authority, unless an absolute-form target travels with a
-    /// separate `Host`.
-    pub fn host_header(&self) -> &str {
+    /// separate `Host`; none for a request without an authority field.
+    pub fn host_header(&self) -> Option<&str> {
         match (self.form, &self.host) {
-            (TargetForm::Absolute, Some(host)) => host,
-            _ => &self.authority,
+            (TargetForm::Absolute, Some(host)) => Some(host),
+            _ if self.authority_field == AuthorityField::Absent => None,
+            _ => Some(&self.authority),
         }
     }
 }
@@ -95,6 +156,9 @@ pub struct ConnectRequest<'a> {
     pub protocol: Protocol,
     pub client_certificate: bool,
     pub tickets: Arc<ConnectionTickets>,
+    /// HTTP/2 only: drive the connection by hand, because it carries a request the h2 crate
+    /// cannot send ([`WireRequest::needs_own_framing`]).
+    pub own_framing: bool,
 }
 
 /// Why a connection could not be opened.
@@ -115,6 +179,8 @@ pub enum ConnectError {
 pub enum Connection {
     Http1(Box<h1::Http1Connection>),
     Http2(h2::Http2Connection),
+    /// HTTP/2 written by hand, one request at a time.
+    Http2Raw(Box<raw_h2::RawHttp2Connection>),
     Http3(Box<h3::Http3Connection>),
 }
 
@@ -125,7 +191,8 @@ impl Connection {
             Some(multiplexer) => multiplexer.send(request).await,
             None => match self {
                 Self::Http1(connection) => connection.send(request).await,
-                // Invariant: only HTTP/1.1 has no multiplexer.
+                Self::Http2Raw(connection) => connection.send(request).await,
+                // Invariant: only these two have no multiplexer.
                 Self::Http2(_) | Self::Http3(_) => {
                     unreachable!("multiplexed protocols have a sender")
                 }
@@ -138,6 +205,7 @@ impl Connection {
     pub fn origin_frames(&self) -> Vec<misdirect_core::wire::h2::OriginFrame> {
         match self {
             Self::Http2(connection) => connection.origin_frames(),
+            Self::Http2Raw(connection) => connection.origin_frames(),
             Self::Http3(connection) => connection.origin_frames(),
             Self::Http1(_) => Vec::new(),
         }
@@ -161,14 +229,15 @@ impl Connection {
     pub fn closed(&self) -> Option<&str> {
         match self {
             Self::Http1(connection) => connection.closed(),
-            Self::Http2(_) | Self::Http3(_) => None,
+            Self::Http2(_) | Self::Http2Raw(_) | Self::Http3(_) => None,
         }
     }
 
-    /// A handle that sends requests concurrently, for protocols that multiplex.
+    /// A handle that sends requests concurrently, for protocols that multiplex (HTTP/2 written
+    /// by hand sends one at a time).
     pub fn multiplexer(&self) -> Option<Multiplexer> {
         match self {
-            Self::Http1(_) => None,
+            Self::Http1(_) | Self::Http2Raw(_) => None,
             Self::Http2(connection) => Some(Multiplexer::Http2(connection.sender())),
             Self::Http3(connection) => Some(Multiplexer::Http3(connection.sender())),
         }
@@ -248,6 +317,9 @@ pub async fn connect(
         enter("HTTP/2 setup (SETTINGS and a PING answered)");
         let connection = match request.protocol {
             Protocol::Http1 => Connection::Http1(Box::new(h1::Http1Connection::new(tls))),
+            Protocol::Http2 | Protocol::Http3 if request.own_framing => {
+                Connection::Http2Raw(Box::new(raw_h2::RawHttp2Connection::handshake(tls).await?))
+            }
             Protocol::Http2 | Protocol::Http3 => {
                 Connection::Http2(h2::Http2Connection::handshake(tls).await?)
             }

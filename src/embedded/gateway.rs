@@ -9,12 +9,12 @@ use bytes::Bytes;
 
 use super::IDLE;
 use crate::client::tls::{ConnectionTickets, Credentials, TicketJar};
-use crate::client::{self, ConnectRequest, WireRequest};
+use crate::client::{self, AuthorityField, ConnectRequest, WireRequest};
 use misdirect_core::deployment::{REQUEST_ID_HEADER, Role};
 use misdirect_core::observe::ExchangeOutcome;
 use misdirect_core::policy::{Answer, RequestHead};
 use misdirect_core::protocol::Protocol;
-use misdirect_core::scenario::TargetForm;
+use misdirect_core::scenario::{Scheme, TargetForm};
 use misdirect_core::wire;
 
 /// What a gateway passes on of a request besides its head.
@@ -41,10 +41,10 @@ impl Forward {
     }
 
     pub(super) fn from_h1(request: &wire::h1::Request) -> Self {
-        let path = match wire::h1::absolute_form_authority(&request.target) {
-            Some(authority) => request
+        let path = match wire::h1::absolute_form(&request.target) {
+            Some((_, authority)) => request
                 .target
-                .split_once(authority.as_str())
+                .split_once(authority)
                 .map_or_else(|| "/".to_owned(), |(_, rest)| rest.to_owned()),
             None => request.target.clone(),
         };
@@ -103,6 +103,7 @@ impl Gateway {
                 "upstream",
                 None,
             )),
+            own_framing: false,
         };
         let mut connection = match client::connect(&self.credentials, connect, IDLE).await {
             Ok((connection, _)) => connection,
@@ -116,6 +117,8 @@ impl Gateway {
             .unwrap_or_else(|| role.standard_name().to_owned());
         let request = WireRequest {
             method: head.method.clone(),
+            scheme: Scheme::Https,
+            authority_field: AuthorityField::Once,
             authority,
             host: None,
             form: TargetForm::Origin,

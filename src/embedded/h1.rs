@@ -13,9 +13,7 @@ use super::{IDLE, ServeError, Shared};
 use misdirect_core::deployment::{Role, TENANT_HEADER};
 use misdirect_core::policy::{Answer, ConnectionFacts, ConnectionMemory, Reply, RequestHead};
 use misdirect_core::protocol::Protocol;
-use misdirect_core::wire::h1::{
-    Progress, Refusal, Request, RequestReader, absolute_form_authority,
-};
+use misdirect_core::wire::h1::{Progress, Refusal, Request, RequestReader, absolute_form};
 
 pub(super) async fn serve(
     mut tls: TlsStream<TcpStream>,
@@ -33,10 +31,12 @@ pub(super) async fn serve(
                 return write_h1(&mut tls, &answer, true, None).await;
             }
         };
+        let target = absolute_form(&request.target);
         let head = RequestHead {
             protocol: Protocol::Http1,
             method: request.method.clone(),
-            authority: absolute_form_authority(&request.target),
+            scheme: target.map(|(scheme, _)| scheme.to_owned()),
+            authority: target.map(|(_, authority)| authority.to_owned()),
             host: request.headers_named("host"),
         };
         let forward = Forward::from_h1(&request);

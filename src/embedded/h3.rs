@@ -4,11 +4,12 @@
 //! QUIC has no equivalent of the lazy TLS acceptor, so one configuration serves every SNI: the
 //! certificate is chosen by a resolver, and a client certificate is requested from every client
 //! but required by nobody; the policy then refuses the mTLS tenant on connections without one.
-//! The h3 crate itself resets requests whose Host differs from `:authority` with
-//! H3_MESSAGE_ERROR (RFC 9114 §4.3.1), before the policy sees them. The one fault that must
-//! answer such requests, [`Fault::H3Mismatch421`], and a client scenario that scripts ORIGIN
-//! frames (RFC 9412), which the h3 crate cannot send, are served by a minimal HTTP/3 server of
-//! our own over [`misdirect_core::wire::h3`] instead.
+//! The h3 crate itself resets requests whose Host differs from `:authority`, and those whose
+//! authority no URI can hold, with H3_MESSAGE_ERROR (RFC 9114 §4.3.1, §4.1.2), before the
+//! policy sees them. The faults that must answer such requests ([`Fault::H3Mismatch421`],
+//! [`Fault::MissingHostDefault`], [`Fault::AuthorityPrefixMatch`]), and a client scenario that
+//! scripts ORIGIN frames (RFC 9412), which the h3 crate cannot send, are served by a minimal
+//! HTTP/3 server of our own over [`misdirect_core::wire::h3`] instead.
 
 use std::sync::Arc;
 
@@ -117,8 +118,13 @@ pub(super) async fn serve(
         local_port: shared.port,
         connection: shared.next_connection(),
     };
-    // The h3 crate can neither answer a Host/:authority contradiction nor send ORIGIN frames.
-    if shared.fault == Some(Fault::H3Mismatch421) || shared.origin_frame.is_some() {
+    // The h3 crate can neither answer a Host/:authority contradiction or an authority no URI
+    // holds (it resets such requests itself) nor send ORIGIN frames.
+    let hidden_by_the_crate = matches!(
+        shared.fault,
+        Some(Fault::H3Mismatch421 | Fault::MissingHostDefault | Fault::AuthorityPrefixMatch)
+    );
+    if hidden_by_the_crate || shared.origin_frame.is_some() {
         return serve_raw(connection, &facts, &shared).await;
     }
     let mut h3 =
@@ -249,6 +255,7 @@ async fn answer_raw(
     let head = RequestHead {
         protocol: Protocol::Http3,
         method: values(":method").into_iter().next().unwrap_or_default(),
+        scheme: values(":scheme").into_iter().next(),
         authority: values(":authority").into_iter().next(),
         host: values("host"),
     };

@@ -308,6 +308,7 @@ fn request_head<B>(protocol: Protocol, request: &http::Request<B>) -> RequestHea
     RequestHead {
         protocol,
         method: request.method().as_str().to_owned(),
+        scheme: request.uri().scheme_str().map(str::to_owned),
         authority: request
             .uri()
             .authority()

@@ -339,7 +339,7 @@ impl Runner {
                 IpAddr::V4(ip) => ip.to_string(),
                 IpAddr::V6(ip) => format!("[{ip}]"),
             },
-            AuthorityHost::Nothing => return String::new(),
+            AuthorityHost::Nothing | AuthorityHost::Empty => return String::new(),
         };
         if let Some(userinfo) = authority.userinfo {
             host = format!("{}@{host}", self.deployment.name(userinfo));
@@ -350,13 +350,17 @@ impl Runner {
         if authority.trailing_dot {
             host.push('.');
         }
-        match authority.port {
+        let written = match authority.port {
             PortForm::Target if port == 443 => host,
             PortForm::Target => format!("{host}:{port}"),
             PortForm::Other => format!("{host}:{}", if port == 443 { 8443 } else { 443 }),
             PortForm::LeadingZero => format!("{host}:0{port}"),
             PortForm::Omitted => host,
             PortForm::Overflowing => format!("{host}:{}", u32::from(port) + 65_536),
+        };
+        match &authority.suffix {
+            Some(suffix) => format!("{written}{suffix}"),
+            None => written,
         }
     }
 }

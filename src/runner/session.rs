@@ -15,12 +15,16 @@ use super::fixture::ServerFixture;
 use super::record::Record;
 use super::{Runner, Stop, request_prefix};
 use crate::client::tls::{ConnectionTickets, TicketJar};
-use crate::client::{self, ConnectError, ConnectRequest, Connection, WireRequest, bounded};
+use crate::client::{
+    self, AuthorityField, ConnectError, ConnectRequest, Connection, WireRequest, bounded,
+};
 use misdirect_core::conclude::Inapplicable;
 use misdirect_core::deployment::REQUEST_ID_HEADER;
 use misdirect_core::observe::{ConnectionRecord, ConnectionResult, Exchange, ExchangeOutcome};
 use misdirect_core::protocol::Protocol;
-use misdirect_core::scenario::{Connect, Request, Route, Scenario, Send, Step};
+use misdirect_core::scenario::{
+    AuthorityHost, Connect, Request, Route, Scenario, Scheme, Send, Step,
+};
 
 /// Carries out a server scenario's steps against `fixture`, recording into `record`; `Err` when
 /// the case stops applying at a step.
@@ -33,6 +37,7 @@ pub(super) async fn run(
 ) -> Result<(), Stop> {
     let mut session = Session {
         runner,
+        scenario,
         protocol,
         address: fixture.address,
         h3_port: fixture.h3_port,
@@ -75,10 +80,13 @@ struct Dial {
     tickets: Arc<ConnectionTickets>,
     protocol: Protocol,
     address: SocketAddr,
+    /// HTTP/2 written by hand: the connection carries a request the h2 crate cannot send.
+    own_framing: bool,
 }
 
 struct Session<'a> {
     runner: &'a Runner,
+    scenario: &'a Scenario,
     /// The case's protocol.
     protocol: Protocol,
     /// The target's TCP address, and the UDP port of its HTTP/3 endpoint if it has one.
@@ -97,6 +105,17 @@ impl Session<'_> {
     /// Opens a connection; `Err` says why the case does not apply from here on.
     async fn connect(&mut self, connect: &Connect) -> Result<(), Inapplicable> {
         let (protocol, address) = self.route(&connect.route)?;
+        let own_framing = protocol == Protocol::Http2
+            && self
+                .scenario
+                .steps
+                .iter()
+                .filter_map(|step| match step {
+                    Step::Send(send) if send.connection == connect.name => Some(send),
+                    _ => None,
+                })
+                .flat_map(|send| &send.requests)
+                .any(|request| self.wire(request, self.address).needs_own_framing());
         let dial = Dial {
             sni: connect
                 .sni
@@ -109,6 +128,7 @@ impl Session<'_> {
             )),
             protocol,
             address,
+            own_framing,
         };
         self.record.event(
             &connect.name,
@@ -132,7 +152,11 @@ impl Session<'_> {
                     .as_ref()
                     .map(|source| format!(", resuming the session of {source}"))
                     .unwrap_or_default(),
-            ),
+            ) + if own_framing {
+                " (HTTP/2 frames written by hand)"
+            } else {
+                ""
+            },
         );
         let (result, slot) = self
             .dial(&connect.name, dial.clone())
@@ -230,6 +254,7 @@ impl Session<'_> {
                 protocol: dial.protocol,
                 client_certificate: dial.client_certificate,
                 tickets: Arc::clone(&dial.tickets),
+                own_framing: dial.own_framing,
             },
             self.runner.options.step_timeout,
         )
@@ -443,13 +468,17 @@ impl Session<'_> {
     }
 
     fn wire(&self, request: &Request, address: SocketAddr) -> WireRequest {
+        let render = |authority| self.runner.render_authority(authority, address);
         WireRequest {
             method: request.method.clone(),
-            authority: self.runner.render_authority(&request.authority, address),
-            host: request
-                .host
-                .as_ref()
-                .map(|host| self.runner.render_authority(host, address)),
+            scheme: request.scheme,
+            authority: render(&request.authority),
+            authority_field: match (&request.authority.host, &request.second_authority) {
+                (AuthorityHost::Nothing, _) => AuthorityField::Absent,
+                (_, Some(second)) => AuthorityField::Twice(render(second)),
+                (_, None) => AuthorityField::Once,
+            },
+            host: request.host.as_ref().map(render),
             form: request.form,
             path: request.path.clone(),
             headers: request.headers.clone(),
@@ -476,6 +505,9 @@ fn describe_request(wire: &WireRequest) -> String {
     );
     if let Some(host) = &wire.host {
         line.push_str(&format!(" Host {host}"));
+    }
+    if wire.scheme != Scheme::Https {
+        line.push_str(&format!(" scheme {}", wire.scheme.key()));
     }
     if let Some(body) = &wire.body {
         line.push_str(&format!(" ({} byte body)", body.len()));

@@ -15,12 +15,14 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::client::tls::{ConnectionTickets, Credentials, TicketJar};
-use crate::client::{self, ConnectError, ConnectRequest, Connection, WireRequest, bounded};
+use crate::client::{
+    self, AuthorityField, ConnectError, ConnectRequest, Connection, WireRequest, bounded,
+};
 use misdirect_core::deployment::{Role, fetch_path, san_covers};
 use misdirect_core::fault::Fault;
 use misdirect_core::observe::ExchangeOutcome;
 use misdirect_core::protocol::Protocol;
-use misdirect_core::scenario::{Fetch, TargetForm};
+use misdirect_core::scenario::{Fetch, Scheme, TargetForm};
 
 /// How many times a client with [`Fault::ClientRetriesForever`] retries; bounded, as everything
 /// misdirect runs is.
@@ -61,6 +63,8 @@ pub async fn run_reference(
         let host = fetch.role.standard_name();
         let mut request = WireRequest {
             method: fetch.method.clone(),
+            scheme: Scheme::Https,
+            authority_field: AuthorityField::Once,
             authority: format!("{host}:{}", address.port()),
             host: None,
             form: TargetForm::Origin,
@@ -168,6 +172,7 @@ async fn open(
         protocol,
         client_certificate: false,
         tickets: Arc::new(ConnectionTickets::new(Arc::clone(jar), host, None)),
+        own_framing: false,
     };
     let (connection, established) = client::connect(credentials, request, deadline).await?;
     Ok(Pooled {

@@ -89,7 +89,9 @@ faults! {
     FirstHostWins = "first-host-wins" by Policy:
         "serves an HTTP/1.1 request with several Host header lines by the first instead of answering 400",
     MissingHostDefault = "missing-host-default" by Policy:
-        "serves an HTTP/1.1 request without a Host line from the default tenant instead of answering 400",
+        "serves a request that names no authority (no Host line, no :authority, or an empty one) from the default tenant instead of refusing it",
+    AuthorityPrefixMatch = "authority-prefix-match" by Policy:
+        "cuts the authority at the first `/`, `?`, `#` or space and serves what precedes it, instead of refusing an authority no URI can hold",
     Status404 = "status-404" by Policy:
         "rejects misdirected requests with 404 instead of 421",
     Status400 = "status-400" by Policy:
@@ -106,6 +108,8 @@ faults! {
         "matches the authority against the certificate case-sensitively, refusing A.TEST on an a.test connection",
     TrailingDot = "trailing-dot" by Policy:
         "misses the client-certificate policy for a name with a trailing dot, while routing ignores the dot",
+    IgnoresScheme = "ignores-scheme" by Policy:
+        "serves a request for an `http` URI over TLS as if it were for the `https` origin",
     IgnoresPort = "ignores-port" by Policy:
         "serves an authority whose port is not the one the connection arrived on",
     StrictPort = "strict-port" by Policy:

@@ -7,13 +7,17 @@
 //! 1. The target URI's authority comes from `:authority` (HTTP/2) or the absolute-form target
 //!    (HTTP/1.1), else from `Host` (RFC 9113 §8.3.1, RFC 9112 §3.2.2). HTTP/1.1 needs exactly one
 //!    `Host` (RFC 9112 §3.2, else 400); an HTTP/2 `Host` naming another entity than `:authority`
-//!    makes the request malformed (stream error PROTOCOL_ERROR).
+//!    makes the request malformed (stream error PROTOCOL_ERROR). The scheme must be `https`: the
+//!    target has not opted into `http` over TLS (RFC 8164), so an `http` URI names an origin it
+//!    does not serve on this connection (RFC 9114 §3.1.2, RFC 7838 §9.5).
 //! 2. Host and port are normalised (lowercase, trailing dot dropped, port without leading zeros,
 //!    443 when absent; RFC 9110 §4.3.1) and the port must be the one the connection arrived on.
 //! 3. The certificate presented on the connection must cover the host (RFC 9110 §7.4).
 //! 4. A tenant must be configured for the host.
 //! 5. A tenant that requires a client certificate is only served on connections that presented
 //!    one (RFC 9110 §7.4, RFC 6066 §3).
+//!
+//!    An authority no URI can hold (empty, or with a `/`, `?`, `#` or space) is a 400.
 //!
 //!    Every refusal in 2–5 is a 421 without freshness information that leaves the connection open.
 
@@ -88,6 +92,9 @@ impl OriginScript {
 pub struct RequestHead {
     pub protocol: Protocol,
     pub method: String,
+    /// `:scheme`, or the scheme of an absolute-form target (HTTP/1.1); `None` in origin form,
+    /// where the connection implies `https`.
+    pub scheme: Option<String>,
     /// `:authority` (HTTP/2) or the authority of an absolute-form target (HTTP/1.1).
     pub authority: Option<String>,
     /// Every `Host` header field value.
@@ -239,13 +246,22 @@ impl Policy {
         request: &RequestHead,
     ) -> Result<(Role, String), Refusal> {
         // A request without any authority goes to the default tenant, unchecked.
-        if self.has(Fault::MissingHostDefault)
-            && request.protocol == Protocol::Http1
-            && request.host.is_empty()
-            && request.authority.is_none()
-        {
+        let names_authority = request
+            .authority
+            .iter()
+            .chain(&request.host)
+            .any(|authority| !authority.is_empty());
+        if self.has(Fault::MissingHostDefault) && !names_authority {
             memory.first_tenant.get_or_insert(Role::Primary);
             return Ok((Role::Primary, String::new()));
+        }
+        if let Some(scheme) = request.scheme.as_deref()
+            && !scheme.eq_ignore_ascii_case("https")
+            && !self.has(Fault::IgnoresScheme)
+        {
+            return Err(Refusal::Misdirected(format!(
+                "`{scheme}` URIs are not served over TLS here"
+            )));
         }
         // Checks that read Host while routing reads the target URI approve one name and serve
         // another.
@@ -257,6 +273,12 @@ impl Policy {
                 (host.clone(), Some(routed))
             }
             _ => (self.target_authority(request)?, None),
+        };
+        // A parser that splits a URI joined from the authority and the path reads the authority
+        // up to the first delimiter.
+        let written = match written.find(['/', '?', '#', ' ']) {
+            Some(end) if self.has(Fault::AuthorityPrefixMatch) => written[..end].to_owned(),
+            _ => written,
         };
         // A parser that reads the userinfo as the host checks one name and routes by another.
         let (authority, routed_host) = match written.split_once('@') {
@@ -543,6 +565,7 @@ mod tests {
         RequestHead {
             protocol: Protocol::Http2,
             method: "GET".into(),
+            scheme: Some("https".into()),
             authority: Some(authority.into()),
             host: Vec::new(),
         }
@@ -711,6 +734,7 @@ mod tests {
         let request = RequestHead {
             protocol: Protocol::Http1,
             method: "GET".into(),
+            scheme: Some("https".into()),
             authority: Some("c.test:4433".into()),
             host: vec!["a.test:4433".into()],
         };
@@ -725,5 +749,47 @@ mod tests {
             ..request
         };
         assert_eq!(decide(None, &a, &missing), (400, None));
+    }
+
+    #[test]
+    fn an_http_uri_is_refused_over_tls() {
+        let a = connection(Some("a.test"), false);
+        let request = RequestHead {
+            scheme: Some("http".into()),
+            ..h2("a.test:4433")
+        };
+        assert_eq!(decide(None, &a, &request), (421, None));
+        assert_eq!(
+            decide(Some(Fault::IgnoresScheme), &a, &request),
+            (200, Some(Role::Primary))
+        );
+        let origin_form = RequestHead {
+            protocol: Protocol::Http1,
+            scheme: None,
+            authority: None,
+            host: vec!["a.test:4433".into()],
+            ..request
+        };
+        assert_eq!(decide(None, &a, &origin_form), (200, Some(Role::Primary)));
+    }
+
+    #[test]
+    fn an_empty_or_delimited_authority_is_a_bad_request() {
+        let a = connection(Some("a.test"), false);
+        for authority in ["", "a.test:4433/x", "a.test:4433#", "a.test:4433?"] {
+            assert_eq!(decide(None, &a, &h2(authority)), (400, None), "{authority}");
+        }
+        assert_eq!(
+            decide(Some(Fault::MissingHostDefault), &a, &h2("")),
+            (200, Some(Role::Primary))
+        );
+        assert_eq!(
+            decide(Some(Fault::AuthorityPrefixMatch), &a, &h2("a.test:4433/x")),
+            (200, Some(Role::Primary))
+        );
+        assert_eq!(
+            decide(Some(Fault::AuthorityPrefixMatch), &a, &h2("c.test:4433#")),
+            (421, None)
+        );
     }
 }

@@ -17,7 +17,7 @@ use crate::deployment::Role;
 use crate::fault::Fault;
 use crate::origin_script::OriginScript;
 use crate::protocol::Protocol;
-use crate::scenario::{ADDRESS, NO_AUTHORITY, REQUEST_FIELDS};
+use crate::scenario::{ADDRESS, EMPTY_AUTHORITY, NO_AUTHORITY, REQUEST_FIELDS};
 use crate::verdict::Level;
 
 /// The draft every schema here is written in.
@@ -134,7 +134,12 @@ pub fn scenario() -> Value {
                     "$ref": "#/definitions/authority",
                     "description": "a Host header apart from :authority (HTTP/1.1: with form: absolute)",
                 },
+                "second_authority": {
+                    "$ref": "#/definitions/authority",
+                    "description": "a second :authority field after the first (HTTP/2 and HTTP/3 only)",
+                },
                 "form": one_of(["origin", "absolute"], "HTTP/1.1 request-target form"),
+                "scheme": one_of(["https", "http"], ":scheme, or the absolute-form target's (https unless stated)"),
                 "path": { "type": "string", "pattern": "^/\\S*$" },
                 "headers": {
                     "type": "object",
@@ -219,7 +224,8 @@ pub fn scenario() -> Value {
             "anyOf": [
                 { "$ref": "#/definitions/role" },
                 { "const": ADDRESS, "description": "the target's IP address instead of a name" },
-                { "const": NO_AUTHORITY, "description": "no authority: an HTTP/1.1 request without Host" },
+                { "const": NO_AUTHORITY, "description": "no authority field: no Host (HTTP/1.1), neither :authority nor Host (HTTP/2, HTTP/3)" },
+                { "const": EMPTY_AUTHORITY, "description": "an authority field with an empty value" },
             ],
         },
         "authority": {
@@ -233,6 +239,10 @@ pub fn scenario() -> Value {
                     "userinfo": {
                         "$ref": "#/definitions/role",
                         "description": "this role's name as userinfo before the host (role@host)",
+                    },
+                    "suffix": {
+                        "type": "string", "minLength": 1, "maxLength": 32,
+                        "description": "characters written after the authority, such as /x, # or ?",
                     },
                 }), &["role"]),
             ],

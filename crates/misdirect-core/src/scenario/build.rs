@@ -15,8 +15,8 @@ use super::raw::{
 use super::span::{LoadError, span_at, span_of};
 use super::{
     ADDRESS, Authority, AuthorityHost, ClientExpectation, ClientPlan, Connect, Detection,
-    Expectation, Fetch, NO_AUTHORITY, PortForm, Premise, Request, Requirement, Route, Scenario,
-    Send, Source, Span, Step, TargetForm,
+    EMPTY_AUTHORITY, Expectation, Fetch, NO_AUTHORITY, PortForm, Premise, Request, Requirement,
+    Route, Scenario, Scheme, Send, Source, Span, Step, TargetForm,
 };
 use crate::catalogue;
 use crate::check::{RawCheck, RawChecks};
@@ -493,6 +493,29 @@ impl<'a> Builder<'a> {
                 }
             },
         };
+        let scheme = match &raw.scheme {
+            None => Scheme::Https,
+            Some(scheme) => match scheme.value.as_str() {
+                "https" => Scheme::Https,
+                "http" => Scheme::Http,
+                other => {
+                    return Err(self.error_at(
+                        scheme,
+                        format!("unknown scheme `{other}` (expected https or http)"),
+                    ));
+                }
+            },
+        };
+        if let Some(at) = &raw.scheme
+            && scheme != Scheme::Https
+            && form == TargetForm::Origin
+            && context.protocols.contains(&Protocol::Http1)
+        {
+            return Err(self.error_at(
+                at,
+                "an HTTP/1.1 request in origin form carries no scheme: add `form: absolute`",
+            ));
+        }
         for (name, value) in &raw.headers {
             if !is_token(name) || value.contains(['\r', '\n']) {
                 return Err(self.error(
@@ -502,27 +525,45 @@ impl<'a> Builder<'a> {
             }
         }
         let authority = self.authority(&raw.authority)?;
-        if authority.host == AuthorityHost::Nothing
-            && (context
-                .protocols
-                .iter()
-                .any(|protocol| *protocol != Protocol::Http1)
-                || form == TargetForm::Absolute)
-        {
+        if authority.host == AuthorityHost::Nothing && form == TargetForm::Absolute {
             return Err(self.error_at(
                 &raw.authority,
-                "`authority: none` is an HTTP/1.1 request in origin form without a Host line: list only h1",
+                "`authority: none` is a request without an authority field; an absolute-form target always has one",
             ));
         }
+        let second_authority = match &raw.second_authority {
+            None => None,
+            Some(_) if context.protocols.contains(&Protocol::Http1) => {
+                return Err(self.error_at(
+                    &raw.authority,
+                    "`second_authority` repeats :authority, which HTTP/1.1 has not (a second Host line is `host:` in origin form): list only h2 and h3",
+                ));
+            }
+            Some(second) => {
+                let second_authority = self.authority(second)?;
+                if matches!(
+                    second_authority.host,
+                    AuthorityHost::Nothing | AuthorityHost::Empty
+                ) {
+                    return Err(
+                        self.error_at(second, "a second :authority names a role or `address`")
+                    );
+                }
+                Some(second_authority)
+            }
+        };
         let host = raw
             .host
             .as_ref()
             .map(|host| self.authority(host))
             .transpose()?;
         if let (Some(raw_host), Some(host)) = (&raw.host, &host)
-            && host.host == AuthorityHost::Nothing
+            && matches!(host.host, AuthorityHost::Nothing | AuthorityHost::Empty)
         {
-            return Err(self.error_at(raw_host, "`host: none` is no Host; leave `host` out"));
+            return Err(self.error_at(
+                raw_host,
+                "`host:` names a role or `address`; for no Host, leave `host` out",
+            ));
         }
         let expect = raw
             .expect
@@ -531,8 +572,10 @@ impl<'a> Builder<'a> {
             .collect::<Built<Vec<_>>>()?;
         Ok(Request {
             method,
+            scheme,
             authority,
             host,
+            second_authority,
             form,
             path,
             headers: raw.headers.into_iter().collect(),
@@ -571,16 +614,28 @@ impl<'a> Builder<'a> {
                         .as_ref()
                         .map(|role| self.role(role, raw))
                         .transpose()?,
+                    suffix: match &detail.suffix {
+                        Some(suffix)
+                            if suffix.is_empty()
+                                || suffix.len() > 32
+                                || !suffix.chars().all(|c| c.is_ascii_graphic() || c == ' ') =>
+                        {
+                            return Err(self
+                                .error_at(raw, "a suffix is 1 to 32 printable ASCII characters"));
+                        }
+                        suffix => suffix.clone(),
+                    },
                 })
             }
         }
     }
 
-    /// A role, `address` for the target's IP address, or `none`.
+    /// A role, `address` for the target's IP address, `none` or `empty`.
     fn authority_host<T>(&self, key: &str, at: &Spanned<T>) -> Built<AuthorityHost> {
         match key {
             ADDRESS => Ok(AuthorityHost::Address),
             NO_AUTHORITY => Ok(AuthorityHost::Nothing),
+            EMPTY_AUTHORITY => Ok(AuthorityHost::Empty),
             _ => self.role(key, at).map(AuthorityHost::Role),
         }
     }

@@ -188,7 +188,7 @@ mod tests {
     use crate::deployment::Role;
     use crate::fault::Fault;
     use crate::protocol::Protocol;
-    use crate::scenario::{Authority, Step};
+    use crate::scenario::{Authority, Scheme, Step};
 
     const VALID: &str = "\
 title: Uncovered authority is refused
@@ -276,7 +276,7 @@ steps:
                 "      authority: foreign",
                 "      authority: foreign\n      authorty: primary",
             ),
-            "error: unknown field `authorty`, expected one of on, method, authority, host, form, path, headers, body, expect\n  --> suites/x/broken.yaml:14:7\n   |\n14 |       authorty: primary\n   |       ^",
+            "error: unknown field `authorty`, expected one of on, method, authority, host, second_authority, form, scheme, path, headers, body, expect\n  --> suites/x/broken.yaml:14:7\n   |\n14 |       authorty: primary\n   |       ^",
         );
     }
 
@@ -327,15 +327,45 @@ steps:
     }
 
     #[test]
-    fn no_authority_is_for_http1_in_origin_form_and_never_a_host() {
+    fn no_authority_is_never_absolute_nor_a_host() {
         let none = VALID.replace("authority: foreign", "authority: none");
-        let error = load_str(Path::new("x.yaml"), "x", &none).unwrap_err();
-        assert!(error.message.contains("list only h1"), "{error}");
-        let h1 = none.replace("protocols: [h1, h2]", "protocols: [h1]");
-        assert!(load_str(Path::new("x.yaml"), "x", &h1).is_ok());
-        let host = VALID.replace("authority: foreign", "authority: foreign\n      host: none");
-        let error = load_str(Path::new("x.yaml"), "x", &host).unwrap_err();
-        assert!(error.message.contains("`host: none` is no Host"), "{error}");
+        assert!(load_str(Path::new("x.yaml"), "x", &none).is_ok());
+        let absolute = none.replace("authority: none", "authority: none\n      form: absolute");
+        let error = load_str(Path::new("x.yaml"), "x", &absolute).unwrap_err();
+        assert!(error.message.contains("always has one"), "{error}");
+        for form in ["none", "empty"] {
+            let host = VALID.replace(
+                "authority: foreign",
+                &format!("authority: foreign\n      host: {form}"),
+            );
+            let error = load_str(Path::new("x.yaml"), "x", &host).unwrap_err();
+            assert!(error.message.contains("leave `host` out"), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_second_authority_is_for_http2_and_http3() {
+        let twice = VALID.replace(
+            "authority: foreign",
+            "authority: primary\n      second_authority: foreign",
+        );
+        let error = load_str(Path::new("x.yaml"), "x", &twice).unwrap_err();
+        assert!(error.message.contains("list only h2 and h3"), "{error}");
+        let h2 = twice.replace("protocols: [h1, h2]", "protocols: [h2]");
+        let scenario = load_str(Path::new("x.yaml"), "x", &h2).unwrap();
+        let Step::Send(send) = &scenario.steps[1] else {
+            panic!("the second step sends");
+        };
+        assert_eq!(
+            send.requests[0].second_authority,
+            Some(Authority::of(Role::Foreign))
+        );
+        let suffix = VALID.replace(
+            "authority: foreign",
+            "authority: { role: primary, suffix: \"\\u0001\" }",
+        );
+        let error = load_str(Path::new("x.yaml"), "x", &suffix).unwrap_err();
+        assert!(error.message.contains("printable ASCII"), "{error}");
     }
 
     #[test]
@@ -346,6 +376,30 @@ steps:
             error.message.contains("marks `R9110-7.4-d` untestable"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn an_http_scheme_over_http1_needs_the_absolute_form() {
+        let http = VALID.replace(
+            "authority: foreign",
+            "authority: foreign\n      scheme: http",
+        );
+        let error = load_str(Path::new("x.yaml"), "x", &http).unwrap_err();
+        assert!(error.message.contains("add `form: absolute`"), "{error}");
+        let absolute = http.replace("scheme: http", "scheme: http\n      form: absolute");
+        let scenario = load_str(Path::new("x.yaml"), "x", &absolute).unwrap();
+        let Step::Send(send) = &scenario.steps[1] else {
+            panic!("the second step sends");
+        };
+        assert_eq!(send.requests[0].scheme, Scheme::Http);
+        let h2 = http.replace("protocols: [h1, h2]", "protocols: [h2]");
+        assert!(load_str(Path::new("x.yaml"), "x", &h2).is_ok());
+        let unknown = VALID.replace(
+            "authority: foreign",
+            "authority: foreign\n      scheme: ftp",
+        );
+        let error = load_str(Path::new("x.yaml"), "x", &unknown).unwrap_err();
+        assert!(error.message.contains("unknown scheme `ftp`"), "{error}");
     }
 
     #[test]

@@ -169,13 +169,35 @@ pub enum TargetForm {
     Absolute,
 }
 
+/// The scheme of the request's target URI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scheme {
+    Https,
+    /// An `http` URI over TLS, which a server serves only if it opted in (RFC 8164).
+    Http,
+}
+
+impl Scheme {
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Https => "https",
+            Self::Http => "http",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     pub method: String,
+    /// `:scheme` (h2, h3), or the scheme of an absolute-form target (h1).
+    pub scheme: Scheme,
     /// `:authority` (h2) or `Host` / the absolute-form target (h1).
     pub authority: Authority,
     /// An extra `Host` header (h2), or the `Host` header beside an absolute-form target (h1).
     pub host: Option<Authority>,
+    /// A second `:authority` field after the first (h2, h3), which makes the request malformed.
+    pub second_authority: Option<Authority>,
     pub form: TargetForm,
     pub path: String,
     pub headers: Vec<(String, String)>,
@@ -207,17 +229,22 @@ pub enum PortForm {
 pub enum AuthorityHost {
     Role(Role),
     Address,
-    /// No authority at all: an HTTP/1.1 request without a Host line.
+    /// No authority at all: no Host line (HTTP/1.1), neither `:authority` nor `Host` (HTTP/2,
+    /// HTTP/3).
     Nothing,
+    /// An authority field with an empty value.
+    Empty,
 }
 
 /// The word a scenario writes for [`AuthorityHost::Address`].
 pub const ADDRESS: &str = "address";
 /// The word a scenario writes for [`AuthorityHost::Nothing`].
 pub const NO_AUTHORITY: &str = "none";
+/// The word a scenario writes for [`AuthorityHost::Empty`].
+pub const EMPTY_AUTHORITY: &str = "empty";
 
 /// An authority described by role, so that it means the same on every target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Authority {
     pub host: AuthorityHost,
     pub port: PortForm,
@@ -226,6 +253,9 @@ pub struct Authority {
     /// A role's name put before the host as the deprecated userinfo (`a.test@c.test`), which
     /// a sender must not generate and a recipient should treat as an error (RFC 9110 §4.2.4).
     pub userinfo: Option<Role>,
+    /// Characters written after the authority (`/x`, `#`, `?`), which no authority may hold:
+    /// a parser that joins it with the path, or cuts it at the delimiter, reads another URI.
+    pub suffix: Option<String>,
 }
 
 impl Authority {
@@ -236,6 +266,7 @@ impl Authority {
             uppercase: false,
             trailing_dot: false,
             userinfo: None,
+            suffix: None,
         }
     }
 }

@@ -121,7 +121,11 @@ pub(super) struct RawRequest {
     #[serde(default)]
     pub(super) host: Option<Spanned<RawAuthority>>,
     #[serde(default)]
+    pub(super) second_authority: Option<Spanned<RawAuthority>>,
+    #[serde(default)]
     pub(super) form: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) scheme: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) path: Option<Spanned<String>>,
     #[serde(default)]
@@ -152,6 +156,8 @@ pub(super) struct RawAuthorityDetail {
     pub(super) trailing_dot: bool,
     #[serde(default)]
     pub(super) userinfo: Option<String>,
+    #[serde(default)]
+    pub(super) suffix: Option<String>,
 }
 
 /// One expectation: the requirement it cites, where it applies, and its checks (exactly one,

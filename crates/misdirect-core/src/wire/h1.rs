@@ -240,13 +240,16 @@ fn take_line(buffer: &mut Vec<u8>) -> Result<Vec<u8>, Option<Refusal>> {
     }
 }
 
-/// The authority of an absolute-form request target (`https://host:port/path`).
-pub fn absolute_form_authority(target: &str) -> Option<String> {
-    let rest = target
-        .strip_prefix("https://")
-        .or_else(|| target.strip_prefix("http://"))?;
+/// The scheme and authority of an absolute-form request target (`https://host:port/path`).
+pub fn absolute_form(target: &str) -> Option<(&str, &str)> {
+    let (scheme, rest) = ["https", "http"].into_iter().find_map(|scheme| {
+        target
+            .strip_prefix(scheme)
+            .and_then(|rest| rest.strip_prefix("://"))
+            .map(|rest| (scheme, rest))
+    })?;
     let end = rest.find(['/', '?']).unwrap_or(rest.len());
-    Some(rest[..end].to_owned())
+    Some((scheme, &rest[..end]))
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -309,12 +312,13 @@ mod tests {
     }
 
     #[test]
-    fn absolute_form_authority_is_extracted() {
+    fn absolute_form_is_split() {
         assert_eq!(
-            absolute_form_authority("https://c.test:4433/x?y"),
-            Some("c.test:4433".into())
+            absolute_form("https://c.test:4433/x?y"),
+            Some(("https", "c.test:4433"))
         );
-        assert_eq!(absolute_form_authority("/x"), None);
+        assert_eq!(absolute_form("http://c.test"), Some(("http", "c.test")));
+        assert_eq!(absolute_form("/x"), None);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The HTTP/2 frames misdirect reads and writes beside the h2 crate, which drops every frame type
 //! it does not know: the ORIGIN frame (RFC 8336). Sans-IO: a scanner that picks ORIGIN frames out
 //! of a byte stream as it passes, a tracker that finds where the first frame of a stream ends (to
-//! slip an ORIGIN frame in after the server's SETTINGS), and the frame codec.
+//! slip an ORIGIN frame in after the server's SETTINGS), and the frame codec, which also serves
+//! the client's hand-written streams for requests the h2 crate refuses to send.
 
 /// Frame type of ORIGIN (RFC 8336 §2).
 pub const FRAME_ORIGIN: u8 = 0xc;
@@ -40,6 +41,47 @@ pub fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
     frame
 }
 
+/// The client connection preface (RFC 9113 §3.4).
+pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// Frame types and flags a hand-written client stream needs (RFC 9113 §6).
+pub const FRAME_DATA: u8 = 0x0;
+pub const FRAME_HEADERS: u8 = 0x1;
+pub const FRAME_RST_STREAM: u8 = 0x3;
+pub const FRAME_PING: u8 = 0x6;
+pub const FRAME_WINDOW_UPDATE: u8 = 0x8;
+pub const FRAME_CONTINUATION: u8 = 0x9;
+pub const FLAG_END_STREAM: u8 = 0x1;
+pub const FLAG_ACK: u8 = 0x1;
+pub const FLAG_END_HEADERS: u8 = 0x4;
+pub const FLAG_PADDED: u8 = 0x8;
+pub const FLAG_PRIORITY: u8 = 0x20;
+
+/// One whole frame at the start of `buffer`: type, flags, stream, payload, and the bytes it
+/// takes; `None` until it is all in.
+pub fn parse_frame(buffer: &[u8]) -> Option<(u8, u8, u32, &[u8], usize)> {
+    let header = buffer.get(..HEADER)?;
+    let length =
+        usize::from(header[0]) << 16 | usize::from(header[1]) << 8 | usize::from(header[2]);
+    let stream = u32::from_be_bytes([header[5], header[6], header[7], header[8]]) & 0x7fff_ffff;
+    let payload = buffer.get(HEADER..HEADER + length)?;
+    Some((header[3], header[4], stream, payload, HEADER + length))
+}
+
+/// The field block fragment of a HEADERS frame's payload, without padding and priority.
+pub fn header_block(flags: u8, payload: &[u8]) -> Option<&[u8]> {
+    let (pad, payload) = if flags & FLAG_PADDED != 0 {
+        (usize::from(*payload.first()?), &payload[1..])
+    } else {
+        (0, payload)
+    };
+    let payload = if flags & FLAG_PRIORITY != 0 {
+        payload.get(5..)?
+    } else {
+        payload
+    };
+    payload.get(..payload.len().checked_sub(pad)?)
+}
+
 /// Picks ORIGIN frames out of the frames a peer sends, without holding on to other payloads.
 #[derive(Debug, Default)]
 pub struct FrameScanner {
@@ -68,11 +110,11 @@ const MAX_SETTINGS_PAYLOAD: usize = 6 * 64;
 const SETTINGS_MAX_CONCURRENT_STREAMS: u16 = 0x3;
 
 /// Frame type of SETTINGS, which must open a server's side of the connection (RFC 9113 §3.4).
-const FRAME_SETTINGS: u8 = 0x4;
+pub const FRAME_SETTINGS: u8 = 0x4;
 /// How many of the peer's first bytes are kept to describe what it spoke.
 const OPENING: usize = 24;
 
-const FRAME_GOAWAY: u8 = 0x7;
+pub const FRAME_GOAWAY: u8 = 0x7;
 
 /// Largest ORIGIN payload kept, and most ORIGIN frames kept per connection; beyond them frames
 /// are skipped (RFC 8336 §4 lets clients cap the state an Origin Set takes).
@@ -279,6 +321,21 @@ impl FirstFrame {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_frame_is_parsed_once_it_is_all_in() {
+        let bytes = frame(
+            FRAME_HEADERS,
+            FLAG_PADDED | FLAG_END_HEADERS,
+            3,
+            b"\x02abcXX",
+        );
+        assert_eq!(parse_frame(&bytes[..bytes.len() - 1]), None);
+        let (kind, flags, stream, payload, used) = parse_frame(&bytes).unwrap();
+        assert_eq!((kind, stream, used), (FRAME_HEADERS, 3, bytes.len()));
+        assert_eq!(header_block(flags, payload), Some(&b"abc"[..]));
+        assert_eq!(header_block(FLAG_PADDED, b"\x09ab"), None);
+    }
 
     #[test]
     fn origin_frames_are_picked_out_byte_by_byte() {
