@@ -114,6 +114,7 @@ impl Gateway {
             .map(str::to_owned)
             .or_else(|| head.authority.clone())
             .or_else(|| head.host.first().cloned())
+            .filter(|authority| !authority.is_empty())
             .unwrap_or_else(|| role.standard_name().to_owned());
         let request = WireRequest {
             method: head.method.clone(),

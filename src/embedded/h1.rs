@@ -38,6 +38,7 @@ pub(super) async fn serve(
             scheme: target.map(|(scheme, _)| scheme.to_owned()),
             authority: target.map(|(_, authority)| authority.to_owned()),
             host: request.headers_named("host"),
+            repeated_authority: None,
         };
         let forward = Forward::from_h1(&request);
         let answer = match shared.respond(facts, &memory, &head, forward).await {

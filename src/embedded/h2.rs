@@ -1,17 +1,21 @@
 //! The HTTP/2 shell of the embedded target: the h2 crate serves the connection, with an ORIGIN
-//! frame slipped in after its SETTINGS; each request is answered in a task of its own, as the
-//! policy decides.
+//! frame slipped in after its SETTINGS (and, for a fault with a lenient parser, the client's
+//! field blocks read by that parser first); each request is answered in a task of its own, as
+//! the policy decides.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
 use super::gateway::Forward;
+use super::lenient_h2::ReadLeniently;
 use super::origin_frame::InjectAfterFirstFrame;
 use super::{IDLE, ServeError, Shared, request_head, response_head};
+use misdirect_core::lenient;
 use misdirect_core::policy::{ConnectionFacts, ConnectionMemory, Reply};
 use misdirect_core::protocol::Protocol;
 use misdirect_core::wire;
@@ -25,7 +29,20 @@ pub(super) async fn serve(
         shared.origin_frame_stream,
         &shared.advertised_origins(&facts),
     );
-    let io = InjectAfterFirstFrame::new(tls, origin);
+    match shared.fault.filter(|fault| lenient::FAULTS.contains(fault)) {
+        Some(fault) => {
+            let io = InjectAfterFirstFrame::new(ReadLeniently::new(tls, fault), origin);
+            serve_io(io, facts, shared).await
+        }
+        None => serve_io(InjectAfterFirstFrame::new(tls, origin), facts, shared).await,
+    }
+}
+
+async fn serve_io<T: AsyncRead + AsyncWrite + Unpin>(
+    io: T,
+    facts: ConnectionFacts,
+    shared: Arc<Shared>,
+) -> Result<(), ServeError> {
     let mut connection = tokio::time::timeout(IDLE, h2::server::handshake(io)).await??;
     let facts = Arc::new(facts);
     let memory = Arc::new(Mutex::new(ConnectionMemory::default()));

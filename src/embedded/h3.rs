@@ -6,8 +6,8 @@
 //! but required by nobody; the policy then refuses the mTLS tenant on connections without one.
 //! The h3 crate itself resets requests whose Host differs from `:authority`, and those whose
 //! authority no URI can hold, with H3_MESSAGE_ERROR (RFC 9114 §4.3.1, §4.1.2), before the
-//! policy sees them. The faults that must answer such requests ([`Fault::H3Mismatch421`],
-//! [`Fault::MissingHostDefault`], [`Fault::AuthorityPrefixMatch`]), and a client scenario that
+//! policy sees them. The faults that must answer such requests ([`Fault::H3Mismatch421`] and
+//! those of [`misdirect_core::lenient::FAULTS`]), and a client scenario that
 //! scripts ORIGIN frames (RFC 9412), which the h3 crate cannot send, are served by a minimal
 //! HTTP/3 server of our own over [`misdirect_core::wire::h3`] instead.
 
@@ -26,6 +26,7 @@ use crate::client::tls::provider;
 use crate::pki::Pki;
 use misdirect_core::deployment::{CertificateId, REQUEST_ID_HEADER, Role, TENANT_HEADER};
 use misdirect_core::fault::Fault;
+use misdirect_core::lenient;
 use misdirect_core::policy::{ConnectionFacts, ConnectionMemory, Reply, RequestHead};
 use misdirect_core::protocol::Protocol;
 use misdirect_core::wire;
@@ -120,10 +121,9 @@ pub(super) async fn serve(
     };
     // The h3 crate can neither answer a Host/:authority contradiction or an authority no URI
     // holds (it resets such requests itself) nor send ORIGIN frames.
-    let hidden_by_the_crate = matches!(
-        shared.fault,
-        Some(Fault::H3Mismatch421 | Fault::MissingHostDefault | Fault::AuthorityPrefixMatch)
-    );
+    let hidden_by_the_crate = shared
+        .fault
+        .is_some_and(|fault| fault == Fault::H3Mismatch421 || lenient::FAULTS.contains(&fault));
     if hidden_by_the_crate || shared.origin_frame.is_some() {
         return serve_raw(connection, &facts, &shared).await;
     }
@@ -258,6 +258,9 @@ async fn answer_raw(
         scheme: values(":scheme").into_iter().next(),
         authority: values(":authority").into_iter().next(),
         host: values("host"),
+        repeated_authority: Some(values(":authority"))
+            .filter(|authorities| authorities.len() > 1)
+            .and_then(|authorities| authorities.last().cloned()),
     };
     let forward = Forward {
         path: values(":path")

@@ -27,6 +27,7 @@ use crate::pki::Pki;
 use gateway::{Forward, Gateway};
 use misdirect_core::deployment::{Deployment, Role, TENANT_HEADER};
 use misdirect_core::fault::Fault;
+use misdirect_core::lenient;
 use misdirect_core::observe::ServedRequest;
 use misdirect_core::origin_script::OriginScript;
 use misdirect_core::policy::{
@@ -41,6 +42,7 @@ mod gateway;
 mod h1;
 mod h2;
 mod h3;
+mod lenient_h2;
 mod origin_frame;
 mod session_cache;
 mod tls;
@@ -314,6 +316,11 @@ fn request_head<B>(protocol: Protocol, request: &http::Request<B>) -> RequestHea
             .authority()
             .map(|authority| authority.as_str().to_owned()),
         host: header_values(request.headers(), http::header::HOST),
+        // Only a lenient parser in front of the h2 crate passes a second authority on.
+        repeated_authority: request
+            .headers()
+            .get(lenient::ROUTED_AUTHORITY)
+            .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned()),
     }
 }
 

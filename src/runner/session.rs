@@ -503,6 +503,9 @@ fn describe_request(wire: &WireRequest) -> String {
         wire.request_target(),
         shown_authority(wire)
     );
+    if let AuthorityField::Twice(second) = &wire.authority_field {
+        line.push_str(&format!(" and again {second}"));
+    }
     if let Some(host) = &wire.host {
         line.push_str(&format!(" Host {host}"));
     }

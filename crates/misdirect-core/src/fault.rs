@@ -90,6 +90,8 @@ faults! {
         "serves an HTTP/1.1 request with several Host header lines by the first instead of answering 400",
     MissingHostDefault = "missing-host-default" by Policy:
         "serves a request that names no authority (no Host line, no :authority, or an empty one) from the default tenant instead of refusing it",
+    SplitAuthority = "split-authority" by Policy:
+        "accepts a request with two :authority fields, checks the certificate against the first and routes by the last",
     AuthorityPrefixMatch = "authority-prefix-match" by Policy:
         "cuts the authority at the first `/`, `?`, `#` or space and serves what precedes it, instead of refusing an authority no URI can hold",
     Status404 = "status-404" by Policy:

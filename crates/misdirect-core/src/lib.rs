@@ -11,8 +11,9 @@
 //!
 //! Modules, bottom first (each imports only modules above it in this list):
 //! - [`verdict`], [`protocol`], [`fault`], [`origin_script`], [`deployment`], [`wire`]: vocabulary
-//!   and codecs; [`partition`]: shards of a run for CI matrices; [`catalogue`]: the rules a
-//!   scenario may cite;
+//!   and codecs; [`lenient`]: how faulty parsers read what the HTTP/2 crate rejects;
+//!   [`partition`]: shards of a run for CI matrices; [`catalogue`]: the rules a scenario may
+//!   cite;
 //! - [`observe`]: what was seen, as plain data;
 //! - [`check`]: the checks, one family per file, each declared once and judged beside its
 //!   declaration;
@@ -30,6 +31,7 @@ pub mod conclude;
 pub mod deployment;
 pub mod evaluate;
 pub mod fault;
+pub mod lenient;
 pub mod observe;
 pub mod origin_script;
 pub mod outcome;

@@ -7,7 +7,7 @@
 //! 1. The target URI's authority comes from `:authority` (HTTP/2) or the absolute-form target
 //!    (HTTP/1.1), else from `Host` (RFC 9113 §8.3.1, RFC 9112 §3.2.2). HTTP/1.1 needs exactly one
 //!    `Host` (RFC 9112 §3.2, else 400); an HTTP/2 `Host` naming another entity than `:authority`
-//!    makes the request malformed (stream error PROTOCOL_ERROR). The scheme must be `https`: the
+//!    makes the request malformed (stream error PROTOCOL_ERROR), as does a second `:authority`. The scheme must be `https`: the
 //!    target has not opted into `http` over TLS (RFC 8164), so an `http` URI names an origin it
 //!    does not serve on this connection (RFC 9114 §3.1.2, RFC 7838 §9.5).
 //! 2. Host and port are normalised (lowercase, trailing dot dropped, port without leading zeros,
@@ -99,6 +99,9 @@ pub struct RequestHead {
     pub authority: Option<String>,
     /// Every `Host` header field value.
     pub host: Vec<String>,
+    /// The last `:authority` of a request that carries more than one (HTTP/2, HTTP/3), which
+    /// makes it malformed (RFC 9113 §8.3, RFC 9114 §4.3).
+    pub repeated_authority: Option<String>,
 }
 
 /// How the target answers.
@@ -265,7 +268,22 @@ impl Policy {
         }
         // Checks that read Host while routing reads the target URI approve one name and serve
         // another.
+        if let Some(repeated) = &request.repeated_authority
+            && !self.has(Fault::SplitAuthority)
+        {
+            return Err(Refusal::Malformed(format!(
+                "a second :authority `{repeated}`"
+            )));
+        }
         let (written, routed_host) = match (&request.authority, request.host.first()) {
+            // The first authority is checked, the last one routes.
+            (Some(first), _) if request.repeated_authority.is_some() => {
+                let routed = request.repeated_authority.as_deref().map(|last| {
+                    parse_authority(last)
+                        .map_or_else(|_| last.to_owned(), |(host, _)| normalize_host(host))
+                });
+                (first.clone(), routed)
+            }
             (Some(target), Some(host)) if self.has(Fault::ChecksHostRoutesAuthority) => {
                 let routed = parse_authority(target)
                     .map(|(host, _)| normalize_host(host))
@@ -568,6 +586,7 @@ mod tests {
             scheme: Some("https".into()),
             authority: Some(authority.into()),
             host: Vec::new(),
+            repeated_authority: None,
         }
     }
 
@@ -737,6 +756,7 @@ mod tests {
             scheme: Some("https".into()),
             authority: Some("c.test:4433".into()),
             host: vec!["a.test:4433".into()],
+            repeated_authority: None,
         };
         assert_eq!(decide(None, &a, &request), (421, None));
         assert_eq!(
@@ -790,6 +810,20 @@ mod tests {
         assert_eq!(
             decide(Some(Fault::AuthorityPrefixMatch), &a, &h2("c.test:4433#")),
             (421, None)
+        );
+    }
+
+    #[test]
+    fn a_second_authority_is_malformed() {
+        let a = connection(Some("a.test"), false);
+        let twice = RequestHead {
+            repeated_authority: Some("c.test:4433".into()),
+            ..h2("a.test:4433")
+        };
+        assert_eq!(decide(None, &a, &twice), (0, None));
+        assert_eq!(
+            decide(Some(Fault::SplitAuthority), &a, &twice),
+            (200, Some(Role::Foreign))
         );
     }
 }
