@@ -352,7 +352,7 @@ impl Runner {
         }
         let written = match authority.port {
             PortForm::Target if port == 443 => host,
-            PortForm::Target => format!("{host}:{port}"),
+            PortForm::Target | PortForm::Explicit => format!("{host}:{port}"),
             PortForm::Other => format!("{host}:{}", if port == 443 { 8443 } else { 443 }),
             PortForm::LeadingZero => format!("{host}:0{port}"),
             PortForm::Omitted => host,

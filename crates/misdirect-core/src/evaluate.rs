@@ -150,7 +150,7 @@ struct Tally {
     findings: Vec<Finding>,
     skips: Vec<Finding>,
     met: usize,
-    /// The first premise that did not hold: the case is SKIP, unless it saw a FAIL.
+    /// The first premise that did not hold: the case is SKIP, unless it saw a FAIL or an ERROR.
     unmet_premise: Option<Finding>,
 }
 
@@ -207,8 +207,13 @@ impl Tally {
     }
 
     fn finish(self) -> Evaluation {
-        // A wrong answer seen on the way is still a wrong answer.
-        let failed = self.findings.iter().any(|f| f.verdict == Verdict::Fail);
+        // A wrong answer seen on the way is still a wrong answer, and a control the target did
+        // not serve (or anything else that could not be observed) says more than the premise
+        // that failed with it.
+        let failed = self
+            .findings
+            .iter()
+            .any(|f| matches!(f.verdict, Verdict::Fail | Verdict::Error));
         if let Some(premise) = self.unmet_premise.filter(|_| !failed) {
             return Evaluation {
                 verdict: Verdict::Skip,
@@ -564,6 +569,30 @@ steps:
             2,
         );
         assert_eq!(evaluation.verdict, Verdict::Pass);
+    }
+
+    #[test]
+    fn an_unserved_control_outranks_an_unmet_premise() {
+        let requirement = Requirement {
+            id: "R9110-4.3.3-b".into(),
+            level: crate::verdict::Level::Should,
+            section: "RFC 9110 §4.3.3".into(),
+            because: None,
+        };
+        let span = Span::new(&crate::scenario::Source::new("x.yaml", "x"), 1, 1);
+        let premise = Premise { judged_by: None };
+        let mut only_premise = Tally::default();
+        only_premise.premise_unmet(&premise, &requirement, &span, "2xx".into(), "421".into());
+        assert_eq!(only_premise.finish().verdict, Verdict::Skip);
+        let mut with_control = Tally::default();
+        with_control.add(
+            &requirement,
+            &span,
+            Judgement::Missing("the control was not served".into()),
+            || "control".into(),
+        );
+        with_control.premise_unmet(&premise, &requirement, &span, "2xx".into(), "421".into());
+        assert_eq!(with_control.finish().verdict, Verdict::Error);
     }
 
     #[test]

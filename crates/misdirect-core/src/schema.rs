@@ -233,7 +233,7 @@ pub fn scenario() -> Value {
                 { "$ref": "#/definitions/host" },
                 object(json!({
                     "role": { "$ref": "#/definitions/host" },
-                    "port": one_of(["target", "other", "leading-zero", "omitted", "overflowing"], "which port the authority names"),
+                    "port": one_of(["target", "explicit", "other", "leading-zero", "omitted", "overflowing"], "which port the authority names"),
                     "uppercase": { "type": "boolean" },
                     "trailing_dot": { "type": "boolean" },
                     "userinfo": {

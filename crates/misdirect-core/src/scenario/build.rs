@@ -597,10 +597,11 @@ impl<'a> Builder<'a> {
                     Some("leading-zero") => PortForm::LeadingZero,
                     Some("omitted") => PortForm::Omitted,
                     Some("overflowing") => PortForm::Overflowing,
+                    Some("explicit") => PortForm::Explicit,
                     Some(other) => {
                         return Err(self.error_at(
                             raw,
-                            format!("unknown port form `{other}` (expected target, other, leading-zero, omitted or overflowing)"),
+                            format!("unknown port form `{other}` (expected target, explicit, other, leading-zero, omitted or overflowing)"),
                         ));
                     }
                 };

@@ -211,6 +211,8 @@ pub struct Request {
 pub enum PortForm {
     /// The target's port, elided when it is the default port 443.
     Target,
+    /// The target's port, written even when it is 443 (`a.test:443`): the same origin.
+    Explicit,
     /// A port the target does not serve this origin on.
     Other,
     /// The target's port written with a leading zero (same origin, RFC 9110 §4.3.1).
