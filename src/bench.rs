@@ -94,6 +94,7 @@ pub async fn measure(
                 protocol,
                 client_certificate: false,
                 tickets: std::sync::Arc::new(ConnectionTickets::new(jar.clone(), "bench", None)),
+                tls: None,
                 own_framing: false,
             };
             let failed = |detail: String| BenchError::Connection {

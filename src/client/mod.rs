@@ -24,7 +24,7 @@ use tokio_rustls::client::TlsStream;
 
 use misdirect_core::observe::{Established, ExchangeOutcome};
 use misdirect_core::protocol::Protocol;
-use misdirect_core::scenario::{Scheme, TargetForm};
+use misdirect_core::scenario::{Scheme, TargetForm, TlsVersion};
 use tls::{ConnectionTickets, Credentials};
 
 /// A request exactly as it goes on the wire.
@@ -156,6 +156,8 @@ pub struct ConnectRequest<'a> {
     pub protocol: Protocol,
     pub client_certificate: bool,
     pub tickets: Arc<ConnectionTickets>,
+    /// The one TLS version to offer; `None` offers TLS 1.3 and 1.2.
+    pub tls: Option<TlsVersion>,
     /// HTTP/2 only: drive the connection by hand, because it carries a request the h2 crate
     /// cannot send ([`WireRequest::needs_own_framing`]).
     pub own_framing: bool,
@@ -280,6 +282,7 @@ pub async fn connect(
                 request.protocol.alpn(),
                 request.client_certificate,
                 request.tickets.clone(),
+                request.tls,
             )
             .map_err(|error| ConnectError::Failed(error.to_string()))?;
         if request.protocol == Protocol::Http3 {

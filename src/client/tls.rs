@@ -21,6 +21,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 
 use crate::pki::Pki;
+use misdirect_core::scenario::TlsVersion;
 
 /// The one crypto provider of the harness (ring), selected explicitly everywhere.
 pub fn provider() -> Arc<CryptoProvider> {
@@ -210,9 +211,15 @@ impl Credentials {
         alpn: &[u8],
         present_client_certificate: bool,
         tickets: Arc<ConnectionTickets>,
+        version: Option<TlsVersion>,
     ) -> Result<ClientConfig, TlsSetupError> {
+        let versions: &[&rustls::SupportedProtocolVersion] = match version {
+            None => VERSIONS,
+            Some(TlsVersion::Tls12) => &[&rustls::version::TLS12],
+            Some(TlsVersion::Tls13) => &[&rustls::version::TLS13],
+        };
         let builder = ClientConfig::builder_with_provider(provider())
-            .with_protocol_versions(VERSIONS)?
+            .with_protocol_versions(versions)?
             .dangerous()
             .with_custom_certificate_verifier(self.verifier.clone());
         let resolver = if present_client_certificate {

@@ -103,13 +103,15 @@ impl Gateway {
                 "upstream",
                 None,
             )),
+            tls: None,
             own_framing: false,
         };
         let mut connection = match client::connect(&self.credentials, connect, IDLE).await {
             Ok((connection, _)) => connection,
             Err(error) => return Answer::refusal(502, format!("bad gateway: {error:?}\n"), false),
         };
-        // The gateway's Host is the request's authority (RFC 9113 §8.3.1).
+        // The gateway's Host is the request's authority (RFC 9113 §8.3.1), or the tenant's name
+        // where the request named none.
         let authority = host_instead
             .map(str::to_owned)
             .or_else(|| head.authority.clone())

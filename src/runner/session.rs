@@ -23,7 +23,7 @@ use misdirect_core::deployment::REQUEST_ID_HEADER;
 use misdirect_core::observe::{ConnectionRecord, ConnectionResult, Exchange, ExchangeOutcome};
 use misdirect_core::protocol::Protocol;
 use misdirect_core::scenario::{
-    AuthorityHost, Connect, Request, Route, Scenario, Scheme, Send, Step,
+    AuthorityHost, Connect, Request, Route, Scenario, Scheme, Send, Step, TlsVersion,
 };
 
 /// Carries out a server scenario's steps against `fixture`, recording into `record`; `Err` when
@@ -82,6 +82,7 @@ struct Dial {
     address: SocketAddr,
     /// HTTP/2 written by hand: the connection carries a request the h2 crate cannot send.
     own_framing: bool,
+    tls: Option<TlsVersion>,
 }
 
 struct Session<'a> {
@@ -129,11 +130,12 @@ impl Session<'_> {
             protocol,
             address,
             own_framing,
+            tls: connect.tls,
         };
         self.record.event(
             &connect.name,
             format!(
-                "connect {} {} SNI {} ALPN {}{}{}",
+                "connect {} {} SNI {} ALPN {}{}{}{}",
                 if protocol == Protocol::Http3 {
                     "udp"
                 } else {
@@ -147,6 +149,10 @@ impl Session<'_> {
                 } else {
                     ""
                 },
+                connect
+                    .tls
+                    .map(|version| format!(", TLS {} only", version.key()))
+                    .unwrap_or_default(),
                 connect
                     .resume
                     .as_ref()
@@ -254,6 +260,7 @@ impl Session<'_> {
                 protocol: dial.protocol,
                 client_certificate: dial.client_certificate,
                 tickets: Arc::clone(&dial.tickets),
+                tls: dial.tls,
                 own_framing: dial.own_framing,
             },
             self.runner.options.step_timeout,

@@ -172,6 +172,7 @@ async fn open(
         protocol,
         client_certificate: false,
         tickets: Arc::new(ConnectionTickets::new(Arc::clone(jar), host, None)),
+        tls: None,
         own_framing: false,
     };
     let (connection, established) = client::connect(credentials, request, deadline).await?;

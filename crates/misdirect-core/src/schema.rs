@@ -257,6 +257,7 @@ pub fn scenario() -> Value {
             "resume": { "type": "string", "description": "resume the TLS session of this connection" },
             "protocol": one_of(Protocol::ALL.map(Protocol::key), "another protocol than the case's"),
             "via_alt_svc": { "type": "string", "description": "reach the HTTP/3 alternative this connection's responses advertised" },
+            "tls": one_of(["1.2", "1.3"], "the one TLS version to offer (h1 and h2 only for 1.2); both by default"),
         }), &["name", "sni"]),
         "expectation": request_expectation,
     });

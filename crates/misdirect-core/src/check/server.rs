@@ -1,5 +1,5 @@
-//! Checks of what the target answered a request: who served it, whether and how it refused, and
-//! what the connection's certificate covered (RFC 9110 §7.4, §15.5.20; RFC 9113 §8.1.1, §8.3.1;
+//! Checks of what the target answered a request: who served it, whether and how it refused, what
+//! the connection's certificate covered and whether it resumed a session offered from elsewhere (RFC 9110 §7.4, §15.5.20; RFC 9113 §8.1.1, §8.3.1;
 //! RFC 9114 §4.1.2; RFC 9111 for a stored 421).
 
 use super::{
@@ -48,6 +48,10 @@ family! {
         NotCacheable = "not_cacheable",
         /// The certificate presented on the request's connection covers the request's authority.
         CertificateCovers = "certificate_covers",
+        /// The request's connection, which offered an earlier connection's TLS session under
+        /// another SNI, did not resume it: the target ran a full handshake or refused it
+        /// (RFC 6066 §3).
+        FreshSession = "fresh_session",
     }
 }
 
@@ -83,6 +87,10 @@ impl ServerCheck {
             }
             Self::CertificateCovers => {
                 "a certificate presented on the connection that covers the authority".to_owned()
+            }
+            Self::FreshSession => {
+                "a full handshake, not the resumption of the session offered from another name"
+                    .to_owned()
             }
         }
     }
@@ -223,6 +231,26 @@ impl ServerCheck {
                     ),
                 }
             }
+            Self::FreshSession => match exchanged
+                .observations
+                .connection(&exchange.connection)
+                .map(|record| (record.resumption_offered, &record.result))
+            {
+                Some((true, ConnectionResult::Established(established))) if established.resumed => {
+                    exchanged.unmet_with(format!(
+                        "the session offered was resumed ({})",
+                        established.tls_version
+                    ))
+                }
+                Some((
+                    true,
+                    ConnectionResult::Established(_) | ConnectionResult::Refused { .. },
+                )) => Judgement::Met,
+                Some((false, _)) => Judgement::Missing(
+                    "no earlier session was offered on the connection".to_owned(),
+                ),
+                _ => Judgement::Missing("no handshake was observed on the connection".to_owned()),
+            },
             Self::NotCacheable => match outcome {
                 ExchangeOutcome::Response(response) => match response.explicit_freshness() {
                     None => Judgement::Met,

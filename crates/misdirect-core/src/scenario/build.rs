@@ -16,7 +16,7 @@ use super::span::{LoadError, span_at, span_of};
 use super::{
     ADDRESS, Authority, AuthorityHost, ClientExpectation, ClientPlan, Connect, Detection,
     EMPTY_AUTHORITY, Expectation, Fetch, NO_AUTHORITY, PortForm, Premise, Request, Requirement,
-    Route, Scenario, Scheme, Send, Source, Span, Step, TargetForm,
+    Route, Scenario, Scheme, Send, Source, Span, Step, TargetForm, TlsVersion,
 };
 use crate::catalogue;
 use crate::check::{RawCheck, RawChecks};
@@ -425,6 +425,33 @@ impl<'a> Builder<'a> {
             (None, Some(via)) => Route::AltSvc(self.known_connection(via, context)?),
             (None, None) => Route::Case,
         };
+        let tls = match &raw.tls {
+            None => None,
+            Some(tls) => Some(match tls.value.as_str() {
+                "1.2" => TlsVersion::Tls12,
+                "1.3" => TlsVersion::Tls13,
+                other => {
+                    return Err(self.error_at(
+                        tls,
+                        format!("unknown TLS version `{other}` (expected 1.2 or 1.3)"),
+                    ));
+                }
+            }),
+        };
+        let quic = match &route {
+            Route::Case => context.protocols.contains(&Protocol::Http3),
+            Route::Protocol(protocol) => *protocol == Protocol::Http3,
+            Route::AltSvc(_) => true,
+        };
+        if let Some(at) = &raw.tls
+            && tls == Some(TlsVersion::Tls12)
+            && quic
+        {
+            return Err(self.error_at(
+                at,
+                "QUIC runs TLS 1.3 only (RFC 9001): a connection held to TLS 1.2 is for h1 and h2",
+            ));
+        }
         context.connections.push(name.clone());
         Ok(Connect {
             name,
@@ -432,6 +459,7 @@ impl<'a> Builder<'a> {
             client_certificate: raw.client_certificate,
             resume,
             route,
+            tls,
         })
     }
 

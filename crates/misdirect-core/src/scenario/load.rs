@@ -188,7 +188,7 @@ mod tests {
     use crate::deployment::Role;
     use crate::fault::Fault;
     use crate::protocol::Protocol;
-    use crate::scenario::{Authority, Scheme, Step};
+    use crate::scenario::{Authority, Scheme, Step, TlsVersion};
 
     const VALID: &str = "\
 title: Uncovered authority is refused
@@ -366,6 +366,28 @@ steps:
         );
         let error = load_str(Path::new("x.yaml"), "x", &suffix).unwrap_err();
         assert!(error.message.contains("printable ASCII"), "{error}");
+    }
+
+    #[test]
+    fn tls_1_2_is_for_connections_over_tcp() {
+        let tls12 = VALID.replace(
+            "connect: { name: main, sni: primary }",
+            "connect: { name: main, sni: primary, tls: \"1.2\" }",
+        );
+        let scenario = load_str(Path::new("x.yaml"), "x", &tls12).unwrap();
+        let Step::Connect(connect) = &scenario.steps[0] else {
+            panic!("the first step connects");
+        };
+        assert_eq!(connect.tls, Some(TlsVersion::Tls12));
+        let h3 = tls12.replace("protocols: [h1, h2]", "protocols: [h1, h3]");
+        let error = load_str(Path::new("x.yaml"), "x", &h3).unwrap_err();
+        assert!(error.message.contains("QUIC runs TLS 1.3 only"), "{error}");
+        let unknown = tls12.replace("\"1.2\"", "\"1.1\"");
+        let error = load_str(Path::new("x.yaml"), "x", &unknown).unwrap_err();
+        assert!(
+            error.message.contains("unknown TLS version `1.1`"),
+            "{error}"
+        );
     }
 
     #[test]

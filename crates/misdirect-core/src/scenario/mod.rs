@@ -136,6 +136,27 @@ pub struct Connect {
     pub resume: Option<String>,
     /// How to reach the target, when not over the case's protocol at its address.
     pub route: Route,
+    /// The one TLS version to offer; `None` offers TLS 1.3 and 1.2.
+    pub tls: Option<TlsVersion>,
+}
+
+/// A TLS version a connection can be held to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum TlsVersion {
+    /// TLS 1.2, whose resumption (session IDs and tickets) RFC 6066 §3 binds to the SNI.
+    #[serde(rename = "1.2")]
+    Tls12,
+    #[serde(rename = "1.3")]
+    Tls13,
+}
+
+impl TlsVersion {
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Tls12 => "1.2",
+            Self::Tls13 => "1.3",
+        }
+    }
 }
 
 /// Which protocol and endpoint a connection uses.

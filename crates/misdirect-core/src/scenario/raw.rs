@@ -99,6 +99,8 @@ pub(super) struct RawConnect {
     pub(super) protocol: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) via_alt_svc: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) tls: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
