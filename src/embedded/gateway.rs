@@ -1,16 +1,21 @@
 //! The embedded target's gateway mode: it proxies each request its policy serves to the
 //! tenant's mock upstream with the harness's own client, as a reverse proxy in front of
-//! per-tenant backends does; what it passes on is a [`Forward`].
+//! per-tenant backends does; what it passes on is a [`Forward`]. Like a caching reverse proxy, it
+//! keeps what an upstream lets a shared cache store and answers later requests for the same
+//! target from it.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 
 use super::IDLE;
 use crate::client::tls::{ConnectionTickets, Credentials, TicketJar};
 use crate::client::{self, AuthorityField, ConnectRequest, WireRequest};
-use misdirect_core::deployment::{REQUEST_ID_HEADER, Role};
+use misdirect_core::deployment::{REQUEST_ID_HEADER, Role, STORABLE};
+#[cfg(doc)]
+use misdirect_core::fault::Fault;
 use misdirect_core::observe::ExchangeOutcome;
 use misdirect_core::policy::{Answer, RequestHead};
 use misdirect_core::protocol::Protocol;
@@ -67,9 +72,42 @@ pub(super) struct Gateway {
     pub(super) credentials: Credentials,
     /// Whether the upstream connection carries the tenant's name in SNI.
     pub(super) send_sni: bool,
+    /// The shared cache: stored answers by key, as a caching reverse proxy keeps them.
+    pub(super) cache: Mutex<HashMap<String, Answer>>,
+    /// Key the cache by the path alone ([`Fault::CacheKeyWithoutHost`]), not by tenant and path.
+    pub(super) cache_by_path: bool,
 }
 
+/// Most answers the gateway's cache holds; past it, nothing more is stored.
+const MAX_STORED: usize = 1024;
+
 impl Gateway {
+    /// The stored answer for a request that `role` serves for `path`, if the cache holds one.
+    pub(super) fn stored(&self, role: Role, path: &str) -> Option<Answer> {
+        let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        cache.get(&self.cache_key(role, path)).cloned()
+    }
+
+    /// Stores `answer` to `role`'s `path` if its upstream let a shared cache keep it.
+    pub(super) fn store(&self, role: Role, path: &str, answer: &Answer) {
+        if answer.status != 200 || answer.cache_control != Some(STORABLE) {
+            return;
+        }
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.len() < MAX_STORED {
+            cache.insert(self.cache_key(role, path), answer.clone());
+        }
+    }
+
+    /// The cache key: the target URI's tenant and path (RFC 9111 §2), or the path alone.
+    fn cache_key(&self, role: Role, path: &str) -> String {
+        if self.cache_by_path {
+            path.to_owned()
+        } else {
+            format!("{}{path}", role.standard_name())
+        }
+    }
+
     /// Proxies the request to `role`'s upstream. `host_instead` is what a faulty gateway puts in
     /// the upstream Host in place of the request's authority.
     pub(super) async fn forward(
@@ -142,7 +180,9 @@ impl Gateway {
                         .find(|role| role.tenant() == Some(label))
                 }),
                 body: format!("{}\n", response.body_excerpt.trim_end()),
-                cache_control: None,
+                // The mock upstreams mark what a shared cache may store with this one value.
+                cache_control: (response.cache_control.as_deref() == Some(STORABLE))
+                    .then_some(STORABLE),
                 close: false,
                 content_type: "text/plain",
             },

@@ -266,6 +266,8 @@ impl Shared {
                     credentials: Credentials::from_pki(pki)
                         .map_err(|error| StartError::GatewayClient(error.to_string()))?,
                     send_sni: fault != Some(Fault::GatewayNoUpstreamSni),
+                    cache: Mutex::default(),
+                    cache_by_path: fault == Some(Fault::CacheKeyWithoutHost),
                 })
             })
             .transpose()?;
@@ -432,10 +434,17 @@ impl Shared {
         match decide() {
             Reply::Respond(answer) if answer.status < 300 => match answer.tenant {
                 Some(role) if self.fault != Some(Fault::GatewayForwardsMisdirected) => {
-                    let sni_as_host = (self.fault == Some(Fault::GatewayHostFromSni))
-                        .then_some(facts.sni.as_deref())
-                        .flatten();
-                    let mut upstream = gateway.forward(role, head, forward, sni_as_host).await;
+                    let mut upstream = match gateway.stored(role, &forward.path) {
+                        Some(stored) => stored,
+                        None => {
+                            let sni_as_host = (self.fault == Some(Fault::GatewayHostFromSni))
+                                .then_some(facts.sni.as_deref())
+                                .flatten();
+                            let fetched = gateway.forward(role, head, forward, sni_as_host).await;
+                            gateway.store(role, &forward.path, &fetched);
+                            fetched
+                        }
+                    };
                     upstream.close = answer.close;
                     Reply::Respond(upstream)
                 }

@@ -20,8 +20,11 @@ use tokio_rustls::TlsAcceptor;
 use super::ServeError;
 use crate::client::tls::{VERSIONS, provider};
 use crate::pki::Pki;
-use misdirect_core::deployment::{CertificateId, REQUEST_ID_HEADER, Role, TENANT_HEADER};
+use misdirect_core::deployment::{
+    CertificateId, REQUEST_ID_HEADER, Role, STORABLE, TENANT_HEADER, storable,
+};
 use misdirect_core::observe::UpstreamRequest;
+use misdirect_core::wire;
 
 /// The running upstreams of one case; they stop when dropped.
 #[derive(Debug)]
@@ -243,11 +246,14 @@ async fn serve_io<S: AsyncRead + AsyncWrite + Unpin>(
                     .path_and_query()
                     .map_or_else(|| "/".to_owned(), |path| path.as_str().to_owned()),
             );
-            let response = http::Response::builder()
+            let mut response = http::Response::builder()
                 .status(200)
                 .header(http::header::CONTENT_TYPE, "text/plain")
-                .header(TENANT_HEADER, tenant)
-                .body(())?;
+                .header(TENANT_HEADER, tenant);
+            if storable(request.uri().path()) {
+                response = response.header(http::header::CACHE_CONTROL, STORABLE);
+            }
+            let response = response.body(())?;
             let mut stream = respond.send_response(response, false)?;
             stream.send_data(bytes::Bytes::from(body.clone()), true)?;
         }
@@ -263,8 +269,16 @@ async fn serve_io<S: AsyncRead + AsyncWrite + Unpin>(
             request.header("host"),
             request.target.clone(),
         );
+        let path = wire::h1::absolute_form(&request.target)
+            .and_then(|(_, authority)| request.target.split_once(authority))
+            .map_or(request.target.as_str(), |(_, path)| path);
+        let cache_control = if storable(path) {
+            format!("cache-control: {STORABLE}\r\n")
+        } else {
+            String::new()
+        };
         let response = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n{TENANT_HEADER}: {tenant}\r\ncontent-length: {}\r\n\r\n{body}",
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n{TENANT_HEADER}: {tenant}\r\n{cache_control}content-length: {}\r\n\r\n{body}",
             body.len()
         );
         tls.write_all(response.as_bytes()).await?;

@@ -38,6 +38,17 @@ pub const TENANT_HEADER: &str = "x-misdirect-tenant";
 /// with the exchanges that caused them.
 pub const REQUEST_ID_HEADER: &str = "x-misdirect-request";
 
+/// Paths under this prefix are what the mock upstreams let a shared cache store, with
+/// [`STORABLE`], so that a caching gateway's key can be put to the test (RFC 9111 §2).
+pub const CACHED_PATHS: &str = "/cached/";
+/// The `Cache-Control` of a response a cache may store and reuse.
+pub const STORABLE: &str = "public, max-age=60";
+
+/// Whether a shared cache may store the answer to a request for `path` (the mock upstreams' rule).
+pub fn storable(path: &str) -> bool {
+    path.starts_with(CACHED_PATHS)
+}
+
 /// The path of a client scenario's fetch `index`, so that the origin's log tells fetches apart.
 pub fn fetch_path(index: usize) -> String {
     format!("/fetch/{index}")

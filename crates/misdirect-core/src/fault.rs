@@ -142,6 +142,8 @@ faults! {
         "as a gateway, forwards every request to its tenant's upstream before deciding, so refused requests reach a backend",
     GatewayNoUpstreamSni = "gateway-no-upstream-sni" by Gateway:
         "as a gateway, connects to the upstreams without SNI",
+    CacheKeyWithoutHost = "cache-key-without-host" by Gateway:
+        "keys its shared cache by the path alone, so one tenant's stored response answers another tenant's request for the same path",
     ClientCoalescesUncovered = "client-coalesces-uncovered" by Client:
         "as the client under test, reuses any open connection for any origin, whatever its certificate covers",
     ClientRetriesSameConnection = "client-retries-same-connection" by Client:
