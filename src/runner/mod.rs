@@ -111,6 +111,9 @@ pub struct Runner {
     options: RunOptions,
     /// Mock upstreams shared by the gateway cases against a gateway of yours, started once.
     remote_upstreams: tokio::sync::OnceCell<Upstreams>,
+    /// Sets this run's `{case}` paths apart from an earlier run's, whose responses a caching
+    /// server may still hold.
+    run_mark: String,
 }
 
 impl Runner {
@@ -143,6 +146,13 @@ impl Runner {
             pki,
             options,
             remote_upstreams: tokio::sync::OnceCell::new(),
+            run_mark: format!(
+                "{:x}",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |since| since.as_micros())
+                    ^ u128::from(std::process::id())
+            ),
         })
     }
 
@@ -412,6 +422,12 @@ fn remote_deployment(remote: &Remote) -> Deployment {
 /// case's share of the mock upstreams' log is read by it.
 fn request_prefix(scenario: &Scenario, protocol: Protocol) -> String {
     format!("{}.{protocol}.", scenario.id)
+}
+
+/// What `{case}` in a scenario's path stands for: a segment of this case's own in this run, so
+/// that cases sharing a caching server never share its entries.
+fn case_segment(run_mark: &str, scenario: &Scenario, protocol: Protocol) -> String {
+    format!("{run_mark}.{}.{protocol}", scenario.id.replace('/', "."))
 }
 
 fn result(

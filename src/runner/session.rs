@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 
 use super::fixture::ServerFixture;
 use super::record::Record;
-use super::{Runner, Stop, request_prefix};
+use super::{Runner, Stop, case_segment, request_prefix};
 use crate::client::tls::{ConnectionTickets, TicketJar};
 use crate::client::{
     self, AuthorityField, ConnectError, ConnectRequest, Connection, WireRequest, bounded,
@@ -23,7 +23,8 @@ use misdirect_core::deployment::REQUEST_ID_HEADER;
 use misdirect_core::observe::{ConnectionRecord, ConnectionResult, Exchange, ExchangeOutcome};
 use misdirect_core::protocol::Protocol;
 use misdirect_core::scenario::{
-    AuthorityHost, Connect, Request, Route, Scenario, Scheme, Send, Step, TlsVersion,
+    AuthorityHost, CASE_SEGMENT, Connect, Request, Route, Scenario, Scheme, Send, Step,
+    TlsVersion,
 };
 
 /// Carries out a server scenario's steps against `fixture`, recording into `record`; `Err` when
@@ -46,6 +47,7 @@ pub(super) async fn run(
         connections: HashMap::new(),
         gateway: scenario.gateway,
         request_prefix: request_prefix(scenario, protocol),
+        case_segment: case_segment(&runner.run_mark, scenario, protocol),
     };
     for (index, step) in scenario.steps.iter().enumerate() {
         let proceed = match step {
@@ -100,6 +102,8 @@ struct Session<'a> {
     gateway: bool,
     /// Begins every request ID of this case, so that cases sharing upstreams stay apart.
     request_prefix: String,
+    /// What `{case}` in a path stands for.
+    case_segment: String,
 }
 
 impl Session<'_> {
@@ -487,7 +491,7 @@ impl Session<'_> {
             },
             host: request.host.as_ref().map(render),
             form: request.form,
-            path: request.path.clone(),
+            path: request.path.replace(CASE_SEGMENT, &self.case_segment),
             headers: request.headers.clone(),
             body: request.body.clone().map(Bytes::from),
         }

@@ -263,6 +263,9 @@ pub enum AuthorityHost {
 pub const ADDRESS: &str = "address";
 /// The word a scenario writes for [`AuthorityHost::Nothing`].
 pub const NO_AUTHORITY: &str = "none";
+/// Stands in a request's path for a segment of the case's own in the run, so that cases that
+/// share a caching server never share its entries (`/cached/{case}/page`).
+pub const CASE_SEGMENT: &str = "{case}";
 /// The word a scenario writes for [`AuthorityHost::Empty`].
 pub const EMPTY_AUTHORITY: &str = "empty";
 
