@@ -23,8 +23,7 @@ use misdirect_core::deployment::REQUEST_ID_HEADER;
 use misdirect_core::observe::{ConnectionRecord, ConnectionResult, Exchange, ExchangeOutcome};
 use misdirect_core::protocol::Protocol;
 use misdirect_core::scenario::{
-    AuthorityHost, CASE_SEGMENT, Connect, Request, Route, Scenario, Scheme, Send, Step,
-    TlsVersion,
+    AuthorityHost, CASE_SEGMENT, Connect, Request, Route, Scenario, Scheme, Send, Step, TlsVersion,
 };
 
 /// Carries out a server scenario's steps against `fixture`, recording into `record`; `Err` when

@@ -98,6 +98,9 @@ pub fn evaluate_steps(
             command: observations.command.as_ref(),
         };
         for expectation in &plan.expect {
+            if !(expectation.protocols.is_empty() || expectation.protocols.contains(&protocol)) {
+                continue;
+            }
             let judged = expectation.check.judge(&run);
             let requirement = scenario.requirement(expectation.requirement);
             let described = || expectation.check.describe();

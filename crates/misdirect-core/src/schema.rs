@@ -17,7 +17,7 @@ use crate::deployment::Role;
 use crate::fault::Fault;
 use crate::origin_script::OriginScript;
 use crate::protocol::Protocol;
-use crate::scenario::{ADDRESS, EMPTY_AUTHORITY, NO_AUTHORITY, REQUEST_FIELDS};
+use crate::scenario::{ADDRESS, CLIENT_FIELDS, EMPTY_AUTHORITY, NO_AUTHORITY, REQUEST_FIELDS};
 use crate::verdict::Level;
 
 /// The draft every schema here is written in.
@@ -123,7 +123,7 @@ fn expectation(fields: &[&str], checks: &[&'static [Documented]]) -> Value {
 pub fn scenario() -> Value {
     let [server, origin, gateway, client] = check::catalogue().map(|(_, checks)| checks);
     let request_expectation = expectation(REQUEST_FIELDS, &[server, origin, gateway]);
-    let client_expectation = expectation(&["requirement"], &[client]);
+    let client_expectation = expectation(CLIENT_FIELDS, &[client]);
     let request = |required: &[&str]| {
         object(
             json!({

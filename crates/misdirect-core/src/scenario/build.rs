@@ -97,7 +97,10 @@ impl<'a> Builder<'a> {
                         self.error_at(&client, "a client scenario cannot be a gateway scenario")
                     );
                 }
-                (Vec::new(), Some(self.client(client, &requirements)?))
+                (
+                    Vec::new(),
+                    Some(self.client(client, &requirements, &protocols)?),
+                )
             }
             (Some(steps), Some(_)) => {
                 return Err(self.error_at(
@@ -127,7 +130,12 @@ impl<'a> Builder<'a> {
         })
     }
 
-    fn client(&self, raw: Spanned<RawClient>, requirements: &[Requirement]) -> Built<ClientPlan> {
+    fn client(
+        &self,
+        raw: Spanned<RawClient>,
+        requirements: &[Requirement],
+        scenario_protocols: &[Protocol],
+    ) -> Built<ClientPlan> {
         let origin = match &raw.value.origin {
             None => OriginScript::Policy,
             Some(origin) => OriginScript::ALL
@@ -184,10 +192,12 @@ impl<'a> Builder<'a> {
                 self.known_keys(&expectation, CLIENT_FIELDS)?;
                 let span = self.span(&expectation.requirement);
                 let requirement = self.cited(&expectation.requirement, requirements)?;
+                let protocols = self.expectation_protocols(&expectation, scenario_protocols)?;
                 let check = self.one_check(expectation, &span)?;
                 Ok(ClientExpectation {
                     requirement,
                     check,
+                    protocols,
                     span,
                 })
             })
@@ -278,6 +288,26 @@ impl<'a> Builder<'a> {
             });
         }
         Ok(requirements)
+    }
+
+    /// The protocols an expectation is limited to (none: all of the scenario's), each one the
+    /// scenario runs on.
+    fn expectation_protocols<C>(
+        &self,
+        raw: &RawExpectation<C>,
+        scenario: &[Protocol],
+    ) -> Built<Vec<Protocol>> {
+        let Some(list) = &raw.protocols else {
+            return Ok(Vec::new());
+        };
+        let protocols = self.protocols(list, &raw.requirement)?;
+        if let Some(stray) = protocols.iter().find(|p| !scenario.contains(p)) {
+            return Err(self.error_at(
+                &raw.requirement,
+                format!("this expectation names {stray}, which the scenario does not run on"),
+            ));
+        }
+        Ok(protocols)
     }
 
     fn protocols<T>(&self, list: &[Spanned<String>], whole: &Spanned<T>) -> Built<Vec<Protocol>> {
@@ -677,21 +707,7 @@ impl<'a> Builder<'a> {
         self.known_keys(&raw, REQUEST_FIELDS)?;
         let span = self.span(&raw.requirement);
         let requirement = self.cited(&raw.requirement, context.requirements)?;
-        let protocols = match &raw.protocols {
-            None => Vec::new(),
-            Some(list) => {
-                let protocols = self.protocols(list, &raw.requirement)?;
-                if let Some(stray) = protocols.iter().find(|p| !context.protocols.contains(p)) {
-                    return Err(self.error_at(
-                        &raw.requirement,
-                        format!(
-                            "this expectation names {stray}, which the scenario does not run on"
-                        ),
-                    ));
-                }
-                protocols
-            }
-        };
+        let protocols = self.expectation_protocols(&raw, context.protocols)?;
         let if_advertised = raw.if_advertised.as_ref().is_some_and(|flag| flag.value);
         let if_uncovered = raw.if_uncovered.as_ref().is_some_and(|flag| flag.value);
         let premise = match &raw.premise {

@@ -509,7 +509,7 @@ steps:
     }
 
     #[test]
-    fn a_client_expectation_takes_no_request_fields() {
+    fn a_client_expectation_takes_no_request_fields_but_protocols() {
         let client = "\
 title: c
 requirements:
@@ -520,16 +520,28 @@ client:
   fetch:
     - url: primary
   expect:
-    - { requirement: R9110-15.5.20-c, protocols: [], retried_on_new_connection: true }
+    - { requirement: R9110-15.5.20-c, if_uncovered: true, retried_on_new_connection: true }
 ";
         let error = load_str(Path::new("c.yaml"), "c", client).unwrap_err();
         assert!(
             error.message.starts_with(
-                "unknown field `protocols`, expected one of requirement, coalesced_only_covered"
+                "unknown field `if_uncovered`, expected one of requirement, protocols, coalesced_only_covered"
             ),
             "{error}"
         );
         assert_eq!(error.span.map(|span| span.line), Some(10));
+        let h3 = client.replace("if_uncovered: true", "protocols: [h3]");
+        let error = load_str(Path::new("c.yaml"), "c", &h3).unwrap_err();
+        assert!(
+            error
+                .message
+                .contains("names h3, which the scenario does not run on"),
+            "{error}"
+        );
+        let h2 = client.replace("if_uncovered: true", "protocols: [h2]");
+        let scenario = load_str(Path::new("c.yaml"), "c", &h2).unwrap();
+        let plan = scenario.client.as_ref().unwrap();
+        assert_eq!(plan.expect[0].protocols, vec![Protocol::Http2]);
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub mod span;
 use serde::Serialize;
 
 pub use load::{load_file, load_paths, load_str, read_yaml};
-pub use raw::REQUEST_FIELDS;
+pub use raw::{CLIENT_FIELDS, REQUEST_FIELDS};
 pub use span::{LoadError, Source, Span, position_after, span_of};
 
 use crate::check::Check;
@@ -98,6 +98,8 @@ pub struct ClientExpectation {
     /// Index into [`Scenario::requirements`].
     pub requirement: usize,
     pub check: ClientCheck,
+    /// Protocols this expectation applies to; empty means all of the scenario's.
+    pub protocols: Vec<Protocol>,
     pub span: Span,
 }
 

@@ -197,7 +197,7 @@ pub const REQUEST_FIELDS: &[&str] = &[
     "premise",
 ];
 /// The fields a client expectation takes: it is about the whole case.
-pub(super) const CLIENT_FIELDS: &[&str] = &["requirement"];
+pub const CLIENT_FIELDS: &[&str] = &["requirement", "protocols"];
 
 impl<C: RawChecks> RawExpectation<C> {
     /// Every key an expectation with these `fields` may have: the fields, then the checks' names.
