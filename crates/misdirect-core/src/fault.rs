@@ -126,6 +126,8 @@ faults! {
         "decides on the Host header even where :authority or an absolute-form target names the origin",
     ChecksHostRoutesAuthority = "checks-host-routes-authority" by Policy:
         "checks the certificate against the Host header but routes by :authority or the absolute-form target, when both are present",
+    ComparesHostAsText = "compares-host-as-text" by Policy:
+        "compares an HTTP/2 Host with :authority as text, so that A.TEST:443 and a.test (the same entity) make a request malformed",
     AcceptsMismatchedHost = "accepts-mismatched-host" by Policy:
         "serves HTTP/2 requests whose Host header differs from :authority instead of treating them as malformed",
     NoSniBypass = "no-sni-bypass" by Policy:

@@ -411,6 +411,7 @@ impl Policy {
                 // requires the same value (RFC 9114 §4.3.1).
                 let agree = |authority: &str, host: &str| match request.protocol {
                     Protocol::Http3 => authority == host,
+                    _ if self.has(Fault::ComparesHostAsText) => authority == host,
                     _ => same_entity(authority, host),
                 };
                 match (&request.authority, request.host.first()) {
@@ -824,6 +825,20 @@ mod tests {
         assert_eq!(
             decide(Some(Fault::SplitAuthority), &a, &twice),
             (200, Some(Role::Foreign))
+        );
+    }
+
+    #[test]
+    fn a_host_naming_the_same_entity_is_not_malformed() {
+        let a = connection(Some("a.test"), false);
+        let request = RequestHead {
+            host: vec!["A.TEST:4433".into()],
+            ..h2("a.test:4433")
+        };
+        assert_eq!(decide(None, &a, &request), (200, Some(Role::Primary)));
+        assert_eq!(
+            decide(Some(Fault::ComparesHostAsText), &a, &request),
+            (0, None)
         );
     }
 }
