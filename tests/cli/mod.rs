@@ -1096,12 +1096,16 @@ fn client_under_test(
     Trial::test(format!("cli::{name}-as-client-under-test"), move || {
         let dir = scratch(name);
         let junit = dir.join("junit.xml");
+        // A real client starts slowly on a busy machine (Chromium above all, while the other
+        // trials run beside it), so its deadline is twice the default.
         let (code, stdout, stderr) = misdirect(&[
             "run",
             "--client",
             template,
             "--protocol",
             protocol,
+            "--timeout",
+            "10",
             "--filter",
             "client/*",
             "--junit",
