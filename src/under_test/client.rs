@@ -74,6 +74,9 @@ pub async fn run_reference(
         };
         let origin = format!("https://{host}:{}", address.port());
         let usable = |pooled: &Pooled| {
+            if fault == Some(Fault::ClientNeverReuses) {
+                return false;
+            }
             if fault == Some(Fault::ClientCoalescesUncovered) {
                 return true;
             }

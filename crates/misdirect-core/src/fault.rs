@@ -158,6 +158,8 @@ faults! {
         "as the client under test, abandons an HTTP/2 connection that carries an ORIGIN frame on a stream other than 0",
     ClientIgnoresOrigin = "client-ignores-origin" by Client:
         "as the client under test, reuses HTTP/2 connections by certificate alone, ignoring ORIGIN frames",
+    ClientNeverReuses = "client-never-reuses" by Client:
+        "as the client under test, opens a new connection for every request, even to an origin it already has a connection to",
     ClientForgets421 = "client-forgets-421" by Client:
         "as the reference client, forgets which connections refused an origin with 421 and sends later requests for it there again",
     QuicIgnoresSni = "quic-ignores-sni" by TlsShell:
