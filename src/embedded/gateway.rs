@@ -76,6 +76,8 @@ pub(super) struct Gateway {
     pub(super) cache: Mutex<HashMap<String, Answer>>,
     /// Key the cache by the path alone ([`Fault::CacheKeyWithoutHost`]), not by tenant and path.
     pub(super) cache_by_path: bool,
+    /// Pass a backend's 421 on instead of retrying ([`Fault::GatewayRelaysBackend421`]).
+    pub(super) relays_backend_421: bool,
 }
 
 /// Most answers the gateway's cache holds; past it, nothing more is stored.
@@ -109,8 +111,26 @@ impl Gateway {
     }
 
     /// Proxies the request to `role`'s upstream. `host_instead` is what a faulty gateway puts in
-    /// the upstream Host in place of the request's authority.
+    /// the upstream Host in place of the request's authority. A 421 from the backend says the
+    /// gateway's connection was the wrong one, which the client cannot fix: the request goes
+    /// once more, on a fresh upstream connection (RFC 9110 §15.5.20 lets any client do so),
+    /// unless the gateway relays the backend's 421 ([`Fault::GatewayRelaysBackend421`]).
     pub(super) async fn forward(
+        &self,
+        role: Role,
+        head: &RequestHead,
+        forward: &Forward,
+        host_instead: Option<&str>,
+    ) -> Answer {
+        let answer = self.forward_once(role, head, forward, host_instead).await;
+        if answer.status == 421 && !self.relays_backend_421 {
+            return self.forward_once(role, head, forward, host_instead).await;
+        }
+        answer
+    }
+
+    /// Proxies the request to `role`'s upstream on a connection of its own.
+    async fn forward_once(
         &self,
         role: Role,
         head: &RequestHead,

@@ -268,6 +268,7 @@ impl Shared {
                     send_sni: fault != Some(Fault::GatewayNoUpstreamSni),
                     cache: Mutex::default(),
                     cache_by_path: fault == Some(Fault::CacheKeyWithoutHost),
+                    relays_backend_421: fault == Some(Fault::GatewayRelaysBackend421),
                 })
             })
             .transpose()?;

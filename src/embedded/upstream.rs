@@ -6,6 +6,9 @@
 //!
 //! With them a scenario can say what reached the backends: nothing for a request the gateway
 //! must refuse, the right tenant's backend for a coalesced request, the tenant's name in SNI.
+//! Two path prefixes script their answers: under `/cached/` a response a shared cache may store,
+//! under `/refused-once/` a 421 the first time each path arrives, as a backend that finds the
+//! gateway's connection misdirected answers.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -21,8 +24,12 @@ use super::ServeError;
 use crate::client::tls::{VERSIONS, provider};
 use crate::pki::Pki;
 use misdirect_core::deployment::{
-    CertificateId, REQUEST_ID_HEADER, Role, STORABLE, TENANT_HEADER, storable,
+    CertificateId, REQUEST_ID_HEADER, Role, STORABLE, TENANT_HEADER, refused_once, storable,
 };
+
+/// What a mock upstream says when it refuses a path's first request.
+const REFUSED_ONCE_BODY: &str =
+    "misdirected request: this backend refuses the first request for the path\n";
 use misdirect_core::observe::UpstreamRequest;
 use misdirect_core::wire;
 
@@ -206,9 +213,13 @@ async fn serve_io<S: AsyncRead + AsyncWrite + Unpin>(
     let sni = seen.sni.clone();
     let tenant = role.tenant().unwrap_or("none");
     let body = format!("tenant={tenant} upstream={tenant}\n");
+    // Records a request; true when this upstream saw its path before.
     let record =
         |request_id: Option<String>, method: String, host: Option<String>, path: String| {
             let mut log = log.lock().unwrap_or_else(PoisonError::into_inner);
+            let seen_before = log
+                .iter()
+                .any(|earlier| earlier.upstream == tenant && earlier.path == path);
             if log.len() < super::MAX_LOGGED {
                 log.push(UpstreamRequest {
                     upstream: tenant.to_owned(),
@@ -221,6 +232,7 @@ async fn serve_io<S: AsyncRead + AsyncWrite + Unpin>(
                     path,
                 });
             }
+            seen_before
         };
     if seen.alpn.as_deref() == Some("h2") {
         // Gateways that speak HTTP/2 to their backends (Envoy, HAProxy, Caddy) get it.
@@ -233,7 +245,7 @@ async fn serve_io<S: AsyncRead + AsyncWrite + Unpin>(
                     .get(name)
                     .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
             };
-            record(
+            let seen_before = record(
                 header(REQUEST_ID_HEADER),
                 request.method().as_str().to_owned(),
                 request
@@ -246,11 +258,24 @@ async fn serve_io<S: AsyncRead + AsyncWrite + Unpin>(
                     .path_and_query()
                     .map_or_else(|| "/".to_owned(), |path| path.as_str().to_owned()),
             );
+            let path = request.uri().path();
+            if refused_once(path) && !seen_before {
+                let response = http::Response::builder()
+                    .status(421)
+                    .header(http::header::CONTENT_TYPE, "text/plain")
+                    .body(())?;
+                let mut stream = respond.send_response(response, false)?;
+                stream.send_data(
+                    bytes::Bytes::from_static(REFUSED_ONCE_BODY.as_bytes()),
+                    true,
+                )?;
+                continue;
+            }
             let mut response = http::Response::builder()
                 .status(200)
                 .header(http::header::CONTENT_TYPE, "text/plain")
                 .header(TENANT_HEADER, tenant);
-            if storable(request.uri().path()) {
+            if storable(path) {
                 response = response.header(http::header::CACHE_CONTROL, STORABLE);
             }
             let response = response.body(())?;
@@ -263,7 +288,7 @@ async fn serve_io<S: AsyncRead + AsyncWrite + Unpin>(
     while let super::h1::Read::Request(request) =
         super::h1::read_request(&mut tls, &mut buffer).await?
     {
-        record(
+        let seen_before = record(
             request.header(REQUEST_ID_HEADER),
             request.method.clone(),
             request.header("host"),
@@ -272,6 +297,15 @@ async fn serve_io<S: AsyncRead + AsyncWrite + Unpin>(
         let path = wire::h1::absolute_form(&request.target)
             .and_then(|(_, authority)| request.target.split_once(authority))
             .map_or(request.target.as_str(), |(_, path)| path);
+        if refused_once(path) && !seen_before {
+            let response = format!(
+                "HTTP/1.1 421 Misdirected Request\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{REFUSED_ONCE_BODY}",
+                REFUSED_ONCE_BODY.len()
+            );
+            tls.write_all(response.as_bytes()).await?;
+            tls.flush().await?;
+            continue;
+        }
         let cache_control = if storable(path) {
             format!("cache-control: {STORABLE}\r\n")
         } else {

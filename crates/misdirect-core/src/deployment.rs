@@ -49,6 +49,16 @@ pub fn storable(path: &str) -> bool {
     path.starts_with(CACHED_PATHS)
 }
 
+/// Paths under this prefix are refused with 421 by a mock upstream the first time it sees each
+/// one, as a backend that finds the gateway's connection misdirected does, and served after
+/// that: what a gateway does with a backend's 421 can then be seen (RFC 9110 §3.7, §15.5.20).
+pub const REFUSED_ONCE_PATHS: &str = "/refused-once/";
+
+/// Whether a mock upstream refuses the first request for `path`.
+pub fn refused_once(path: &str) -> bool {
+    path.starts_with(REFUSED_ONCE_PATHS)
+}
+
 /// The path of a client scenario's fetch `index`, so that the origin's log tells fetches apart.
 pub fn fetch_path(index: usize) -> String {
     format!("/fetch/{index}")

@@ -144,6 +144,8 @@ faults! {
         "as a gateway, forwards every request to its tenant's upstream before deciding, so refused requests reach a backend",
     GatewayNoUpstreamSni = "gateway-no-upstream-sni" by Gateway:
         "as a gateway, connects to the upstreams without SNI",
+    GatewayRelaysBackend421 = "gateway-relays-backend-421" by Gateway:
+        "passes a backend's 421 on to the client instead of retrying on a fresh upstream connection, so the client retries a connection that was never the problem",
     CacheKeyWithoutHost = "cache-key-without-host" by Gateway:
         "keys its shared cache by the path alone, so one tenant's stored response answers another tenant's request for the same path",
     ClientCoalescesUncovered = "client-coalesces-uncovered" by Client:
