@@ -20,6 +20,8 @@ use super::{ConnectError, ResponseFields, WireRequest, closed_by};
 const MAX_BODY: usize = 1024 * 1024;
 /// Most bytes of a response's field block: the bound of a response head elsewhere.
 const MAX_FIELD_BLOCK: usize = 64 * 1024;
+/// RST_STREAM code CANCEL (RFC 9113 §7).
+const CANCEL: u32 = 0x8;
 
 /// An HTTP/2 connection driven frame by frame.
 pub struct RawHttp2Connection {
@@ -96,6 +98,9 @@ impl RawHttp2Connection {
             Event::Frame { kind, .. } => Err(ConnectError::Failed(format!(
                 "during HTTP/2 setup: the target violated HTTP/2 after negotiating h2: its first frame has type 0x{kind:x}, not SETTINGS"
             ))),
+            Event::Ended(outcome) if outcome.refused() == Some(true) => Err(ConnectError::Refused(
+                format!("during HTTP/2 setup: {outcome}"),
+            )),
             Event::Ended(outcome) => Err(setup_failed(outcome)),
         }
     }
@@ -108,6 +113,12 @@ impl RawHttp2Connection {
     /// Sends `request` exactly as given on the next stream and reads its outcome; the caller
     /// bounds the wait.
     pub(super) async fn send(&mut self, request: &WireRequest) -> ExchangeOutcome {
+        // No stream may be opened after a GOAWAY (RFC 9113 §6.8): the connection is gone.
+        if self.scanner.goaway().is_some() {
+            return ExchangeOutcome::Unsendable {
+                detail: "the target sent GOAWAY on this connection earlier".to_owned(),
+            };
+        }
         let stream = self.next_stream;
         self.next_stream += 2;
         let fields = request.fields();
@@ -148,9 +159,18 @@ impl RawHttp2Connection {
 
     /// Reads frames until `stream` has its response (and body, up to the limit) or ends.
     async fn read_response(&mut self, stream: u32) -> ExchangeOutcome {
-        let mut block: Option<Vec<u8>> = None;
+        // The field block being collected (only one can be open on a connection, RFC 9113
+        // §6.10): its stream, whether its HEADERS frame ended that stream, the fragments so far.
+        let mut block: Option<(u32, bool, Vec<u8>)> = None;
         let mut head: Option<(u16, ResponseFields)> = None;
         let mut body = Vec::new();
+        let answered = |head: Option<(u16, ResponseFields)>, body: &[u8], reset: Option<u32>| {
+            head.map(|(status, fields)| {
+                let mut response = fields.into_response(status, body);
+                response.reset_after = reset.map(u64::from);
+                ExchangeOutcome::Response(response)
+            })
+        };
         loop {
             let (kind, flags, on, payload) = match self.next_frame().await {
                 Event::Frame {
@@ -159,14 +179,7 @@ impl RawHttp2Connection {
                     stream,
                     payload,
                 } => (kind, flags, stream, payload),
-                Event::Ended(outcome) => {
-                    return match head {
-                        Some((status, fields)) => {
-                            ExchangeOutcome::Response(fields.into_response(status, &body))
-                        }
-                        None => outcome,
-                    };
-                }
+                Event::Ended(outcome) => return answered(head, &body, None).unwrap_or(outcome),
             };
             match kind {
                 frames::FRAME_SETTINGS if flags & frames::FLAG_ACK == 0 => {
@@ -185,87 +198,117 @@ impl RawHttp2Connection {
                     let last = word(&payload, 0) & 0x7fff_ffff;
                     // A stream the GOAWAY covers may still be answered.
                     if last < stream || head.is_some() {
-                        return match head {
-                            Some((status, fields)) => {
-                                ExchangeOutcome::Response(fields.into_response(status, &body))
-                            }
-                            None => goaway_outcome(&payload),
-                        };
+                        return answered(head, &body, None)
+                            .unwrap_or_else(|| goaway_outcome(&payload));
                     }
                 }
                 frames::FRAME_RST_STREAM if on == stream => {
                     let code = word(&payload, 0);
-                    return match head {
-                        Some((status, fields)) => {
-                            let mut response = fields.into_response(status, &body);
-                            response.reset_after = Some(code.into());
-                            ExchangeOutcome::Response(response)
-                        }
-                        None => ExchangeOutcome::StreamReset {
+                    return answered(head, &body, Some(code)).unwrap_or_else(|| {
+                        ExchangeOutcome::StreamReset {
                             code: code.into(),
                             name: format!("{:?}", h2::Reason::from(code)),
-                        },
-                    };
+                        }
+                    });
                 }
-                frames::FRAME_HEADERS | frames::FRAME_CONTINUATION if on == stream => {
+                frames::FRAME_HEADERS | frames::FRAME_CONTINUATION => {
                     let fragment = if kind == frames::FRAME_HEADERS {
-                        frames::header_block(flags, &payload)
+                        let Some(fragment) = frames::header_block(flags, &payload) else {
+                            return violation("a HEADERS frame's padding exceeds its payload");
+                        };
+                        block = Some((on, flags & frames::FLAG_END_STREAM != 0, Vec::new()));
+                        fragment
                     } else {
-                        Some(payload.as_slice())
+                        &payload
                     };
-                    let Some(fragment) = fragment else {
-                        return violation("a HEADERS frame's padding exceeds its payload");
+                    let Some((_, _, collected)) = &mut block else {
+                        return violation("a CONTINUATION frame without a field block open");
                     };
-                    let collected = block.get_or_insert_with(Vec::new);
                     collected.extend_from_slice(fragment);
                     if collected.len() > MAX_FIELD_BLOCK {
                         return violation("a field block larger than 64 KiB");
                     }
-                    if flags & frames::FLAG_END_HEADERS != 0 {
-                        let collected = block.take().unwrap_or_default();
-                        let fields = match self.decoder.decode(&collected) {
-                            Ok(fields) => fields,
-                            Err(error) => return violation(&format!("bad HPACK: {error}")),
-                        };
-                        let field = |name: &str| {
-                            fields
-                                .iter()
-                                .find(|(candidate, _)| candidate == name.as_bytes())
-                                .map(|(_, value)| String::from_utf8_lossy(value).into_owned())
-                        };
-                        let status = field(":status").and_then(|status| status.parse().ok());
-                        // Interim responses precede the final one; trailers follow it.
-                        match status {
-                            Some(status) if head.is_none() && !(100..200).contains(&status) => {
-                                head = Some((status, ResponseFields::from_lookup(field)));
-                            }
-                            Some(_) | None if head.is_some() => {}
-                            Some(_) => {}
-                            None => return violation("a response without :status"),
-                        }
+                    if flags & frames::FLAG_END_HEADERS == 0 {
+                        continue;
                     }
-                    if flags & frames::FLAG_END_STREAM != 0 && head.is_some() {
+                    let Some((of, ends_stream, collected)) = block.take() else {
+                        continue;
+                    };
+                    // Every block is decoded, whatever its stream, to keep the HPACK table in
+                    // step with the target's.
+                    let fields = match self.decoder.decode(&collected) {
+                        Ok(fields) => fields,
+                        Err(error) => return violation(&format!("bad HPACK: {error}")),
+                    };
+                    if of != stream {
+                        continue;
+                    }
+                    let field = |name: &str| {
+                        fields
+                            .iter()
+                            .find(|(candidate, _)| candidate == name.as_bytes())
+                            .map(|(_, value)| String::from_utf8_lossy(value).into_owned())
+                    };
+                    let status = field(":status").and_then(|status| status.parse().ok());
+                    // Interim responses precede the final one; trailers follow it.
+                    match status {
+                        Some(status) if head.is_none() && !(100..200).contains(&status) => {
+                            head = Some((status, ResponseFields::from_lookup(field)));
+                        }
+                        None if head.is_none() => {
+                            return violation("a response without :status");
+                        }
+                        _ => {}
+                    }
+                    if ends_stream && head.is_some() {
                         break;
                     }
                 }
-                frames::FRAME_DATA if on == stream => {
-                    let room = MAX_BODY - body.len();
-                    body.extend_from_slice(&payload[..payload.len().min(room)]);
-                    // Give back the flow-control window the target used, for the stream and
-                    // the connection alike.
+                frames::FRAME_DATA => {
+                    // The window the target used is given back, whatever the stream, so that
+                    // the connection never stalls.
                     if !payload.is_empty() {
                         let increment = u32::try_from(payload.len()).unwrap_or(0).to_be_bytes();
                         let mut updates =
                             frames::frame(frames::FRAME_WINDOW_UPDATE, 0, 0, &increment);
-                        updates.extend(frames::frame(
-                            frames::FRAME_WINDOW_UPDATE,
-                            0,
-                            stream,
-                            &increment,
-                        ));
+                        if on == stream {
+                            updates.extend(frames::frame(
+                                frames::FRAME_WINDOW_UPDATE,
+                                0,
+                                stream,
+                                &increment,
+                            ));
+                        }
                         let _ = self.write(&updates).await;
                     }
-                    if flags & frames::FLAG_END_STREAM != 0 || body.len() >= MAX_BODY {
+                    if on != stream {
+                        continue;
+                    }
+                    let data = if flags & frames::FLAG_PADDED != 0 {
+                        let pad = usize::from(payload.first().copied().unwrap_or(0));
+                        payload
+                            .get(1..)
+                            .and_then(|rest| rest.get(..rest.len().checked_sub(pad)?))
+                    } else {
+                        Some(payload.as_slice())
+                    };
+                    let Some(data) = data else {
+                        return violation("a DATA frame's padding exceeds its payload");
+                    };
+                    let room = MAX_BODY - body.len();
+                    body.extend_from_slice(&data[..data.len().min(room)]);
+                    if flags & frames::FLAG_END_STREAM != 0 {
+                        break;
+                    }
+                    if body.len() >= MAX_BODY {
+                        // Enough read; the rest is not wanted.
+                        let cancel = frames::frame(
+                            frames::FRAME_RST_STREAM,
+                            0,
+                            stream,
+                            &CANCEL.to_be_bytes(),
+                        );
+                        let _ = self.write(&cancel).await;
                         break;
                     }
                 }
@@ -274,12 +317,8 @@ impl RawHttp2Connection {
                 _ => {}
             }
         }
-        match head {
-            Some((status, fields)) => {
-                ExchangeOutcome::Response(fields.into_response(status, &body))
-            }
-            None => violation("the stream ended without a response"),
-        }
+        answered(head, &body, None)
+            .unwrap_or_else(|| violation("the stream ended without a response"))
     }
 
     /// The next whole frame, or how the connection ended.

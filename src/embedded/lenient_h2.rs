@@ -15,6 +15,8 @@ use misdirect_core::wire::h2 as frames;
 
 /// Most bytes of one field block held while its CONTINUATION frames arrive.
 const MAX_BLOCK: usize = 64 * 1024;
+/// The largest frame payload the h2 crate accepts before SETTINGS say otherwise (RFC 9113 §4.2).
+const MAX_FRAME: usize = 16 * 1024;
 
 pub(super) struct ReadLeniently<S> {
     inner: S,
@@ -31,6 +33,9 @@ pub(super) struct ReadLeniently<S> {
     /// The client's HPACK state, and the one the h2 crate's decoder follows.
     decoder: loona_hpack::Decoder<'static>,
     encoder: loona_hpack::Encoder<'static>,
+    /// Why the client's frames can no longer be read (bad padding, an oversized field block):
+    /// the connection ends with an error rather than hand the h2 crate a block out of step.
+    broken: Option<&'static str>,
 }
 
 impl<S> ReadLeniently<S> {
@@ -45,6 +50,7 @@ impl<S> ReadLeniently<S> {
             pending: None,
             decoder: loona_hpack::Decoder::new(),
             encoder: loona_hpack::Encoder::new(),
+            broken: None,
         }
     }
 
@@ -59,14 +65,15 @@ impl<S> ReadLeniently<S> {
         }
         while let Some((kind, flags, stream, payload, used)) = frames::parse_frame(&self.incoming) {
             match kind {
-                frames::FRAME_HEADERS => {
-                    let block = frames::header_block(flags, payload).unwrap_or_default();
-                    self.pending = Some((stream, flags, block.to_vec()));
-                }
+                frames::FRAME_HEADERS => match frames::header_block(flags, payload) {
+                    Some(block) => self.pending = Some((stream, flags, block.to_vec())),
+                    None => self.broken = Some("a HEADERS frame's padding exceeds its payload"),
+                },
                 frames::FRAME_CONTINUATION if self.pending.is_some() => {
-                    if let Some((_, _, block)) = &mut self.pending
-                        && block.len() + payload.len() <= MAX_BLOCK
-                    {
+                    if let Some((_, _, block)) = &mut self.pending {
+                        if block.len() + payload.len() > MAX_BLOCK {
+                            self.broken = Some("a field block larger than 64 KiB");
+                        }
                         block.extend_from_slice(payload);
                     }
                 }
@@ -78,11 +85,28 @@ impl<S> ReadLeniently<S> {
             let ends_block = matches!(kind, frames::FRAME_HEADERS | frames::FRAME_CONTINUATION)
                 && flags & frames::FLAG_END_HEADERS != 0;
             self.incoming.drain(..used);
+            if self.broken.is_some() {
+                return;
+            }
             if ends_block && let Some((stream, flags, block)) = self.pending.take() {
                 let block = self.reread(&block);
-                let flags = flags & frames::FLAG_END_STREAM | frames::FLAG_END_HEADERS;
-                self.ready
-                    .extend(frames::frame(frames::FRAME_HEADERS, flags, stream, &block));
+                // One HEADERS frame, then CONTINUATION frames, none past the frame size limit.
+                let chunks: Vec<&[u8]> = if block.is_empty() {
+                    vec![&[]]
+                } else {
+                    block.chunks(MAX_FRAME).collect()
+                };
+                for (index, chunk) in chunks.iter().enumerate() {
+                    let (kind, mut flags) = if index == 0 {
+                        (frames::FRAME_HEADERS, flags & frames::FLAG_END_STREAM)
+                    } else {
+                        (frames::FRAME_CONTINUATION, 0)
+                    };
+                    if index + 1 == chunks.len() {
+                        flags |= frames::FLAG_END_HEADERS;
+                    }
+                    self.ready.extend(frames::frame(kind, flags, stream, chunk));
+                }
             }
         }
     }
@@ -122,6 +146,14 @@ impl<S: AsyncRead + Unpin> AsyncRead for ReadLeniently<S> {
     ) -> Poll<std::io::Result<()>> {
         let this = &mut *self;
         loop {
+            if this.given == this.ready.len()
+                && let Some(why) = this.broken
+            {
+                return Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    why,
+                )));
+            }
             if this.given < this.ready.len() {
                 let take = buf.remaining().min(this.ready.len() - this.given);
                 buf.put_slice(&this.ready[this.given..this.given + take]);
