@@ -320,15 +320,6 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tapped<S> {
 /// `seen` is what the tap saw the target send: the h2 crate reports a connection closed right
 /// after a GOAWAY or an alert as a broken pipe, which hides them, and garbage as a framing error.
 fn classify(error: &h2::Error, seen: &Seen) -> ExchangeOutcome {
-    let ended_with = |code: u32| match h2::Reason::from(code) {
-        h2::Reason::NO_ERROR => ExchangeOutcome::ConnectionClosed {
-            detail: "GOAWAY NO_ERROR".to_owned(),
-        },
-        reason => ExchangeOutcome::ConnectionError {
-            code: code.into(),
-            name: format!("GOAWAY {reason:?}"),
-        },
-    };
     let frames = &seen.frames;
     if let Some(violation) = frames.preface_violation() {
         return ExchangeOutcome::Violation {
@@ -343,7 +334,7 @@ fn classify(error: &h2::Error, seen: &Seen) -> ExchangeOutcome {
             };
         }
         Some(reason) if error.is_go_away() && error.is_remote() => {
-            return ended_with(reason.into());
+            return goaway_outcome(reason.into());
         }
         _ => {}
     }
@@ -354,7 +345,7 @@ fn classify(error: &h2::Error, seen: &Seen) -> ExchangeOutcome {
         };
     }
     if let Some(code) = frames.goaway() {
-        return ended_with(code);
+        return goaway_outcome(code);
     }
     if let Some(alert) = &seen.alert {
         return ExchangeOutcome::ConnectionClosed {
@@ -371,5 +362,19 @@ fn classify(error: &h2::Error, seen: &Seen) -> ExchangeOutcome {
     }
     ExchangeOutcome::NotSent {
         detail: format!("the HTTP/2 client refused the request: {error}"),
+    }
+}
+
+/// How a connection ended by the target's GOAWAY with error `code`: closed in words for
+/// NO_ERROR, a connection error otherwise.
+pub(super) fn goaway_outcome(code: u32) -> ExchangeOutcome {
+    match h2::Reason::from(code) {
+        h2::Reason::NO_ERROR => ExchangeOutcome::ConnectionClosed {
+            detail: "GOAWAY NO_ERROR".to_owned(),
+        },
+        reason => ExchangeOutcome::ConnectionError {
+            code: code.into(),
+            name: format!("GOAWAY {reason:?}"),
+        },
     }
 }

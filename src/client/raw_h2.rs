@@ -15,6 +15,7 @@ use tokio_rustls::client::TlsStream;
 use misdirect_core::observe::ExchangeOutcome;
 use misdirect_core::wire::h2::{self as frames, FrameScanner, OriginFrame};
 
+use super::h2::goaway_outcome;
 use super::{ConnectError, ResponseFields, WireRequest, closed_by};
 
 const MAX_BODY: usize = 1024 * 1024;
@@ -93,7 +94,7 @@ impl RawHttp2Connection {
                 ..
             } => Err(ConnectError::Refused(format!(
                 "during HTTP/2 setup: {}",
-                goaway(&payload)
+                goaway_outcome(word(&payload, 4))
             ))),
             Event::Frame { kind, .. } => Err(ConnectError::Failed(format!(
                 "during HTTP/2 setup: the target violated HTTP/2 after negotiating h2: its first frame has type 0x{kind:x}, not SETTINGS"
@@ -199,7 +200,7 @@ impl RawHttp2Connection {
                     // A stream the GOAWAY covers may still be answered.
                     if last < stream || head.is_some() {
                         return answered(head, &body, None)
-                            .unwrap_or_else(|| goaway_outcome(&payload));
+                            .unwrap_or_else(|| goaway_outcome(word(&payload, 4)));
                     }
                 }
                 frames::FRAME_RST_STREAM if on == stream => {
@@ -343,7 +344,7 @@ impl RawHttp2Connection {
             match self.tls.read(&mut chunk).await {
                 Ok(0) => {
                     return Event::Ended(match self.scanner.goaway() {
-                        Some(code) => goaway_code(code),
+                        Some(code) => goaway_outcome(code),
                         None => ExchangeOutcome::Dropped {
                             detail: "the target closed the connection".to_owned(),
                         },
@@ -372,32 +373,6 @@ fn word(payload: &[u8], at: usize) -> u32 {
     payload.get(at..at + 4).map_or(0, |word| {
         u32::from_be_bytes([word[0], word[1], word[2], word[3]])
     })
-}
-
-/// The words of a GOAWAY frame's payload.
-fn goaway(payload: &[u8]) -> String {
-    let code = word(payload, 4);
-    format!(
-        "connection ended with error GOAWAY {:?} (0x{code:x})",
-        h2::Reason::from(code)
-    )
-}
-
-/// How a request ends that a GOAWAY did not cover.
-fn goaway_outcome(payload: &[u8]) -> ExchangeOutcome {
-    goaway_code(word(payload, 4))
-}
-
-fn goaway_code(code: u32) -> ExchangeOutcome {
-    match h2::Reason::from(code) {
-        h2::Reason::NO_ERROR => ExchangeOutcome::ConnectionClosed {
-            detail: "GOAWAY NO_ERROR".to_owned(),
-        },
-        reason => ExchangeOutcome::ConnectionError {
-            code: code.into(),
-            name: format!("GOAWAY {reason:?}"),
-        },
-    }
 }
 
 fn violation(what: &str) -> ExchangeOutcome {
