@@ -84,14 +84,35 @@ pub(super) struct Gateway {
 const MAX_STORED: usize = 1024;
 
 impl Gateway {
+    /// Answers a request that `role` serves: a GET from the cache where it holds the target's
+    /// answer, else from the upstream, keeping what the upstream lets a shared cache store.
+    /// Only a GET is answered from the store, or stored (RFC 9111 §2, §4).
+    pub(super) async fn fetch(
+        &self,
+        role: Role,
+        head: &RequestHead,
+        forward: &Forward,
+        host_instead: Option<&str>,
+    ) -> Answer {
+        let cacheable = head.method == "GET";
+        if cacheable && let Some(stored) = self.stored(role, &forward.path) {
+            return stored;
+        }
+        let fetched = self.forward(role, head, forward, host_instead).await;
+        if cacheable {
+            self.store(role, &forward.path, &fetched);
+        }
+        fetched
+    }
+
     /// The stored answer for a request that `role` serves for `path`, if the cache holds one.
-    pub(super) fn stored(&self, role: Role, path: &str) -> Option<Answer> {
+    fn stored(&self, role: Role, path: &str) -> Option<Answer> {
         let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
         cache.get(&self.cache_key(role, path)).cloned()
     }
 
     /// Stores `answer` to `role`'s `path` if its upstream let a shared cache keep it.
-    pub(super) fn store(&self, role: Role, path: &str, answer: &Answer) {
+    fn store(&self, role: Role, path: &str, answer: &Answer) {
         if answer.status != 200 || answer.cache_control != Some(STORABLE) {
             return;
         }

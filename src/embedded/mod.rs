@@ -435,23 +435,10 @@ impl Shared {
         match decide() {
             Reply::Respond(answer) if answer.status < 300 => match answer.tenant {
                 Some(role) if self.fault != Some(Fault::GatewayForwardsMisdirected) => {
-                    // Only a GET is answered from the store, or stored (RFC 9111 §2, §4).
-                    let cacheable = head.method == "GET";
-                    let mut upstream =
-                        match gateway.stored(role, &forward.path).filter(|_| cacheable) {
-                            Some(stored) => stored,
-                            None => {
-                                let sni_as_host = (self.fault == Some(Fault::GatewayHostFromSni))
-                                    .then_some(facts.sni.as_deref())
-                                    .flatten();
-                                let fetched =
-                                    gateway.forward(role, head, forward, sni_as_host).await;
-                                if cacheable {
-                                    gateway.store(role, &forward.path, &fetched);
-                                }
-                                fetched
-                            }
-                        };
+                    let sni_as_host = (self.fault == Some(Fault::GatewayHostFromSni))
+                        .then_some(facts.sni.as_deref())
+                        .flatten();
+                    let mut upstream = gateway.fetch(role, head, forward, sni_as_host).await;
                     upstream.close = answer.close;
                     Reply::Respond(upstream)
                 }
