@@ -10,6 +10,7 @@
 //! under `/refused-once/` a 421 the first time each path arrives, as a backend that finds the
 //! gateway's connection misdirected answers.
 
+use std::collections::HashSet;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -26,12 +27,17 @@ use crate::pki::Pki;
 use misdirect_core::deployment::{
     CertificateId, REQUEST_ID_HEADER, Role, STORABLE, TENANT_HEADER, refused_once, storable,
 };
+use misdirect_core::observe::UpstreamRequest;
+use misdirect_core::wire;
 
 /// What a mock upstream says when it refuses a path's first request.
 const REFUSED_ONCE_BODY: &str =
     "misdirected request: this backend refuses the first request for the path\n";
-use misdirect_core::observe::UpstreamRequest;
-use misdirect_core::wire;
+/// Most `/refused-once/` paths an upstream remembers; past it, such paths are served at once.
+const MAX_REFUSED_PATHS: usize = 10_000;
+
+/// The `/refused-once/` paths an upstream has refused, kept across its connections.
+type RefusedPaths = Arc<Mutex<HashSet<String>>>;
 
 /// The running upstreams of one case; they stop when dropped.
 #[derive(Debug)]
@@ -145,6 +151,7 @@ async fn accept_loop(
     acceptor: Option<TlsAcceptor>,
     log: Arc<Mutex<Vec<UpstreamRequest>>>,
 ) {
+    let refused = RefusedPaths::default();
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -154,9 +161,9 @@ async fn accept_loop(
                     continue;
                 };
                 let acceptor = acceptor.clone();
-                let log = Arc::clone(&log);
+                let (log, refused) = (Arc::clone(&log), Arc::clone(&refused));
                 connections.spawn(async move {
-                    let _ = tokio::time::timeout(Duration::from_secs(60), serve(role, tcp, acceptor, log)).await;
+                    let _ = tokio::time::timeout(Duration::from_secs(60), serve(role, tcp, acceptor, log, refused)).await;
                 });
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -169,6 +176,7 @@ async fn serve(
     tcp: TcpStream,
     acceptor: Option<TlsAcceptor>,
     log: Arc<Mutex<Vec<UpstreamRequest>>>,
+    refused: RefusedPaths,
 ) -> Result<(), ServeError> {
     // Without this, session tickets sent after the handshake hold the response back until the
     // gateway's delayed ACK (Nagle), some 40 ms per request.
@@ -184,7 +192,7 @@ async fn serve(
                     .alpn_protocol()
                     .map(|alpn| String::from_utf8_lossy(alpn).into_owned()),
             };
-            serve_io(role, tls, seen, log).await
+            serve_io(role, tls, seen, log, refused).await
         }
         None => {
             let seen = Seen {
@@ -192,7 +200,7 @@ async fn serve(
                 sni: None,
                 alpn: None,
             };
-            serve_io(role, tcp, seen, log).await
+            serve_io(role, tcp, seen, log, refused).await
         }
     }
 }
@@ -209,17 +217,21 @@ async fn serve_io<S: AsyncRead + AsyncWrite + Unpin>(
     mut tls: S,
     seen: Seen,
     log: Arc<Mutex<Vec<UpstreamRequest>>>,
+    refused: RefusedPaths,
 ) -> Result<(), ServeError> {
     let sni = seen.sni.clone();
     let tenant = role.tenant().unwrap_or("none");
     let body = format!("tenant={tenant} upstream={tenant}\n");
-    // Records a request; true when this upstream saw its path before.
+    // Whether a request for `path` is the first for a `/refused-once/` path, which is refused.
+    let refuse_first = |path: &str| {
+        refused_once(path) && {
+            let mut paths = refused.lock().unwrap_or_else(PoisonError::into_inner);
+            paths.len() < MAX_REFUSED_PATHS && paths.insert(path.to_owned())
+        }
+    };
     let record =
         |request_id: Option<String>, method: String, host: Option<String>, path: String| {
             let mut log = log.lock().unwrap_or_else(PoisonError::into_inner);
-            let seen_before = log
-                .iter()
-                .any(|earlier| earlier.upstream == tenant && earlier.path == path);
             if log.len() < super::MAX_LOGGED {
                 log.push(UpstreamRequest {
                     upstream: tenant.to_owned(),
@@ -232,7 +244,6 @@ async fn serve_io<S: AsyncRead + AsyncWrite + Unpin>(
                     path,
                 });
             }
-            seen_before
         };
     if seen.alpn.as_deref() == Some("h2") {
         // Gateways that speak HTTP/2 to their backends (Envoy, HAProxy, Caddy) get it.
@@ -245,7 +256,7 @@ async fn serve_io<S: AsyncRead + AsyncWrite + Unpin>(
                     .get(name)
                     .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
             };
-            let seen_before = record(
+            record(
                 header(REQUEST_ID_HEADER),
                 request.method().as_str().to_owned(),
                 request
@@ -259,7 +270,7 @@ async fn serve_io<S: AsyncRead + AsyncWrite + Unpin>(
                     .map_or_else(|| "/".to_owned(), |path| path.as_str().to_owned()),
             );
             let path = request.uri().path();
-            if refused_once(path) && !seen_before {
+            if refuse_first(path) {
                 let response = http::Response::builder()
                     .status(421)
                     .header(http::header::CONTENT_TYPE, "text/plain")
@@ -288,7 +299,7 @@ async fn serve_io<S: AsyncRead + AsyncWrite + Unpin>(
     while let super::h1::Read::Request(request) =
         super::h1::read_request(&mut tls, &mut buffer).await?
     {
-        let seen_before = record(
+        record(
             request.header(REQUEST_ID_HEADER),
             request.method.clone(),
             request.header("host"),
@@ -297,7 +308,7 @@ async fn serve_io<S: AsyncRead + AsyncWrite + Unpin>(
         let path = wire::h1::absolute_form(&request.target)
             .and_then(|(_, authority)| request.target.split_once(authority))
             .map_or(request.target.as_str(), |(_, path)| path);
-        if refused_once(path) && !seen_before {
+        if refuse_first(path) {
             let response = format!(
                 "HTTP/1.1 421 Misdirected Request\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{REFUSED_ONCE_BODY}",
                 REFUSED_ONCE_BODY.len()
