@@ -252,15 +252,14 @@ async fn answer_raw(
             .map(|(_, value)| value.clone())
             .collect()
     };
+    let authorities = values(":authority");
     let head = RequestHead {
         protocol: Protocol::Http3,
         method: values(":method").into_iter().next().unwrap_or_default(),
         scheme: values(":scheme").into_iter().next(),
-        authority: values(":authority").into_iter().next(),
+        authority: authorities.first().cloned(),
         host: values("host"),
-        repeated_authority: Some(values(":authority"))
-            .filter(|authorities| authorities.len() > 1)
-            .and_then(|authorities| authorities.last().cloned()),
+        repeated_authority: authorities.get(1..).and_then(<[String]>::last).cloned(),
     };
     let forward = Forward {
         path: values(":path")

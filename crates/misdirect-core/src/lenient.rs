@@ -19,6 +19,15 @@ pub const FAULTS: &[Fault] = &[
     Fault::SplitAuthority,
 ];
 
+/// An authority as a parser reads it that cuts at the first `/`, `?`, `#` or space, as one does
+/// that joins the authority and the path into one URI and splits it again
+/// ([`Fault::AuthorityPrefixMatch`]).
+pub fn up_to_delimiter(authority: &str) -> &str {
+    authority
+        .find(['/', '?', '#', ' '])
+        .map_or(authority, |end| &authority[..end])
+}
+
 /// The fields of one request as the parser of `fault` hands them on; `None` when it reads them
 /// as they are.
 pub fn read(fault: Fault, fields: &[(String, String)]) -> Option<Vec<(String, String)>> {
@@ -37,8 +46,8 @@ pub fn read(fault: Fault, fields: &[(String, String)]) -> Option<Vec<(String, St
         // The authority ends at the first delimiter.
         Fault::AuthorityPrefixMatch => fields
             .iter()
-            .map(|(name, value)| match value.find(['/', '?', '#', ' ']) {
-                Some(end) if name == ":authority" => (name.clone(), value[..end].to_owned()),
+            .map(|(name, value)| match name.as_str() {
+                ":authority" => (name.clone(), up_to_delimiter(value).to_owned()),
                 _ => (name.clone(), value.clone()),
             })
             .collect(),

@@ -7,9 +7,10 @@
 //! 1. The target URI's authority comes from `:authority` (HTTP/2) or the absolute-form target
 //!    (HTTP/1.1), else from `Host` (RFC 9113 §8.3.1, RFC 9112 §3.2.2). HTTP/1.1 needs exactly one
 //!    `Host` (RFC 9112 §3.2, else 400); an HTTP/2 `Host` naming another entity than `:authority`
-//!    makes the request malformed (stream error PROTOCOL_ERROR), as does a second `:authority`. The scheme must be `https`: the
-//!    target has not opted into `http` over TLS (RFC 8164), so an `http` URI names an origin it
-//!    does not serve on this connection (RFC 9114 §3.1.2, RFC 7838 §9.5).
+//!    makes the request malformed (stream error PROTOCOL_ERROR), as does a second `:authority`.
+//!    The scheme must be `https`: the target has not opted into `http` over TLS (RFC 8164), so
+//!    an `http` URI names an origin it does not serve on this connection (RFC 9114 §3.1.2,
+//!    RFC 7838 §9.5).
 //! 2. Host and port are normalised (lowercase, trailing dot dropped, port without leading zeros,
 //!    443 when absent; RFC 9110 §4.3.1) and the port must be the one the connection arrived on.
 //! 3. The certificate presented on the connection must cover the host (RFC 9110 §7.4).
@@ -25,6 +26,7 @@ use crate::deployment::{
     AuthorityError, CertificateId, Deployment, Role, normalize_host, parse_authority, san_covers,
 };
 use crate::fault::Fault;
+use crate::lenient;
 use crate::origin_script::OriginScript;
 use crate::protocol::Protocol;
 
@@ -266,8 +268,6 @@ impl Policy {
                 "`{scheme}` URIs are not served over TLS here"
             )));
         }
-        // Checks that read Host while routing reads the target URI approve one name and serve
-        // another.
         if let Some(repeated) = &request.repeated_authority
             && !self.has(Fault::SplitAuthority)
         {
@@ -275,16 +275,19 @@ impl Policy {
                 "a second :authority `{repeated}`"
             )));
         }
-        let (written, routed_host) = match (&request.authority, request.host.first()) {
-            // The first authority is checked, the last one routes.
-            (Some(first), _) if request.repeated_authority.is_some() => {
-                let routed = request.repeated_authority.as_deref().map(|last| {
-                    parse_authority(last)
-                        .map_or_else(|_| last.to_owned(), |(host, _)| normalize_host(host))
-                });
-                (first.clone(), routed)
+        // Checks that read one field while routing reads another approve one name and serve
+        // another: the first of two :authority fields and the last, or Host and the target URI.
+        let (written, routed_host) = match (
+            &request.authority,
+            &request.repeated_authority,
+            request.host.first(),
+        ) {
+            (Some(first), Some(last), _) => {
+                let routed = parse_authority(last)
+                    .map_or_else(|_| last.clone(), |(host, _)| normalize_host(host));
+                (first.clone(), Some(routed))
             }
-            (Some(target), Some(host)) if self.has(Fault::ChecksHostRoutesAuthority) => {
+            (Some(target), _, Some(host)) if self.has(Fault::ChecksHostRoutesAuthority) => {
                 let routed = parse_authority(target)
                     .map(|(host, _)| normalize_host(host))
                     .map_err(|error| Refusal::BadRequest(error.to_string()))?;
@@ -292,11 +295,10 @@ impl Policy {
             }
             _ => (self.target_authority(request)?, None),
         };
-        // A parser that splits a URI joined from the authority and the path reads the authority
-        // up to the first delimiter.
-        let written = match written.find(['/', '?', '#', ' ']) {
-            Some(end) if self.has(Fault::AuthorityPrefixMatch) => written[..end].to_owned(),
-            _ => written,
+        let written = if self.has(Fault::AuthorityPrefixMatch) {
+            lenient::up_to_delimiter(&written).to_owned()
+        } else {
+            written
         };
         // A parser that reads the userinfo as the host checks one name and routes by another.
         let (authority, routed_host) = match written.split_once('@') {
