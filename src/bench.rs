@@ -92,7 +92,7 @@ pub async fn measure(
                 address: target.address(),
                 sni: Some(Role::Primary.standard_name()),
                 protocol,
-                client_certificate: false,
+                client_certificate: None,
                 tickets: std::sync::Arc::new(ConnectionTickets::new(jar.clone(), "bench", None)),
                 tls: None,
                 own_framing: false,

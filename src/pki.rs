@@ -1,5 +1,6 @@
-//! The run's PKI, generated with rcgen: a server CA, the deployment's server certificates, and a
-//! separate client CA with one client certificate for the mTLS tenant.
+//! The run's PKI, generated with rcgen: a server CA, the deployment's server certificates, and
+//! for each mTLS tenant a client CA of its own with one client certificate, so that a
+//! certificate one tenant accepts can be presented to the other.
 //!
 //! Everything is ECDSA P-256 and lives in memory; `misdirect certs DIR` writes it as PEM so
 //! an operator can configure a real server with it. Nothing generated is ever committed.
@@ -14,7 +15,7 @@ use rcgen::{
 };
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
-use misdirect_core::deployment::CertificateId;
+use misdirect_core::deployment::{CertificateId, Role};
 
 /// A failure to generate or write the PKI.
 #[derive(Debug, thiserror::Error)]
@@ -52,23 +53,37 @@ pub struct Authority {
     certificate_pem: String,
 }
 
+/// The client CA one mTLS tenant trusts, and the certificate it issued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientPki {
+    pub ca: Authority,
+    /// The client certificate the harness presents where a scenario asks for this tenant's.
+    pub client: Identity,
+}
+
+/// The PEM files of one mTLS tenant's client CA and certificate in `misdirect certs` output:
+/// the CA, the certificate, its key.
+pub fn client_files(tenant: Role) -> [&'static str; 3] {
+    match tenant {
+        Role::Partner => ["partner-ca.pem", "partner-client.pem", "partner-client.key"],
+        _ => ["client-ca.pem", "client.pem", "client.key"],
+    }
+}
+
 /// Everything a run needs to play both sides of TLS.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pki {
     /// Issues the server certificates; clients trust it.
     pub server_ca: Authority,
-    /// Issues the client certificate; the mTLS tenant trusts it.
-    pub client_ca: Authority,
     servers: Vec<(CertificateId, Identity)>,
-    /// The client certificate the harness presents where a scenario asks for one.
-    pub client: Identity,
+    /// One per mTLS tenant, in [`Role::ALL`] order.
+    clients: Vec<(Role, ClientPki)>,
 }
 
 impl Pki {
     /// Generates a fresh PKI for the standard deployment.
     pub fn generate() -> Result<Self, PkiError> {
         let (server_ca, server_issuer) = authority("misdirect server CA")?;
-        let (client_ca, client_issuer) = authority("misdirect client CA")?;
         let servers = CertificateId::ALL
             .into_iter()
             .map(|id| {
@@ -79,21 +94,29 @@ impl Pki {
                 ))
             })
             .collect::<Result<_, PkiError>>()?;
-        let mut client_params = CertificateParams::new(Vec::<String>::new())?;
-        client_params
-            .distinguished_name
-            .push(DnType::CommonName, "misdirect client");
-        let client = sign(
-            client_params,
-            ExtendedKeyUsagePurpose::ClientAuth,
-            &client_issuer,
-        )?;
+        let clients = Role::ALL
+            .into_iter()
+            .filter(|role| role.requires_client_certificate())
+            .map(|tenant| {
+                let (ca, issuer) = authority(&format!("misdirect {tenant} client CA"))?;
+                let mut params = CertificateParams::new(Vec::<String>::new())?;
+                params
+                    .distinguished_name
+                    .push(DnType::CommonName, format!("misdirect {tenant} client"));
+                let client = sign(params, ExtendedKeyUsagePurpose::ClientAuth, &issuer)?;
+                Ok((tenant, ClientPki { ca, client }))
+            })
+            .collect::<Result<_, PkiError>>()?;
         Ok(Self {
             server_ca,
-            client_ca,
             servers,
-            client,
+            clients,
         })
+    }
+
+    /// The client CA and certificate of each mTLS tenant.
+    pub fn clients(&self) -> impl Iterator<Item = (Role, &ClientPki)> {
+        self.clients.iter().map(|(tenant, pki)| (*tenant, pki))
     }
 
     /// The server CA in PEM, for clients under test to trust.
@@ -113,16 +136,14 @@ impl Pki {
             path: dir.to_owned(),
             source,
         })?;
-        let mut files: Vec<(String, &str, bool)> = vec![
-            ("ca.pem".into(), &self.server_ca.certificate_pem, false),
-            (
-                "client-ca.pem".into(),
-                &self.client_ca.certificate_pem,
-                false,
-            ),
-            ("client.pem".into(), &self.client.certificate_pem, false),
-            ("client.key".into(), &self.client.key_pem, true),
-        ];
+        let mut files: Vec<(String, &str, bool)> =
+            vec![("ca.pem".into(), &self.server_ca.certificate_pem, false)];
+        for (tenant, client) in self.clients() {
+            let [ca, certificate, key] = client_files(tenant);
+            files.push((ca.into(), &client.ca.certificate_pem, false));
+            files.push((certificate.into(), &client.client.certificate_pem, false));
+            files.push((key.into(), &client.client.key_pem, true));
+        }
         // `<id>.chain.pem`: the certificate followed by the CA, for servers that build the chain
         // they send from the certificate file alone (lighttpd with a client CA configured).
         let chains: Vec<(String, String)> = self
@@ -235,7 +256,7 @@ mod tests {
         let pki = Pki::generate().unwrap();
         let dir = std::env::temp_dir().join(format!("misdirect-pki-{}", std::process::id()));
         let paths = pki.write_pem(&dir).unwrap();
-        assert_eq!(paths.len(), 13);
+        assert_eq!(paths.len(), 16);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

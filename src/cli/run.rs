@@ -68,7 +68,7 @@ pub(super) struct RunArgs {
     /// 'curl --http2 -s -o /dev/null --cacert {ca} {resolve} {urls}'.
     #[arg(long, value_name = "COMMAND", conflicts_with = "target")]
     pub(super) client: Option<String>,
-    /// For a server of yours: folder with ca.pem, client.pem and client.key (see `misdirect certs`).
+    /// For a server of yours: folder with ca.pem, client.pem and client.key, and partner-client.pem and partner-client.key for the partner tenant (see `misdirect certs`).
     #[arg(long, value_name = "DIR")]
     pub(super) certs: Option<PathBuf>,
     /// For a server of yours, instead of --certs: `system` (the system's trust store) or a PEM
@@ -86,7 +86,7 @@ pub(super) struct RunArgs {
     #[arg(long, value_name = "PORT")]
     h3_port: Option<u16>,
     /// For a gateway of yours: run the tenants' mock upstreams on 127.0.0.1 from this port on
-    /// (alpha, bravo, charlie, delta, echo); without it, gateway cases SKIP.
+    /// (alpha, bravo, charlie, delta, echo, foxtrot); without it, gateway cases SKIP.
     #[arg(long, value_name = "PORT")]
     pub(super) upstreams_port: Option<u16>,
     /// The mock upstreams speak cleartext HTTP/1.1 instead of HTTPS.
@@ -604,11 +604,13 @@ pub(super) fn parse_target(args: &RunArgs) -> Result<Target, Failure> {
         (Some(folder), _) => Trust::certs_folder(folder),
         (None, Some(roots)) => Trust {
             roots: Roots::named(roots, Path::new("")),
-            client_identity: args
+            client_identities: args
                 .client_cert
                 .clone()
                 .zip(args.client_key.clone())
-                .map(|(certificate, key)| ClientIdentity { certificate, key }),
+                .map(|(certificate, key)| (Role::Mtls, ClientIdentity { certificate, key }))
+                .into_iter()
+                .collect(),
         },
         (None, None) => {
             return Err(Failure::invalid(

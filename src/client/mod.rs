@@ -22,6 +22,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
+use misdirect_core::deployment::Role;
 use misdirect_core::observe::{Established, ExchangeOutcome};
 use misdirect_core::protocol::Protocol;
 use misdirect_core::scenario::{Scheme, TargetForm, TlsVersion};
@@ -154,7 +155,8 @@ pub struct ConnectRequest<'a> {
     /// `None` sends no SNI.
     pub sni: Option<&'a str>,
     pub protocol: Protocol,
-    pub client_certificate: bool,
+    /// Present the client certificate this mTLS tenant accepts.
+    pub client_certificate: Option<Role>,
     pub tickets: Arc<ConnectionTickets>,
     /// The one TLS version to offer; `None` offers TLS 1.3 and 1.2.
     pub tls: Option<TlsVersion>,

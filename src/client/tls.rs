@@ -20,7 +20,8 @@ use rustls::{ClientConfig, DigitallySignedStruct, NamedGroup, RootCertStore, Sig
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 
-use crate::pki::Pki;
+use crate::pki::{Pki, client_files};
+use misdirect_core::deployment::Role;
 use misdirect_core::scenario::TlsVersion;
 
 /// The one crypto provider of the harness (ring), selected explicitly everywhere.
@@ -47,8 +48,8 @@ pub enum TlsSetupError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Trust {
     pub roots: Roots,
-    /// The client certificate the mTLS tenant accepts; without one that role is not played.
-    pub client_identity: Option<ClientIdentity>,
+    /// The client certificate each mTLS tenant accepts; a tenant without one is not played.
+    pub client_identities: Vec<(Role, ClientIdentity)>,
 }
 
 /// The certificates a server's chain must lead to.
@@ -78,27 +79,47 @@ impl Roots {
 }
 
 impl Trust {
-    /// A folder written by `misdirect certs`: `ca.pem` to trust, `client.pem` and `client.key`
-    /// to present.
+    /// A folder written by `misdirect certs`: `ca.pem` to trust, and each mTLS tenant's client
+    /// certificate and key to present (`client.pem`, `partner-client.pem`, …) where the folder
+    /// has them.
     pub fn certs_folder(dir: &Path) -> Self {
+        let client_identities = Role::ALL
+            .into_iter()
+            .filter(|role| role.requires_client_certificate())
+            .filter_map(|tenant| {
+                let [_, certificate, key] = client_files(tenant);
+                let identity = ClientIdentity {
+                    certificate: dir.join(certificate),
+                    key: dir.join(key),
+                };
+                (identity.certificate.is_file() && identity.key.is_file())
+                    .then_some((tenant, identity))
+            })
+            .collect();
         Self {
             roots: Roots::CaFile(dir.join("ca.pem")),
-            client_identity: Some(ClientIdentity {
-                certificate: dir.join("client.pem"),
-                key: dir.join("client.key"),
-            }),
+            client_identities,
         }
+    }
+
+    /// The client certificate that the tenant of `role` accepts, if one was given.
+    pub fn client_identity(&self, role: Role) -> Option<&ClientIdentity> {
+        self.client_identities
+            .iter()
+            .find(|(tenant, _)| *tenant == role)
+            .map(|(_, identity)| identity)
     }
 }
 
 /// What the clients trust and may present.
 ///
-/// The verifier and both client-certificate resolvers are created once and shared by every
+/// The verifier and every client-certificate resolver are created once and shared by every
 /// connection: rustls only resumes a session under the same verifier and resolver objects.
 #[derive(Debug)]
 pub struct Credentials {
     verifier: Arc<ChainOnlyVerifier>,
-    with_certificate: Arc<dyn ResolvesClientCert>,
+    /// The certificate each mTLS tenant accepts, for the tenants that have one.
+    certificates: Vec<(Role, Arc<dyn ResolvesClientCert>)>,
     without_certificate: Arc<dyn ResolvesClientCert>,
     /// Where the TLS secrets go, for Wireshark: `--keylog FILE`, or else the file
     /// `SSLKEYLOGFILE` names (rustls reads it), or nowhere.
@@ -106,11 +127,15 @@ pub struct Credentials {
 }
 
 impl Credentials {
-    /// Trust the run's own CA and present its client certificate.
+    /// Trust the run's own CA and present its client certificates.
     pub fn from_pki(pki: &Pki) -> Result<Self, TlsSetupError> {
         Self::new(
             strict_store(vec![pki.server_ca.certificate.clone()])?,
-            Some((pki.client.chain(), pki.client.private_key())),
+            pki.clients()
+                .map(|(tenant, client)| {
+                    (tenant, (client.client.chain(), client.client.private_key()))
+                })
+                .collect(),
         )
     }
 
@@ -157,34 +182,38 @@ impl Credentials {
                 store
             }
         };
-        let identity = trust
-            .client_identity
-            .as_ref()
-            .map(|identity| {
+        let identities = trust
+            .client_identities
+            .iter()
+            .map(|(tenant, identity)| {
                 let key = PrivateKeyDer::from_pem_file(&identity.key)
                     .map_err(|error| read_error(&identity.key, error.to_string()))?;
-                Ok::<_, TlsSetupError>((certificates(&identity.certificate)?, key))
+                Ok::<_, TlsSetupError>((*tenant, (certificates(&identity.certificate)?, key)))
             })
-            .transpose()?;
-        Self::new(roots, identity)
+            .collect::<Result<_, _>>()?;
+        Self::new(roots, identities)
     }
 
     fn new(
         store: RootCertStore,
-        client_identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+        client_identities: Vec<(Role, (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>))>,
     ) -> Result<Self, TlsSetupError> {
         let provider = provider();
         let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider.clone())
             .build()?;
-        let client_certificate = client_identity
-            .map(|(chain, key)| {
+        let certificates = client_identities
+            .into_iter()
+            .map(|(tenant, (chain, key))| {
                 let key = provider.key_provider.load_private_key(key)?;
-                Ok::<_, rustls::Error>(Arc::new(CertifiedKey::new(chain, key)))
+                let resolver: Arc<dyn ResolvesClientCert> = Arc::new(ClientCertificate(Some(
+                    Arc::new(CertifiedKey::new(chain, key)),
+                )));
+                Ok::<_, rustls::Error>((tenant, resolver))
             })
-            .transpose()?;
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             verifier: Arc::new(ChainOnlyVerifier { inner }),
-            with_certificate: Arc::new(ClientCertificate(client_certificate)),
+            certificates,
             without_certificate: Arc::new(ClientCertificate(None)),
             key_log: Arc::new(rustls::KeyLogFile::new()),
         })
@@ -205,11 +234,12 @@ impl Credentials {
         Ok(())
     }
 
-    /// A client configuration for one connection.
+    /// A client configuration for one connection, presenting the certificate that the tenant
+    /// of `client_certificate` accepts (none if it was given none).
     pub fn client_config(
         &self,
         alpn: &[u8],
-        present_client_certificate: bool,
+        client_certificate: Option<Role>,
         tickets: Arc<ConnectionTickets>,
         version: Option<TlsVersion>,
     ) -> Result<ClientConfig, TlsSetupError> {
@@ -222,11 +252,13 @@ impl Credentials {
             .with_protocol_versions(versions)?
             .dangerous()
             .with_custom_certificate_verifier(self.verifier.clone());
-        let resolver = if present_client_certificate {
-            &self.with_certificate
-        } else {
-            &self.without_certificate
-        };
+        let resolver = client_certificate
+            .and_then(|tenant| {
+                self.certificates
+                    .iter()
+                    .find(|(candidate, _)| *candidate == tenant)
+            })
+            .map_or(&self.without_certificate, |(_, resolver)| resolver);
         let mut config = builder.with_client_cert_resolver(Arc::clone(resolver));
         config.alpn_protocols = vec![alpn.to_vec()];
         config.resumption = rustls::client::Resumption::store(tickets);

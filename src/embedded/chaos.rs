@@ -21,6 +21,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_rustls::TlsAcceptor;
 
+use super::client_cas::ClientCas;
 use super::tls::TlsBySni;
 use super::{StartError, h3};
 use crate::client::tls::{VERSIONS, provider};
@@ -163,7 +164,8 @@ impl ChaosTarget {
                 udp = Some(UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await?);
             }
             Chaos::QuicStreamReset => {
-                let config = h3::server_config(pki, None, ServerSessionMemoryCache::new(16))?;
+                let cas = ClientCas::new(pki)?;
+                let config = h3::server_config(pki, &cas, None, ServerSessionMemoryCache::new(16))?;
                 quic = Some(quinn::Endpoint::server(
                     config,
                     SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
@@ -219,15 +221,16 @@ impl ChaosTarget {
 
 /// The TLS side: the reference target's certificates by SNI, or one wrong certificate.
 enum Tls {
-    BySni(Box<TlsBySni>, Deployment),
+    BySni(Box<(TlsBySni, Deployment)>),
     Wrong(TlsAcceptor),
 }
 
 impl Tls {
     fn new(pki: &Pki, chaos: Chaos) -> Result<Self, StartError> {
         if chaos != Chaos::WrongName {
-            let tls = TlsBySni::new(pki, None, ServerSessionMemoryCache::new(16), true)?;
-            return Ok(Self::BySni(Box::new(tls), Deployment::standard()));
+            let cas = Arc::new(ClientCas::new(pki)?);
+            let tls = TlsBySni::new(pki, cas, None, ServerSessionMemoryCache::new(16), true)?;
+            return Ok(Self::BySni(Box::new((tls, Deployment::standard()))));
         }
         let identity = pki.server(CertificateId::Separate);
         let mut config = ServerConfig::builder_with_provider(provider())
@@ -244,7 +247,8 @@ impl Tls {
         tcp: TcpStream,
     ) -> Option<(tokio_rustls::server::TlsStream<TcpStream>, bool)> {
         match self {
-            Self::BySni(tls, deployment) => {
+            Self::BySni(by_sni) => {
+                let (tls, deployment) = by_sni.as_ref();
                 let handshake = tls.accept(tcp, deployment).await.ok()?;
                 Some((handshake.tls, handshake.h2))
             }

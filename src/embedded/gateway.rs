@@ -176,7 +176,7 @@ impl Gateway {
             address,
             sni: self.send_sni.then_some(role.standard_name()),
             protocol: upstream_protocol,
-            client_certificate: false,
+            client_certificate: None,
             tickets: Arc::new(ConnectionTickets::new(
                 Arc::new(TicketJar::default()),
                 "upstream",

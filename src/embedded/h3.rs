@@ -16,10 +16,11 @@ use std::sync::Arc;
 use bytes::{Buf, Bytes};
 use h3::error::Code;
 use quinn::crypto::rustls::{HandshakeData, QuicServerConfig};
-use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::CertificateDer;
 
+use super::client_cas::ClientCas;
 use super::gateway::Forward;
 use super::{IDLE, ServeError, Shared};
 use crate::client::tls::provider;
@@ -34,6 +35,7 @@ use misdirect_core::wire;
 /// The QUIC server configuration of one embedded target.
 pub(super) fn server_config(
     pki: &Pki,
+    client_cas: &ClientCas,
     fault: Option<Fault>,
     sessions: Arc<rustls::server::ServerSessionMemoryCache>,
 ) -> Result<quinn::ServerConfig, super::StartError> {
@@ -46,12 +48,7 @@ pub(super) fn server_config(
             .load_private_key(identity.private_key())?;
         keys.push((id, Arc::new(CertifiedKey::new(identity.chain(), key))));
     }
-    let mut client_roots = rustls::RootCertStore::empty();
-    client_roots.add(pki.client_ca.certificate.clone())?;
-    let verifier =
-        WebPkiClientVerifier::builder_with_provider(Arc::new(client_roots), provider.clone())
-            .allow_unauthenticated()
-            .build()?;
+    let verifier = client_cas.verifier(false)?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
@@ -107,10 +104,12 @@ pub(super) async fn serve(
         .filter(|_| shared.fault != Some(Fault::QuicIgnoresSni))
         .and_then(CertificateId::for_server_name)
         .unwrap_or(CertificateId::Shared);
-    let client_certificate = connection
+    let chain = connection
         .peer_identity()
-        .and_then(|identity| identity.downcast::<Vec<CertificateDer<'static>>>().ok())
-        .is_some_and(|chain| !chain.is_empty());
+        .and_then(|identity| identity.downcast::<Vec<CertificateDer<'static>>>().ok());
+    let client_certificate = shared
+        .client_cas
+        .issuer(chain.as_deref().map(Vec::as_slice));
     let facts = ConnectionFacts {
         sni,
         certificate,

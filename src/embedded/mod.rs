@@ -24,6 +24,7 @@ use tokio::task::JoinHandle;
 
 use crate::client::tls::Credentials;
 use crate::pki::Pki;
+use client_cas::ClientCas;
 use gateway::{Forward, Gateway};
 use misdirect_core::deployment::{Deployment, Role, TENANT_HEADER};
 use misdirect_core::fault::Fault;
@@ -37,6 +38,7 @@ use misdirect_core::protocol::Protocol;
 use tls::TlsBySni;
 
 pub mod chaos;
+mod client_cas;
 pub mod driver;
 mod gateway;
 mod h1;
@@ -155,10 +157,17 @@ impl EmbeddedTarget {
         options: StartOptions,
     ) -> Result<Self, StartError> {
         let sessions = ServerSessionMemoryCache::new(1024);
-        let quic_config = h3::server_config(pki, fault, sessions.clone())?;
+        let client_cas = Arc::new(ClientCas::new(pki)?);
+        let quic_config = h3::server_config(pki, &client_cas, fault, sessions.clone())?;
         let (listener, endpoint) = bind_pair(options.port, quic_config).await?;
         let address = listener.local_addr()?;
-        let shared = Arc::new(Shared::new(pki, fault, address.port(), sessions, options)?);
+        let shared = Arc::new(Shared::new(
+            pki,
+            fault,
+            address.port(),
+            (sessions, client_cas),
+            options,
+        )?);
         let loop_shared = Arc::clone(&shared);
         let accept_loop = tokio::spawn(async move {
             let shared = loop_shared;
@@ -248,6 +257,8 @@ struct Shared {
     log: Mutex<Vec<ServedRequest>>,
     deployment: Deployment,
     tls: TlsBySni,
+    /// Which mTLS tenant's CA issued a client's certificate (the QUIC side asks).
+    client_cas: Arc<ClientCas>,
 }
 
 impl Shared {
@@ -255,7 +266,7 @@ impl Shared {
         pki: &Pki,
         fault: Option<Fault>,
         port: u16,
-        sessions: Arc<ServerSessionMemoryCache>,
+        (sessions, client_cas): (Arc<ServerSessionMemoryCache>, Arc<ClientCas>),
         options: StartOptions,
     ) -> Result<Self, StartError> {
         let gateway = options
@@ -285,7 +296,14 @@ impl Shared {
             connections: AtomicU64::new(0),
             log: Mutex::new(Vec::new()),
             deployment: Deployment::standard(),
-            tls: TlsBySni::new(pki, fault, sessions, !options.without_alpn)?,
+            tls: TlsBySni::new(
+                pki,
+                Arc::clone(&client_cas),
+                fault,
+                sessions,
+                !options.without_alpn,
+            )?,
+            client_cas,
         })
     }
 }

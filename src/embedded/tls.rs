@@ -1,20 +1,20 @@
 //! TLS by SNI for the embedded target's TCP port: the certificate is chosen by SNI (no SNI or an
-//! unknown name gets the `shared` default), and the mTLS tenant's name gets a configuration that
-//! requires a client certificate. All configurations share one session cache, as virtual hosts
+//! unknown name gets the `shared` default), and an mTLS tenant's name gets a configuration that
+//! requires a client certificate (of any tenant's CA: which tenant it opens is the policy's
+//! decision, `client_cas`). All configurations share one session cache, as virtual hosts
 //! on one port of a real server do, so that resumption under another SNI is really attempted;
 //! rustls refuses it (RFC 6066 §3), except under [`Fault::ResumptionBypass`], which hands each
 //! connection a view of the cache that unbinds sessions from their SNI (`session_cache`).
 
 use std::sync::Arc;
 
-use rustls::server::{
-    Acceptor, ServerSessionMemoryCache, StoresServerSessions, WebPkiClientVerifier,
-};
-use rustls::{RootCertStore, ServerConfig};
+use rustls::ServerConfig;
+use rustls::server::{Acceptor, ServerSessionMemoryCache, StoresServerSessions};
 use tokio::net::TcpStream;
 use tokio_rustls::LazyConfigAcceptor;
 use tokio_rustls::server::TlsStream;
 
+use super::client_cas::ClientCas;
 use super::session_cache::SniUnboundSessions;
 use super::{IDLE, ServeError, StartError};
 use crate::client::tls::{VERSIONS, provider};
@@ -30,7 +30,7 @@ pub(super) struct TlsBySni {
     configs: Vec<(CertificateId, bool, Arc<ServerConfig>)>,
     /// Inputs to rebuild a configuration per connection (only [`Fault::ResumptionBypass`]).
     material: Vec<(CertificateId, ServerConfigMaterial)>,
-    client_roots: Arc<RootCertStore>,
+    client_cas: Arc<ClientCas>,
     /// Whether it offers ALPN (h2 and http/1.1); without, clients speak HTTP/1.1.
     alpn: bool,
 }
@@ -46,7 +46,8 @@ pub(super) struct Handshake {
     pub(super) tls: TlsStream<TcpStream>,
     pub(super) sni: Option<String>,
     pub(super) certificate: CertificateId,
-    pub(super) client_certificate: bool,
+    /// The mTLS tenant whose CA issued the client's certificate, if it presented one.
+    pub(super) client_certificate: Option<Role>,
     pub(super) demanded_client_certificate: bool,
     pub(super) h2: bool,
 }
@@ -54,12 +55,11 @@ pub(super) struct Handshake {
 impl TlsBySni {
     pub(super) fn new(
         pki: &Pki,
+        client_cas: Arc<ClientCas>,
         fault: Option<Fault>,
         sessions: Arc<ServerSessionMemoryCache>,
         alpn: bool,
     ) -> Result<Self, StartError> {
-        let mut client_roots = RootCertStore::empty();
-        client_roots.add(pki.client_ca.certificate.clone())?;
         let material = CertificateId::ALL
             .into_iter()
             .map(|id| {
@@ -78,7 +78,7 @@ impl TlsBySni {
             sessions,
             configs: Vec::new(),
             material,
-            client_roots: Arc::new(client_roots),
+            client_cas,
             alpn,
         };
         for id in CertificateId::ALL {
@@ -112,9 +112,7 @@ impl TlsBySni {
         let config = self.config_for(sni.as_deref(), certificate, demand)?;
         let tls = tokio::time::timeout(IDLE, start.into_stream(config)).await??;
         let (_, session) = tls.get_ref();
-        let client_certificate = session
-            .peer_certificates()
-            .is_some_and(|chain| !chain.is_empty());
+        let client_certificate = self.client_cas.issuer(session.peer_certificates());
         let h2 = session.alpn_protocol() == Some(b"h2".as_slice());
         Ok(Handshake {
             tls,
@@ -142,10 +140,7 @@ impl TlsBySni {
         let builder =
             ServerConfig::builder_with_provider(provider()).with_protocol_versions(VERSIONS)?;
         let builder = if demand_client_certificate {
-            let verifier =
-                WebPkiClientVerifier::builder_with_provider(self.client_roots.clone(), provider())
-                    .build()?;
-            builder.with_client_cert_verifier(verifier)
+            builder.with_client_cert_verifier(self.client_cas.verifier(true)?)
         } else {
             builder.with_no_client_auth()
         };

@@ -404,15 +404,22 @@ enum CaseSetupError {
     ClientCa(std::io::Error),
 }
 
-/// The roles a server of yours plays: those its names map, less the mTLS tenant when no client
+/// The roles a server of yours plays: those its names map, less an mTLS tenant when no client
 /// certificate was given to present to it.
 fn remote_deployment(remote: &Remote) -> Deployment {
     let mut deployment = remote.deployment.clone();
-    if remote.trust.client_identity.is_none() {
+    if remote.trust.client_identity(Role::Mtls).is_none() {
         deployment.unmap(
             Role::Mtls,
             "no client certificate was given for the mTLS tenant (`client_certificate:` in the \
              profile, or --client-cert and --client-key)",
+        );
+    }
+    if remote.trust.client_identity(Role::Partner).is_none() {
+        deployment.unmap(
+            Role::Partner,
+            "no client certificate was given for the partner tenant \
+             (`partner_client_certificate:` in the profile)",
         );
     }
     deployment

@@ -19,7 +19,7 @@ use crate::client::{
     self, AuthorityField, ConnectError, ConnectRequest, Connection, WireRequest, bounded,
 };
 use misdirect_core::conclude::Inapplicable;
-use misdirect_core::deployment::REQUEST_ID_HEADER;
+use misdirect_core::deployment::{REQUEST_ID_HEADER, Role};
 use misdirect_core::observe::{ConnectionRecord, ConnectionResult, Exchange, ExchangeOutcome};
 use misdirect_core::protocol::Protocol;
 use misdirect_core::scenario::{
@@ -77,7 +77,7 @@ enum Slot {
 #[derive(Clone)]
 struct Dial {
     sni: Option<String>,
-    client_certificate: bool,
+    client_certificate: Option<Role>,
     tickets: Arc<ConnectionTickets>,
     protocol: Protocol,
     address: SocketAddr,
@@ -147,11 +147,10 @@ impl Session<'_> {
                 address,
                 dial.sni.as_deref().unwrap_or("(none)"),
                 String::from_utf8_lossy(protocol.alpn()),
-                if connect.client_certificate {
-                    ", with client certificate"
-                } else {
-                    ""
-                },
+                connect
+                    .client_certificate
+                    .map(|tenant| format!(", with the client certificate of {tenant}'s CA"))
+                    .unwrap_or_default(),
                 connect
                     .tls
                     .map(|version| format!(", TLS {} only", version.key()))

@@ -173,7 +173,7 @@ async fn open(
         address,
         sni: Some(host),
         protocol,
-        client_certificate: false,
+        client_certificate: None,
         tickets: Arc::new(ConnectionTickets::new(Arc::clone(jar), host, None)),
         tls: None,
         own_framing: false,

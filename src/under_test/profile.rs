@@ -38,6 +38,8 @@ struct RawProfile {
     #[serde(default)]
     client_certificate: Option<Spanned<RawClientCertificate>>,
     #[serde(default)]
+    partner_client_certificate: Option<Spanned<RawClientCertificate>>,
+    #[serde(default)]
     names: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
     unsupported: BTreeMap<String, Spanned<String>>,
@@ -83,6 +85,18 @@ pub fn schema() -> serde_json::Value {
     use misdirect_core::schema::{document, role};
     use serde_json::json;
     let string = |description: &str| json!({ "type": "string", "description": description });
+    let client_certificate = |description: &str| {
+        json!({
+            "description": description,
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["certificate", "key"],
+            "properties": {
+                "certificate": string("PEM file"),
+                "key": string("PEM file"),
+            },
+        })
+    };
     let roles_to = |description: &str| {
         json!({
             "type": "object",
@@ -102,15 +116,8 @@ pub fn schema() -> serde_json::Value {
             "h3_port": { "type": "integer", "minimum": 1, "maximum": 65535 },
             "certs": string("a folder of `misdirect certs` the server was configured with"),
             "trust": string("`system`, or a PEM file of the CAs to trust"),
-            "client_certificate": {
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["certificate", "key"],
-                "properties": {
-                    "certificate": string("PEM file"),
-                    "key": string("PEM file"),
-                },
-            },
+            "client_certificate": client_certificate("the certificate the mtls tenant accepts"),
+            "partner_client_certificate": client_certificate("the certificate the partner tenant accepts"),
             "names": roles_to("the name that plays each role; a role not named is played by nobody"),
             "unsupported": roles_to("roles the server cannot play, with the reason"),
             "upstreams": { "enum": ["https", "cleartext"], "description": "how the mock upstreams behind a gateway speak" },
@@ -319,7 +326,7 @@ impl Builder<'_> {
             return Err(self.error_at(
                 key,
                 "a launched server is configured with misdirect's own PKI: leave `certs`, `trust` \
-                 and `client_certificate` out",
+                 and the client certificates out",
             ));
         }
         if launch.is_none() && trust.is_none() {
@@ -349,7 +356,7 @@ impl Builder<'_> {
             })
     }
 
-    /// `certs: DIR`, or `trust: system|FILE` with an optional `client_certificate`; every file
+    /// `certs: DIR`, or `trust: system|FILE` with optional client certificates; every file
     /// named must be there, or the profile does not load.
     fn trust(&self, raw: &RawProfile, folder: &Path) -> Result<Option<Trust>, LoadError> {
         if let Some(certs) = &raw.certs {
@@ -366,29 +373,43 @@ impl Builder<'_> {
         if let Some(roots) = raw.trust.as_ref().filter(|roots| roots.value != "system") {
             self.present(roots, &folder.join(&roots.value))?;
         }
-        if let Some(client) = &raw.client_certificate {
+        let identities = [
+            (Role::Mtls, &raw.client_certificate),
+            (Role::Partner, &raw.partner_client_certificate),
+        ];
+        let mut client_identities = Vec::new();
+        for (tenant, client) in identities {
+            let Some(client) = client else { continue };
             self.present(client, &folder.join(&client.value.certificate))?;
             self.present(client, &folder.join(&client.value.key))?;
-        }
-        match (&raw.certs, &raw.trust, &raw.client_certificate) {
-            (Some(certs), None, None) => Ok(Some(Trust::certs_folder(&folder.join(&certs.value)))),
-            (Some(certs), Some(_), _) | (Some(certs), _, Some(_)) => Err(self.error_at(
-                certs,
-                "`certs` names the CA and the client certificate already: leave `trust` and \
-                 `client_certificate` out, or `certs`",
-            )),
-            (None, Some(roots), client) => Ok(Some(Trust {
-                roots: Roots::named(&roots.value, folder),
-                client_identity: client.as_ref().map(|client| ClientIdentity {
+            if raw.certs.is_none() && raw.trust.is_none() {
+                return Err(self.error_at(
+                    client,
+                    "a client certificate comes with `trust` (`system` or a CA file)",
+                ));
+            }
+            client_identities.push((
+                tenant,
+                ClientIdentity {
                     certificate: folder.join(&client.value.certificate),
                     key: folder.join(&client.value.key),
-                }),
-            })),
-            (None, None, Some(client)) => Err(self.error_at(
-                client,
-                "a client certificate comes with `trust` (`system` or a CA file)",
+                },
+            ));
+        }
+        match (&raw.certs, &raw.trust) {
+            (Some(certs), None) if client_identities.is_empty() => {
+                Ok(Some(Trust::certs_folder(&folder.join(&certs.value))))
+            }
+            (Some(certs), _) => Err(self.error_at(
+                certs,
+                "`certs` names the CA and the client certificates already: leave `trust` and \
+                 the client certificates out, or `certs`",
             )),
-            (None, None, None) => Ok(None),
+            (None, Some(roots)) => Ok(Some(Trust {
+                roots: Roots::named(&roots.value, folder),
+                client_identities,
+            })),
+            (None, None) => Ok(None),
         }
     }
 
@@ -582,7 +603,9 @@ mod tests {
         .expect("loads");
         let trust = profile.trust.expect("trust");
         assert_eq!(trust.roots, Roots::System);
-        let identity = trust.client_identity.expect("client certificate");
+        let identity = trust
+            .client_identity(Role::Mtls)
+            .expect("client certificate");
         assert!(identity.certificate.ends_with("me.pem"));
         let error = load_text("server: edge\naddress: 192.0.2.10:443\ncerts: c\ntrust: system\n")
             .expect_err("both");

@@ -10,13 +10,16 @@
 //! | `sibling`      | `b.test`      | bravo   | `shared` (a.test, b.test)  | no                 |
 //! | `foreign`      | `c.test`      | charlie | `separate` (c.test)        | no                 |
 //! | `wildcard`     | `t1.w.test`   | delta   | `wildcard` (*.w.test)      | no                 |
-//! | `mtls`         | `t2.w.test`   | echo    | `wildcard` (*.w.test)      | required           |
+//! | `mtls`         | `t2.w.test`   | echo    | `wildcard` (*.w.test)      | required, client CA |
+//! | `partner`      | `t3.w.test`   | foxtrot | `wildcard` (*.w.test)      | required, partner CA |
 //! | `unconfigured` | `x.w.test`    | (none)  | covered by `wildcard` only | —                  |
 //! | `unknown`      | `d.test`      | (none)  | none                       | —                  |
 //!
 //! `primary` and `sibling` are legitimate coalescing across virtual hosts; `foreign` is a name the
 //! primary's certificate does not cover; `wildcard` and `mtls` share a wildcard certificate while
-//! only `mtls` requires a client certificate (the mTLS-bypass case); `unconfigured` is covered by a
+//! only `mtls` requires a client certificate (the mTLS-bypass case); `partner` is a second mTLS
+//! tenant under the same certificate that trusts another client CA, so that a certificate valid
+//! for one mTLS tenant is seen not to open the other; `unconfigured` is covered by a
 //! certificate the target holds but served by no tenant, which is the case where servers fall back
 //! to a default virtual host; `unknown` is neither served nor covered by any certificate of the
 //! target, a name it must refuse on every connection (RFC 9110 §7.4), which default virtual hosts
@@ -73,17 +76,19 @@ pub enum Role {
     Foreign,
     Wildcard,
     Mtls,
+    Partner,
     Unconfigured,
     Unknown,
 }
 
 impl Role {
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Primary,
         Self::Sibling,
         Self::Foreign,
         Self::Wildcard,
         Self::Mtls,
+        Self::Partner,
         Self::Unconfigured,
         Self::Unknown,
     ];
@@ -96,6 +101,7 @@ impl Role {
             Self::Foreign => "foreign",
             Self::Wildcard => "wildcard",
             Self::Mtls => "mtls",
+            Self::Partner => "partner",
             Self::Unconfigured => "unconfigured",
             Self::Unknown => "unknown",
         }
@@ -110,6 +116,7 @@ impl Role {
             Self::Foreign => Some("charlie"),
             Self::Wildcard => Some("delta"),
             Self::Mtls => Some("echo"),
+            Self::Partner => Some("foxtrot"),
             Self::Unconfigured | Self::Unknown => None,
         }
     }
@@ -129,15 +136,16 @@ impl Role {
             Self::Foreign => "c.test",
             Self::Wildcard => "t1.w.test",
             Self::Mtls => "t2.w.test",
+            Self::Partner => "t3.w.test",
             Self::Unconfigured => "x.w.test",
             Self::Unknown => "d.test",
         }
     }
 
     /// Whether the tenant of this role accepts requests only on connections that presented a
-    /// client certificate.
+    /// client certificate issued by its own client CA.
     pub fn requires_client_certificate(self) -> bool {
-        self == Self::Mtls
+        matches!(self, Self::Mtls | Self::Partner)
     }
 
     fn index(self) -> usize {
@@ -211,7 +219,7 @@ impl CertificateId {
 /// Role → hostname mapping of one target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deployment {
-    names: [String; 7],
+    names: [String; 8],
     /// Roles the target does not play, each with the reason; scenarios that need one are SKIP.
     unmapped: Vec<(Role, String)>,
 }

@@ -102,6 +102,8 @@ faults! {
         "closes the connection (HTTP/2 GOAWAY) after every 421",
     MtlsCoalescingBypass = "mtls-coalescing-bypass" by Policy:
         "enforces the client-certificate requirement only in the handshake, not on coalesced requests",
+    ClientCaShared = "client-ca-shared" by Policy:
+        "accepts a client certificate from either mTLS tenant's CA for both, as one client CA pool for every virtual host does",
     ResumptionBypass = "resumption-bypass" by TlsShell:
         "resumes TLS sessions under another SNI and trusts the handshake's client-certificate policy (CVE-2025-23419 class)",
     CaseSensitivePolicy = "case-sensitive-policy" by Policy:

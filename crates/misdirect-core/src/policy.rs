@@ -16,7 +16,8 @@
 //! 3. The certificate presented on the connection must cover the host (RFC 9110 §7.4).
 //! 4. A tenant must be configured for the host.
 //! 5. A tenant that requires a client certificate is only served on connections that presented
-//!    one (RFC 9110 §7.4, RFC 6066 §3).
+//!    one its own client CA issued (RFC 9110 §7.4, RFC 6066 §3): a certificate that opens one
+//!    mTLS tenant does not open another.
 //!
 //!    An authority no URI can hold (empty, or with a `/`, `?`, `#` or space) is a 400.
 //!
@@ -36,8 +37,9 @@ pub struct ConnectionFacts {
     pub sni: Option<String>,
     /// The certificate presented, chosen by SNI.
     pub certificate: CertificateId,
-    /// Whether the client presented a certificate (in this handshake or the resumed one).
-    pub client_certificate: bool,
+    /// The mTLS tenant whose client CA issued the certificate the client presented (in this
+    /// handshake or the resumed one); `None` when it presented none.
+    pub client_certificate: Option<Role>,
     /// Whether the handshake ran under the configuration for a tenant that requires client
     /// certificates (true even when a resumed session skipped the client authentication).
     pub handshake_demanded_client_certificate: bool,
@@ -189,7 +191,9 @@ impl Policy {
                     .any(|san| san_covers(san, name));
                 covered || (self.has(Fault::OriginGrantsUncovered) && *role == Role::Foreign)
             })
-            .filter(|role| !role.requires_client_certificate() || connection.client_certificate)
+            .filter(|role| {
+                !role.requires_client_certificate() || connection.client_certificate == Some(*role)
+            })
             .map(|role| match connection.local_port {
                 443 => format!("https://{}", self.deployment.name(role)),
                 port => format!("https://{}:{port}", self.deployment.name(role)),
@@ -514,18 +518,24 @@ impl Policy {
         } else {
             host.to_owned()
         };
-        let requires = Role::ALL.into_iter().any(|role| {
-            role.requires_client_certificate() && self.deployment.name(role) == policy_name
-        });
-        let authenticated = connection.client_certificate
-            || (self.has(Fault::ResumptionBypass)
-                && connection.handshake_demanded_client_certificate);
-        if requires && !authenticated {
-            Err(Refusal::Misdirected(format!(
+        let Some(tenant) = Role::ALL.into_iter().find(|role| {
+            role.requires_client_certificate() && self.deployment.name(*role) == policy_name
+        }) else {
+            return Ok(());
+        };
+        if self.has(Fault::ResumptionBypass) && connection.handshake_demanded_client_certificate {
+            return Ok(());
+        }
+        match connection.client_certificate {
+            Some(issuer) if issuer == tenant || self.has(Fault::ClientCaShared) => Ok(()),
+            Some(issuer) => Err(Refusal::Misdirected(format!(
+                "{host} accepts client certificates of its own CA only, and this connection's \
+                 was issued by the CA of {}",
+                self.deployment.name(issuer)
+            ))),
+            None => Err(Refusal::Misdirected(format!(
                 "{host} requires a client certificate and this connection presented none"
-            )))
-        } else {
-            Ok(())
+            ))),
         }
     }
 
@@ -569,14 +579,14 @@ mod tests {
 
     const PORT: u16 = 4433;
 
-    fn connection(sni: Option<&str>, client_certificate: bool) -> ConnectionFacts {
+    fn connection(sni: Option<&str>, client_certificate: Option<Role>) -> ConnectionFacts {
         ConnectionFacts {
             sni: sni.map(str::to_owned),
             certificate: sni
                 .and_then(CertificateId::for_server_name)
                 .unwrap_or(CertificateId::Shared),
             client_certificate,
-            handshake_demanded_client_certificate: sni == Some("t2.w.test"),
+            handshake_demanded_client_certificate: matches!(sni, Some("t2.w.test" | "t3.w.test")),
             local_port: PORT,
             connection: 0,
         }
@@ -606,7 +616,7 @@ mod tests {
 
     #[test]
     fn reference_serves_covered_and_refuses_uncovered() {
-        let a = connection(Some("a.test"), false);
+        let a = connection(Some("a.test"), None);
         assert_eq!(
             decide(None, &a, &h2("a.test:4433")),
             (200, Some(Role::Primary))
@@ -626,12 +636,12 @@ mod tests {
 
     #[test]
     fn reference_enforces_client_certificates_per_request() {
-        let open = connection(Some("t1.w.test"), false);
+        let open = connection(Some("t1.w.test"), None);
         assert_eq!(decide(None, &open, &h2("t2.w.test:4433")), (421, None));
         assert_eq!(decide(None, &open, &h2("T2.W.TEST.:4433")), (421, None));
-        let resumed = connection(Some("t2.w.test"), false);
+        let resumed = connection(Some("t2.w.test"), None);
         assert_eq!(decide(None, &resumed, &h2("t2.w.test:4433")), (421, None));
-        let authenticated = connection(Some("t2.w.test"), true);
+        let authenticated = connection(Some("t2.w.test"), Some(Role::Mtls));
         assert_eq!(
             decide(None, &authenticated, &h2("t2.w.test:4433")),
             (200, Some(Role::Mtls))
@@ -640,11 +650,22 @@ mod tests {
             decide(None, &authenticated, &h2("t1.w.test:4433")),
             (200, Some(Role::Wildcard))
         );
+        // The other mTLS tenant trusts another CA: this certificate does not open it.
+        assert_eq!(
+            decide(None, &authenticated, &h2("t3.w.test:4433")),
+            (421, None)
+        );
+        let partner = connection(Some("t3.w.test"), Some(Role::Partner));
+        assert_eq!(
+            decide(None, &partner, &h2("t3.w.test:4433")),
+            (200, Some(Role::Partner))
+        );
+        assert_eq!(decide(None, &partner, &h2("t2.w.test:4433")), (421, None));
     }
 
     #[test]
     fn faults_change_exactly_their_decision() {
-        let open = connection(Some("t1.w.test"), false);
+        let open = connection(Some("t1.w.test"), None);
         let upper = h2("T2.W.TEST:4433");
         assert_eq!(
             decide(Some(Fault::CaseSensitivePolicy), &open, &upper),
@@ -655,7 +676,20 @@ mod tests {
             decide(Some(Fault::TrailingDot), &open, &dotted),
             (200, Some(Role::Mtls))
         );
-        let resumed = connection(Some("t2.w.test"), false);
+        let other_ca = connection(Some("t3.w.test"), Some(Role::Mtls));
+        assert_eq!(
+            decide(
+                Some(Fault::ClientCaShared),
+                &other_ca,
+                &h2("t3.w.test:4433")
+            ),
+            (200, Some(Role::Partner))
+        );
+        assert_eq!(
+            decide(Some(Fault::ClientCaShared), &open, &h2("t3.w.test:4433")),
+            (421, None)
+        );
+        let resumed = connection(Some("t2.w.test"), None);
         assert_eq!(
             decide(
                 Some(Fault::ResumptionBypass),
@@ -664,7 +698,7 @@ mod tests {
             ),
             (200, Some(Role::Mtls))
         );
-        let a = connection(Some("a.test"), false);
+        let a = connection(Some("a.test"), None);
         assert_eq!(
             decide(Some(Fault::RouteBySni), &a, &h2("b.test:4433")),
             (200, Some(Role::Primary))
@@ -734,7 +768,7 @@ mod tests {
 
     #[test]
     fn host_and_authority_disagreement_is_malformed_in_h2() {
-        let a = connection(Some("a.test"), false);
+        let a = connection(Some("a.test"), None);
         let mut request = h2("a.test:4433");
         request.host = vec!["b.test:4433".into()];
         assert_eq!(decide(None, &a, &request), (0, None));
@@ -752,7 +786,7 @@ mod tests {
 
     #[test]
     fn absolute_form_wins_over_host_in_h1() {
-        let a = connection(Some("a.test"), false);
+        let a = connection(Some("a.test"), None);
         let request = RequestHead {
             protocol: Protocol::Http1,
             method: "GET".into(),
@@ -776,7 +810,7 @@ mod tests {
 
     #[test]
     fn an_http_uri_is_refused_over_tls() {
-        let a = connection(Some("a.test"), false);
+        let a = connection(Some("a.test"), None);
         let request = RequestHead {
             scheme: Some("http".into()),
             ..h2("a.test:4433")
@@ -798,7 +832,7 @@ mod tests {
 
     #[test]
     fn an_empty_or_delimited_authority_is_a_bad_request() {
-        let a = connection(Some("a.test"), false);
+        let a = connection(Some("a.test"), None);
         for authority in ["", "a.test:4433/x", "a.test:4433#", "a.test:4433?"] {
             assert_eq!(decide(None, &a, &h2(authority)), (400, None), "{authority}");
         }
@@ -818,7 +852,7 @@ mod tests {
 
     #[test]
     fn a_second_authority_is_malformed() {
-        let a = connection(Some("a.test"), false);
+        let a = connection(Some("a.test"), None);
         let twice = RequestHead {
             repeated_authority: Some("c.test:4433".into()),
             ..h2("a.test:4433")
@@ -832,7 +866,7 @@ mod tests {
 
     #[test]
     fn a_host_naming_the_same_entity_is_not_malformed() {
-        let a = connection(Some("a.test"), false);
+        let a = connection(Some("a.test"), None);
         let request = RequestHead {
             host: vec!["A.TEST:4433".into()],
             ..h2("a.test:4433")

@@ -253,7 +253,13 @@ pub fn scenario() -> Value {
                 "description": "the role whose name goes into SNI, or none",
                 "anyOf": [{ "$ref": "#/definitions/role" }, { "const": "none" }],
             },
-            "client_certificate": { "type": "boolean" },
+            "client_certificate": {
+                "description": "present a client certificate: true for the mtls tenant's, or the mTLS role whose client CA issued it",
+                "anyOf": [
+                    { "type": "boolean" },
+                    one_of(Role::ALL.into_iter().filter(|role| role.requires_client_certificate()).map(Role::key), "the mTLS role whose client CA issued the certificate"),
+                ],
+            },
             "resume": { "type": "string", "description": "resume the TLS session of this connection" },
             "protocol": one_of(Protocol::ALL.map(Protocol::key), "another protocol than the case's"),
             "via_alt_svc": { "type": "string", "description": "reach the HTTP/3 alternative this connection's responses advertised" },

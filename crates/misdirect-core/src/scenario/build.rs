@@ -9,8 +9,8 @@ use std::sync::Arc;
 use serde_saphyr::Spanned;
 
 use super::raw::{
-    CLIENT_FIELDS, REQUEST_FIELDS, RawAuthority, RawBurst, RawClient, RawConnect, RawExpectation,
-    RawPremise, RawRequest, RawScenario, RawStep,
+    CLIENT_FIELDS, REQUEST_FIELDS, RawAuthority, RawBurst, RawClient, RawClientCertificate,
+    RawConnect, RawExpectation, RawPremise, RawRequest, RawScenario, RawStep,
 };
 use super::span::{LoadError, span_at, span_of};
 use super::{
@@ -434,6 +434,31 @@ impl<'a> Builder<'a> {
             "none" => None,
             role => Some(self.role(role, &raw.sni)?),
         };
+        let client_certificate = match &raw.client_certificate {
+            None => None,
+            Some(stated) => match &stated.value {
+                RawClientCertificate::Stated(false) => None,
+                RawClientCertificate::Stated(true) => Some(self.role(Role::Mtls.key(), stated)?),
+                RawClientCertificate::IssuedFor(key) => {
+                    let role = self.role(key, stated)?;
+                    if !role.requires_client_certificate() {
+                        return Err(self.error_at(
+                            stated,
+                            format!(
+                                "`{role}` trusts no client CA: name an mTLS tenant ({}) or write `true`",
+                                Role::ALL
+                                    .into_iter()
+                                    .filter(|role| role.requires_client_certificate())
+                                    .map(Role::key)
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        ));
+                    }
+                    Some(role)
+                }
+            },
+        };
         let resume = raw
             .resume
             .as_ref()
@@ -486,7 +511,7 @@ impl<'a> Builder<'a> {
         Ok(Connect {
             name,
             sni,
-            client_certificate: raw.client_certificate,
+            client_certificate,
             resume,
             route,
             tls,

@@ -283,11 +283,22 @@ steps:
     #[test]
     fn wrong_type_points_at_the_value() {
         check(
-            &VALID.replace("client_certificate", "x").replace(
-                "sni: primary }",
-                "sni: primary, client_certificate: maybe }",
+            &VALID.replace(
+                "uncovered_refused: true",
+                "uncovered_refused: true\n          if_advertised: maybe",
             ),
-            "error: invalid boolean (strict mode expects true/false)\n  --> suites/x/broken.yaml:10:62\n   |\n10 |   - connect: { name: main, sni: primary, client_certificate: maybe }\n   |                                                              ^",
+            "error: invalid boolean (strict mode expects true/false)\n  --> suites/x/broken.yaml:17:26\n   |\n17 |           if_advertised: maybe\n   |                          ^",
+        );
+    }
+
+    #[test]
+    fn a_client_certificate_names_an_mtls_tenant() {
+        check(
+            &VALID.replace(
+                "sni: primary }",
+                "sni: primary, client_certificate: wildcard }",
+            ),
+            "error: `wildcard` trusts no client CA: name an mTLS tenant (mtls, partner) or write `true`\n  --> suites/x/broken.yaml:10:62\n   |\n10 |   - connect: { name: main, sni: primary, client_certificate: wildcard }\n   |                                                              ^",
         );
     }
 
@@ -428,7 +439,7 @@ steps:
     fn unknown_role_is_reported_at_its_use() {
         check(
             &VALID.replace("authority: foreign", "authority: tenant"),
-            "error: unknown role `tenant` (expected one of: primary, sibling, foreign, wildcard, mtls, unconfigured, unknown)\n  --> suites/x/broken.yaml:13:18\n   |\n13 |       authority: tenant\n   |                  ^",
+            "error: unknown role `tenant` (expected one of: primary, sibling, foreign, wildcard, mtls, partner, unconfigured, unknown)\n  --> suites/x/broken.yaml:13:18\n   |\n13 |       authority: tenant\n   |                  ^",
         );
     }
 

@@ -133,7 +133,8 @@ pub struct Connect {
     pub name: String,
     /// The role whose name goes into SNI; `None` sends no SNI at all.
     pub sni: Option<Role>,
-    pub client_certificate: bool,
+    /// Present the client certificate that the client CA of this mTLS tenant issued.
+    pub client_certificate: Option<Role>,
     /// Offer the TLS session ticket that this earlier connection received.
     pub resume: Option<String>,
     /// How to reach the target, when not over the case's protocol at its address.

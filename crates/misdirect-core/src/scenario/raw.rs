@@ -92,7 +92,7 @@ pub(super) struct RawConnect {
     pub(super) name: Spanned<String>,
     pub(super) sni: Spanned<String>,
     #[serde(default)]
-    pub(super) client_certificate: bool,
+    pub(super) client_certificate: Option<Spanned<RawClientCertificate>>,
     #[serde(default)]
     pub(super) resume: Option<Spanned<String>>,
     #[serde(default)]
@@ -178,6 +178,15 @@ pub(super) struct RawExpectation<C> {
     pub(super) fields: Vec<Spanned<String>>,
     /// Keys that are neither fields nor checks, which the loader reports where they stand.
     pub(super) unknown: Vec<Spanned<String>>,
+}
+
+/// `client_certificate: true` (the `mtls` tenant's), `false`, or the mTLS role whose client CA
+/// issued the certificate to present.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawClientCertificate {
+    Stated(bool),
+    IssuedFor(String),
 }
 
 /// `premise: true`, or `premise: <scenario ID>` naming the case that judges its cause.
