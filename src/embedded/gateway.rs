@@ -78,6 +78,8 @@ pub(super) struct Gateway {
     pub(super) cache_by_path: bool,
     /// Pass a backend's 421 on instead of retrying ([`Fault::GatewayRelaysBackend421`]).
     pub(super) relays_backend_421: bool,
+    /// Store a backend's 421, freshness or not ([`Fault::GatewayStoresBackend421`]).
+    pub(super) stores_backend_421: bool,
 }
 
 /// Most answers the gateway's cache holds; past it, nothing more is stored.
@@ -111,9 +113,13 @@ impl Gateway {
         cache.get(&self.cache_key(role, path)).cloned()
     }
 
-    /// Stores `answer` to `role`'s `path` if its upstream let a shared cache keep it.
+    /// Stores `answer` to `role`'s `path` if its upstream let a shared cache keep it: a 200
+    /// marked storable. A 421 is not heuristically cacheable (RFC 9110 §15.5.20) and the mock
+    /// upstreams give theirs no freshness, so it is never stored (RFC 9111 §3).
     fn store(&self, role: Role, path: &str, answer: &Answer) {
-        if answer.status != 200 || answer.cache_control != Some(STORABLE) {
+        let allowed = answer.status == 200 && answer.cache_control == Some(STORABLE);
+        let stored_all_the_same = self.stores_backend_421 && answer.status == 421;
+        if !(allowed || stored_all_the_same) {
             return;
         }
         let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);

@@ -279,7 +279,11 @@ impl Shared {
                     send_sni: fault != Some(Fault::GatewayNoUpstreamSni),
                     cache: Mutex::default(),
                     cache_by_path: fault == Some(Fault::CacheKeyWithoutHost),
-                    relays_backend_421: fault == Some(Fault::GatewayRelaysBackend421),
+                    relays_backend_421: matches!(
+                        fault,
+                        Some(Fault::GatewayRelaysBackend421 | Fault::GatewayStoresBackend421)
+                    ),
+                    stores_backend_421: fault == Some(Fault::GatewayStoresBackend421),
                 })
             })
             .transpose()?;

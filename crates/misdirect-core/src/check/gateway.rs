@@ -13,6 +13,10 @@ family! {
         ReachedUpstream(Role) = "reached_upstream",
         /// The request reached no upstream at all.
         ReachedNoUpstream = "reached_no_upstream",
+        /// The answer was fetched from this role's tenant's upstream, whatever it said: the
+        /// request reached it, where `reached_upstream` lets a gateway refuse on its own. A
+        /// refusal the gateway answered without asking, as from a stored response, is unmet.
+        FetchedFrom(Role) = "fetched_from",
         /// The connection to the upstream that carried the request named this role in SNI.
         UpstreamSni(Role) = "upstream_sni",
         /// The request reached its upstream with a Host naming this role (the port aside): a
@@ -29,6 +33,10 @@ impl GatewayCheck {
                 role.tenant().unwrap_or("none")
             ),
             Self::ReachedNoUpstream => "forwarded to no upstream".to_owned(),
+            Self::FetchedFrom(role) => format!(
+                "fetched from the upstream of tenant {}, not answered from a store",
+                role.tenant().unwrap_or("none")
+            ),
             Self::UpstreamSni(role) => format!(
                 "forwarded over an upstream connection whose SNI is {}",
                 role.standard_name()
@@ -61,12 +69,19 @@ impl GatewayCheck {
         match self {
             // Only meaningful if something of this case reached the upstreams at all: otherwise
             // the gateway may not be routed to them, or strip the request ID.
-            Self::ReachedNoUpstream if everything.is_empty() => Judgement::Missing(
-                "no request of this case reached a mock upstream: is the gateway routed to them?"
-                    .to_owned(),
-            ),
+            Self::ReachedNoUpstream | Self::FetchedFrom(_) if everything.is_empty() => {
+                Judgement::Missing(
+                    "no request of this case reached a mock upstream: is the gateway routed to them?"
+                        .to_owned(),
+                )
+            }
             Self::ReachedNoUpstream if reached.is_empty() => Judgement::Met,
             Self::ReachedNoUpstream => exchanged.unmet_with(upstreams()),
+            Self::FetchedFrom(_) if reached.is_empty() => exchanged.unmet_with(
+                "answered by the gateway without asking any upstream, although other requests \
+                 of this case reached one"
+                    .to_owned(),
+            ),
             // A gateway that refused the request itself forwarded nothing, which is no fault of
             // its forwarding (the case's control shows it forwards at all).
             Self::ReachedUpstream(_) | Self::UpstreamSni(_) | Self::UpstreamHost(_)
@@ -83,7 +98,7 @@ impl GatewayCheck {
                     "no mock upstream saw the request: is the gateway routed to them?".to_owned(),
                 )
             }
-            Self::ReachedUpstream(role) => {
+            Self::ReachedUpstream(role) | Self::FetchedFrom(role) => {
                 if reached
                     .iter()
                     .all(|request| Some(request.upstream.as_str()) == role.tenant())
