@@ -12,7 +12,7 @@ use bytes::Bytes;
 
 use super::IDLE;
 use crate::client::tls::{ConnectionTickets, Credentials, TicketJar};
-use crate::client::{self, AuthorityField, ConnectRequest, WireRequest};
+use crate::client::{self, AuthorityField, ConnectRequest, Connection, WireRequest};
 use misdirect_core::deployment::{REQUEST_ID_HEADER, Role, STORABLE};
 #[cfg(doc)]
 use misdirect_core::fault::Fault;
@@ -156,32 +156,24 @@ impl Gateway {
         answer
     }
 
-    /// Proxies the request to `role`'s upstream on a connection of its own.
-    async fn forward_once(
-        &self,
-        role: Role,
-        head: &RequestHead,
-        forward: &Forward,
-        host_instead: Option<&str>,
-    ) -> Answer {
+    /// A new connection to `role`'s upstream, or the 502 that answers for it.
+    async fn connect(&self, role: Role, protocol: Protocol) -> Result<Connection, Answer> {
         let Some(address) = self
             .upstreams
             .iter()
             .find(|(candidate, _)| *candidate == role)
             .map(|(_, address)| *address)
         else {
-            return Answer::refusal(502, format!("bad gateway: no upstream for {role}\n"), false);
-        };
-        // HTTP/1.1 downstream goes upstream as HTTP/1.1, HTTP/2 and HTTP/3 as HTTP/2, so that
-        // both kinds of backend connection are exercised.
-        let upstream_protocol = match head.protocol {
-            Protocol::Http1 => Protocol::Http1,
-            Protocol::Http2 | Protocol::Http3 => Protocol::Http2,
+            return Err(Answer::refusal(
+                502,
+                format!("bad gateway: no upstream for {role}\n"),
+                false,
+            ));
         };
         let connect = ConnectRequest {
             address,
             sni: self.send_sni.then_some(role.standard_name()),
-            protocol: upstream_protocol,
+            protocol,
             client_certificate: None,
             tickets: Arc::new(ConnectionTickets::new(
                 Arc::new(TicketJar::default()),
@@ -191,9 +183,59 @@ impl Gateway {
             tls: None,
             own_framing: false,
         };
-        let mut connection = match client::connect(&self.credentials, connect, IDLE).await {
-            Ok((connection, _)) => connection,
-            Err(error) => return Answer::refusal(502, format!("bad gateway: {error:?}\n"), false),
+        match client::connect(&self.credentials, connect, IDLE).await {
+            Ok((connection, _)) => Ok(connection),
+            Err(error) => Err(Answer::refusal(
+                502,
+                format!("bad gateway: {error:?}\n"),
+                false,
+            )),
+        }
+    }
+
+    /// The origins that the ORIGIN frame of `role`'s upstream lists, read on an HTTP/2
+    /// connection of their own: a request for `/` waits until the frames sent before its
+    /// answer are in. Only [`Fault::GatewayRelaysOriginFrame`] asks, to pass them on.
+    pub(super) async fn upstream_origins(&self, role: Role) -> Vec<String> {
+        let Ok(mut connection) = self.connect(role, Protocol::Http2).await else {
+            return Vec::new();
+        };
+        let request = WireRequest {
+            method: "GET".to_owned(),
+            scheme: Scheme::Https,
+            authority_field: AuthorityField::Once,
+            authority: role.standard_name().to_owned(),
+            host: None,
+            form: TargetForm::Origin,
+            path: "/".to_owned(),
+            headers: Vec::new(),
+            body: None,
+        };
+        let _ = tokio::time::timeout(IDLE, connection.send(&request)).await;
+        connection
+            .origin_frames()
+            .into_iter()
+            .flat_map(|frame| frame.origins)
+            .collect()
+    }
+
+    /// Proxies the request to `role`'s upstream on a connection of its own.
+    async fn forward_once(
+        &self,
+        role: Role,
+        head: &RequestHead,
+        forward: &Forward,
+        host_instead: Option<&str>,
+    ) -> Answer {
+        // HTTP/1.1 downstream goes upstream as HTTP/1.1, HTTP/2 and HTTP/3 as HTTP/2, so that
+        // both kinds of backend connection are exercised.
+        let upstream_protocol = match head.protocol {
+            Protocol::Http1 => Protocol::Http1,
+            Protocol::Http2 | Protocol::Http3 => Protocol::Http2,
+        };
+        let mut connection = match self.connect(role, upstream_protocol).await {
+            Ok(connection) => connection,
+            Err(answer) => return answer,
         };
         // The gateway's Host is the request's authority (RFC 9113 §8.3.1), or the tenant's name
         // where the request named none.

@@ -6,7 +6,8 @@
 //!
 //! With them a scenario can say what reached the backends: nothing for a request the gateway
 //! must refuse, the right tenant's backend for a coalesced request, the tenant's name in SNI.
-//! Two path prefixes script their answers: under `/cached/` a response a shared cache may store,
+//! Over HTTP/2 each sends an ORIGIN frame listing [`UPSTREAM_ORIGIN`], which a gateway must
+//! keep to itself. Two path prefixes script their answers: under `/cached/` a response a shared cache may store,
 //! under `/refused-once/` a 421 the first time each path arrives, as a backend that finds the
 //! gateway's connection misdirected answers.
 
@@ -25,7 +26,8 @@ use super::ServeError;
 use crate::client::tls::{VERSIONS, provider};
 use crate::pki::Pki;
 use misdirect_core::deployment::{
-    CertificateId, REQUEST_ID_HEADER, Role, STORABLE, TENANT_HEADER, refused_once, storable,
+    CertificateId, REQUEST_ID_HEADER, Role, STORABLE, TENANT_HEADER, UPSTREAM_ORIGIN, refused_once,
+    storable,
 };
 use misdirect_core::observe::UpstreamRequest;
 use misdirect_core::wire;
@@ -246,8 +248,11 @@ async fn serve_io<S: AsyncRead + AsyncWrite + Unpin>(
             }
         };
     if seen.alpn.as_deref() == Some("h2") {
-        // Gateways that speak HTTP/2 to their backends (Envoy, HAProxy, Caddy) get it.
-        let mut connection = h2::server::handshake(tls).await?;
+        // Gateways that speak HTTP/2 to their backends (Envoy, HAProxy, Caddy) get it, with an
+        // ORIGIN frame that the gateway must not pass on to its clients (RFC 8336 §2.2).
+        let origin = wire::h2::origin_frame(0, &[UPSTREAM_ORIGIN.to_owned()]);
+        let io = super::origin_frame::InjectAfterFirstFrame::new(tls, origin);
+        let mut connection = h2::server::handshake(io).await?;
         while let Some(accepted) = connection.accept().await {
             let (request, mut respond) = accepted?;
             let header = |name: &str| {

@@ -62,6 +62,11 @@ pub fn refused_once(path: &str) -> bool {
     path.starts_with(REFUSED_ONCE_PATHS)
 }
 
+/// The origin that the mock upstreams list in the ORIGIN frame they send on every HTTP/2
+/// connection, and no one else does: on a client's connection it shows a frame that a gateway
+/// forwarded, which an intermediary must not do (RFC 8336 §2.2). `.invalid` names nothing.
+pub const UPSTREAM_ORIGIN: &str = "https://upstream-only.misdirect.invalid";
+
 /// The path of a client scenario's fetch `index`, so that the origin's log tells fetches apart.
 pub fn fetch_path(index: usize) -> String {
     format!("/fetch/{index}")

@@ -148,6 +148,8 @@ faults! {
         "as a gateway, connects to the upstreams without SNI",
     GatewayRelaysBackend421 = "gateway-relays-backend-421" by Gateway:
         "passes a backend's 421 on to the client instead of retrying on a fresh upstream connection, so the client retries a connection that was never the problem",
+    GatewayRelaysOriginFrame = "gateway-relays-origin-frame" by Gateway:
+        "lists in its own HTTP/2 ORIGIN frame the origins its upstream's ORIGIN frame listed, as a proxy that passes the frame on does",
     GatewayStoresBackend421 = "gateway-stores-backend-421" by Gateway:
         "passes a backend's 421 on and keeps it in its shared cache, although nothing in it allows storing, so later requests for that target get the 421 without reaching the backend",
     CacheKeyWithoutHost = "cache-key-without-host" by Gateway:

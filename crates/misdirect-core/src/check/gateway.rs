@@ -4,7 +4,7 @@
 //! SNI, with the request's authority as its Host.
 
 use super::{Exchanged, Judgement, family, host_of};
-use crate::deployment::{Role, normalize_host};
+use crate::deployment::{Role, UPSTREAM_ORIGIN, normalize_host};
 
 family! {
     /// What an expectation asserts about what reached the mock upstreams behind a gateway.
@@ -22,6 +22,11 @@ family! {
         /// The request reached its upstream with a Host naming this role (the port aside): a
         /// gateway passes the request's authority on (RFC 9113 §8.3.1).
         UpstreamHost(Role) = "upstream_host",
+        /// No ORIGIN frame on the request's connection lists the origin that only the mock
+        /// upstreams' ORIGIN frames list: the gateway did not pass its upstream's frame on
+        /// (RFC 8336 §2.2). Not applicable unless the request reached its upstream over
+        /// HTTP/2, where the upstream sends that frame.
+        OriginFrameNotRelayed = "origin_frame_not_relayed",
     }
 }
 
@@ -45,6 +50,11 @@ impl GatewayCheck {
                 "forwarded with a Host naming {}, the request's authority",
                 role.standard_name()
             ),
+            Self::OriginFrameNotRelayed => {
+                format!(
+                    "no ORIGIN frame passed on from the upstream (none listing {UPSTREAM_ORIGIN})"
+                )
+            }
         }
     }
 
@@ -84,14 +94,20 @@ impl GatewayCheck {
             ),
             // A gateway that refused the request itself forwarded nothing, which is no fault of
             // its forwarding (the case's control shows it forwards at all).
-            Self::ReachedUpstream(_) | Self::UpstreamSni(_) | Self::UpstreamHost(_)
+            Self::ReachedUpstream(_)
+            | Self::UpstreamSni(_)
+            | Self::UpstreamHost(_)
+            | Self::OriginFrameNotRelayed
                 if exchanged.refused && reached.is_empty() =>
             {
                 Judgement::NotApplicable(
                     "the gateway refused the request; nothing to forward".to_owned(),
                 )
             }
-            Self::ReachedUpstream(_) | Self::UpstreamSni(_) | Self::UpstreamHost(_)
+            Self::ReachedUpstream(_)
+            | Self::UpstreamSni(_)
+            | Self::UpstreamHost(_)
+            | Self::OriginFrameNotRelayed
                 if reached.is_empty() =>
             {
                 Judgement::Missing(
@@ -106,6 +122,36 @@ impl GatewayCheck {
                     Judgement::Met
                 } else {
                     exchanged.unmet_with(upstreams())
+                }
+            }
+            Self::OriginFrameNotRelayed
+                if !reached
+                    .iter()
+                    .any(|request| request.alpn.as_deref() == Some("h2")) =>
+            {
+                Judgement::NotApplicable(
+                    "the gateway did not speak HTTP/2 to the upstream, which sends its ORIGIN \
+                     frame over HTTP/2 only"
+                        .to_owned(),
+                )
+            }
+            Self::OriginFrameNotRelayed => {
+                let relayed = exchanged
+                    .observations
+                    .connection(&exchanged.exchange.connection)
+                    .is_some_and(|record| {
+                        record
+                            .origin_frames
+                            .iter()
+                            .any(|frame| frame.origins.iter().any(|origin| origin == UPSTREAM_ORIGIN))
+                    });
+                if relayed {
+                    exchanged.unmet_with(format!(
+                        "an ORIGIN frame on this connection lists {UPSTREAM_ORIGIN}, which only \
+                         the upstream's frame listed"
+                    ))
+                } else {
+                    Judgement::Met
                 }
             }
             Self::UpstreamSni(_) if reached.iter().all(|request| !request.tls) => {
