@@ -50,7 +50,9 @@ pub fn evaluate_steps(
     steps: usize,
 ) -> Evaluation {
     let mut tally = Tally::default();
-    for (step_index, step) in scenario.steps.iter().enumerate().take(steps) {
+    // Once a premise fails, the case's question does not arise: what came after it is not
+    // judged, what came before it still counts.
+    'steps: for (step_index, step) in scenario.steps.iter().enumerate().take(steps) {
         let Step::Send(send) = step else { continue };
         for (request_index, request) in send.requests.iter().enumerate() {
             for round in 0..send.rounds {
@@ -81,6 +83,7 @@ pub fn evaluate_steps(
                                 expected,
                                 observed,
                             );
+                            break 'steps;
                         }
                         (_, judged) => tally.add(requirement, &expectation.span, judged, described),
                     }
@@ -153,7 +156,8 @@ struct Tally {
     findings: Vec<Finding>,
     skips: Vec<Finding>,
     met: usize,
-    /// The first premise that did not hold: the case is SKIP, unless it saw a FAIL or an ERROR.
+    /// The first premise that did not hold: the case is SKIP, unless it saw a FAIL or an ERROR
+    /// before it (nothing after it is judged).
     unmet_premise: Option<Finding>,
 }
 
@@ -556,6 +560,30 @@ steps:
         let observed = observations(response(421, None), gone);
         let evaluation = evaluate_over_h2(&scenario, &observed);
         assert_eq!(evaluation.verdict, Verdict::Info);
+    }
+
+    #[test]
+    fn nothing_after_an_unmet_premise_is_judged() {
+        let scenario = load_str(
+            Path::new("t.yaml"),
+            "t",
+            &SCENARIO
+                .replace("status: 421 }", "status: 421, premise: true }")
+                .replace(
+                    "R9113-9.1.1-a, served_by: sibling, protocols: [h2]",
+                    "R9110-7.4-b, served_by: sibling",
+                ),
+        )
+        .unwrap();
+        // Refused, but not with 421: the later misroute is no answer to the case's question.
+        let observed = observations(response(403, None), response(200, Some("alpha")));
+        let evaluation = evaluate_over_h2(&scenario, &observed);
+        assert_eq!(evaluation.verdict, Verdict::Skip);
+        // What came before the premise still counts.
+        let observed = observations(response(200, Some("charlie")), response(200, Some("alpha")));
+        let evaluation = evaluate_over_h2(&scenario, &observed);
+        assert_eq!(evaluation.verdict, Verdict::Fail);
+        assert_eq!(evaluation.findings.len(), 1, "{:?}", evaluation.findings);
     }
 
     #[test]
