@@ -86,7 +86,7 @@ pub(super) struct RunArgs {
     #[arg(long, value_name = "PORT")]
     h3_port: Option<u16>,
     /// For a gateway of yours: run the tenants' mock upstreams on 127.0.0.1 from this port on
-    /// (alpha, bravo, charlie, delta, echo, foxtrot); without it, gateway cases SKIP.
+    /// (alpha, bravo, charlie, delta, echo, foxtrot, golf); without it, gateway cases SKIP.
     #[arg(long, value_name = "PORT")]
     pub(super) upstreams_port: Option<u16>,
     /// The mock upstreams speak cleartext HTTP/1.1 instead of HTTPS.

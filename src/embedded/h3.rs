@@ -115,6 +115,7 @@ pub(super) async fn serve(
         certificate,
         client_certificate,
         handshake_demanded_client_certificate: false,
+        tls13: true,
         local_port: shared.port,
         connection: shared.next_connection(),
     };

@@ -320,6 +320,7 @@ async fn serve(tcp: TcpStream, shared: Arc<Shared>) -> Result<(), ServeError> {
         certificate: handshake.certificate,
         client_certificate: handshake.client_certificate,
         handshake_demanded_client_certificate: handshake.demanded_client_certificate,
+        tls13: handshake.tls13,
         local_port: shared.port,
         connection: shared.next_connection(),
     };

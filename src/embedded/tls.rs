@@ -1,7 +1,7 @@
 //! TLS by SNI for the embedded target's TCP port: the certificate is chosen by SNI (no SNI or an
-//! unknown name gets the `shared` default), and an mTLS tenant's name gets a configuration that
+//! unknown name gets the `shared` default), an mTLS tenant's name gets a configuration that
 //! requires a client certificate (of any tenant's CA: which tenant it opens is the policy's
-//! decision, `client_cas`). All configurations share one session cache, as virtual hosts
+//! decision, `client_cas`), and the TLS 1.3-only tenant's name one that refuses TLS 1.2. All configurations share one session cache, as virtual hosts
 //! on one port of a real server do, so that resumption under another SNI is really attempted;
 //! rustls refuses it (RFC 6066 §3), except under [`Fault::ResumptionBypass`], which hands each
 //! connection a view of the cache that unbinds sessions from their SNI (`session_cache`).
@@ -22,17 +22,53 @@ use crate::pki::Pki;
 use misdirect_core::deployment::{CertificateId, Deployment, Role};
 use misdirect_core::fault::Fault;
 
-/// The TLS configurations of one target, one per certificate and client-certificate demand.
+/// The TLS configurations of one target, one per [`NamePolicy`].
 pub(super) struct TlsBySni {
     fault: Option<Fault>,
     sessions: Arc<ServerSessionMemoryCache>,
-    /// One configuration per certificate, without and with a required client certificate.
-    configs: Vec<(CertificateId, bool, Arc<ServerConfig>)>,
+    /// One configuration per policy a name can have.
+    configs: Vec<(NamePolicy, Arc<ServerConfig>)>,
     /// Inputs to rebuild a configuration per connection (only [`Fault::ResumptionBypass`]).
     material: Vec<(CertificateId, ServerConfigMaterial)>,
     client_cas: Arc<ClientCas>,
     /// Whether it offers ALPN (h2 and http/1.1); without, clients speak HTTP/1.1.
     alpn: bool,
+}
+
+/// What the SNI name decides about a handshake: the certificate, whether a client certificate
+/// is required, and whether TLS 1.2 is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct NamePolicy {
+    certificate: CertificateId,
+    demand_client_certificate: bool,
+    tls13_only: bool,
+}
+
+impl NamePolicy {
+    /// The policy of a ClientHello with this SNI: the certificate that covers it (`shared` by
+    /// default), and what the name's tenant requires.
+    fn of(sni: Option<&str>, deployment: &Deployment) -> Self {
+        let role = sni.and_then(|name| deployment.role_of(name));
+        Self {
+            certificate: sni
+                .and_then(CertificateId::for_server_name)
+                .unwrap_or(CertificateId::Shared),
+            demand_client_certificate: role.is_some_and(Role::requires_client_certificate),
+            tls13_only: role.is_some_and(Role::requires_tls13),
+        }
+    }
+
+    fn all() -> impl Iterator<Item = Self> {
+        CertificateId::ALL.into_iter().flat_map(|certificate| {
+            [(false, false), (false, true), (true, false), (true, true)].map(
+                |(demand_client_certificate, tls13_only)| Self {
+                    certificate,
+                    demand_client_certificate,
+                    tls13_only,
+                },
+            )
+        })
+    }
 }
 
 #[derive(Clone)]
@@ -49,6 +85,7 @@ pub(super) struct Handshake {
     /// The mTLS tenant whose CA issued the client's certificate, if it presented one.
     pub(super) client_certificate: Option<Role>,
     pub(super) demanded_client_certificate: bool,
+    pub(super) tls13: bool,
     pub(super) h2: bool,
 }
 
@@ -81,11 +118,9 @@ impl TlsBySni {
             client_cas,
             alpn,
         };
-        for id in CertificateId::ALL {
-            for demand in [false, true] {
-                let config = tls.build_config(id, demand, tls.sessions.clone())?;
-                tls.configs.push((id, demand, config));
-            }
+        for policy in NamePolicy::all() {
+            let config = tls.build_config(policy, tls.sessions.clone())?;
+            tls.configs.push((policy, config));
         }
         Ok(tls)
     }
@@ -101,45 +136,44 @@ impl TlsBySni {
         let start =
             tokio::time::timeout(IDLE, LazyConfigAcceptor::new(Acceptor::default(), tcp)).await??;
         let sni = start.client_hello().server_name().map(str::to_owned);
-        let certificate = sni
-            .as_deref()
-            .and_then(CertificateId::for_server_name)
-            .unwrap_or(CertificateId::Shared);
-        let demand = sni
-            .as_deref()
-            .and_then(|name| deployment.role_of(name))
-            .is_some_and(Role::requires_client_certificate);
-        let config = self.config_for(sni.as_deref(), certificate, demand)?;
+        let policy = NamePolicy::of(sni.as_deref(), deployment);
+        let config = self.config_for(sni.as_deref(), policy)?;
         let tls = tokio::time::timeout(IDLE, start.into_stream(config)).await??;
         let (_, session) = tls.get_ref();
         let client_certificate = self.client_cas.issuer(session.peer_certificates());
         let h2 = session.alpn_protocol() == Some(b"h2".as_slice());
+        let tls13 = session.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_3);
         Ok(Handshake {
             tls,
             sni,
-            certificate,
+            certificate: policy.certificate,
             client_certificate,
-            demanded_client_certificate: demand,
+            demanded_client_certificate: policy.demand_client_certificate,
+            tls13,
             h2,
         })
     }
 
     fn build_config(
         &self,
-        id: CertificateId,
-        demand_client_certificate: bool,
+        policy: NamePolicy,
         sessions: Arc<dyn StoresServerSessions>,
     ) -> Result<Arc<ServerConfig>, StartError> {
         // Invariant: `new` collects material for every `CertificateId`.
         let material = &self
             .material
             .iter()
-            .find(|(candidate, _)| *candidate == id)
+            .find(|(candidate, _)| *candidate == policy.certificate)
             .expect("material exists for every certificate id")
             .1;
+        let versions: &[&rustls::SupportedProtocolVersion] = if policy.tls13_only {
+            &[&rustls::version::TLS13]
+        } else {
+            VERSIONS
+        };
         let builder =
-            ServerConfig::builder_with_provider(provider()).with_protocol_versions(VERSIONS)?;
-        let builder = if demand_client_certificate {
+            ServerConfig::builder_with_provider(provider()).with_protocol_versions(versions)?;
+        let builder = if policy.demand_client_certificate {
             builder.with_client_cert_verifier(self.client_cas.verifier(true)?)
         } else {
             builder.with_no_client_auth()
@@ -153,28 +187,25 @@ impl TlsBySni {
         Ok(Arc::new(config))
     }
 
-    /// The configuration for a ClientHello with this SNI.
+    /// The configuration for a ClientHello with this SNI and the policy its name has.
     fn config_for(
         &self,
         sni: Option<&str>,
-        id: CertificateId,
-        demand: bool,
+        policy: NamePolicy,
     ) -> Result<Arc<ServerConfig>, StartError> {
         if self.fault == Some(Fault::ResumptionBypass) {
             let sessions = Arc::new(SniUnboundSessions::new(
                 self.sessions.clone(),
                 sni.map(str::to_owned),
             ));
-            return self.build_config(id, demand, sessions);
+            return self.build_config(policy, sessions);
         }
-        // Invariant: `new` builds a configuration for every certificate and demand.
+        // Invariant: `new` builds a configuration for every policy.
         Ok(self
             .configs
             .iter()
-            .find(|(candidate, candidate_demand, _)| {
-                *candidate == id && *candidate_demand == demand
-            })
-            .map(|(_, _, config)| config.clone())
-            .expect("a configuration exists for every certificate and demand"))
+            .find(|(candidate, _)| *candidate == policy)
+            .map(|(_, config)| config.clone())
+            .expect("a configuration exists for every policy"))
     }
 }

@@ -62,7 +62,7 @@ impl Upstreams {
     }
 
     /// Starts one upstream per tenant, on consecutive ports from `first_port` in tenant order
-    /// (alpha, bravo, charlie, delta, echo, foxtrot), or on ephemeral ports with 0: a gateway of yours is
+    /// (alpha, bravo, charlie, delta, echo, foxtrot, golf), or on ephemeral ports with 0: a gateway of yours is
     /// configured with these.
     pub async fn start_on(
         pki: &Pki,

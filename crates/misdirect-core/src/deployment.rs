@@ -12,6 +12,7 @@
 //! | `wildcard`     | `t1.w.test`   | delta   | `wildcard` (*.w.test)      | no                 |
 //! | `mtls`         | `t2.w.test`   | echo    | `wildcard` (*.w.test)      | required, client CA |
 //! | `partner`      | `t3.w.test`   | foxtrot | `wildcard` (*.w.test)      | required, partner CA |
+//! | `strict-tls`   | `t4.w.test`   | golf    | `wildcard` (*.w.test)      | no; TLS 1.3 only    |
 //! | `unconfigured` | `x.w.test`    | (none)  | covered by `wildcard` only | —                  |
 //! | `unknown`      | `d.test`      | (none)  | none                       | —                  |
 //!
@@ -19,7 +20,9 @@
 //! primary's certificate does not cover; `wildcard` and `mtls` share a wildcard certificate while
 //! only `mtls` requires a client certificate (the mTLS-bypass case); `partner` is a second mTLS
 //! tenant under the same certificate that trusts another client CA, so that a certificate valid
-//! for one mTLS tenant is seen not to open the other; `unconfigured` is covered by a
+//! for one mTLS tenant is seen not to open the other; `strict-tls` accepts TLS 1.3 only, a
+//! per-name TLS policy that a connection made with TLS 1.2 for another name must not get past;
+//! `unconfigured` is covered by a
 //! certificate the target holds but served by no tenant, which is the case where servers fall back
 //! to a default virtual host; `unknown` is neither served nor covered by any certificate of the
 //! target, a name it must refuse on every connection (RFC 9110 §7.4), which default virtual hosts
@@ -82,18 +85,20 @@ pub enum Role {
     Wildcard,
     Mtls,
     Partner,
+    StrictTls,
     Unconfigured,
     Unknown,
 }
 
 impl Role {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Primary,
         Self::Sibling,
         Self::Foreign,
         Self::Wildcard,
         Self::Mtls,
         Self::Partner,
+        Self::StrictTls,
         Self::Unconfigured,
         Self::Unknown,
     ];
@@ -107,6 +112,7 @@ impl Role {
             Self::Wildcard => "wildcard",
             Self::Mtls => "mtls",
             Self::Partner => "partner",
+            Self::StrictTls => "strict-tls",
             Self::Unconfigured => "unconfigured",
             Self::Unknown => "unknown",
         }
@@ -122,6 +128,7 @@ impl Role {
             Self::Wildcard => Some("delta"),
             Self::Mtls => Some("echo"),
             Self::Partner => Some("foxtrot"),
+            Self::StrictTls => Some("golf"),
             Self::Unconfigured | Self::Unknown => None,
         }
     }
@@ -142,6 +149,7 @@ impl Role {
             Self::Wildcard => "t1.w.test",
             Self::Mtls => "t2.w.test",
             Self::Partner => "t3.w.test",
+            Self::StrictTls => "t4.w.test",
             Self::Unconfigured => "x.w.test",
             Self::Unknown => "d.test",
         }
@@ -151,6 +159,12 @@ impl Role {
     /// client certificate issued by its own client CA.
     pub fn requires_client_certificate(self) -> bool {
         matches!(self, Self::Mtls | Self::Partner)
+    }
+
+    /// Whether the tenant of this role accepts requests only on connections that negotiated
+    /// TLS 1.3.
+    pub fn requires_tls13(self) -> bool {
+        self == Self::StrictTls
     }
 
     fn index(self) -> usize {
@@ -224,7 +238,7 @@ impl CertificateId {
 /// Role → hostname mapping of one target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deployment {
-    names: [String; 8],
+    names: [String; 9],
     /// Roles the target does not play, each with the reason; scenarios that need one are SKIP.
     unmapped: Vec<(Role, String)>,
 }

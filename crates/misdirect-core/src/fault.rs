@@ -102,6 +102,8 @@ faults! {
         "closes the connection (HTTP/2 GOAWAY) after every 421",
     MtlsCoalescingBypass = "mtls-coalescing-bypass" by Policy:
         "enforces the client-certificate requirement only in the handshake, not on coalesced requests",
+    TlsVersionInHandshakeOnly = "tls-version-in-handshake-only" by Policy:
+        "enforces a tenant's TLS 1.3-only policy in the handshake for its own name, not on requests coalesced onto a TLS 1.2 connection",
     ClientCaShared = "client-ca-shared" by Policy:
         "accepts a client certificate from either mTLS tenant's CA for both, as one client CA pool for every virtual host does",
     ResumptionBypass = "resumption-bypass" by TlsShell:

@@ -18,10 +18,13 @@
 //! 5. A tenant that requires a client certificate is only served on connections that presented
 //!    one its own client CA issued (RFC 9110 §7.4, RFC 6066 §3): a certificate that opens one
 //!    mTLS tenant does not open another.
+//! 6. A tenant that accepts only TLS 1.3 is only served on connections that negotiated it: a
+//!    policy a server chose by the SNI name must be checked against the name in the request
+//!    (RFC 6066 §3).
 //!
 //!    An authority no URI can hold (empty, or with a `/`, `?`, `#` or space) is a 400.
 //!
-//!    Every refusal in 2–5 is a 421 without freshness information that leaves the connection open.
+//!    Every refusal in 2–6 is a 421 without freshness information that leaves the connection open.
 
 use crate::deployment::{
     AuthorityError, CertificateId, Deployment, Role, normalize_host, parse_authority, san_covers,
@@ -43,6 +46,8 @@ pub struct ConnectionFacts {
     /// Whether the handshake ran under the configuration for a tenant that requires client
     /// certificates (true even when a resumed session skipped the client authentication).
     pub handshake_demanded_client_certificate: bool,
+    /// Whether the handshake negotiated TLS 1.3 (QUIC always does).
+    pub tls13: bool,
     /// The port the connection arrived on.
     pub local_port: u16,
     /// The connection's number, in the order the target accepted them.
@@ -194,6 +199,7 @@ impl Policy {
             .filter(|role| {
                 !role.requires_client_certificate() || connection.client_certificate == Some(*role)
             })
+            .filter(|role| !role.requires_tls13() || connection.tls13)
             .map(|role| match connection.local_port {
                 443 => format!("https://{}", self.deployment.name(role)),
                 port => format!("https://{}:{port}", self.deployment.name(role)),
@@ -385,8 +391,28 @@ impl Policy {
         memory.first_tenant.get_or_insert(routed);
         if checked {
             self.check_client_certificate(connection, raw_host, &host)?;
+            self.check_tls_version(connection, routed, &host)?;
         }
         Ok((routed, authority))
+    }
+
+    /// Step 6: a tenant that accepts only TLS 1.3 only on connections that negotiated it.
+    fn check_tls_version(
+        &self,
+        connection: &ConnectionFacts,
+        routed: Role,
+        host: &str,
+    ) -> Result<(), Refusal> {
+        if routed.requires_tls13()
+            && !connection.tls13
+            && !self.has(Fault::TlsVersionInHandshakeOnly)
+        {
+            Err(Refusal::Misdirected(format!(
+                "{host} accepts TLS 1.3 only, and this connection negotiated TLS 1.2"
+            )))
+        } else {
+            Ok(())
+        }
     }
 
     /// Step 1: the authority that names the target URI.
@@ -587,6 +613,7 @@ mod tests {
                 .unwrap_or(CertificateId::Shared),
             client_certificate,
             handshake_demanded_client_certificate: matches!(sni, Some("t2.w.test" | "t3.w.test")),
+            tls13: true,
             local_port: PORT,
             connection: 0,
         }
@@ -661,6 +688,32 @@ mod tests {
             (200, Some(Role::Partner))
         );
         assert_eq!(decide(None, &partner, &h2("t2.w.test:4433")), (421, None));
+    }
+
+    #[test]
+    fn reference_serves_the_tls13_tenant_on_tls13_connections_only() {
+        let modern = connection(Some("t1.w.test"), None);
+        assert_eq!(
+            decide(None, &modern, &h2("t4.w.test:4433")),
+            (200, Some(Role::StrictTls))
+        );
+        let legacy = ConnectionFacts {
+            tls13: false,
+            ..modern
+        };
+        assert_eq!(decide(None, &legacy, &h2("t4.w.test:4433")), (421, None));
+        assert_eq!(
+            decide(None, &legacy, &h2("t1.w.test:4433")),
+            (200, Some(Role::Wildcard))
+        );
+        assert_eq!(
+            decide(
+                Some(Fault::TlsVersionInHandshakeOnly),
+                &legacy,
+                &h2("t4.w.test:4433")
+            ),
+            (200, Some(Role::StrictTls))
+        );
     }
 
     #[test]

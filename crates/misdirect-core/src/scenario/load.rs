@@ -439,7 +439,7 @@ steps:
     fn unknown_role_is_reported_at_its_use() {
         check(
             &VALID.replace("authority: foreign", "authority: tenant"),
-            "error: unknown role `tenant` (expected one of: primary, sibling, foreign, wildcard, mtls, partner, unconfigured, unknown)\n  --> suites/x/broken.yaml:13:18\n   |\n13 |       authority: tenant\n   |                  ^",
+            "error: unknown role `tenant` (expected one of: primary, sibling, foreign, wildcard, mtls, partner, strict-tls, unconfigured, unknown)\n  --> suites/x/broken.yaml:13:18\n   |\n13 |       authority: tenant\n   |                  ^",
         );
     }
 
