@@ -410,10 +410,8 @@ impl Shared {
                 .map(|san| (*san).to_owned())
                 .collect(),
             method: head.method.clone(),
-            authority: head
-                .authority
-                .clone()
-                .or_else(|| head.host.first().cloned()),
+            authority: head.authority.clone(),
+            host: head.host.clone(),
             path: forward.path.clone(),
             body: forward.body.to_vec(),
             status,

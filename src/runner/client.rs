@@ -106,13 +106,24 @@ impl Runner {
             record.event(
                 "origin",
                 format!(
-                    "connection {} (SNI {}) {} {}{} → {}",
+                    "connection {} (SNI {}) {} {}{}{} → {}",
                     request.connection,
                     request.sni.as_deref().unwrap_or("(none)"),
                     request.method,
-                    request.authority.as_deref().unwrap_or("(no authority)"),
                     request.path,
-                    request.status
+                    request
+                        .authority
+                        .as_ref()
+                        .map_or(String::new(), |authority| format!(" authority {authority}")),
+                    request
+                        .host
+                        .iter()
+                        .map(|host| format!(" host {host}"))
+                        .collect::<String>(),
+                    match request.status {
+                        0 => "reset as malformed".to_owned(),
+                        status => status.to_string(),
+                    }
                 ),
             );
         }

@@ -59,12 +59,24 @@ pub async fn run_reference(
     let mut pool: Vec<Pooled> = Vec::new();
     let mut log = Vec::new();
     let jar = Arc::new(TicketJar::default());
+    let connect = OpenRequest {
+        credentials,
+        address,
+        protocol,
+        jar: &jar,
+        own_framing: fault == Some(Fault::ClientOmitsAuthority),
+        deadline,
+    };
     for (index, fetch) in fetches.iter().enumerate() {
         let host = fetch.role.standard_name();
         let mut request = WireRequest {
             method: fetch.method.clone(),
             scheme: Scheme::Https,
-            authority_field: AuthorityField::Once,
+            authority_field: if fault == Some(Fault::ClientOmitsAuthority) {
+                AuthorityField::Absent
+            } else {
+                AuthorityField::Once
+            },
             authority: format!("{host}:{}", address.port()),
             host: None,
             form: TargetForm::Origin,
@@ -110,7 +122,7 @@ pub async fn run_reference(
         }
         let mut slot = match pool.iter().position(usable) {
             Some(slot) => slot,
-            None => match open(credentials, address, protocol, host, &jar, deadline).await {
+            None => match connect.open(host).await {
                 Ok(pooled) => {
                     pool.push(pooled);
                     pool.len() - 1
@@ -128,6 +140,9 @@ pub async fn run_reference(
             _ => 1,
         };
         for attempt in 0..=retries {
+            if fault == Some(Fault::ClientStaleHost) && protocol == Protocol::Http2 {
+                request.host = Some(format!("{}:{}", pool[slot].sni, address.port()));
+            }
             let outcome = bounded(deadline, pool[slot].connection.send(&request)).await;
             log.push(format!(
                 "fetch {index} attempt {attempt} ({host}): {outcome}"
@@ -144,7 +159,7 @@ pub async fn run_reference(
             if fault == Some(Fault::ClientRetriesSameConnection) {
                 continue;
             }
-            match open(credentials, address, protocol, host, &jar, deadline).await {
+            match connect.open(host).await {
                 Ok(pooled) => {
                     pool.push(pooled);
                     slot = pool.len() - 1;
@@ -161,30 +176,38 @@ pub async fn run_reference(
     log
 }
 
-async fn open(
-    credentials: &Credentials,
+/// What every connection the reference client opens in one case has in common.
+struct OpenRequest<'a> {
+    credentials: &'a Credentials,
     address: SocketAddr,
     protocol: Protocol,
-    host: &str,
-    jar: &Arc<TicketJar>,
+    jar: &'a Arc<TicketJar>,
+    /// Requests the h2 crate cannot send travel on this connection.
+    own_framing: bool,
     deadline: Duration,
-) -> Result<Pooled, ConnectError> {
-    let request = ConnectRequest {
-        address,
-        sni: Some(host),
-        protocol,
-        client_certificate: None,
-        tickets: Arc::new(ConnectionTickets::new(Arc::clone(jar), host, None)),
-        tls: None,
-        own_framing: false,
-    };
-    let (connection, established) = client::connect(credentials, request, deadline).await?;
-    Ok(Pooled {
-        connection,
-        sni: host.to_owned(),
-        sans: established.peer_sans,
-        refused: Vec::new(),
-    })
+}
+
+impl OpenRequest<'_> {
+    /// Opens a connection for `host`, with its name in SNI.
+    async fn open(&self, host: &str) -> Result<Pooled, ConnectError> {
+        let request = ConnectRequest {
+            address: self.address,
+            sni: Some(host),
+            protocol: self.protocol,
+            client_certificate: None,
+            tickets: Arc::new(ConnectionTickets::new(Arc::clone(self.jar), host, None)),
+            tls: None,
+            own_framing: self.own_framing,
+        };
+        let (connection, established) =
+            client::connect(self.credentials, request, self.deadline).await?;
+        Ok(Pooled {
+            connection,
+            sni: host.to_owned(),
+            sans: established.peer_sans,
+            refused: Vec::new(),
+        })
+    }
 }
 
 /// A client under test run from a command template.

@@ -172,6 +172,10 @@ faults! {
         "as the client under test, opens a new connection for every request, even to an origin it already has a connection to",
     ClientForgets421 = "client-forgets-421" by Client:
         "as the reference client, forgets which connections refused an origin with 421 and sends later requests for it there again",
+    ClientOmitsAuthority = "client-omits-authority" by Client:
+        "as the reference client, names no origin in its requests: no Host over HTTP/1.1, no :authority over HTTP/2 and HTTP/3",
+    ClientStaleHost = "client-stale-host" by Client:
+        "as the reference client, adds a Host field naming the origin an HTTP/2 connection was opened for, which contradicts :authority on every request coalesced onto it",
     QuicIgnoresSni = "quic-ignores-sni" by TlsShell:
         "presents the default certificate on QUIC whatever the SNI (HTTP/3 only)",
     H3Mismatch421 = "h3-mismatch-421" by Policy:

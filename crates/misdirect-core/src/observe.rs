@@ -392,7 +392,11 @@ pub struct ServedRequest {
     /// The names the certificate of that connection covers.
     pub certificate: Vec<String>,
     pub method: String,
+    /// `:authority` (HTTP/2, HTTP/3) or the authority of an absolute-form target (HTTP/1.1),
+    /// as sent.
     pub authority: Option<String>,
+    /// Every `Host` header field, as sent.
+    pub host: Vec<String>,
     pub path: String,
     pub body: Vec<u8>,
     pub status: u16,

@@ -30,6 +30,11 @@ family! {
         /// After a 421, no later fetch of the same origin arrived on the connection that
         /// refused it: the client remembered that the connection is not for that origin.
         AvoidsRefusingConnection = "avoids_refusing_connection",
+        /// Every request named its origin: a `Host` field over HTTP/1.1, `:authority` or `Host`
+        /// over HTTP/2 and HTTP/3.
+        NamesItsOrigin = "names_its_origin",
+        /// No request carried a `Host` field naming another authority than its `:authority`.
+        HostAgreesWithAuthority = "host_agrees_with_authority",
     }
 }
 
@@ -68,6 +73,13 @@ impl ClientCheck {
             Self::ConnectionReused => "one connection for all fetches of an origin".to_owned(),
             Self::AvoidsRefusingConnection => {
                 "after a 421, later fetches of that origin on other connections".to_owned()
+            }
+            Self::NamesItsOrigin => {
+                "every request names its origin (Host, or :authority over HTTP/2 and HTTP/3)"
+                    .to_owned()
+            }
+            Self::HostAgreesWithAuthority => {
+                "no Host field that differs from the request's :authority".to_owned()
             }
         }
     }
@@ -115,11 +127,14 @@ impl ClientCheck {
             })
             .collect();
         match check {
-            Self::CoalescedOnlyCovered | Self::CoalescedOnlyInOriginSet
+            Self::CoalescedOnlyCovered
+            | Self::CoalescedOnlyInOriginSet
+            | Self::NamesItsOrigin
+            | Self::HostAgreesWithAuthority
                 if (0..plan.fetches.len()).any(|index| of_fetch(index).is_empty()) =>
             {
                 Judgement::Missing(
-                    "the client did not send every fetch: its connection choice for the rest is unknown".to_owned(),
+                    "the client did not send every fetch: what it would have sent for the rest is unknown".to_owned(),
                 )
             }
             Self::CoalescedOnlyCovered => {
@@ -291,6 +306,49 @@ impl ClientCheck {
                     unmet(format!("opened more than one connection for {}", split.join(", ")))
                 }
             }
+            Self::NamesItsOrigin => {
+                let nameless: Vec<String> = served
+                    .iter()
+                    .filter(|request| request.protocol == protocol)
+                    .filter(|request| {
+                        let pseudo = protocol != Protocol::Http1 && request.authority.is_some();
+                        !pseudo && request.host.is_empty()
+                    })
+                    .map(|request| {
+                        format!(
+                            "{} {} on connection {} named no origin",
+                            request.method, request.path, request.connection
+                        )
+                    })
+                    .collect();
+                if nameless.is_empty() {
+                    Judgement::Met
+                } else {
+                    unmet(nameless.join("; "))
+                }
+            }
+            Self::HostAgreesWithAuthority => {
+                let contradicting: Vec<String> = served
+                    .iter()
+                    .filter(|request| request.protocol == protocol)
+                    .filter_map(|request| {
+                        let authority = request.authority.as_deref()?;
+                        let other = request
+                            .host
+                            .iter()
+                            .find(|host| !host.eq_ignore_ascii_case(authority))?;
+                        Some(format!(
+                            "{} {} with :authority {authority} carried Host {other}",
+                            request.method, request.path
+                        ))
+                    })
+                    .collect();
+                if contradicting.is_empty() {
+                    Judgement::Met
+                } else {
+                    unmet(contradicting.join("; "))
+                }
+            }
             Self::BodyReplayed => {
                 let repeated: Vec<usize> = (0..plan.fetches.len())
                     .filter(|index| of_fetch(*index).len() > 1)
@@ -326,6 +384,7 @@ fn requested_host(request: &ServedRequest) -> String {
     request
         .authority
         .as_deref()
+        .or(request.host.first().map(String::as_str))
         .map(host_of)
         .unwrap_or_default()
 }
@@ -358,6 +417,7 @@ mod tests {
                 certificate: vec!["a.test".into(), "b.test".into()],
                 method: "GET".into(),
                 authority: Some(format!("{host}:4433")),
+                host: Vec::new(),
                 path: fetch_path(fetch),
                 body: body.to_vec(),
                 status,
@@ -395,5 +455,17 @@ mod tests {
             ClientCheck::CoalescedOnlyCovered.judge(&run(&[])),
             Judgement::Missing(_)
         ));
+        assert!(met(ClientCheck::NamesItsOrigin, &good));
+        assert!(met(ClientCheck::HostAgreesWithAuthority, &good));
+        let mut nameless = good.clone();
+        nameless[1].authority = None;
+        assert!(!met(ClientCheck::NamesItsOrigin, &nameless));
+        nameless[1].host = vec!["b.test:4433".into()];
+        assert!(met(ClientCheck::NamesItsOrigin, &nameless));
+        let mut stale = good.clone();
+        stale[1].host = vec!["A.test:4433".into(), "b.test:4433".into()];
+        assert!(!met(ClientCheck::HostAgreesWithAuthority, &stale));
+        stale[1].host = vec!["B.TEST:4433".into()];
+        assert!(met(ClientCheck::HostAgreesWithAuthority, &stale));
     }
 }
