@@ -2,9 +2,10 @@
 //! any HTTP client run from a command template. Both fetch the URLs a client scenario lists from
 //! the embedded target playing the origin; what they did is judged from what the origin saw.
 //!
-//! The reference client behaves as RFC 9110 §4.3.4, RFC 9113 §9.1.1 and the Fetch standard ask:
-//! it reuses an HTTP/2 or HTTP/3 connection for another origin only when the certificate
-//! presented on it covers that origin, and after a 421 it retries once, on a new connection whose
+//! The reference client behaves as RFC 9110 §4.3.3, §4.3.4, RFC 9113 §9.1.1 and the Fetch
+//! standard ask: it reuses an HTTP/1.1 connection only for the host it was opened for, an HTTP/2
+//! or HTTP/3 connection for another origin only when the certificate presented on it covers that
+//! origin, and after a 421 it retries once, on a new connection whose
 //! SNI names the origin, never again on the connection that refused it.
 
 use std::net::SocketAddr;
@@ -91,6 +92,10 @@ pub async fn run_reference(
             }
             if fault == Some(Fault::ClientCoalescesUncovered) {
                 return true;
+            }
+            // RFC 9110 §4.3.3: an HTTP/1.1 connection is for the host it was opened for.
+            if protocol == Protocol::Http1 && pooled.sni != host {
+                return false;
             }
             let covered = pooled.sans.iter().any(|san| san_covers(san, host));
             let refused = fault != Some(Fault::ClientForgets421)

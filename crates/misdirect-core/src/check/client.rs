@@ -35,6 +35,8 @@ family! {
         NamesItsOrigin = "names_its_origin",
         /// No request carried a `Host` field naming another authority than its `:authority`.
         HostAgreesWithAuthority = "host_agrees_with_authority",
+        /// Every HTTP/1.1 request asked for the host its connection's SNI named.
+        Http1ConnectionPerHost = "http1_connection_per_host",
     }
 }
 
@@ -80,6 +82,9 @@ impl ClientCheck {
             }
             Self::HostAgreesWithAuthority => {
                 "no Host field that differs from the request's :authority".to_owned()
+            }
+            Self::Http1ConnectionPerHost => {
+                "every HTTP/1.1 request on a connection opened for its host".to_owned()
             }
         }
     }
@@ -131,6 +136,7 @@ impl ClientCheck {
             | Self::CoalescedOnlyInOriginSet
             | Self::NamesItsOrigin
             | Self::HostAgreesWithAuthority
+            | Self::Http1ConnectionPerHost
                 if (0..plan.fetches.len()).any(|index| of_fetch(index).is_empty()) =>
             {
                 Judgement::Missing(
@@ -349,6 +355,30 @@ impl ClientCheck {
                     unmet(contradicting.join("; "))
                 }
             }
+            Self::Http1ConnectionPerHost => {
+                let strays: Vec<String> = served
+                    .iter()
+                    .filter(|request| request.protocol == Protocol::Http1)
+                    .filter(|request| {
+                        request.sni.as_deref().map(normalize_host) != Some(requested_host(request))
+                    })
+                    .map(|request| {
+                        format!(
+                            "{} {} for {} on connection {} (SNI {})",
+                            request.method,
+                            request.path,
+                            requested_host(request),
+                            request.connection,
+                            request.sni.as_deref().unwrap_or("none")
+                        )
+                    })
+                    .collect();
+                if strays.is_empty() {
+                    Judgement::Met
+                } else {
+                    unmet(strays.join("; "))
+                }
+            }
             Self::BodyReplayed => {
                 let repeated: Vec<usize> = (0..plan.fetches.len())
                     .filter(|index| of_fetch(*index).len() > 1)
@@ -467,5 +497,29 @@ mod tests {
         assert!(!met(ClientCheck::HostAgreesWithAuthority, &stale));
         stale[1].host = vec!["B.TEST:4433".into()];
         assert!(met(ClientCheck::HostAgreesWithAuthority, &stale));
+        // Over HTTP/1.1, the sibling's request on the primary's connection strays.
+        let http1: Vec<ServedRequest> = good
+            .iter()
+            .map(|request| ServedRequest {
+                protocol: Protocol::Http1,
+                ..request.clone()
+            })
+            .collect();
+        let over_http1 = ClientRun {
+            protocol: Protocol::Http1,
+            ..run(&http1)
+        };
+        assert!(!matches!(
+            ClientCheck::Http1ConnectionPerHost.judge(&over_http1),
+            Judgement::Met
+        ));
+        assert!(matches!(
+            ClientCheck::Http1ConnectionPerHost.judge(&ClientRun {
+                served: &http1[..1],
+                fetches: &[Role::Primary],
+                ..over_http1
+            }),
+            Judgement::Met
+        ));
     }
 }
