@@ -15,7 +15,6 @@ use super::gateway::Forward;
 use super::lenient_h2::ReadLeniently;
 use super::origin_frame::InjectAfterFirstFrame;
 use super::{IDLE, ServeError, Shared, request_head, response_head};
-use misdirect_core::fault::Fault;
 use misdirect_core::lenient;
 use misdirect_core::policy::{ConnectionFacts, ConnectionMemory, Reply};
 use misdirect_core::protocol::Protocol;
@@ -26,21 +25,7 @@ pub(super) async fn serve(
     facts: ConnectionFacts,
     shared: Arc<Shared>,
 ) -> Result<(), ServeError> {
-    let mut origins = shared.advertised_origins(&facts);
-    if let Some(gateway) = shared
-        .gateway
-        .as_ref()
-        .filter(|_| shared.fault == Some(Fault::GatewayRelaysOriginFrame))
-    {
-        // A proxy that passes its upstream's ORIGIN frame on: the SNI's tenant's.
-        let tenant = facts
-            .sni
-            .as_deref()
-            .and_then(|sni| shared.deployment.role_of(sni));
-        if let Some(tenant) = tenant.filter(|role| role.tenant().is_some()) {
-            origins.extend(gateway.upstream_origins(tenant).await);
-        }
-    }
+    let origins = shared.connection_origins(&facts).await;
     let origin = wire::h2::origin_frame(shared.origin_frame_stream, &origins);
     match shared.fault.filter(|fault| lenient::FAULTS.contains(fault)) {
         Some(fault) => {

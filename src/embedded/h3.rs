@@ -8,8 +8,9 @@
 //! authority no URI can hold, with H3_MESSAGE_ERROR (RFC 9114 §4.3.1, §4.1.2), before the
 //! policy sees them. The faults that must answer such requests ([`Fault::H3Mismatch421`] and
 //! those of [`misdirect_core::lenient::FAULTS`]), and a client scenario that
-//! scripts ORIGIN frames (RFC 9412), which the h3 crate cannot send, are served by a minimal
-//! HTTP/3 server of our own over [`misdirect_core::wire::h3`] instead.
+//! scripts ORIGIN frames, are served by a minimal HTTP/3 server of our own over
+//! [`misdirect_core::wire::h3`] instead. Otherwise the policy's ORIGIN frame (RFC 9412), which
+//! the h3 crate cannot send, is slipped onto its control stream by `origin_frame`.
 
 use std::sync::Arc;
 
@@ -22,6 +23,7 @@ use rustls_pki_types::CertificateDer;
 
 use super::client_cas::ClientCas;
 use super::gateway::Forward;
+use super::origin_frame::InjectOnControlStream;
 use super::{IDLE, ServeError, Shared};
 use crate::client::tls::provider;
 use crate::pki::Pki;
@@ -120,15 +122,18 @@ pub(super) async fn serve(
         connection: shared.next_connection(),
     };
     // The h3 crate can neither answer a Host/:authority contradiction or an authority no URI
-    // holds (it resets such requests itself) nor send ORIGIN frames.
+    // holds (it resets such requests itself) nor send an ORIGIN frame a client scenario scripts.
     let hidden_by_the_crate = shared
         .fault
         .is_some_and(|fault| fault == Fault::H3Mismatch421 || lenient::FAULTS.contains(&fault));
     if hidden_by_the_crate || shared.origin_frame.is_some() {
         return serve_raw(connection, &facts, &shared).await;
     }
+    // ORIGIN on the control stream (RFC 9412), as the HTTP/2 shell sends it.
+    let origin = wire::h3::origin_frame(&shared.connection_origins(&facts).await);
     let mut h3 =
-        h3::server::Connection::<_, Bytes>::new(h3_quinn::Connection::new(connection)).await?;
+        h3::server::Connection::<_, Bytes>::new(InjectOnControlStream::new(connection, origin))
+            .await?;
     let memory = std::sync::Mutex::new(ConnectionMemory::default());
     let mut closing = false;
     while let Ok(Ok(Some(resolver))) = tokio::time::timeout(IDLE, h3.accept()).await {
@@ -191,12 +196,7 @@ async fn serve_raw(
     preface.extend_from_slice(&wire::h3::frame(wire::h3::FRAME_SETTINGS, &[]));
     if shared.origin_frame.is_some() {
         // RFC 9412: ORIGIN on the control stream, right after SETTINGS.
-        let mut payload = Vec::new();
-        for origin in shared.advertised_origins(facts) {
-            payload.extend_from_slice(&u16::try_from(origin.len()).unwrap_or(0).to_be_bytes());
-            payload.extend_from_slice(origin.as_bytes());
-        }
-        preface.extend_from_slice(&wire::h3::frame(wire::h3::FRAME_ORIGIN, &payload));
+        preface.extend_from_slice(&wire::h3::origin_frame(&shared.advertised_origins(facts)));
     }
     control.write_all(&preface).await?;
     // Owned here, so that they end with this connection's task.

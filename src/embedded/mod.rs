@@ -377,6 +377,27 @@ impl Shared {
         }
     }
 
+    /// The origins the ORIGIN frame of an HTTP/2 or HTTP/3 connection lists: the advertised
+    /// ones, and with [`Fault::GatewayRelaysOriginFrame`] those the SNI tenant's upstream listed.
+    async fn connection_origins(&self, facts: &ConnectionFacts) -> Vec<String> {
+        let mut origins = self.advertised_origins(facts);
+        if let Some(gateway) = self
+            .gateway
+            .as_ref()
+            .filter(|_| self.fault == Some(Fault::GatewayRelaysOriginFrame))
+        {
+            // A proxy that passes its upstream's ORIGIN frame on: the SNI's tenant's.
+            let tenant = facts
+                .sni
+                .as_deref()
+                .and_then(|sni| self.deployment.role_of(sni));
+            if let Some(tenant) = tenant.filter(|role| role.tenant().is_some()) {
+                origins.extend(gateway.upstream_origins(tenant).await);
+            }
+        }
+        origins
+    }
+
     /// The number the next accepted connection gets.
     fn next_connection(&self) -> u64 {
         self.connections.fetch_add(1, Ordering::Relaxed)

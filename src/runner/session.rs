@@ -26,6 +26,10 @@ use misdirect_core::scenario::{
     AuthorityHost, CASE_SEGMENT, Connect, Request, Route, Scenario, Scheme, Send, Step, TlsVersion,
 };
 
+/// Longest wait, at a case's end, for the SETTINGS that lead an HTTP/3 target's control stream
+/// (and the ORIGIN frame that may follow them); they are normally in long before.
+const CONTROL_STREAM_WAIT: Duration = Duration::from_millis(200);
+
 /// Carries out a server scenario's steps against `fixture`, recording into `record`; `Err` when
 /// the case stops applying at a step.
 pub(super) async fn run(
@@ -57,11 +61,11 @@ pub(super) async fn run(
             }
         };
         if let Err(why) = proceed {
-            session.keep_origin_frames();
+            session.keep_origin_frames().await;
             return Err(Stop::Inapplicable { step: index, why });
         }
     }
-    session.keep_origin_frames();
+    session.keep_origin_frames().await;
     Ok(())
 }
 
@@ -189,10 +193,13 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// Copies the ORIGIN frames each open connection received into its record.
-    fn keep_origin_frames(&self) {
+    /// Copies the ORIGIN frames each open connection received into its record. Over HTTP/3 they
+    /// travel on the control stream, beside the responses: the target's SETTINGS, which lead
+    /// that stream, are waited for first.
+    async fn keep_origin_frames(&self) {
         for (name, slot) in &self.connections {
             if let Slot::Open(connection, _) = slot {
+                connection.settle(CONTROL_STREAM_WAIT).await;
                 let frames = connection.origin_frames();
                 for frame in &frames {
                     self.record.event(

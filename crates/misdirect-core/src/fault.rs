@@ -141,7 +141,7 @@ faults! {
     OriginAdvertisesRefused = "origin-advertises-refused" by Policy:
         "lists every name of its certificate in its HTTP/2 ORIGIN frame but serves only the SNI name",
     OriginGrantsUncovered = "origin-grants-uncovered" by Policy:
-        "lists a name its certificate does not cover in its HTTP/2 ORIGIN frame, and serves it as if the frame granted authority",
+        "lists a name its certificate does not cover in its ORIGIN frames (HTTP/2 and HTTP/3), and serves it as if the frame granted authority",
     GatewayHostFromSni = "gateway-host-from-sni" by Gateway:
         "as a gateway, sends the connection's SNI name upstream as Host instead of the request's authority",
     GatewayForwardsMisdirected = "gateway-forwards-misdirected" by Gateway:

@@ -503,7 +503,7 @@ impl Policy {
         }
         let skips_coverage = self.has(Fault::NoCertificateCheck)
             || (protocol == Protocol::Http3 && self.has(Fault::H3NoCertificateCheck))
-            || (protocol == Protocol::Http2
+            || (protocol != Protocol::Http1
                 && self.has(Fault::OriginGrantsUncovered)
                 && self.deployment.role_of(host) == Some(Role::Foreign));
         if skips_coverage {

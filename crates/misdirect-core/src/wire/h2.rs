@@ -19,13 +19,19 @@ pub struct OriginFrame {
 
 /// An ORIGIN frame on `stream` (0 is the only valid one, RFC 8336 §2.2) carrying `origins`.
 pub fn origin_frame(stream: u32, origins: &[String]) -> Vec<u8> {
+    frame(FRAME_ORIGIN, 0, stream, &origin_payload(origins))
+}
+
+/// The payload of an ORIGIN frame, the same over HTTP/2 and HTTP/3 (RFC 9412 §2): each origin
+/// as a 16-bit length and its ASCII serialization (cut to what the length can say).
+pub fn origin_payload(origins: &[String]) -> Vec<u8> {
     let mut payload = Vec::new();
     for origin in origins {
         let length = u16::try_from(origin.len()).unwrap_or(u16::MAX);
         payload.extend_from_slice(&length.to_be_bytes());
         payload.extend_from_slice(&origin.as_bytes()[..usize::from(length)]);
     }
-    frame(FRAME_ORIGIN, 0, stream, &payload)
+    payload
 }
 
 /// One HTTP/2 frame (RFC 9113 §4.1); a payload beyond the 24-bit length is cut to fit.

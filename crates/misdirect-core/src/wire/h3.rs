@@ -54,6 +54,11 @@ pub fn frame(kind: u64, payload: &[u8]) -> Vec<u8> {
     out
 }
 
+/// An ORIGIN frame (RFC 9412 §2) carrying `origins`, for the server's control stream.
+pub fn origin_frame(origins: &[String]) -> Vec<u8> {
+    frame(FRAME_ORIGIN, &super::h2::origin_payload(origins))
+}
+
 /// A complete frame at the start of `input`: its type, its payload and the bytes it took;
 /// `None` while the frame is incomplete.
 pub fn parse_frame(input: &[u8]) -> Option<(u64, &[u8], usize)> {
