@@ -146,6 +146,8 @@ enum Command {
 enum SchemaFile {
     Scenario,
     Profile,
+    /// A client profile (`clients/*.yaml`).
+    Client,
     Baseline,
 }
 
@@ -235,6 +237,7 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
             let schema = match file {
                 SchemaFile::Scenario => misdirect_core::schema::scenario(),
                 SchemaFile::Profile => crate::under_test::profile::schema(),
+                SchemaFile::Client => crate::under_test::client_profile::schema(),
                 SchemaFile::Baseline => misdirect_core::schema::baseline(),
             };
             say!("{schema:#}");

@@ -136,6 +136,11 @@ pub(super) fn run_suites(args: &RunArgs) -> Result<Exit, Failure> {
     }
     .write_global();
     let (cases, options) = plan(&args.suites, args.timeout, args.concurrency)?;
+    let client = client_profile(args)?;
+    let cases = match &client {
+        Some(client) => client_cases(client, cases, !args.suites.protocols.is_empty())?,
+        None => cases,
+    };
     let runtime = runtime()?;
     let mut stop_signals = StopSignals::install(&runtime)?;
     let profile = profile_path(args)
@@ -151,16 +156,27 @@ pub(super) fn run_suites(args: &RunArgs) -> Result<Exit, Failure> {
             profile
                 .as_ref()
                 .and_then(|profile| profile.baseline.clone())
+                .or_else(|| client.as_ref().and_then(|client| client.baseline.clone()))
         })
         .map(|path| baseline::load(&path).map_err(|error| Failure::invalid(error.to_string())))
         .transpose()?;
     let started = now_utc();
     args.reports.check(args.write_baseline.as_deref())?;
-    let options = options.at_most(profile.as_ref().and_then(|profile| profile.concurrency));
-    let (target, server) = match &profile {
-        Some(profile) => launch_profile(args, profile)?,
-        None => (parse_target(args)?, None),
+    let options = options.at_most(
+        profile
+            .as_ref()
+            .and_then(|profile| profile.concurrency)
+            .or_else(|| client.as_ref().and_then(|client| client.concurrency)),
+    );
+    let (target, server) = match (&profile, &client) {
+        (Some(profile), _) => launch_profile(args, profile)?,
+        (None, Some(client)) => (Target::Command(client.command.clone()), None),
+        (None, None) => (parse_target(args)?, None),
     };
+    let client_version = client
+        .as_ref()
+        .and_then(|client| client.version.as_deref())
+        .and_then(crate::under_test::launcher::tool_version);
     let executed = execute(
         &runtime,
         &mut stop_signals,
@@ -170,7 +186,10 @@ pub(super) fn run_suites(args: &RunArgs) -> Result<Exit, Failure> {
         args.keylog.as_deref(),
         true,
     );
-    let server_version = server.as_ref().and_then(|server| server.version.clone());
+    let server_version = server
+        .as_ref()
+        .and_then(|server| server.version.clone())
+        .or(client_version);
     drop(server);
     let Executed {
         results,
@@ -208,9 +227,11 @@ pub(super) fn run_suites(args: &RunArgs) -> Result<Exit, Failure> {
     args.reports.write(&results, &report, exit)?;
     say!("{}", args.reports.said());
     if let Some(path) = &args.write_baseline {
-        let server = profile
-            .as_ref()
-            .map_or(label.as_str(), |profile| &profile.server);
+        let server = match (&profile, &client) {
+            (Some(profile), _) => profile.server.as_str(),
+            (None, Some(client)) => client.client.as_str(),
+            (None, None) => label.as_str(),
+        };
         write_report(path, &baseline::from_results(server, &results))?;
         say!("baseline written: {}", path.display());
     }
@@ -471,6 +492,50 @@ impl StopSignals {
     }
 }
 
+/// `--client` names a client profile when it is a YAML file: loaded, with its tools present.
+fn client_profile(
+    args: &RunArgs,
+) -> Result<Option<crate::under_test::client_profile::ClientProfile>, Failure> {
+    use crate::under_test::client_profile;
+    let Some(path) = args
+        .client
+        .as_deref()
+        .filter(|path| client_profile::is_profile(path))
+    else {
+        return Ok(None);
+    };
+    let client = client_profile::load(Path::new(path))
+        .map_err(|error| Failure::invalid(error.to_string()))?;
+    if let Some(tool) = crate::under_test::launcher::missing_tool(&client.needs) {
+        return Err(Failure::harness(format!(
+            "{}: `{tool}` is not installed (scripts/install-test-tools installs every client's tools)",
+            client.client
+        )));
+    }
+    Ok(Some(client))
+}
+
+/// A client profile's cases: its client scenarios, on the protocols it names unless
+/// `--protocol` chose them.
+pub(super) fn client_cases(
+    client: &crate::under_test::client_profile::ClientProfile,
+    cases: Vec<runner::Case>,
+    protocols_chosen: bool,
+) -> Result<Vec<runner::Case>, Failure> {
+    let cases: Vec<runner::Case> = cases
+        .into_iter()
+        .filter(|case| case.scenario.client.is_some())
+        .filter(|case| protocols_chosen || client.protocols.contains(&case.protocol))
+        .collect();
+    if cases.is_empty() {
+        return Err(Failure::invalid(format!(
+            "no client scenario matches the selection on {}'s protocols",
+            client.client
+        )));
+    }
+    Ok(cases)
+}
+
 /// `--target` names a profile when it is a YAML file.
 pub(super) fn profile_path(args: &RunArgs) -> Option<&Path> {
     let path = Path::new(&args.target);
@@ -519,20 +584,9 @@ pub(super) fn launch_profile(
 
 pub(super) fn parse_target(args: &RunArgs) -> Result<Target, Failure> {
     if let Some(template) = &args.client {
-        if !template.contains("{urls}") && !template.contains("{driver}") {
-            return Err(Failure::invalid(
-                "--client needs {urls} or {driver} in its command",
-            ));
-        }
-        if let Some(unknown) = crate::under_test::client::unknown_placeholder(template) {
-            return Err(Failure::invalid(format!(
-                "--client: {unknown} is no placeholder; the command may use {}",
-                crate::under_test::client::PLACEHOLDERS.join(" ")
-            )));
-        }
-        return Ok(Target::Command(crate::under_test::client::CommandClient {
-            template: template.clone(),
-        }));
+        return crate::under_test::client::CommandClient::parse(template)
+            .map(Target::Command)
+            .map_err(|why| Failure::invalid(format!("--client: {why}")));
     }
     let embedded = args.target.starts_with("embedded") || args.target.starts_with("chaos:");
     if embedded

@@ -223,6 +223,8 @@ pub struct CommandClient {
     /// (curl `--resolve` options mapping every name to the origin), `{ca}` (the CA file),
     /// `{port}`, `{protocol}` (h1, h2 or h3).
     pub template: String,
+    /// The client's name, when a client profile gave it.
+    pub name: Option<String>,
 }
 
 /// What running a command client gave.
@@ -259,6 +261,24 @@ pub fn unknown_placeholder(template: &str) -> Option<String> {
 }
 
 impl CommandClient {
+    /// A command template, or why it cannot fetch a client scenario's URLs: it must name them
+    /// (`{urls}` or `{driver}`) and use no placeholder misdirect does not fill in.
+    pub fn parse(template: &str) -> Result<Self, String> {
+        if !template.contains("{urls}") && !template.contains("{driver}") {
+            return Err("a client command needs {urls} or {driver}".to_owned());
+        }
+        if let Some(unknown) = unknown_placeholder(template) {
+            return Err(format!(
+                "{unknown} is no placeholder; a client command may use {}",
+                PLACEHOLDERS.join(" ")
+            ));
+        }
+        Ok(Self {
+            template: template.to_owned(),
+            name: None,
+        })
+    }
+
     /// Renders the template for these fetches.
     pub fn render(&self, fetches: &[Fetch], port: u16, ca: &Path, protocol: Protocol) -> String {
         let urls: Vec<String> = fetches

@@ -88,12 +88,10 @@ pub fn prepare(
         };
         return Ok((remote, None));
     };
-    let path = server_path();
-    for tool in &launch.needs {
-        if !on_path(tool, &path) {
-            return Err(LaunchError::Missing(tool.clone()));
-        }
+    if let Some(tool) = missing_tool(&launch.needs) {
+        return Err(LaunchError::Missing(tool.to_owned()));
     }
+    let path = server_path();
     let workdir = working_root.join(&profile.server);
     let setup = |what: &str, error: io::Error| LaunchError::Setup(format!("{what}: {error}"));
     let _ = fs::remove_dir_all(&workdir);
@@ -225,6 +223,20 @@ impl Drop for RunningServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The first tool of `needs` that is not on the PATH servers and clients are looked up in.
+pub(crate) fn missing_tool(needs: &[String]) -> Option<&str> {
+    let path = server_path();
+    needs
+        .iter()
+        .find(|tool| !on_path(tool, &path))
+        .map(String::as_str)
+}
+
+/// The first line a version command prints, run as the launcher runs tools.
+pub(crate) fn tool_version(command: &str) -> Option<String> {
+    version(command, &server_path())
 }
 
 /// The first line a version command prints (stdout, else stderr), within a deadline.

@@ -1,10 +1,11 @@
 //! What is tested: the embedded reference target (correct, or with one [`Fault`]), the chaos
 //! target (one hostile [`Chaos`] behaviour), a server
 //! reached at its address (one of yours, or launched from a profile: [`profile`], [`launcher`]),
-//! or a client run from a command ([`client`]); where requests go, which names play which role,
+//! or a client run from a command ([`client`], or a [`client_profile`]); where requests go, which names play which role,
 //! and what to trust.
 
 pub mod client;
+pub mod client_profile;
 pub mod launcher;
 pub mod profile;
 
@@ -40,7 +41,10 @@ impl Target {
                 Some(server) => format!("{server} at {}", remote.address),
                 None => remote.address.to_string(),
             },
-            Self::Command(command) => format!("client `{}`", command.template),
+            Self::Command(command) => match &command.name {
+                Some(name) => format!("client {name}"),
+                None => format!("client `{}`", command.template),
+            },
         }
     }
 }

@@ -199,6 +199,15 @@ pub struct Launch {
 
 const DEFAULT_READY_WITHIN: Duration = Duration::from_secs(10);
 
+/// Whether a server's or client's name can name its working folder and report files:
+/// letters, digits, `-`, `_` and `.`.
+pub(super) fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
 /// Loads a profile; relative paths in it are relative to the profile's folder.
 pub fn load(path: &Path) -> Result<Profile, LoadError> {
     let (source, raw) = read_yaml::<RawProfile>(path)?;
@@ -235,11 +244,7 @@ impl Builder<'_> {
 
     fn profile(&self, raw: RawProfile, folder: &Path) -> Result<Profile, LoadError> {
         let server = raw.server.value.trim().to_owned();
-        if server.is_empty()
-            || !server
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        {
+        if !is_valid_name(&server) {
             return Err(self.error_at(
                 &raw.server,
                 "the server name must be letters, digits, `-`, `_` or `.`",

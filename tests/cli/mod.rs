@@ -608,30 +608,18 @@ pub(crate) fn trials() -> Vec<Trial> {
     ]);
     trials.push(browser::html_report_renders_failures_first());
     trials.extend(schema::trials());
-    // Real clients under test, where the machine has them; listed but ignored where it has not.
-    trials.push(client_under_test(
-        "curl",
-        &["curl"],
-        "curl --http2 -s -o /dev/null --cacert {ca} {resolve} {urls}",
-        "h2",
-    ));
-    trials.push(client_under_test(
-        "node-fetch",
-        &["node"],
-        "NODE_EXTRA_CA_CERTS={ca} node --require ./examples/node-fetch/resolve-test-names.cjs ./examples/node-fetch/fetch.mjs {urls}",
-        "h1",
-    ));
-    trials.push(client_under_test(
-        "chromium",
-        &["chromium", "certutil"],
-        "sh examples/chromium/fetch.sh {ca} '{driver}'",
-        "h2",
-    ));
+    // Real clients under test from their profiles in `clients/`, where the machine has them;
+    // listed but ignored where it has not: each run matches the client's baseline.
+    let clients = profiled_clients();
+    for (client, needs) in &clients {
+        trials.push(client_trial(client.clone(), needs));
+    }
     // Real servers started from their profiles, where the machine has them: each run matches
     // the server's baseline, and the server is stopped afterwards.
     let servers = profiled_servers();
     let mut every_need: Vec<String> = servers
         .iter()
+        .chain(&clients)
         .flat_map(|(_, needs)| needs.iter().cloned())
         .collect();
     every_need.sort_unstable();
@@ -639,7 +627,8 @@ pub(crate) fn trials() -> Vec<Trial> {
     for (server, needs) in servers {
         trials.push(profile_trial(server, &needs));
     }
-    // The committed matrix is what a fresh run produces, where every profiled server is here.
+    // The committed matrices are what a fresh run produces, where every profiled server and
+    // client is here.
     let needs: Vec<&str> = every_need.iter().map(String::as_str).collect();
     trials.push(
         Trial::test(
@@ -913,29 +902,35 @@ fn terminated_run_stops_its_server() -> Result<(), Failed> {
 
 fn committed_matrix_is_reproduced() -> Result<(), Failed> {
     let dir = scratch("matrix");
+    // Real clients start slowly while the other trials run beside this one (Chromium above
+    // all), so the deadline is twice the default; no verdict depends on it.
     let (code, stdout, stderr) = misdirect(&[
         "matrix",
+        "--timeout",
+        "10",
         "--out",
         dir.to_str().unwrap_or_default(),
         "--work-dir",
         dir.join("servers").to_str().unwrap_or_default(),
     ])?;
-    let fresh = std::fs::read_to_string(dir.join("README.md")).unwrap_or_default();
-    let committed =
-        std::fs::read_to_string(root().join("docs/matrix/README.md")).unwrap_or_default();
-    if code != 0 || fresh != committed {
-        let differing: Vec<String> = fresh
-            .lines()
-            .zip(committed.lines())
-            .filter(|(fresh, committed)| fresh != committed)
-            .take(5)
-            .map(|(fresh, committed)| format!("fresh:     {fresh}\ncommitted: {committed}"))
-            .collect();
-        return Err(format!(
-            "exit {code}: the matrix differs from docs/matrix/README.md (regenerate with `misdirect matrix`)\n{}\n{stdout}{stderr}",
-            differing.join("\n")
-        )
-        .into());
+    for matrix in ["README.md", "clients/README.md"] {
+        let fresh = std::fs::read_to_string(dir.join(matrix)).unwrap_or_default();
+        let committed =
+            std::fs::read_to_string(root().join("docs/matrix").join(matrix)).unwrap_or_default();
+        if code != 0 || fresh != committed {
+            let differing: Vec<String> = fresh
+                .lines()
+                .zip(committed.lines())
+                .filter(|(fresh, committed)| fresh != committed)
+                .take(5)
+                .map(|(fresh, committed)| format!("fresh:     {fresh}\ncommitted: {committed}"))
+                .collect();
+            return Err(format!(
+                "exit {code}: the matrix differs from docs/matrix/{matrix} (regenerate with `misdirect matrix`)\n{}\n{stdout}{stderr}",
+                differing.join("\n")
+            )
+            .into());
+        }
     }
     Ok(())
 }
@@ -962,6 +957,16 @@ fn profiled_servers() -> Vec<(String, Vec<String>)> {
             let name = path.file_stem()?.to_string_lossy().into_owned();
             Some((name, profile.launch?.needs))
         })
+        .collect()
+}
+
+/// Every client profile in `clients/`: its name (the profile is `clients/<name>.yaml`) and the
+/// executables it needs.
+fn profiled_clients() -> Vec<(String, Vec<String>)> {
+    misdirect::under_test::client_profile::load_folder(&root().join("clients"))
+        .unwrap_or_else(|error| panic!("{error}"))
+        .into_iter()
+        .map(|client| (client.client, client.needs))
         .collect()
 }
 
@@ -1086,39 +1091,41 @@ fn against_served_profile(
 /// Runs the client family against a real client `template` over `protocol`: the client must run
 /// and be judged (no ERROR, at least one case that did not SKIP). Ignored where a tool is
 /// missing.
-fn client_under_test(
-    name: &'static str,
-    tools: &[&str],
-    template: &'static str,
-    protocol: &'static str,
-) -> Trial {
-    let present = tools_present(tools);
-    Trial::test(format!("cli::{name}-as-client-under-test"), move || {
-        let dir = scratch(name);
-        let junit = dir.join("junit.xml");
-        // A real client starts slowly on a busy machine (Chromium above all, while the other
-        // trials run beside it), so its deadline is twice the default.
-        let (code, stdout, stderr) = misdirect(&[
-            "run",
-            "--client",
-            template,
-            "--protocol",
-            protocol,
-            "--timeout",
-            "10",
-            "--filter",
-            "client/*",
-            "--junit",
-            junit.to_str().unwrap_or_default(),
-        ])?;
-        let reported = Reported::read(&junit)?;
-        let judged =
-            reported.count("ERROR") == 0 && reported.count("SKIP") < reported.verdicts.len();
-        if code == 2 || code == 3 || !judged {
-            return Err(format!("exit {code}, {}\n{stdout}{stderr}", reported.summary()).into());
-        }
-        Ok(())
-    })
+/// Runs the client scenarios against `clients/<client>.yaml`, on the protocols it names: the run
+/// must match the client's baseline, every case judged (no ERROR, not all SKIP). Ignored where
+/// one of `needs` is missing.
+fn client_trial(client: String, needs: &[String]) -> Trial {
+    let needs: Vec<&str> = needs.iter().map(String::as_str).collect();
+    let present = tools_present(&needs);
+    Trial::test(
+        format!("cli::client-{client}-matches-its-baseline"),
+        move || {
+            let dir = scratch(&format!("client-{client}"));
+            let junit = dir.join("junit.xml");
+            let profile = format!("clients/{client}.yaml");
+            // A real client starts slowly on a busy machine (Chromium above all, while the
+            // other trials run beside it), so its deadline is twice the default.
+            let (code, stdout, stderr) = misdirect(&[
+                "run",
+                "--client",
+                &profile,
+                "--timeout",
+                "10",
+                "--junit",
+                junit.to_str().unwrap_or_default(),
+            ])?;
+            let reported = Reported::read(&junit)?;
+            let judged =
+                reported.count("ERROR") == 0 && reported.count("SKIP") < reported.verdicts.len();
+            let matched = stdout.contains(" 0 new, 0 changed, 0 unexpected passes");
+            if code != 0 || !judged || !matched {
+                return Err(
+                    format!("exit {code}, {}\n{stdout}{stderr}", reported.summary()).into(),
+                );
+            }
+            Ok(())
+        },
+    )
     .with_ignored_flag(!present)
 }
 

@@ -9,7 +9,7 @@ use libtest_mimic::{Failed, Trial};
 use super::{misdirect, root};
 
 /// The kinds of file, each with its committed schema and the files of the project it describes.
-const KINDS: [&str; 3] = ["scenario", "profile", "baseline"];
+const KINDS: [&str; 4] = ["scenario", "profile", "client", "baseline"];
 
 pub(super) fn trials() -> Vec<Trial> {
     vec![
@@ -59,11 +59,12 @@ fn errors(validator: &jsonschema::Validator, text: &str) -> Result<Vec<String>, 
 /// The project's files of a kind.
 fn files(kind: &str) -> Vec<PathBuf> {
     let mut found = Vec::new();
-    let mut folders = vec![root().join(if kind == "scenario" {
-        "suites"
-    } else {
-        "targets"
-    })];
+    let mut folders = match kind {
+        "scenario" => vec![root().join("suites")],
+        "client" => vec![root().join("clients")],
+        "baseline" => vec![root().join("targets"), root().join("clients")],
+        _ => vec![root().join("targets")],
+    };
     while let Some(folder) = folders.pop() {
         for entry in std::fs::read_dir(&folder).into_iter().flatten().flatten() {
             let path = entry.path();
@@ -106,6 +107,7 @@ fn broken_files_are_invalid() -> Result<(), Failed> {
     let scenario = read(&root().join("suites/server/uncovered-authority.yaml"))?;
     let profile = read(&root().join("targets/nginx.yaml"))?;
     let baseline = read(&root().join("targets/nginx.baseline.yaml"))?;
+    let client = read(&root().join("clients/curl.yaml"))?;
     let broken = [
         (
             "scenario",
@@ -155,6 +157,12 @@ fn broken_files_are_invalid() -> Result<(), Failed> {
             baseline.replacen("verdict: fail", "verdict: pass", 1),
             "a verdict that is no deviation",
         ),
+        (
+            "client",
+            client.replace("protocols: [h1, h2]", "protocols: [http2]"),
+            "an unknown protocol",
+        ),
+        ("client", format!("{client}timeout: 3\n"), "an unknown key"),
     ];
     for (kind, text, what) in broken {
         if errors(&validator(kind)?, &text)?.is_empty() {

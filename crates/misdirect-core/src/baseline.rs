@@ -20,6 +20,8 @@ use crate::verdict::Verdict;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawBaseline {
+    /// The server, or with `client:` the client, whose deviations these are.
+    #[serde(alias = "client")]
     server: String,
     #[serde(default)]
     deviations: Vec<RawDeviation>,

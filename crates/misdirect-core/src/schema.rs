@@ -279,7 +279,8 @@ pub fn scenario() -> Value {
 pub fn baseline() -> Value {
     let root = object(
         json!({
-            "server": { "type": "string" },
+            "server": { "type": "string", "description": "the server whose deviations these are" },
+            "client": { "type": "string", "description": "or the client under test" },
             "deviations": {
                 "type": "array",
                 "items": object(json!({
@@ -294,11 +295,18 @@ pub fn baseline() -> Value {
                 }), &["case", "verdict", "reason"]),
             },
         }),
-        &["server"],
+        &[],
     );
+    let mut root = root;
+    if let Some(root) = root.as_object_mut() {
+        root.insert(
+            "oneOf".to_owned(),
+            json!([{ "required": ["server"] }, { "required": ["client"] }]),
+        );
+    }
     document(
         "misdirect baseline",
-        "A server's known deviations: each case with the verdict it gets and why.",
+        "A server's or client's known deviations: each case with the verdict it gets and why.",
         root,
         json!({}),
     )

@@ -1,7 +1,8 @@
-//! The results matrix: servers × cases, one verdict per cell, as Markdown (for the README or a
-//! docs page) and as a static HTML page, with a legend. Every cell links to its evidence: the
-//! section of the server's HTML report (see [`super::html`]) for that case; each server's JUnit
-//! report sits beside it too. Against a server's reviewed baseline, a cell says whether its
+//! The results matrices: servers × cases, and clients × client cases, one verdict per cell, as
+//! Markdown (for the README or a docs page) and as a static HTML page, with a legend. Every cell
+//! links to its evidence: the section of the server's or client's HTML report (see
+//! [`super::html`]) for that case; each one's JUnit report sits beside it too. Against its
+//! reviewed baseline, a cell says whether its
 //! deviation is known (listed with a reason) or new, so that a regression stands out among the
 //! deviations everyone already knows. The HTML page keeps its header row in view. Pure: each column is one server's results, as `misdirect matrix` collected
 //! them; nothing in the matrix depends on timings or ports, so a fresh run reproduces it.
@@ -15,14 +16,45 @@ use crate::baseline::Baseline;
 use crate::outcome::{CaseResult, Tally};
 use crate::verdict::Verdict;
 
-/// One server's column.
+/// What a matrix's columns are: the server profiles of `targets/` or the client profiles of
+/// `clients/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subjects {
+    Servers,
+    Clients,
+}
+
+impl Subjects {
+    fn noun(self) -> &'static str {
+        match self {
+            Self::Servers => "server",
+            Self::Clients => "client",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Self::Servers => "Results matrix",
+            Self::Clients => "Client results matrix",
+        }
+    }
+
+    fn introduction(self) -> &'static str {
+        match self {
+            Self::Servers => SERVERS,
+            Self::Clients => CLIENTS,
+        }
+    }
+}
+
+/// One server's or client's column.
 #[derive(Debug, Clone)]
 pub struct Column {
-    /// The profile's server name.
-    pub server: String,
-    /// What the server said its version is, when it was started.
+    /// The profile's server or client name.
+    pub name: String,
+    /// What the server or client said its version is.
     pub version: Option<String>,
-    /// The server's reviewed baseline, which tells known deviations from new ones.
+    /// Its reviewed baseline, which tells known deviations from new ones.
     pub baseline: Option<Baseline>,
     pub outcome: ColumnOutcome,
 }
@@ -30,48 +62,51 @@ pub struct Column {
 #[derive(Debug, Clone)]
 pub enum ColumnOutcome {
     Ran(Vec<CaseResult>),
-    /// The server could not be started or is not installed.
+    /// The server or client could not be started or is not installed.
     NotRun(String),
 }
 
 impl Column {
-    /// A server's HTML report, relative to the matrix: the evidence each cell links into.
-    pub fn report_file(server: &str) -> String {
-        format!("{server}.html")
+    /// A column's HTML report, relative to the matrix: the evidence each cell links into.
+    pub fn report_file(name: &str) -> String {
+        format!("{name}.html")
     }
 
-    /// A server's JUnit report, relative to the matrix.
-    pub fn junit_file(server: &str) -> String {
-        format!("{server}.junit.xml")
+    /// A column's JUnit report, relative to the matrix.
+    pub fn junit_file(name: &str) -> String {
+        format!("{name}.junit.xml")
     }
 
     fn report(&self) -> String {
-        Self::report_file(&self.server)
+        Self::report_file(&self.name)
     }
 
     fn junit(&self) -> String {
-        Self::junit_file(&self.server)
+        Self::junit_file(&self.name)
     }
 }
 
-const INTRODUCTION: &str = "Every scenario against every server profile in `targets/`, written by \
+const SERVERS: &str = "Every scenario against every server profile in `targets/`, written by \
     `misdirect matrix`. A cell is the case's verdict and links to its evidence in the server's \
     report (what was expected, what was observed, the transcript); each server's JUnit report is \
     beside it.";
+
+const CLIENTS: &str = "Every client scenario against every client profile in `clients/`, on the \
+    protocols each client is judged on, written by `misdirect matrix`: misdirect plays the origin \
+    and judges each client by what reached it. A cell is the case's verdict and links to its \
+    evidence in the client's report (what was expected, what the origin saw, the transcript); \
+    each client's JUnit report is beside it.";
 
 const LEGEND: [(&str, &str); 10] = [
     ("PASS", "every applicable expectation was observed and met"),
     ("FAIL", "a MUST was broken"),
     ("WARN", "a SHOULD was not met"),
     ("INFO", "an optional (MAY) behaviour was observed"),
-    (
-        "SKIP",
-        "does not apply to this server (the report says why)",
-    ),
+    ("SKIP", "does not apply here (the report says why)"),
     ("ERROR", "could not be tested (the report says why)"),
     (
         "known",
-        "a deviation listed in the server's reviewed baseline, with its reason",
+        "a deviation listed in the reviewed baseline, with its reason",
     ),
     ("new", "a deviation the baseline does not list"),
     (
@@ -123,21 +158,25 @@ fn rows(columns: &[Column]) -> BTreeMap<String, Vec<Option<Cell>>> {
     rows
 }
 
-/// Renders the Markdown matrix: a summary row per server, then one row per case.
-pub fn render(columns: &[Column]) -> String {
-    let mut text = format!("# Results matrix\n\n{INTRODUCTION}\n\n");
+/// Renders the Markdown matrix: a summary row per server or client, then one row per case.
+pub fn render(subjects: Subjects, columns: &[Column]) -> String {
+    let mut text = format!("# {}\n\n{}\n\n", subjects.title(), subjects.introduction());
     for (word, meaning) in LEGEND {
         let _ = writeln!(text, "- **{word}**: {meaning}");
     }
     text.push('\n');
-    text.push_str("| server | version | PASS | FAIL | WARN | INFO | SKIP | ERROR | evidence |\n");
+    let _ = writeln!(
+        text,
+        "| {} | version | PASS | FAIL | WARN | INFO | SKIP | ERROR | evidence |",
+        subjects.noun()
+    );
     text.push_str("| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
     for column in columns {
         let version = column.version.as_deref().unwrap_or("").replace('|', "/");
         match &column.outcome {
             ColumnOutcome::Ran(results) => {
                 let tally = Tally::of(results);
-                let _ = write!(text, "| {} | {version} |", column.server);
+                let _ = write!(text, "| {} | {version} |", column.name);
                 for verdict in VERDICTS {
                     let _ = write!(text, " {} |", tally.count(verdict));
                 }
@@ -152,7 +191,7 @@ pub fn render(columns: &[Column]) -> String {
                 let _ = writeln!(
                     text,
                     "| {} | {version} | not run: {} | | | | | | |",
-                    column.server,
+                    column.name,
                     reason.replace('|', "/").replace('\n', " ")
                 );
             }
@@ -160,7 +199,7 @@ pub fn render(columns: &[Column]) -> String {
     }
     text.push_str("\n| case |");
     for column in columns {
-        let _ = write!(text, " {} |", column.server);
+        let _ = write!(text, " {} |", column.name);
     }
     text.push_str("\n| --- |");
     text.push_str(&" --- |".repeat(columns.len()));
@@ -187,27 +226,29 @@ pub fn render(columns: &[Column]) -> String {
 }
 
 /// Renders the HTML matrix: the same tables, with each cell coloured by its verdict.
-pub fn render_html(columns: &[Column]) -> String {
+pub fn render_html(subjects: Subjects, columns: &[Column]) -> String {
     let mut page = format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\">\
-         <title>misdirect: results matrix</title><style>{STYLE}</style></head>\n<body>\n\
-         <h1>Results matrix</h1>\n<p>{}</p>\n<table>\n<tr><th>server</th><th>version</th>",
-        escape(&INTRODUCTION.replace('`', ""))
+         <title>misdirect: {title}</title><style>{STYLE}</style></head>\n<body>\n\
+         <h1>{title}</h1>\n<p>{}</p>\n<table>\n<tr><th>{}</th><th>version</th>",
+        escape(&subjects.introduction().replace('`', "")),
+        subjects.noun(),
+        title = subjects.title(),
     );
     for verdict in VERDICTS {
         let _ = write!(page, "<th class=\"{0}\">{0}</th>", verdict.label());
     }
     page.push_str("<th>evidence</th></tr>\n");
     for column in columns {
-        let server = format!(
+        let heading = format!(
             "<td>{}</td><td>{}</td>",
-            escape(&column.server),
+            escape(&column.name),
             escape(column.version.as_deref().unwrap_or(""))
         );
         match &column.outcome {
             ColumnOutcome::Ran(results) => {
                 let tally = Tally::of(results);
-                let _ = write!(page, "<tr>{server}");
+                let _ = write!(page, "<tr>{heading}");
                 for verdict in VERDICTS {
                     let _ = write!(page, "<td>{}</td>", tally.count(verdict));
                 }
@@ -221,7 +262,7 @@ pub fn render_html(columns: &[Column]) -> String {
             ColumnOutcome::NotRun(reason) => {
                 let _ = writeln!(
                     page,
-                    "<tr>{server}<td colspan=\"7\">not run: {}</td></tr>",
+                    "<tr>{heading}<td colspan=\"7\">not run: {}</td></tr>",
                     escape(reason.lines().next().unwrap_or(""))
                 );
             }
@@ -233,7 +274,7 @@ pub fn render_html(columns: &[Column]) -> String {
     }
     page.push_str("</dl>\n<table>\n<thead><tr><th>case</th>");
     for column in columns {
-        let _ = write!(page, "<th>{}</th>", escape(&column.server));
+        let _ = write!(page, "<th>{}</th>", escape(&column.name));
     }
     page.push_str("</tr></thead>\n");
     for (case, cells) in rows(columns) {
@@ -274,7 +315,7 @@ mod tests {
     fn cells_line_up_under_their_servers() {
         let columns = [
             Column {
-                server: "one".into(),
+                name: "one".into(),
                 version: Some("one/1.0".into()),
                 baseline: Some(Baseline {
                     server: "one".into(),
@@ -289,13 +330,13 @@ mod tests {
                 outcome: ColumnOutcome::Ran(vec![result("s/a", Verdict::Fail)]),
             },
             Column {
-                server: "two".into(),
+                name: "two".into(),
                 version: None,
                 baseline: None,
                 outcome: ColumnOutcome::NotRun("`two` is not installed".into()),
             },
             Column {
-                server: "three".into(),
+                name: "three".into(),
                 version: None,
                 baseline: Some(Baseline {
                     server: "three".into(),
@@ -307,7 +348,7 @@ mod tests {
                 ]),
             },
         ];
-        let text = render(&columns);
+        let text = render(Subjects::Servers, &columns);
         assert!(
             text.contains(
                 "| `s/a [h2]` | [FAIL known](one.html#s-a-h2) |  | [PASS](three.html#s-a-h2) |"
@@ -322,7 +363,7 @@ mod tests {
             "| one | one/1.0 | 0 | 1 | 0 | 0 | 0 | 0 | [report](one.html) · [JUnit](one.junit.xml) |"
         ));
         assert!(text.contains("| two |  | not run: `two` is not installed |"));
-        let page = render_html(&columns);
+        let page = render_html(Subjects::Servers, &columns);
         assert!(
             page.contains(
                 "<tr><td><code>s/b [h2]</code></td><td></td><td></td>\

@@ -1,7 +1,8 @@
 #!/bin/sh
-# Sends headless Chromium through a client scenario, as a client under test for misdirect:
+# Sends headless Chromium through a client scenario, as a client under test for misdirect, by
+# the client profile clients/chromium.yaml:
 #
-#   misdirect run --protocol h2 --filter 'client/*' --client 'sh examples/chromium/fetch.sh {ca} {driver}'
+#   misdirect run --client clients/chromium.yaml
 #
 # Chromium trusts the CA file given first (in a throwaway NSS database), resolves every *.test
 # name to 127.0.0.1 and opens the driver page, which fetches the scenario's URLs in order.
