@@ -5,6 +5,9 @@ use misdirect_core::policy::Answer;
 /// Where a browser under test is sent first: a page on the origin that fetches the URLs given in
 /// its query (`?u=<url>&u=<url>…`), one after another. Browsers cannot be told to fetch a list of
 /// URLs in order, and a page of another origin may not reach loopback (Private Network Access).
+/// With `sync=1` in the query the page fetches them with synchronous requests while it loads, for
+/// a browser that can only be told to load a page and stop (Firefox's `--screenshot` waits for
+/// the load event, not for a script's promises).
 pub const DRIVER_PATH: &str = "/misdirect/driver";
 
 pub(super) fn driver_page(path: &str) -> Option<Answer> {
@@ -15,18 +18,31 @@ pub(super) fn driver_page(path: &str) -> Option<Answer> {
         .map(percent_decode)
         .filter(|url| url.starts_with("https://") && !url.contains(['\'', '"', '<', '>', '\\']))
         .collect();
-    let fetches: String = urls
-        .iter()
-        .map(|url| {
-            format!("try{{await fetch('{url}',{{mode:'no-cors',cache:'no-store'}})}}catch(e){{}}")
-        })
-        .collect();
+    let synchronous = query.split('&').any(|pair| pair == "sync=1");
+    let script = if synchronous {
+        // A request the page may not read (another origin, no CORS) still reaches the origin.
+        let requests: String = urls
+            .iter()
+            .map(|url| {
+                format!("try{{var x=new XMLHttpRequest();x.open('GET','{url}',false);x.send()}}catch(e){{}}")
+            })
+            .collect();
+        format!("{requests}document.title='done'")
+    } else {
+        let fetches: String = urls
+            .iter()
+            .map(|url| {
+                format!(
+                    "try{{await fetch('{url}',{{mode:'no-cors',cache:'no-store'}})}}catch(e){{}}"
+                )
+            })
+            .collect();
+        format!("(async()=>{{{fetches}document.title='done'}})()")
+    };
     Some(Answer {
         status: 200,
         tenant: None,
-        body: format!(
-            "<!doctype html><title>misdirect</title><script>(async()=>{{{fetches}document.title='done'}})()</script>\n"
-        ),
+        body: format!("<!doctype html><title>misdirect</title><script>{script}</script>\n"),
         cache_control: Some("no-store"),
         close: false,
         content_type: "text/html",
@@ -71,5 +87,13 @@ mod tests {
         assert!(first < second);
         assert!(!page.body.contains("javascript:x"));
         assert!(driver_page("/fetch/0").is_none());
+        let synchronous =
+            driver_page("/misdirect/driver?u=https://a.test:1/fetch/0&sync=1").unwrap();
+        assert!(
+            synchronous
+                .body
+                .contains("open('GET','https://a.test:1/fetch/0',false)")
+        );
+        assert!(!synchronous.body.contains("async"));
     }
 }
