@@ -6,7 +6,7 @@ use std::process::Command;
 
 use libtest_mimic::{Failed, Trial};
 
-use super::{misdirect, scratch, tools_present};
+use super::{Needs, misdirect, scratch};
 
 /// The trial, ignored (naming the tool) where Chromium is not installed.
 pub(super) fn html_report_renders_failures_first() -> Trial {
@@ -14,7 +14,7 @@ pub(super) fn html_report_renders_failures_first() -> Trial {
         "cli::html-report-in-chromium-shows-failures-first",
         rendered_report_puts_failures_first,
     )
-    .with_ignored_flag(!tools_present(&["chromium", "timeout"]))
+    .needs(&["chromium", "timeout"])
 }
 
 fn rendered_report_puts_failures_first() -> Result<(), Failed> {

@@ -570,12 +570,12 @@ pub(crate) fn trials() -> Vec<Trial> {
             "cli::progress-bar-and-colour-on-a-terminal",
             progress_bar_and_colour_on_a_terminal,
         )
-        .with_ignored_flag(!tools_present(&["script"])),
+        .needs(&["script"]),
         Trial::test(
             "cli::junit-is-valid-and-agrees-with-the-exit-code",
             junit_is_valid_and_agrees_with_the_exit_code,
         )
-        .with_ignored_flag(!tools_present(&["xmllint"])),
+        .needs(&["xmllint"]),
         Trial::test(
             "cli::merged-partitions-equal-the-whole-run",
             merged_partitions_equal_the_whole_run,
@@ -604,7 +604,7 @@ pub(crate) fn trials() -> Vec<Trial> {
             "cli::terminated-run-stops-its-server",
             terminated_run_stops_its_server,
         )
-        .with_ignored_flag(!tools_present(&["python3"])),
+        .needs(&["python3"]),
     ]);
     trials.push(browser::html_report_renders_failures_first());
     trials.extend(schema::trials());
@@ -635,7 +635,7 @@ pub(crate) fn trials() -> Vec<Trial> {
             "cli::committed-matrix-is-reproduced",
             committed_matrix_is_reproduced,
         )
-        .with_ignored_flag(!tools_present(&needs)),
+        .needs(&needs),
     );
     trials
 }
@@ -1096,7 +1096,6 @@ fn against_served_profile(
 /// one of `needs` is missing.
 fn client_trial(client: String, needs: &[String]) -> Trial {
     let needs: Vec<&str> = needs.iter().map(String::as_str).collect();
-    let present = tools_present(&needs);
     Trial::test(
         format!("cli::client-{client}-matches-its-baseline"),
         move || {
@@ -1126,7 +1125,7 @@ fn client_trial(client: String, needs: &[String]) -> Trial {
             Ok(())
         },
     )
-    .with_ignored_flag(!present)
+    .needs(&needs)
 }
 
 /// Runs every suite against `targets/<server>.yaml`: the run must match the profile's baseline
@@ -1134,7 +1133,6 @@ fn client_trial(client: String, needs: &[String]) -> Trial {
 /// Ignored where one of `needs` is missing.
 fn profile_trial(server: String, needs: &[String]) -> Trial {
     let needs: Vec<&str> = needs.iter().map(String::as_str).collect();
-    let present = tools_present(&needs);
     Trial::test(
         format!("cli::profile-{server}-matches-its-baseline"),
         move || {
@@ -1161,7 +1159,7 @@ fn profile_trial(server: String, needs: &[String]) -> Trial {
             Ok(())
         },
     )
-    .with_ignored_flag(!present)
+    .needs(&needs)
 }
 
 fn root() -> &'static Path {
@@ -1712,16 +1710,37 @@ fn certificates_in(dir: &Path) -> Result<PathBuf, Failed> {
 }
 
 /// Whether every one of `tools` is on PATH.
-fn tools_present(tools: &[&str]) -> bool {
-    tools.iter().all(|tool| {
-        Command::new("sh")
-            .args([
-                "-c",
-                &format!("PATH=\"$PATH:/usr/sbin:/sbin\" command -v {tool}"),
-            ])
-            .output()
-            .is_ok_and(|output| output.status.success())
-    })
+/// A trial that needs tools: where one is missing it is ignored, and its kind (shown beside its
+/// name) says which, so that a developer knows what to install (`scripts/install-servers`,
+/// `scripts/install-test-tools`); CI installs them all.
+pub(super) trait Needs {
+    fn needs(self, tools: &[&str]) -> Self;
+}
+
+impl Needs for Trial {
+    fn needs(self, tools: &[&str]) -> Self {
+        let missing: Vec<&str> = tools
+            .iter()
+            .copied()
+            .filter(|tool| !tool_present(tool))
+            .collect();
+        if missing.is_empty() {
+            self
+        } else {
+            self.with_kind(format!("needs {}", missing.join(" ")))
+                .with_ignored_flag(true)
+        }
+    }
+}
+
+fn tool_present(tool: &str) -> bool {
+    Command::new("sh")
+        .args([
+            "-c",
+            &format!("PATH=\"$PATH:/usr/sbin:/sbin\" command -v {tool}"),
+        ])
+        .output()
+        .is_ok_and(|output| output.status.success())
 }
 
 /// The process group misdirect reported starting, and whether any process of it is still alive.
