@@ -7,7 +7,9 @@ use misdirect_core::policy::Answer;
 /// URLs in order, and a page of another origin may not reach loopback (Private Network Access).
 /// With `sync=1` in the query the page fetches them with synchronous requests while it loads, for
 /// a browser that can only be told to load a page and stop (Firefox's `--screenshot` waits for
-/// the load event, not for a script's promises).
+/// the load event, not for a script's promises). Every request carries credentials, as a page's
+/// own subresources do: browsers keep requests without them (privacy mode, anonymous) on
+/// connections of their own, which would hide whether they coalesce.
 pub const DRIVER_PATH: &str = "/misdirect/driver";
 
 pub(super) fn driver_page(path: &str) -> Option<Answer> {
@@ -24,7 +26,7 @@ pub(super) fn driver_page(path: &str) -> Option<Answer> {
         let requests: String = urls
             .iter()
             .map(|url| {
-                format!("try{{var x=new XMLHttpRequest();x.open('GET','{url}',false);x.send()}}catch(e){{}}")
+                format!("try{{var x=new XMLHttpRequest();x.open('GET','{url}',false);x.withCredentials=true;x.send()}}catch(e){{}}")
             })
             .collect();
         format!("{requests}document.title='done'")
