@@ -52,7 +52,7 @@ pub(super) async fn serve(
             .iter()
             .any(|value| value.eq_ignore_ascii_case("close"));
         let close = answer.close || client_closes;
-        let alt_svc = (answer.status < 300).then_some(shared.alt_svc.as_str());
+        let alt_svc = shared.alt_svc.as_deref().filter(|_| answer.status < 300);
         write_h1(&mut tls, &answer, close, alt_svc).await?;
         if close {
             return Ok(());

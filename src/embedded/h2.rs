@@ -102,8 +102,8 @@ async fn answer(
         }
         Reply::Respond(answer) => {
             let mut response = response_head(&answer);
-            if answer.status < 300 {
-                response = response.header(http::header::ALT_SVC, shared.alt_svc.as_str());
+            if let Some(alt_svc) = shared.alt_svc.as_deref().filter(|_| answer.status < 300) {
+                response = response.header(http::header::ALT_SVC, alt_svc);
             }
             if answer.close {
                 closing.store(true, Ordering::SeqCst);

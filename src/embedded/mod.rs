@@ -135,6 +135,9 @@ pub struct StartOptions {
     pub client_origin: bool,
     /// Its TCP port offers no ALPN, as servers that predate it: clients speak HTTP/1.1.
     pub without_alpn: bool,
+    /// It listens on TCP only, for a case that speaks no HTTP/3: no UDP socket, no QUIC endpoint
+    /// and its receive buffers, and no `Alt-Svc` advertising one.
+    pub tcp_only: bool,
 }
 
 impl Drop for EmbeddedTarget {
@@ -158,8 +161,16 @@ impl EmbeddedTarget {
     ) -> Result<Self, StartError> {
         let sessions = ServerSessionMemoryCache::new(1024);
         let client_cas = Arc::new(ClientCas::new(pki)?);
-        let quic_config = h3::server_config(pki, &client_cas, fault, sessions.clone())?;
-        let (listener, endpoint) = bind_pair(options.port, quic_config).await?;
+        let (listener, endpoint) = if options.tcp_only {
+            (
+                TcpListener::bind((Ipv4Addr::LOCALHOST, options.port)).await?,
+                None,
+            )
+        } else {
+            let quic_config = h3::server_config(pki, &client_cas, fault, sessions.clone())?;
+            let (listener, endpoint) = bind_pair(options.port, quic_config).await?;
+            (listener, Some(endpoint))
+        };
         let address = listener.local_addr()?;
         let shared = Arc::new(Shared::new(
             pki,
@@ -172,9 +183,15 @@ impl EmbeddedTarget {
         let accept_loop = tokio::spawn(async move {
             let shared = loop_shared;
             let mut connections = tokio::task::JoinSet::new();
+            let quic_incoming = || async {
+                match &endpoint {
+                    Some(endpoint) => endpoint.accept().await,
+                    None => std::future::pending().await,
+                }
+            };
             loop {
                 tokio::select! {
-                    Some(incoming) = endpoint.accept() => {
+                    Some(incoming) = quic_incoming() => {
                         let shared = Arc::clone(&shared);
                         connections.spawn(async move {
                             let _ = tokio::time::timeout(Duration::from_secs(120), h3::serve(incoming, shared)).await;
@@ -243,8 +260,8 @@ struct Shared {
     policy: Policy,
     fault: Option<Fault>,
     port: u16,
-    /// `Alt-Svc` advertising the HTTP/3 endpoint.
-    alt_svc: String,
+    /// `Alt-Svc` advertising the HTTP/3 endpoint, when it has one.
+    alt_svc: Option<String>,
     /// In gateway mode, where each tenant's requests go.
     gateway: Option<Gateway>,
     script: OriginScript,
@@ -291,7 +308,7 @@ impl Shared {
             policy: Policy::new(fault),
             fault,
             port,
-            alt_svc: format!("h3=\":{port}\"; ma=86400"),
+            alt_svc: (!options.tcp_only).then(|| format!("h3=\":{port}\"; ma=86400")),
             gateway,
             script: options.script,
             origin_frame: options.origin_frame,

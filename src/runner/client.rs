@@ -34,6 +34,7 @@ impl Runner {
             origin_frame: plan.origin_frame.clone(),
             origin_frame_stream: plan.origin_frame_stream,
             client_origin: true,
+            tcp_only: protocol != Protocol::Http3,
             ..StartOptions::default()
         };
         let origin = match EmbeddedTarget::start_with(pki, None, options).await {

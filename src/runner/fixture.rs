@@ -16,6 +16,7 @@ use crate::pki::Pki;
 use crate::under_test::Remote;
 use misdirect_core::conclude::Inapplicable;
 use misdirect_core::fault::Fault;
+use misdirect_core::protocol::Protocol;
 
 /// A server ready for one case; what it started stops when it is dropped.
 pub(super) struct ServerFixture {
@@ -32,10 +33,12 @@ pub(super) struct ServerFixture {
 impl ServerFixture {
     /// The embedded target, correct or with `fault`, on ephemeral ports; in front of mock
     /// upstreams of its own when the scenario tests a gateway.
+    /// The embedded target with `fault`, on TCP only unless the case speaks HTTP/3.
     pub(super) async fn embedded(
         pki: Option<&Pki>,
         fault: Option<Fault>,
         gateway: bool,
+        protocol: Protocol,
     ) -> Result<Self, Stop> {
         let pki = pki.ok_or(Stop::Setup(CaseSetupError::NoPki))?;
         let upstreams = if gateway {
@@ -47,8 +50,10 @@ impl ServerFixture {
         } else {
             None
         };
+        let tcp_only = protocol != Protocol::Http3;
         let options = StartOptions {
             upstreams: upstreams.as_ref().map(Upstreams::addresses),
+            tcp_only,
             ..StartOptions::default()
         };
         let embedded = EmbeddedTarget::start_with(pki, fault, options)
@@ -57,7 +62,7 @@ impl ServerFixture {
         let address = embedded.address();
         Ok(Self {
             address,
-            h3_port: Some(address.port()),
+            h3_port: (!tcp_only).then_some(address.port()),
             upstream_log: upstreams.as_ref().map(Upstreams::log),
             _embedded: Some(embedded),
             _chaos: None,

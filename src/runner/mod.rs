@@ -318,7 +318,8 @@ impl Runner {
         }
         let fixture = match &self.target {
             Target::Embedded(fault) => {
-                ServerFixture::embedded(self.pki.as_ref(), *fault, scenario.gateway).await?
+                ServerFixture::embedded(self.pki.as_ref(), *fault, scenario.gateway, protocol)
+                    .await?
             }
             Target::Chaos(chaos) => ServerFixture::chaos(self.pki.as_ref(), *chaos).await?,
             Target::Remote(remote) => {
