@@ -31,9 +31,9 @@ pub(super) struct ServerFixture {
 }
 
 impl ServerFixture {
-    /// The embedded target, correct or with `fault`, on ephemeral ports; in front of mock
-    /// upstreams of its own when the scenario tests a gateway.
-    /// The embedded target with `fault`, on TCP only unless the case speaks HTTP/3.
+    /// The embedded target, correct or with `fault`, on ephemeral ports, on TCP only unless the
+    /// case speaks HTTP/3; in front of mock upstreams of its own when the scenario tests a
+    /// gateway.
     pub(super) async fn embedded(
         pki: Option<&Pki>,
         fault: Option<Fault>,

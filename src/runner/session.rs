@@ -26,8 +26,9 @@ use misdirect_core::scenario::{
     AuthorityHost, CASE_SEGMENT, Connect, Request, Route, Scenario, Scheme, Send, Step, TlsVersion,
 };
 
-/// Longest wait, at a case's end, for the SETTINGS that lead an HTTP/3 target's control stream
-/// (and the ORIGIN frame that may follow them); they are normally in long before.
+/// Longest wait, at a case's end, for the SETTINGS that lead the control streams of an HTTP/3
+/// target's connections (and the ORIGIN frames that may follow them); they are normally in long
+/// before.
 const CONTROL_STREAM_WAIT: Duration = Duration::from_millis(200);
 
 /// Carries out a server scenario's steps against `fixture`, recording into `record`; `Err` when
@@ -197,9 +198,13 @@ impl Session<'_> {
     /// travel on the control stream, beside the responses: the target's SETTINGS, which lead
     /// that stream, are waited for first.
     async fn keep_origin_frames(&self) {
+        // One wait for all of them: a target that never sends SETTINGS costs it once per case.
+        let until = tokio::time::Instant::now() + CONTROL_STREAM_WAIT;
         for (name, slot) in &self.connections {
             if let Slot::Open(connection, _) = slot {
-                connection.settle(CONTROL_STREAM_WAIT).await;
+                connection
+                    .settle(until.saturating_duration_since(tokio::time::Instant::now()))
+                    .await;
                 let frames = connection.origin_frames();
                 for frame in &frames {
                     self.record.event(
