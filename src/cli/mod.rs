@@ -71,6 +71,7 @@ mod progress;
 mod reports;
 mod run;
 mod serve;
+mod target;
 
 use list::{ListArgs, list};
 use matrix::{MatrixArgs, matrix};

@@ -8,11 +8,9 @@ use std::time::{Duration, Instant};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
-use crate::client::tls::{ClientIdentity, Roots, Trust};
 use crate::runner::{self, RunOptions, Runner};
-use crate::under_test::{Remote, Target};
+use crate::under_test::Target;
 use misdirect_core::baseline;
-use misdirect_core::deployment::{Deployment, Role};
 use misdirect_core::outcome::{Exit, Tally};
 use misdirect_core::protocol::Protocol;
 use misdirect_core::report::{self, terminal};
@@ -20,6 +18,7 @@ use misdirect_core::scenario::{self, Scenario};
 
 use super::progress::Progress;
 use super::reports::{ReportPaths, command_line, write_report};
+use super::target::{TargetArgs, launch_profile, parse_target, profile_path};
 use super::{Failure, runtime};
 
 #[derive(Debug, clap::Args)]
@@ -54,47 +53,13 @@ pub(super) enum Color {
 pub(super) struct RunArgs {
     #[command(flatten)]
     pub(super) suites: SuiteArgs,
-    /// `embedded`, `embedded:<fault>`, `chaos:<behaviour>`, your server as IP:PORT or HOST:PORT
-    /// (resolved once), or a target profile (`targets/<server>.yaml`), which misdirect may
-    /// start and stop itself.
-    #[arg(long, default_value = "embedded")]
-    pub(super) target: String,
-    /// Connect to ADDR:PORT when the target is HOST:PORT, without resolving HOST (as curl's
-    /// option; HOST empty for any host), e.g. edge.example.com:443:192.0.2.7:443 (repeatable).
-    #[arg(long = "connect-to", value_name = "HOST:PORT:ADDR:PORT")]
-    pub(super) connect_to: Vec<String>,
     /// Test an HTTP client instead: a command run with `sh -c` for each client case, with
     /// placeholders {urls} {resolve} {ca} {port} {protocol} (h1, h2 or h3); e.g.
     /// 'curl --http2 -s -o /dev/null --cacert {ca} {resolve} {urls}'.
-    #[arg(long, value_name = "COMMAND", conflicts_with = "target")]
+    #[arg(long, value_name = "COMMAND", conflicts_with = "spec")]
     pub(super) client: Option<String>,
-    /// For a server of yours: folder with ca.pem, client.pem and client.key, and partner-client.pem and partner-client.key for the partner tenant (see `misdirect certs`).
-    #[arg(long, value_name = "DIR")]
-    pub(super) certs: Option<PathBuf>,
-    /// For a server of yours, instead of --certs: `system` (the system's trust store) or a PEM
-    /// file with the CA that issued its certificates.
-    #[arg(long, value_name = "system|FILE", conflicts_with = "certs")]
-    pub(super) trust: Option<String>,
-    /// With --trust: the client certificate (PEM) the mTLS tenant accepts; without it, cases
-    /// that need the mTLS tenant SKIP.
-    #[arg(long, value_name = "PEM", requires_all = ["trust", "client_key"])]
-    pub(super) client_cert: Option<PathBuf>,
-    /// The key of --client-cert (PEM).
-    #[arg(long, value_name = "PEM", requires = "client_cert")]
-    pub(super) client_key: Option<PathBuf>,
-    /// For a server of yours: the UDP port of its HTTP/3 endpoint (without it, HTTP/3 cases SKIP).
-    #[arg(long, value_name = "PORT")]
-    h3_port: Option<u16>,
-    /// For a gateway of yours: run the tenants' mock upstreams on 127.0.0.1 from this port on
-    /// (alpha, bravo, charlie, delta, echo, foxtrot, golf); without it, gateway cases SKIP.
-    #[arg(long, value_name = "PORT")]
-    pub(super) upstreams_port: Option<u16>,
-    /// The mock upstreams speak cleartext HTTP/1.1 instead of HTTPS.
-    #[arg(long, requires = "upstreams_port")]
-    pub(super) upstreams_cleartext: bool,
-    /// For a server of yours: map a role onto one of its hostnames, e.g. primary=a.example.com (repeatable).
-    #[arg(long = "name", value_name = "ROLE=HOST")]
-    pub(super) names: Vec<String>,
+    #[command(flatten)]
+    pub(super) target: TargetArgs,
     /// Compare with a server's known deviations (default: the profile's `baseline`): exit 1 on
     /// a new FAIL, WARN or ERROR and on a listed case that now passes, 0 when the run matches.
     #[arg(long, value_name = "PATH")]
@@ -102,9 +67,6 @@ pub(super) struct RunArgs {
     /// Write this run's FAIL, WARN and ERROR cases as a baseline to start from.
     #[arg(long, value_name = "PATH")]
     pub(super) write_baseline: Option<PathBuf>,
-    /// Where launched servers get their working folders (config, PKI, server.log).
-    #[arg(long, default_value = "reports/servers", value_name = "DIR")]
-    pub(super) work_dir: PathBuf,
     #[command(flatten)]
     pub(super) reports: ReportPaths,
     /// Deadline in seconds for each connection and each request.
@@ -143,7 +105,8 @@ pub(super) fn run_suites(args: &RunArgs) -> Result<Exit, Failure> {
     };
     let runtime = runtime()?;
     let mut stop_signals = StopSignals::install(&runtime)?;
-    let profile = profile_path(args)
+    let profile = profile_path(&args.target)
+        .filter(|_| args.client.is_none())
         .map(|path| {
             crate::under_test::profile::load(path)
                 .map_err(|error| Failure::invalid(error.to_string()))
@@ -169,9 +132,17 @@ pub(super) fn run_suites(args: &RunArgs) -> Result<Exit, Failure> {
             .or_else(|| client.as_ref().and_then(|client| client.concurrency)),
     );
     let (target, server) = match (&profile, &client) {
-        (Some(profile), _) => launch_profile(args, profile)?,
+        (Some(profile), _) => launch_profile(&args.target, profile)?,
         (None, Some(client)) => (Target::Command(client.command.clone()), None),
-        (None, None) => (parse_target(args)?, None),
+        (None, None) => match &args.client {
+            Some(template) => (
+                crate::under_test::client::CommandClient::parse(template)
+                    .map(Target::Command)
+                    .map_err(|why| Failure::invalid(format!("--client: {why}")))?,
+                None,
+            ),
+            None => (parse_target(&args.target)?, None),
+        },
     };
     let client_version = client
         .as_ref()
@@ -534,176 +505,4 @@ pub(super) fn client_cases(
         )));
     }
     Ok(cases)
-}
-
-/// `--target` names a profile when it is a YAML file.
-pub(super) fn profile_path(args: &RunArgs) -> Option<&Path> {
-    let path = Path::new(&args.target);
-    let yaml = matches!(
-        path.extension().and_then(|e| e.to_str()),
-        Some("yaml" | "yml")
-    );
-    (args.client.is_none() && yaml).then_some(path)
-}
-
-/// Loads a profile and, if it says how, starts its server (stopped when the handle is dropped).
-pub(super) fn launch_profile(
-    args: &RunArgs,
-    profile: &crate::under_test::profile::Profile,
-) -> Result<(Target, Option<crate::under_test::launcher::RunningServer>), Failure> {
-    if args.certs.is_some()
-        || args.trust.is_some()
-        || !args.names.is_empty()
-        || args.h3_port.is_some()
-    {
-        return Err(Failure::invalid(
-            "--certs, --trust, --name and --h3-port are the profile's to say",
-        ));
-    }
-    let (mut remote, server) = crate::under_test::launcher::prepare(profile, &args.work_dir)
-        .map_err(|error| Failure::harness(error.to_string()))?;
-    if let Some(port) = args.upstreams_port {
-        remote.upstreams_port = Some(port);
-        remote.upstreams_cleartext = args.upstreams_cleartext;
-    }
-    if let Some(server) = &server {
-        say!(
-            "started {}{} (process group {}) on {}",
-            profile.server,
-            server
-                .version
-                .as_deref()
-                .map(|version| format!(" ({version})"))
-                .unwrap_or_default(),
-            server.pid(),
-            remote.address
-        );
-    }
-    Ok((Target::Remote(Box::new(remote)), server))
-}
-
-pub(super) fn parse_target(args: &RunArgs) -> Result<Target, Failure> {
-    if let Some(template) = &args.client {
-        return crate::under_test::client::CommandClient::parse(template)
-            .map(Target::Command)
-            .map_err(|why| Failure::invalid(format!("--client: {why}")));
-    }
-    let embedded = args.target.starts_with("embedded") || args.target.starts_with("chaos:");
-    if embedded
-        && (args.certs.is_some()
-            || args.trust.is_some()
-            || !args.names.is_empty()
-            || args.h3_port.is_some()
-            || args.upstreams_port.is_some()
-            || !args.connect_to.is_empty())
-    {
-        return Err(Failure::invalid(
-            "--certs, --trust, --name, --h3-port and --connect-to apply to a server of yours, not to the embedded or chaos target",
-        ));
-    }
-    if let Some(name) = args.target.strip_prefix("chaos:") {
-        return name.parse().map(Target::Chaos).map_err(
-            |error: crate::embedded::chaos::UnknownChaos| Failure::invalid(error.to_string()),
-        );
-    }
-    if let Some(rest) = args.target.strip_prefix("embedded") {
-        return match rest.strip_prefix(':') {
-            None if rest.is_empty() => Ok(Target::Embedded(None)),
-            Some(fault) => fault
-                .parse()
-                .map(|fault| Target::Embedded(Some(fault)))
-                .map_err(|error: misdirect_core::fault::UnknownFault| {
-                    Failure::invalid(error.to_string())
-                }),
-            None => Err(Failure::invalid(format!(
-                "unknown target `{}`",
-                args.target
-            ))),
-        };
-    }
-    let (address, written_as) = super::address::of_target(&args.target, &args.connect_to)?;
-    // Every file named on the command line is checked now, not when the first case needs it.
-    let present = |flag: &str, path: &Path| {
-        if path.is_file() {
-            Ok(())
-        } else {
-            Err(Failure::invalid(format!(
-                "{flag} {}: no such file",
-                path.display()
-            )))
-        }
-    };
-    if let Some(folder) = &args.certs {
-        for file in ["ca.pem", "client.pem", "client.key"] {
-            present("--certs", &folder.join(file)).map_err(|mut failure| {
-                failure
-                    .message
-                    .push_str(" (`misdirect certs DIR` writes the folder)");
-                failure
-            })?;
-        }
-    }
-    if let Some(roots) = args.trust.as_deref().filter(|roots| *roots != "system") {
-        present("--trust", Path::new(roots))?;
-    }
-    for (flag, path) in [
-        ("--client-cert", &args.client_cert),
-        ("--client-key", &args.client_key),
-    ] {
-        if let Some(path) = path {
-            present(flag, path)?;
-        }
-    }
-    let trust = match (&args.certs, &args.trust) {
-        (Some(folder), _) => Trust::certs_folder(folder),
-        (None, Some(roots)) => Trust {
-            roots: Roots::named(roots, Path::new("")),
-            client_identities: args
-                .client_cert
-                .clone()
-                .zip(args.client_key.clone())
-                .map(|(certificate, key)| (Role::Mtls, ClientIdentity { certificate, key }))
-                .into_iter()
-                .collect(),
-        },
-        (None, None) => {
-            return Err(Failure::invalid(
-                "a server of yours needs --certs DIR (the CA to trust and the client certificate) \
-                 or --trust system|FILE",
-            ));
-        }
-    };
-    let mut deployment = Deployment::standard();
-    for mapping in &args.names {
-        let (role, host) = mapping
-            .split_once('=')
-            .ok_or_else(|| Failure::invalid(format!("--name takes ROLE=HOST, not `{mapping}`")))?;
-        let role: Role =
-            role.parse()
-                .map_err(|error: misdirect_core::deployment::UnknownRole| {
-                    Failure::invalid(error.to_string())
-                })?;
-        deployment.set_name(role, host.to_owned());
-    }
-    // As a profile's `names:`: once some roles are named, the others are played by nobody.
-    if !args.names.is_empty() {
-        let named: Vec<Role> = args
-            .names
-            .iter()
-            .filter_map(|mapping| mapping.split_once('=')?.0.parse().ok())
-            .collect();
-        for role in Role::ALL.into_iter().filter(|role| !named.contains(role)) {
-            deployment.unmap(role, format!("no --name maps a name to the `{role}` role"));
-        }
-    }
-    Ok(Target::Remote(Box::new(Remote {
-        server: written_as,
-        address,
-        h3_port: args.h3_port,
-        upstreams_port: args.upstreams_port,
-        upstreams_cleartext: args.upstreams_cleartext,
-        deployment,
-        trust,
-        pki: None,
-    })))
 }
