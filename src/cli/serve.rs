@@ -56,7 +56,7 @@ pub(super) fn serve(args: &ServeArgs) -> Result<Exit, Failure> {
     let pki = Pki::generate().map_err(|error| Failure::harness(error.to_string()))?;
     pki.write_pem(&args.certs)
         .map_err(|error| Failure::harness(error.to_string()))?;
-    if let Some(chaos) = chaos.filter(|chaos| *chaos != Chaos::NoAlpn) {
+    if let Some(chaos) = chaos.filter(|chaos: &Chaos| chaos.reference_options().is_none()) {
         return runtime()?.block_on(async {
             let target = ChaosTarget::start(&pki, chaos)
                 .await
@@ -82,8 +82,9 @@ pub(super) fn serve(args: &ServeArgs) -> Result<Exit, Failure> {
     runtime()?.block_on(async {
         let options = crate::embedded::StartOptions {
             port: args.port,
-            without_alpn: chaos == Some(Chaos::NoAlpn),
-            ..Default::default()
+            ..chaos
+                .and_then(Chaos::reference_options)
+                .unwrap_or_default()
         };
         let target = EmbeddedTarget::start_with(&pki, fault, options)
             .await

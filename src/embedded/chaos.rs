@@ -39,6 +39,15 @@ macro_rules! behaviours {
         }
 
         impl Chaos {
+    /// How to start the reference target for a behaviour that is the reference target started
+    /// differently (`no-alpn`); `None` for the hostile behaviours of [`ChaosTarget`].
+    pub fn reference_options(self) -> Option<super::StartOptions> {
+        (self == Self::NoAlpn).then(|| super::StartOptions {
+            without_alpn: true,
+            ..super::StartOptions::default()
+        })
+    }
+
             /// Every behaviour, in the order they are documented.
             pub const ALL: &[Self] = &[$(Self::$variant),*];
 

@@ -75,11 +75,7 @@ impl ServerFixture {
     pub(super) async fn chaos(pki: Option<&Pki>, chaos: Chaos) -> Result<Self, Stop> {
         let pki = pki.ok_or(Stop::Setup(CaseSetupError::NoPki))?;
         let setup = |error| Stop::Setup(CaseSetupError::Target(error));
-        if chaos == Chaos::NoAlpn {
-            let options = StartOptions {
-                without_alpn: true,
-                ..StartOptions::default()
-            };
+        if let Some(options) = chaos.reference_options() {
             let embedded = EmbeddedTarget::start_with(pki, None, options)
                 .await
                 .map_err(setup)?;
