@@ -35,7 +35,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Response header through which a tenant names itself.
 pub const TENANT_HEADER: &str = "x-misdirect-tenant";
@@ -76,7 +76,7 @@ pub fn fetch_path(index: usize) -> String {
 }
 
 /// A role of the standard deployment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
     Primary,

@@ -22,7 +22,8 @@
 //! - [`outcome`]: case results and the tally; [`evaluate`]: a case's observations → its verdict;
 //!   [`conclude`]: how a case ends, from how its run ended;
 //! - [`policy`]: the reference target's decisions;
-//! - [`baseline`]: a server's known deviations; [`report`]: the renderers.
+//! - [`baseline`]: a server's known deviations; [`report`]: the renderers; [`soak`]: what a
+//!   soak under load counts and how it is judged.
 
 pub mod baseline;
 pub mod catalogue;
@@ -41,5 +42,6 @@ pub mod protocol;
 pub mod report;
 pub mod scenario;
 pub mod schema;
+pub mod soak;
 pub mod verdict;
 pub mod wire;
