@@ -14,7 +14,7 @@
 //! In the shell, these modules and the clients are the only ones that name protocol crates.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -53,6 +53,10 @@ pub mod upstream;
 /// Most requests the target and the mock upstreams log: far beyond what a scenario sends, and
 /// a client that loops without end is judged on a count that has long passed its limit.
 const MAX_LOGGED: usize = 10_000;
+
+/// With [`Fault::DefaultTenantWhenBusy`], how many requests the tenants' handlers take at once
+/// (more than a scenario's largest burst, five); past it, the default tenant answers.
+const HANDLERS: usize = 8;
 
 /// How long a connection may take to complete its handshake or send a request, or stay idle.
 const IDLE: Duration = Duration::from_secs(10);
@@ -271,6 +275,8 @@ struct Shared {
     serves_driver: bool,
     /// Numbers connections as they are accepted.
     connections: AtomicU64,
+    /// Requests being decided right now (counted with [`Fault::DefaultTenantWhenBusy`] only).
+    busy_handlers: AtomicUsize,
     log: Mutex<Vec<ServedRequest>>,
     deployment: Deployment,
     tls: TlsBySni,
@@ -315,6 +321,7 @@ impl Shared {
             origin_frame_stream: options.origin_frame_stream,
             serves_driver: options.client_origin,
             connections: AtomicU64::new(0),
+            busy_handlers: AtomicUsize::new(0),
             log: Mutex::new(Vec::new()),
             deployment: Deployment::standard(),
             tls: TlsBySni::new(
@@ -429,7 +436,11 @@ impl Shared {
         head: &RequestHead,
         forward: Forward,
     ) -> Reply {
-        let reply = self.decide_and_forward(facts, memory, head, &forward).await;
+        let reply = if self.fault == Some(Fault::DefaultTenantWhenBusy) {
+            self.decide_in_pool(facts, memory, head, &forward).await
+        } else {
+            self.decide_and_forward(facts, memory, head, &forward).await
+        };
         let status = match &reply {
             Reply::Respond(answer) => answer.status,
             Reply::Malformed(_) => 0,
@@ -456,6 +467,34 @@ impl Shared {
             protocol: head.protocol,
         });
         reply
+    }
+
+    /// [`Fault::DefaultTenantWhenBusy`]: a request takes a handler from a pool of
+    /// [`HANDLERS`] and holds it while it is decided; one that finds the pool empty is answered
+    /// by the default tenant, whatever it asked for. The yield is where a real handler waits for
+    /// its backend, and lets the requests that arrived with this one take their handlers.
+    async fn decide_in_pool(
+        &self,
+        facts: &ConnectionFacts,
+        memory: &Mutex<ConnectionMemory>,
+        head: &RequestHead,
+        forward: &Forward,
+    ) -> Reply {
+        struct Held<'a>(&'a AtomicUsize);
+        impl Drop for Held<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        let overflowed = self.busy_handlers.fetch_add(1, Ordering::AcqRel) >= HANDLERS;
+        let _held = Held(&self.busy_handlers);
+        tokio::task::yield_now().await;
+        if overflowed {
+            let asked = head.authority.as_ref().or(head.host.first());
+            let authority = asked.map_or("", String::as_str);
+            return Reply::Respond(Answer::served(Role::Primary, authority, facts));
+        }
+        self.decide_and_forward(facts, memory, head, forward).await
     }
 
     async fn decide_and_forward(

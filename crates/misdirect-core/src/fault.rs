@@ -18,6 +18,9 @@ pub enum Actor {
     Gateway,
     /// The reference client, when it plays the client under test.
     Client,
+    /// The embedded target under concurrent load: a defect that shows only when many requests
+    /// are in flight at once, which no scenario sends; `misdirect soak` proves it instead.
+    Load,
 }
 
 impl Actor {
@@ -27,6 +30,7 @@ impl Actor {
             Self::TlsShell => "TLS/QUIC shell",
             Self::Gateway => "gateway",
             Self::Client => "client under test",
+            Self::Load => "under load",
         }
     }
 }
@@ -182,6 +186,8 @@ faults! {
         "answers HTTP/3 requests whose Host differs from :authority with 421 instead of resetting them as malformed (HTTP/3 only)",
     H3NoCertificateCheck = "h3-no-certificate-check" by Policy:
         "skips the certificate check on its HTTP/3 endpoint only, as an edge whose QUIC side lacks the 421 logic",
+    DefaultTenantWhenBusy = "default-tenant-when-busy" by Load:
+        "hands a request to the default tenant (the primary's) when more than eight are in flight at once, whatever its authority, as a worker pool that falls back when full",
 }
 
 /// A fault name that names no fault.

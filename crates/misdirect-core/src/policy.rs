@@ -135,6 +135,22 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// Content from `role`'s tenant, naming itself, the authority it answered and the SNI.
+    pub fn served(role: Role, authority: &str, connection: &ConnectionFacts) -> Self {
+        Self {
+            status: 200,
+            tenant: Some(role),
+            body: format!(
+                "tenant={} authority={authority} sni={}\n",
+                role.tenant().unwrap_or("none"),
+                connection.sni.as_deref().unwrap_or("-")
+            ),
+            cache_control: None,
+            close: false,
+            content_type: "text/plain",
+        }
+    }
+
     /// A refusal that names no tenant and carries no cache directives.
     pub fn refusal(status: u16, body: String, close: bool) -> Self {
         Self {
@@ -214,19 +230,7 @@ impl Policy {
         request: &RequestHead,
     ) -> Reply {
         match self.route(connection, memory, request) {
-            Ok((role, authority)) => Reply::Respond(Answer {
-                status: 200,
-                tenant: Some(role),
-                body: format!(
-                    "tenant={} authority={authority} sni={}\n",
-                    // Invariant: `route` only returns roles that have a tenant.
-                    role.tenant().unwrap_or("none"),
-                    connection.sni.as_deref().unwrap_or("-")
-                ),
-                cache_control: None,
-                close: false,
-                content_type: "text/plain",
-            }),
+            Ok((role, authority)) => Reply::Respond(Answer::served(role, &authority, connection)),
             Err(Refusal::BadRequest(reason)) => Reply::Respond(Answer::refusal(
                 400,
                 format!("bad request: {reason}\n"),
