@@ -11,8 +11,8 @@
 //! ([`pki`]), drives the clients ([`client`]), runs the embedded reference target
 //! ([`embedded`]) and the gateways' mock upstreams ([`embedded::upstream`]), reaches, launches or runs
 //! what is under test ([`under_test`]), carries out cases under their deadlines ([`runner`]),
-//! and offers it all as a command line ([`cli`]), a benchmark ([`bench`](mod@bench)) and `cargo test`
-//! trials ([`harness`]).
+//! and offers it all as a command line ([`cli`]), a benchmark ([`bench`](mod@bench)), load with
+//! every response verified ([`soak`](mod@soak)) and `cargo test` trials ([`harness`]).
 //!
 //! `ARCHITECTURE.md` at the repository root has the map and the invariants.
 
@@ -23,4 +23,5 @@ pub mod embedded;
 pub mod harness;
 pub mod pki;
 pub mod runner;
+pub mod soak;
 pub mod under_test;

@@ -71,6 +71,7 @@ mod progress;
 mod reports;
 mod run;
 mod serve;
+mod soak;
 mod target;
 
 use list::{ListArgs, list};
@@ -78,6 +79,7 @@ use matrix::{MatrixArgs, matrix};
 use merge::{MergeArgs, merge};
 use run::{RunArgs, run_suites};
 use serve::{BenchArgs, ServeArgs, bench, serve};
+use soak::SoakArgs;
 
 /// Conformance harness for 421 Misdirected Request and HTTP connection reuse over HTTP/1.1
 /// (h1), HTTP/2 (h2) and HTTP/3 (h3).
@@ -116,6 +118,9 @@ enum Command {
     Serve(ServeArgs),
     /// Time fresh connections (handshake + one request) to the embedded target, per protocol.
     Bench(BenchArgs),
+    /// Load a target with many connections and streams for a bounded time or count, verifying
+    /// every response: the right tenant, and 421 (or a refusal) exactly where required.
+    Soak(Box<SoakArgs>),
     /// Run the suites against every server profile that can start here and write the results
     /// matrix (Markdown and HTML), each cell linked to its evidence in the server's reports.
     Matrix(MatrixArgs),
@@ -257,6 +262,7 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
         }
         Command::Serve(args) => serve(&args),
         Command::Bench(args) => bench(&args),
+        Command::Soak(args) => soak::soak(&args),
         Command::Matrix(args) => matrix(&args),
         Command::Certs { dir, out } => {
             let Some(folder) = dir.or(out) else {

@@ -455,7 +455,7 @@ impl StopSignals {
     }
 
     /// Waits for either signal; the exit it calls for.
-    async fn received(&mut self) -> Exit {
+    pub(super) async fn received(&mut self) -> Exit {
         tokio::select! {
             _ = self.interrupt.recv() => Exit::Interrupted,
             _ = self.terminate.recv() => Exit::Terminated,

@@ -373,6 +373,7 @@ fn contracts() -> Vec<Contract> {
         .says(&["cannot reach 127.0.0.1:9 over TCP", "the case was not run"]),
     ];
     table.extend(chaos_contracts());
+    table.extend(soak_contracts());
     for fault in Fault::ALL {
         let target = format!("embedded:{fault}");
         // A fault that shows only under load passes every scenario: the soak trials catch it.
@@ -386,6 +387,99 @@ fn contracts() -> Vec<Contract> {
             &["run", "--strict", "--target", &target, "--junit", "{junit}"],
             exit,
         ));
+    }
+    table
+}
+
+/// `misdirect soak`: the reference target passes every protocol and shape; a fault that shows
+/// only under load (which passes every scenario, above) fails it; hostile targets never pass,
+/// and every soak ends within its duration and one deadline.
+fn soak_contracts() -> Vec<Contract> {
+    use Cases::{None, Some};
+    const EVERY: &[&str] = &[
+        "--protocol",
+        "h1",
+        "--protocol",
+        "h2",
+        "--protocol",
+        "h3",
+        "--shape",
+        "streams",
+        "--shape",
+        "churn",
+    ];
+    let soak = |target: &str, seconds: &str, more: &[&str]| {
+        let mut args = vec![
+            "soak",
+            "--target",
+            target,
+            "--for",
+            seconds,
+            "--timeout",
+            "1",
+        ];
+        args.extend(more);
+        args.extend(["--junit", "{junit}"]);
+        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let contract = |name: String, args: Vec<String>, exit: i32| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Contract::new(name, &args, exit)
+    };
+    let mut table = vec![
+        contract(
+            "soak-reference-passes".to_owned(),
+            soak("embedded", "0.5", EVERY),
+            0,
+        )
+        .cases(&[
+            ("PASS", Some),
+            ("FAIL", None),
+            ("WARN", None),
+            ("ERROR", None),
+        ])
+        .says(&["requests in", "handshakes", "p99"])
+        .within(Duration::from_secs(30)),
+        contract(
+            "soak-silent-target-is-an-error".to_owned(),
+            soak("chaos:tls-then-silence", "0.5", &["--protocol", "h2"]),
+            2,
+        )
+        .cases(&[("ERROR", Some), ("PASS", None)])
+        .within(Duration::from_secs(10)),
+        contract(
+            "soak-wrong-certificate-is-an-error".to_owned(),
+            soak("chaos:wrong-name", "0.5", &["--protocol", "h2"]),
+            2,
+        )
+        .cases(&[("ERROR", Some), ("PASS", None)])
+        .says(&["does not cover the name the connection was made for"]),
+        contract(
+            "soak-refusing-everything-is-no-pass".to_owned(),
+            soak("chaos:goaway-first", "0.5", &["--protocol", "h1"]),
+            0,
+        )
+        .cases(&[("WARN", Some), ("PASS", None)]),
+        contract(
+            "soak-without-alpn-skips-h2".to_owned(),
+            soak("chaos:no-alpn", "0.5", &["--protocol", "h2"]),
+            4,
+        )
+        .cases(&[("SKIP", Some), ("PASS", None)]),
+    ];
+    for fault in Fault::ALL
+        .iter()
+        .filter(|fault| fault.actor() == Actor::Load)
+    {
+        table.push(
+            contract(
+                format!("soak-catches-{fault}"),
+                soak(&format!("embedded:{fault}"), "2", &["--protocol", "h2"]),
+                1,
+            )
+            .cases(&[("FAIL", Some), ("PASS", None)])
+            .says(&["R9110-7.4-b", "instead of bravo"]),
+        );
     }
     table
 }
