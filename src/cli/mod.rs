@@ -64,6 +64,7 @@ impl std::fmt::Write for Said {
 }
 
 mod address;
+mod bench;
 mod list;
 mod matrix;
 mod merge;
@@ -74,11 +75,12 @@ mod serve;
 mod soak;
 mod target;
 
+use bench::{BenchArgs, bench};
 use list::{ListArgs, list};
 use matrix::{MatrixArgs, matrix};
 use merge::{MergeArgs, merge};
 use run::{RunArgs, run_suites};
-use serve::{BenchArgs, ServeArgs, bench, serve};
+use serve::{ServeArgs, serve};
 use soak::SoakArgs;
 
 /// Conformance harness for 421 Misdirected Request and HTTP connection reuse over HTTP/1.1

@@ -22,7 +22,7 @@ use misdirect_core::soak::{Shape, Thresholds};
 
 use super::reports::{ReportPaths, command_line};
 use super::run::{StopSignals, hostname, now_utc, protocols};
-use super::target::{TargetArgs, launch_profile, parse_target, profile_path};
+use super::target::{TargetArgs, reach_server};
 use super::{Failure, runtime};
 
 #[derive(Debug, clap::Args)]
@@ -84,7 +84,7 @@ impl From<ShapeArg> for Shape {
 }
 
 /// The target, started or reached, for the whole command: kept alive until the soaks end.
-enum Started {
+pub(super) enum Started {
     Embedded(EmbeddedTarget, Arc<Credentials>),
     Chaos(ChaosTarget, Arc<Credentials>),
     Remote {
@@ -95,7 +95,7 @@ enum Started {
 
 impl Started {
     /// Where to send `protocol`, or why it cannot be.
-    fn aim(&self, protocol: Protocol) -> Result<Aim, String> {
+    pub(super) fn aim(&self, protocol: Protocol) -> Result<Aim, String> {
         let (address, deployment, credentials) = match self {
             Self::Embedded(target, credentials) => {
                 (target.address(), Deployment::standard(), credentials)
@@ -179,16 +179,7 @@ pub(super) fn soak(args: &SoakArgs) -> Result<Exit, Failure> {
         ..Thresholds::default()
     };
     args.reports.check(None)?;
-    let profile = profile_path(&args.target)
-        .map(|path| {
-            crate::under_test::profile::load(path)
-                .map_err(|error| Failure::invalid(error.to_string()))
-        })
-        .transpose()?;
-    let (target, server) = match &profile {
-        Some(profile) => launch_profile(&args.target, profile)?,
-        None => (parse_target(&args.target)?, None),
-    };
+    let (target, server) = reach_server(&args.target)?;
     let label = target.label();
     let started_at = now_utc();
     let runtime = runtime()?;
@@ -274,7 +265,7 @@ pub(super) fn soak(args: &SoakArgs) -> Result<Exit, Failure> {
 }
 
 /// Starts the embedded or chaos target, or prepares to reach a remote one.
-async fn start(target: Target, quic: bool) -> Result<Started, Failure> {
+pub(super) async fn start(target: Target, quic: bool) -> Result<Started, Failure> {
     let harness = |error: &dyn std::fmt::Display| Failure::harness(error.to_string());
     let reference = match &target {
         Target::Embedded(fault) => Some((*fault, StartOptions::default())),

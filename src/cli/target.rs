@@ -53,6 +53,21 @@ pub(super) struct TargetArgs {
     pub(super) work_dir: PathBuf,
 }
 
+/// The server `--target` names: a profile's (loaded, and started if it says how; stopped when
+/// the handle is dropped), or the embedded, chaos or remote target it spells.
+pub(super) fn reach_server(
+    args: &TargetArgs,
+) -> Result<(Target, Option<crate::under_test::launcher::RunningServer>), Failure> {
+    match profile_path(args) {
+        Some(path) => {
+            let profile = crate::under_test::profile::load(path)
+                .map_err(|error| Failure::invalid(error.to_string()))?;
+            launch_profile(args, &profile)
+        }
+        None => Ok((parse_target(args)?, None)),
+    }
+}
+
 /// `--target` names a profile when it is a YAML file.
 pub(super) fn profile_path(args: &TargetArgs) -> Option<&Path> {
     let path = Path::new(&args.spec);
