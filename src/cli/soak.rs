@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::client::tls::Credentials;
 use crate::embedded::chaos::ChaosTarget;
+use crate::embedded::upstream::Upstreams;
 use crate::embedded::{EmbeddedTarget, StartOptions};
 use crate::pki::Pki;
 use crate::soak::{Aim, Live, Load};
@@ -90,6 +91,8 @@ pub(super) enum Started {
     Remote {
         remote: Box<crate::under_test::Remote>,
         credentials: Arc<Credentials>,
+        /// The tenants' mock upstreams a gateway proxies to, when it has some.
+        _upstreams: Option<Upstreams>,
     },
 }
 
@@ -113,6 +116,7 @@ impl Started {
             Self::Remote {
                 remote,
                 credentials,
+                ..
             } => {
                 let address = match protocol {
                     Protocol::Http3 => remote
@@ -297,12 +301,31 @@ pub(super) async fn start(target: Target, quic: bool) -> Result<Started, Failure
                 .map_err(|error| harness(&error))?;
             Ok(Started::Chaos(target, credentials(&pki)?))
         }
-        Target::Remote(remote) => Ok(Started::Remote {
-            credentials: Credentials::from_trust(&remote.trust)
-                .map(Arc::new)
-                .map_err(|error| harness(&error))?,
-            remote,
-        }),
+        Target::Remote(remote) => {
+            // A gateway's upstreams present the certificates a launched gateway was configured
+            // with; behind a gateway of yours, certificates of their own.
+            let upstreams = match remote.upstreams_port {
+                Some(first_port) => {
+                    let pki = match &remote.pki {
+                        Some(pki) => pki.clone(),
+                        None => pki()?,
+                    };
+                    Some(
+                        Upstreams::start_on(&pki, first_port, !remote.upstreams_cleartext)
+                            .await
+                            .map_err(|error| harness(&error))?,
+                    )
+                }
+                None => None,
+            };
+            Ok(Started::Remote {
+                credentials: Credentials::from_trust(&remote.trust)
+                    .map(Arc::new)
+                    .map_err(|error| harness(&error))?,
+                remote,
+                _upstreams: upstreams,
+            })
+        }
         // Invariant: the embedded target started above.
         Target::Embedded(_) => unreachable!("the embedded target is started above"),
         Target::Command(_) => Err(Failure::invalid("soak loads servers, not clients")),
