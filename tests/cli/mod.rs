@@ -466,6 +466,12 @@ fn soak_contracts() -> Vec<Contract> {
             4,
         )
         .cases(&[("SKIP", Some), ("PASS", None)]),
+        Contract::new(
+            "bench-soak-beside-h2load",
+            &["bench", "--soak", "--for", "1", "--churn", "20"],
+            0,
+        )
+        .says(&["h2load", "misdirect soak", "ratio", "PASS"]),
     ];
     for fault in Fault::ALL
         .iter()
