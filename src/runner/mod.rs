@@ -16,7 +16,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::client::tls::{Credentials, TlsSetupError};
@@ -205,9 +204,8 @@ impl Runner {
         unreachable: Option<&str>,
         finished: &(dyn Fn(&CaseResult) + Sync),
     ) -> Vec<CaseResult> {
-        let permits = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
-        let mut tasks = JoinSet::new();
         let mut results: Vec<Option<CaseResult>> = vec![None; cases.len()];
+        let mut waiting = Vec::new();
         for (index, case) in cases.iter().enumerate() {
             let over_tcp = case.protocol != Protocol::Http3 && case.scenario.client.is_none();
             let plays_every_role =
@@ -220,16 +218,25 @@ impl Runner {
                 results[index] = Some(result);
                 continue;
             }
-            let runner = Arc::clone(self);
-            let permits = Arc::clone(&permits);
-            let case = case.clone();
-            tasks.spawn(async move {
-                let _permit = permits.acquire_owned().await;
-                (index, runner.run_case(&case).await)
-            });
+            waiting.push((index, case.clone()));
+        }
+        // A case's task is spawned when a slot frees, not before: a spawned task holds its
+        // whole future (tens of kilobytes), so spawning every case up front made a run's
+        // memory grow with its number of cases.
+        let mut waiting = waiting.into_iter();
+        let mut tasks = JoinSet::new();
+        let mut spawn_next = |tasks: &mut JoinSet<(usize, CaseResult)>| {
+            if let Some((index, case)) = waiting.next() {
+                let runner = Arc::clone(self);
+                tasks.spawn(async move { (index, runner.run_case(&case).await) });
+            }
+        };
+        for _ in 0..self.options.concurrency.max(1) {
+            spawn_next(&mut tasks);
         }
         let collect = async {
             while let Some(joined) = tasks.join_next().await {
+                spawn_next(&mut tasks);
                 if let Ok((index, result)) = joined {
                     finished(&result);
                     results[index] = Some(result);
