@@ -22,6 +22,7 @@ pub mod client;
 pub mod embedded;
 pub mod harness;
 pub mod pki;
+pub mod quic_endpoints;
 pub mod runner;
 pub mod soak;
 pub mod under_test;

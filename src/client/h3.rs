@@ -57,6 +57,7 @@ impl Http3Connection {
         config: rustls::ClientConfig,
         address: SocketAddr,
         sni: Option<&str>,
+        endpoints: &crate::quic_endpoints::ClientEndpoints,
     ) -> Result<(Self, Established), ConnectError> {
         let quic = QuicClientConfig::try_from(config).map_err(|error| {
             ConnectError::Failed(format!("QUIC cannot use the TLS configuration: {error}"))
@@ -66,7 +67,8 @@ impl Http3Connection {
             (false, SocketAddr::V4(_)) => Ipv4Addr::UNSPECIFIED.into(),
             (false, SocketAddr::V6(_)) => Ipv6Addr::UNSPECIFIED.into(),
         };
-        let endpoint = quinn::Endpoint::client(SocketAddr::new(local, 0))
+        let endpoint = endpoints
+            .bound_to(local)
             .map_err(|error| ConnectError::Failed(format!("cannot open a UDP socket: {error}")))?;
         // quinn sends no SNI when the server name is an IP address.
         let server_name = sni.map_or_else(|| address.ip().to_string(), str::to_owned);

@@ -289,8 +289,13 @@ pub async fn connect(
             .map_err(|error| ConnectError::Failed(error.to_string()))?;
         if request.protocol == Protocol::Http3 {
             enter("QUIC handshake and HTTP/3 setup");
-            let (connection, established) =
-                h3::Http3Connection::connect(config, request.address, request.sni).await?;
+            let (connection, established) = h3::Http3Connection::connect(
+                config,
+                request.address,
+                request.sni,
+                &credentials.quic,
+            )
+            .await?;
             return Ok((Connection::Http3(Box::new(connection)), established));
         }
         let server_name = match request.sni {

@@ -124,6 +124,8 @@ pub struct Credentials {
     /// Where the TLS secrets go, for Wireshark: `--keylog FILE`, or else the file
     /// `SSLKEYLOGFILE` names (rustls reads it), or nowhere.
     key_log: Arc<dyn rustls::KeyLog>,
+    /// The QUIC endpoints every HTTP/3 connection made with these credentials shares.
+    pub(super) quic: crate::quic_endpoints::ClientEndpoints,
 }
 
 impl Credentials {
@@ -216,6 +218,7 @@ impl Credentials {
             certificates,
             without_certificate: Arc::new(ClientCertificate(None)),
             key_log: Arc::new(rustls::KeyLogFile::new()),
+            quic: crate::quic_endpoints::ClientEndpoints::default(),
         })
     }
 
