@@ -175,9 +175,9 @@ impl ChaosTarget {
             Chaos::QuicStreamReset => {
                 let cas = ClientCas::new(pki)?;
                 let config = h3::server_config(pki, &cas, None, ServerSessionMemoryCache::new(16))?;
-                quic = Some(quinn::Endpoint::server(
-                    config,
+                quic = Some(crate::quic_endpoints::endpoint(
                     SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+                    Some(config),
                 )?);
             }
             _ => {}

@@ -249,7 +249,7 @@ async fn bind_pair(
     for _ in 0..attempts {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).await?;
         let address = listener.local_addr()?;
-        match quinn::Endpoint::server(quic.clone(), address) {
+        match crate::quic_endpoints::endpoint(address, Some(quic.clone())) {
             Ok(endpoint) => return Ok((listener, endpoint)),
             Err(error) => last_error = Some(error),
         }
