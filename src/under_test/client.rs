@@ -394,7 +394,7 @@ struct GroupGuard(Option<u32>);
 impl Drop for GroupGuard {
     fn drop(&mut self) {
         if let Some(group) = self.0 {
-            crate::under_test::launcher::signal_group(group, "KILL");
+            crate::under_test::launcher::signal_group(group, nix::sys::signal::Signal::SIGKILL);
         }
     }
 }

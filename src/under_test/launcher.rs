@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
+
 use super::Remote;
 use super::profile::{Launch, Profile, Upstreams};
 use crate::client::tls::Trust;
@@ -175,9 +177,12 @@ pub fn prepare(
 impl RunningServer {
     /// Waits until the server accepts TCP connections, or fails if it exits or the time is up.
     /// Where /proc tells, the listener must be a process of the server's own group, so that a
-    /// port someone else took meanwhile is not mistaken for the server being up.
+    /// port someone else took meanwhile is not mistaken for the server being up. A server gives
+    /// no sign of readiness but its listener, so it is tried, first every millisecond (most are
+    /// up within a few), then less often, up to every 50 ms.
     fn wait_ready(&mut self, address: SocketAddr, within: Duration) -> Result<(), NotReady> {
         let deadline = Instant::now() + within;
+        let mut pause = Duration::from_millis(1);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(NotReady::Exited(status));
@@ -190,7 +195,8 @@ impl RunningServer {
             if Instant::now() >= deadline {
                 return Err(NotReady::Silent { address, within });
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(50));
         }
     }
 
@@ -201,20 +207,25 @@ impl RunningServer {
 
     /// Asks the group to stop (SIGTERM), kills it after [`STOP_GRACE`], and returns once no
     /// process of it is left (workers that outlive the leader go with the group's SIGKILL).
+    /// The leader's exit is waited for, not polled: a thread blocks in `wait` and says when.
     fn stop(&mut self) {
-        if !matches!(self.child.try_wait(), Ok(Some(_))) {
-            signal_group(self.pid(), "TERM");
-            let deadline = Instant::now() + STOP_GRACE;
-            while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
-                std::thread::sleep(Duration::from_millis(20));
-            }
+        let group = self.pid();
+        let (exited, exit) = std::sync::mpsc::channel();
+        let leader = self.child.id();
+        let waiter = std::thread::spawn(move || {
+            let _ = nix::sys::wait::waitpid(pid(leader), None);
+            let _ = exited.send(());
+        });
+        signal_group(group, Signal::SIGTERM);
+        if exit.recv_timeout(STOP_GRACE).is_err() {
+            signal_group(group, Signal::SIGKILL);
         }
-        // The leader is gone or out of time; anything left in its group goes with it.
-        signal_group(self.pid(), "KILL");
-        let _ = self.child.wait();
+        let _ = waiter.join();
+        // The leader is gone; anything left in its group goes with it.
+        signal_group(group, Signal::SIGKILL);
         let deadline = Instant::now() + STOP_GRACE;
-        while Instant::now() < deadline && group_alive(self.pid()) {
-            std::thread::sleep(Duration::from_millis(10));
+        while Instant::now() < deadline && group_alive(group) {
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 }
@@ -253,7 +264,7 @@ fn version(command: &str, path: &std::ffi::OsStr) -> Option<String> {
     let deadline = Instant::now() + Duration::from_secs(5);
     while matches!(child.try_wait(), Ok(None)) {
         if Instant::now() >= deadline {
-            signal_group(child.id(), "KILL");
+            signal_group(child.id(), Signal::SIGKILL);
             let _ = child.wait();
             return None;
         }
@@ -269,14 +280,14 @@ fn version(command: &str, path: &std::ffi::OsStr) -> Option<String> {
     })
 }
 
-/// Sends a signal to a process group with kill(1): the project forbids `unsafe`, and this is
-/// the group misdirect created, identified by the PID it started.
-pub(crate) fn signal_group(group: u32, signal: &str) {
-    let _ = Command::new("kill")
-        .args([format!("-{signal}"), "--".to_owned(), format!("-{group}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
+/// Sends a signal to a process group misdirect created, identified by the PID it started.
+pub(crate) fn signal_group(group: u32, signal: Signal) {
+    let _ = nix::sys::signal::killpg(pid(group), signal);
+}
+
+/// A process ID as nix takes it (PIDs fit an i32 on Linux).
+fn pid(id: u32) -> nix::unistd::Pid {
+    nix::unistd::Pid::from_raw(i32::try_from(id).unwrap_or(i32::MAX))
 }
 
 /// Whether a process of the group holds a TCP socket listening on 127.0.0.1:`port`; `None`
