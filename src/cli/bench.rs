@@ -116,7 +116,7 @@ impl Row {
     }
 
     fn of_soak(shape: &'static str, tally: &SoakTally) -> Self {
-        let judged = misdirect_core::soak::judge(tally, &Thresholds::default(), shape);
+        let judged = misdirect_core::soak::judge(tally, &Thresholds::default());
         Self {
             shape,
             tool: "misdirect soak".to_owned(),

@@ -1,5 +1,6 @@
 //! `misdirect merge`: the JSON reports of a run's partitions (`--partition`, one per CI job)
-//! combined into the reports, and the exit code, of the whole run.
+//! combined into the reports, and the exit code, of the whole run; or the tallies of soaks run
+//! side by side (`misdirect-soak/1`) added up and judged as one soak.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -7,15 +8,20 @@ use std::time::Duration;
 use misdirect_core::baseline;
 use misdirect_core::outcome::{CaseResult, Exit, Tally};
 use misdirect_core::report::{self, json};
+use misdirect_core::soak;
 
 use super::Failure;
-use super::reports::{ReportPaths, command_line};
+use super::reports::{ReportPaths, command_line, write_report};
 
 #[derive(Debug, clap::Args)]
 pub(super) struct MergeArgs {
-    /// The partitions' JSON reports (`--json` of each `misdirect run --partition`).
+    /// The partitions' JSON reports (`--json` of each `misdirect run --partition`), or the
+    /// tallies of soaks run side by side (`--tallies` of each `misdirect soak`).
     #[arg(required = true, value_name = "REPORT.json")]
     pub(super) reports: Vec<PathBuf>,
+    /// With soak tallies: where to write the merged tallies.
+    #[arg(long, default_value = "reports/soak.json", value_name = "PATH")]
+    pub(super) tallies: PathBuf,
     #[command(flatten)]
     pub(super) written: ReportPaths,
     /// Judge the whole against a server's known deviations, as `run --baseline` does.
@@ -27,12 +33,27 @@ pub(super) struct MergeArgs {
 }
 
 pub(super) fn merge(args: &MergeArgs) -> Result<Exit, Failure> {
-    args.written.check(None)?;
-    let mut parts = Vec::new();
+    let mut texts = Vec::new();
     for path in &args.reports {
         let text = std::fs::read_to_string(path)
             .map_err(|error| Failure::invalid(format!("{}: {error}", path.display())))?;
-        let part = json::parse(&text)
+        texts.push((path, text));
+    }
+    let format = |text: &str| {
+        serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .and_then(|value| value.get("format")?.as_str().map(str::to_owned))
+    };
+    if texts
+        .iter()
+        .any(|(_, text)| format(text).as_deref() == Some(soak::FORMAT))
+    {
+        return merge_soaks(args, &texts);
+    }
+    args.written.check(None)?;
+    let mut parts = Vec::new();
+    for (path, text) in &texts {
+        let part = json::parse(text)
             .map_err(|error| Failure::invalid(format!("{}: {error}", path.display())))?;
         parts.push((path, part));
     }
@@ -106,5 +127,63 @@ pub(super) fn merge(args: &MergeArgs) -> Result<Exit, Failure> {
     if let Some(comparison) = &comparison {
         say!("{comparison}");
     }
+    Ok(exit)
+}
+
+/// Soaks run side by side: their tallies added up per protocol and shape, judged by the
+/// thresholds they share, written as the reports and tallies of one soak.
+fn merge_soaks(args: &MergeArgs, texts: &[(&PathBuf, String)]) -> Result<Exit, Failure> {
+    args.written.check(Some(&args.tallies))?;
+    let reports = texts
+        .iter()
+        .map(|(path, text)| {
+            soak::SoakReport::parse(text)
+                .map_err(|error| Failure::invalid(format!("{}: {error}", path.display())))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let merged =
+        soak::SoakReport::merge(&reports).map_err(|error| Failure::invalid(error.to_string()))?;
+    let results: Vec<CaseResult> = merged
+        .tallies
+        .iter()
+        .map(|tally| soak::judge(tally, &merged.thresholds))
+        .collect();
+    let exit = Tally::of(&results).exit(args.strict);
+    let wall = merged
+        .tallies
+        .iter()
+        .map(|tally| tally.wall)
+        .max()
+        .unwrap_or_default();
+    let command = command_line();
+    let report = report::Run {
+        target: &merged.target,
+        strict: args.strict,
+        baseline: None,
+        wall,
+        started: None,
+        hostname: None,
+        server: None,
+        command: Some(&command),
+    };
+    args.written.write(&results, &report, exit)?;
+    write_report(
+        &args.tallies,
+        &serde_json::to_string(&merged).map_err(|error| Failure::harness(error.to_string()))?,
+    )?;
+    for tally in &merged.tallies {
+        say!(
+            "{} {}: {}",
+            tally.protocol.key(),
+            tally.shape,
+            tally.figures()
+        );
+    }
+    say!(
+        "merged {} soaks against {}: {}",
+        reports.len(),
+        merged.target,
+        Tally::of(&results)
+    );
     Ok(exit)
 }

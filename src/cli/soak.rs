@@ -19,9 +19,9 @@ use misdirect_core::deployment::Deployment;
 use misdirect_core::outcome::{CaseResult, Exit, Tally};
 use misdirect_core::protocol::Protocol;
 use misdirect_core::report::{self, terminal};
-use misdirect_core::soak::{Shape, Thresholds};
+use misdirect_core::soak::{Shape, SoakReport, SoakTally, Thresholds};
 
-use super::reports::{ReportPaths, command_line};
+use super::reports::{ReportPaths, command_line, write_report};
 use super::run::{StopSignals, hostname, now_utc, protocols};
 use super::target::{TargetArgs, reach_server};
 use super::{Failure, runtime};
@@ -64,6 +64,10 @@ pub(super) struct SoakArgs {
     pub(super) max_failures: f64,
     #[command(flatten)]
     pub(super) reports: ReportPaths,
+    /// Where to write the soaks' tallies (`misdirect-soak/1`), which `misdirect merge` adds up
+    /// across soaks run side by side, histograms included.
+    #[arg(long, default_value = "reports/soak.json", value_name = "PATH")]
+    pub(super) tallies: std::path::PathBuf,
     /// Treat WARN as failing: exit 1, as for a FAIL.
     #[arg(long)]
     pub(super) strict: bool,
@@ -182,14 +186,14 @@ pub(super) fn soak(args: &SoakArgs) -> Result<Exit, Failure> {
         max_failures: args.max_failures / 100.0,
         ..Thresholds::default()
     };
-    args.reports.check(None)?;
+    args.reports.check(Some(&args.tallies))?;
     let (target, server) = reach_server(&args.target)?;
     let label = target.label();
     let started_at = now_utc();
     let runtime = runtime()?;
     let mut stop_signals = StopSignals::install(&runtime)?;
     let began = Instant::now();
-    let (results, stopped) = runtime.block_on(async {
+    let (judged, stopped) = runtime.block_on(async {
         let started = start(target, selected.contains(&Protocol::Http3)).await?;
         let stop = Arc::new(AtomicBool::new(false));
         let signal = {
@@ -201,7 +205,7 @@ pub(super) fn soak(args: &SoakArgs) -> Result<Exit, Failure> {
             }
         };
         let all = async {
-            let mut results = Vec::new();
+            let mut judged = Vec::new();
             for &protocol in &selected {
                 for &shape in &shapes {
                     if stop.load(Ordering::Relaxed) {
@@ -217,24 +221,25 @@ pub(super) fn soak(args: &SoakArgs) -> Result<Exit, Failure> {
                         rate: args.rate,
                         deadline: Duration::from_secs_f64(args.timeout),
                     };
-                    results.push(one(&started, load, &thresholds, Arc::clone(&stop)).await);
+                    judged.push(one(&started, load, &thresholds, Arc::clone(&stop)).await);
                 }
             }
-            results
+            judged
         };
         tokio::pin!(signal);
         tokio::pin!(all);
         // A signal stops the load; the soak under way still ends with what it counted.
         let mut stopped = None;
-        let results = tokio::select! {
-            results = &mut all => results,
+        let judged = tokio::select! {
+            judged = &mut all => judged,
             exit = &mut signal => {
                 stopped = Some(exit);
                 all.await
             }
         };
-        Ok::<_, Failure>((results, stopped))
+        Ok::<_, Failure>((judged, stopped))
     })?;
+    let (results, tallies): (Vec<CaseResult>, Vec<Option<SoakTally>>) = judged.into_iter().unzip();
     let wall = began.elapsed();
     let server_version = server.as_ref().and_then(|server| server.version.clone());
     drop(server);
@@ -264,7 +269,16 @@ pub(super) fn soak(args: &SoakArgs) -> Result<Exit, Failure> {
         command: Some(&command),
     };
     args.reports.write(&results, &run, exit)?;
-    say!("{}", args.reports.said());
+    let tallies = SoakReport::new(&label, thresholds, tallies.into_iter().flatten().collect());
+    write_report(
+        &args.tallies,
+        &serde_json::to_string(&tallies).map_err(|error| Failure::harness(error.to_string()))?,
+    )?;
+    say!(
+        "{}, {} (tallies)",
+        args.reports.said(),
+        args.tallies.display()
+    );
     Ok(exit)
 }
 
@@ -338,7 +352,7 @@ async fn one(
     load: Load,
     thresholds: &Thresholds,
     stop: Arc<AtomicBool>,
-) -> CaseResult {
+) -> (CaseResult, Option<SoakTally>) {
     let title = format!(
         "{} over {}: {} for {:.1} s{}{}",
         match load.shape {
@@ -366,18 +380,20 @@ async fn one(
     let aim = match started.aim(load.protocol) {
         Ok(aim) => aim,
         Err(reason) => {
-            return misdirect_core::soak::skipped(load.protocol, load.shape, &title, &reason);
+            let skipped = misdirect_core::soak::skipped(load.protocol, load.shape, &title, &reason);
+            return (skipped, None);
         }
     };
     let live = Arc::new(Live::default());
     let progress = Progress::start(&load, Arc::clone(&live));
     let (protocol, shape) = (load.protocol, load.shape);
-    let tally = crate::soak::soak(aim, load, live, stop).await;
+    let mut tally = crate::soak::soak(aim, load, live, stop).await;
+    tally.title = title;
     if let Some(progress) = progress {
         progress.finish();
     }
     say!("{} {}: {}", protocol.key(), shape, tally.figures());
-    misdirect_core::soak::judge(&tally, thresholds, &title)
+    (misdirect_core::soak::judge(&tally, thresholds), Some(tally))
 }
 
 /// On a terminal, a line on standard error redrawn as the soak goes; nothing elsewhere.

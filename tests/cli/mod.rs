@@ -686,6 +686,7 @@ pub(crate) fn trials() -> Vec<Trial> {
             "cli::merged-partitions-equal-the-whole-run",
             merged_partitions_equal_the_whole_run,
         ),
+        Trial::test("cli::merged-soaks-add-up", merged_soaks_add_up),
         Trial::test(
             "cli::partitions-share-out-every-case-once",
             partitions_share_out_every_case_once,
@@ -1681,6 +1682,89 @@ fn merged_partitions_equal_the_whole_run() -> Result<(), Failed> {
     let (code, _, stderr) = misdirect(&["merge", &path("part1.json"), &path("part1.json")])?;
     if code != 3 || !stderr.contains("is in two reports") {
         return Err(format!("overlapping partitions: exit {code}\n{stderr}").into());
+    }
+    Ok(())
+}
+
+/// Two soaks' tallies, merged, count every request of both, in one histogram, with the
+/// verdict of each protocol; a run's report is no soak tally.
+fn merged_soaks_add_up() -> Result<(), Failed> {
+    let dir = scratch("merge-soaks");
+    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let requests = |name: &str| -> Result<Vec<(String, u64, u64)>, Failed> {
+        let text = std::fs::read_to_string(dir.join(name)).map_err(|error| error.to_string())?;
+        let document: serde_json::Value =
+            serde_json::from_str(&text).map_err(|error| error.to_string())?;
+        Ok(document["tallies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|tally| {
+                let counted = tally["authorities"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|authority| authority["counts"]["requests"].as_u64())
+                    .sum();
+                let recorded = tally["latency"]["recorded"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|pair| pair[1].as_u64())
+                    .sum();
+                (tally["protocol"].to_string(), counted, recorded)
+            })
+            .collect())
+    };
+    for part in ["a", "b"] {
+        let (code, stdout, stderr) = misdirect(&[
+            "soak",
+            "--requests",
+            "300",
+            "--protocol",
+            "h1",
+            "--protocol",
+            "h2",
+            "--junit",
+            &path(&format!("{part}.xml")),
+            "--html",
+            &path(&format!("{part}.html")),
+            "--json",
+            &path(&format!("{part}.json")),
+            "--tallies",
+            &path(&format!("{part}-soak.json")),
+        ])?;
+        if code != 0 {
+            return Err(format!("soak {part}: exit {code}\n{stdout}{stderr}").into());
+        }
+    }
+    let (code, stdout, stderr) = misdirect(&[
+        "merge",
+        &path("a-soak.json"),
+        &path("b-soak.json"),
+        "--tallies",
+        &path("merged-soak.json"),
+        "--junit",
+        &path("merged.xml"),
+        "--html",
+        &path("merged.html"),
+        "--json",
+        &path("merged.json"),
+    ])?;
+    let merged = requests("merged-soak.json")?;
+    let expected = vec![
+        ("\"h1\"".to_owned(), 600, 600),
+        ("\"h2\"".to_owned(), 600, 600),
+    ];
+    if code != 0
+        || merged != expected
+        || Reported::read(&dir.join("merged.xml"))?.count("PASS") != 2
+    {
+        return Err(format!("merged exit {code}, tallies {merged:?}\n{stdout}{stderr}").into());
+    }
+    let (code, _, stderr) = misdirect(&["merge", &path("a-soak.json"), &path("a.json")])?;
+    if code != 3 {
+        return Err(format!("a soak merged with a run's report: exit {code}\n{stderr}").into());
     }
     Ok(())
 }

@@ -375,6 +375,9 @@ impl<'de> Deserialize<'de> for Latency {
 /// Everything a soak (or a partition of one) keeps: bounded whatever it sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SoakTally {
+    /// What the load was, in words (the case's title).
+    #[serde(default)]
+    pub title: String,
     pub protocol: Protocol,
     pub shape: Shape,
     /// Connections opened, and those that could not be.
@@ -416,13 +419,14 @@ pub struct Asked<'a> {
 
 /// Why two tallies cannot be merged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("soak reports of different shapes cannot be merged: {0}")]
+#[error("soak reports cannot be merged: {0}")]
 pub struct MergeError(String);
 
 impl SoakTally {
     /// A tally for requests to these roles' names, as `authority(role)` writes them.
     pub fn new(protocol: Protocol, shape: Shape, roles: &[(Role, String)]) -> Self {
         Self {
+            title: String::new(),
             protocol,
             shape,
             handshakes: 0,
@@ -508,7 +512,7 @@ impl SoakTally {
                 .all(|(mine, theirs)| mine.role == theirs.role);
         if self.protocol != other.protocol || self.shape != other.shape || !same_authorities {
             return Err(MergeError(format!(
-                "{} {} and {} {}",
+                "{} {} and {} {} differ in shape",
                 self.protocol.key(),
                 self.shape,
                 other.protocol.key(),
@@ -586,7 +590,7 @@ impl SoakTally {
 }
 
 /// The rates a soak tolerates before it judges; each is a fraction of the requests concerned.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Thresholds {
     /// Refusals of the connection's own name (step 3): above it, WARN.
     pub max_spurious_refusals: f64,
@@ -638,6 +642,72 @@ fn requirements() -> Vec<Cited> {
     ]
 }
 
+/// The format and version of the tallies a soak writes (`--tallies`) for `misdirect merge`.
+pub const FORMAT: &str = "misdirect-soak/1";
+
+/// What a soak writes for `misdirect merge`: its tallies, bounded, and the thresholds they were
+/// judged by, so that the tallies of soaks run side by side (one per CI job or machine) add up
+/// to one soak judged the same way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SoakReport {
+    pub format: String,
+    pub target: String,
+    pub thresholds: Thresholds,
+    pub tallies: Vec<SoakTally>,
+}
+
+impl SoakReport {
+    pub fn new(target: &str, thresholds: Thresholds, tallies: Vec<SoakTally>) -> Self {
+        Self {
+            format: FORMAT.to_owned(),
+            target: target.to_owned(),
+            thresholds,
+            tallies,
+        }
+    }
+
+    /// Reads a report of this format version.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let report: Self = serde_json::from_str(text).map_err(|error| error.to_string())?;
+        if report.format != FORMAT {
+            return Err(format!(
+                "format {} is not {FORMAT}, which this misdirect reads",
+                report.format
+            ));
+        }
+        Ok(report)
+    }
+
+    /// Adds up reports of the same target and thresholds: the tallies of each protocol and
+    /// shape merged (counts and histograms added, the longest wall time kept), in the order
+    /// first seen.
+    pub fn merge(reports: &[Self]) -> Result<Self, MergeError> {
+        let Some(first) = reports.first() else {
+            return Err(MergeError("no report to merge".to_owned()));
+        };
+        let mut merged = Self::new(&first.target, first.thresholds, Vec::new());
+        for report in reports {
+            if report.target != first.target || report.thresholds != first.thresholds {
+                return Err(MergeError(format!(
+                    "a soak of {} and one of {}, or with other thresholds",
+                    first.target, report.target
+                )));
+            }
+            for tally in &report.tallies {
+                match merged
+                    .tallies
+                    .iter_mut()
+                    .find(|known| (known.protocol, known.shape) == (tally.protocol, tally.shape))
+                {
+                    Some(known) => known.merge(tally)?,
+                    None => merged.tallies.push(tally.clone()),
+                }
+            }
+        }
+        Ok(merged)
+    }
+}
+
 /// A soak that could not apply to the target (a protocol it does not serve), as a SKIP.
 pub fn skipped(protocol: Protocol, shape: Shape, title: &str, reason: &str) -> CaseResult {
     let finding = Finding {
@@ -656,7 +726,8 @@ pub fn skipped(protocol: Protocol, shape: Shape, title: &str, reason: &str) -> C
 }
 
 /// The verdict of a soak, as a case like any other: the same reporters render it.
-pub fn judge(tally: &SoakTally, thresholds: &Thresholds, title: &str) -> CaseResult {
+pub fn judge(tally: &SoakTally, thresholds: &Thresholds) -> CaseResult {
+    let title = tally.title.as_str();
     let total = tally.total();
     if let Some(reason) = tally.unsupported.as_deref().filter(|_| total.requests == 0) {
         return skipped(tally.protocol, tally.shape, title, reason);
@@ -996,7 +1067,7 @@ mod tests {
             );
         }
         clean.wall = Duration::from_secs(3);
-        let result = judge(&clean, &Thresholds::default(), "t");
+        let result = judge(&clean, &Thresholds::default());
         assert_eq!(result.verdict, Verdict::Pass, "{:?}", result.findings);
 
         let mut broken = clean.clone();
@@ -1004,7 +1075,7 @@ mod tests {
             asked(2, Entitlement::Uncovered, 2),
             &response(200, Some("alpha")),
         );
-        let result = judge(&broken, &Thresholds::default(), "t");
+        let result = judge(&broken, &Thresholds::default());
         assert_eq!(result.verdict, Verdict::Fail);
         assert_eq!(
             result.findings[0]
@@ -1025,7 +1096,7 @@ mod tests {
         }
         soak.record(asked(0, Entitlement::Own, 0), &response(421, None));
         soak.record(asked(2, Entitlement::Uncovered, 0), &response(403, None));
-        let result = judge(&soak, &Thresholds::default(), "t");
+        let result = judge(&soak, &Thresholds::default());
         assert_eq!(result.verdict, Verdict::Warn);
         assert_eq!(result.findings.len(), 2);
 
@@ -1040,14 +1111,14 @@ mod tests {
             );
         }
         assert_eq!(
-            judge(&failing, &Thresholds::default(), "t").verdict,
+            judge(&failing, &Thresholds::default()).verdict,
             Verdict::Error
         );
 
         let mut silent = tally();
         silent.connect_failed("refused");
         assert_eq!(
-            judge(&silent, &Thresholds::default(), "t").verdict,
+            judge(&silent, &Thresholds::default()).verdict,
             Verdict::Error
         );
     }
@@ -1081,6 +1152,15 @@ mod tests {
 
         let mut other = SoakTally::new(Protocol::Http3, Shape::Churn, &[]);
         assert!(other.merge(&long).is_err());
+
+        let report = SoakReport::new("embedded", Thresholds::default(), vec![long.clone(), other]);
+        let text = serde_json::to_string(&report).expect("serializes");
+        let read = SoakReport::parse(&text).expect("reads back");
+        let whole = SoakReport::merge(&[read.clone(), read]).expect("same target");
+        assert_eq!(whole.tallies.len(), 2);
+        assert_eq!(whole.tallies[0].total().requests, 2 * long.total().requests);
+        let elsewhere = SoakReport::new("nginx", Thresholds::default(), Vec::new());
+        assert!(SoakReport::merge(&[report, elsewhere]).is_err());
     }
 
     #[test]
