@@ -251,7 +251,7 @@ pub(super) fn soak(args: &SoakArgs) -> Result<Exit, Failure> {
             wall,
             terminal::Detail {
                 passes: true,
-                transcripts: true,
+                transcripts: false,
             }
         )
     );

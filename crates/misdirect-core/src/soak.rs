@@ -562,6 +562,57 @@ impl SoakTally {
         )
     }
 
+    /// Each authority's share of the requests and its rates of 421, other refusals, violations
+    /// and failures.
+    pub fn by_authority(&self) -> String {
+        let total = self.total().requests;
+        self.authorities
+            .iter()
+            .map(|authority| {
+                let counts = &authority.counts;
+                format!(
+                    "{} ({}) {} of requests, 421 {}, other refusals {}, violations {}, failed {}",
+                    authority.authority,
+                    authority.entitlement.key(),
+                    percent(rate(counts.requests, total)),
+                    percent(rate(counts.refused_421, counts.requests)),
+                    percent(rate(counts.refused_other, counts.requests)),
+                    percent(rate(counts.violations, counts.requests)),
+                    percent(rate(counts.failed, counts.requests)),
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// The timeline as transcript events: per bucket, each authority's requests and its 421
+    /// and failure rates.
+    fn timeline_events(&self) -> impl Iterator<Item = Event> + '_ {
+        let width = self.timeline.bucket_seconds;
+        self.timeline
+            .buckets
+            .iter()
+            .enumerate()
+            .map(move |(index, bucket)| Event {
+                at: Duration::from_secs(index as u64 * width),
+                connection: format!("{width} s"),
+                what: bucket
+                    .iter()
+                    .zip(&self.authorities)
+                    .map(|(counts, authority)| {
+                        format!(
+                            "{} {} requests, 421 {}, failed {}",
+                            authority.authority,
+                            counts.requests,
+                            percent(rate(counts.refused_421, counts.requests)),
+                            percent(rate(counts.failed, counts.requests)),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            })
+    }
+
     /// One line of figures: counts, rates and latency percentiles.
     pub fn figures(&self) -> String {
         let total = self.total();
@@ -893,7 +944,11 @@ pub fn judge(tally: &SoakTally, thresholds: &Thresholds) -> CaseResult {
             ),
         ));
     }
-    let figures = tally.figures();
+    let figures = format!(
+        "{}. By authority: {}",
+        tally.figures(),
+        tally.by_authority()
+    );
     case(tally, title, findings, Some(figures))
 }
 
@@ -940,6 +995,7 @@ fn case(
                         violation.what
                     ),
                 })
+                .chain(tally.timeline_events())
                 .collect(),
         },
     }
@@ -1084,7 +1140,13 @@ mod tests {
                 .map(|cited| cited.id.as_str()),
             Some("R9110-7.4-b")
         );
-        assert_eq!(result.transcript.events.len(), 1);
+        // The violation, then one line per second of the timeline.
+        assert_eq!(result.transcript.events.len(), 1 + 3);
+        assert!(
+            result.transcript.events[1]
+                .what
+                .contains("a.test:1 1 requests, 421 0.000%")
+        );
     }
 
     #[test]
