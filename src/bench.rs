@@ -5,13 +5,12 @@
 use std::time::{Duration, Instant};
 
 use crate::client::tls::{ConnectionTickets, Credentials, TicketJar};
-use crate::client::{self, AuthorityField, ConnectRequest, WireRequest};
+use crate::client::{self, ConnectRequest, WireRequest};
 use crate::embedded::EmbeddedTarget;
 use crate::pki::Pki;
 use misdirect_core::deployment::Role;
 use misdirect_core::observe::ExchangeOutcome;
 use misdirect_core::protocol::Protocol;
-use misdirect_core::scenario::{Scheme, TargetForm};
 
 /// Timings of one protocol.
 #[derive(Debug, Clone)]
@@ -66,17 +65,7 @@ pub async fn measure(
         Role::Primary.standard_name(),
         target.address().port()
     );
-    let request = WireRequest {
-        method: "GET".to_owned(),
-        scheme: Scheme::Https,
-        authority_field: AuthorityField::Once,
-        authority,
-        host: None,
-        form: TargetForm::Origin,
-        path: "/".to_owned(),
-        headers: Vec::new(),
-        body: None,
-    };
+    let request = WireRequest::get(authority, "/");
     let jar = std::sync::Arc::new(TicketJar::default());
     let mut measurements = Vec::new();
     for &protocol in protocols {

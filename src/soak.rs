@@ -16,11 +16,10 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
 use crate::client::tls::{ConnectionTickets, Credentials, TicketJar};
-use crate::client::{self, AuthorityField, ConnectError, ConnectRequest, Connection, WireRequest};
+use crate::client::{self, ConnectError, ConnectRequest, Connection, WireRequest};
 use misdirect_core::deployment::{Deployment, Role};
 use misdirect_core::observe::{Established, ExchangeOutcome};
 use misdirect_core::protocol::Protocol;
-use misdirect_core::scenario::{Scheme, TargetForm};
 use misdirect_core::soak::{Asked, Class, Entitlement, Shape, SoakTally};
 
 /// The roles of the mix, in turn.
@@ -101,7 +100,7 @@ pub async fn soak(aim: Aim, load: Load, live: Arc<Live>, stop: Arc<AtomicBool>) 
         .into_iter()
         .filter_map(|role| {
             let index = roles.iter().position(|mapped| *mapped == role)?;
-            Some((index, request(authority(role))))
+            Some((index, WireRequest::get(authority(role), "/soak")))
         })
         .collect();
     let soak = Arc::new(Soak {
@@ -152,20 +151,6 @@ pub async fn soak(aim: Aim, load: Load, live: Arc<Live>, stop: Arc<AtomicBool>) 
         .clone();
     tally.wall = soak.started.elapsed();
     tally
-}
-
-fn request(authority: String) -> WireRequest {
-    WireRequest {
-        method: "GET".to_owned(),
-        scheme: Scheme::Https,
-        authority_field: AuthorityField::Once,
-        authority,
-        host: None,
-        form: TargetForm::Origin,
-        path: "/soak".to_owned(),
-        headers: Vec::new(),
-        body: None,
-    }
 }
 
 /// An open connection and what its requests are entitled to on it.

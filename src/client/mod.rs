@@ -57,6 +57,22 @@ pub enum AuthorityField {
 }
 
 impl WireRequest {
+    /// `GET https://{authority}{path}` in origin form, the authority field sent once, no
+    /// headers of its own, no body: the request every other one varies.
+    pub fn get(authority: String, path: &str) -> Self {
+        Self {
+            method: "GET".to_owned(),
+            scheme: Scheme::Https,
+            authority,
+            authority_field: AuthorityField::Once,
+            host: None,
+            form: TargetForm::Origin,
+            path: path.to_owned(),
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+
     /// Whether the h2 and h3 crates cannot send this request as it is: its authority field is
     /// absent or repeated, or no URI authority reads back as the value.
     pub fn needs_own_framing(&self) -> bool {

@@ -12,14 +12,13 @@ use bytes::Bytes;
 
 use super::IDLE;
 use crate::client::tls::{ConnectionTickets, Credentials, TicketJar};
-use crate::client::{self, AuthorityField, ConnectRequest, Connection, WireRequest};
+use crate::client::{self, ConnectRequest, Connection, WireRequest};
 use misdirect_core::deployment::{REQUEST_ID_HEADER, Role, STORABLE};
 #[cfg(doc)]
 use misdirect_core::fault::Fault;
 use misdirect_core::observe::ExchangeOutcome;
 use misdirect_core::policy::{Answer, RequestHead};
 use misdirect_core::protocol::Protocol;
-use misdirect_core::scenario::{Scheme, TargetForm};
 use misdirect_core::wire;
 
 /// What a gateway passes on of a request besides its head.
@@ -200,17 +199,7 @@ impl Gateway {
         let Ok(mut connection) = self.connect(role, Protocol::Http2).await else {
             return Vec::new();
         };
-        let request = WireRequest {
-            method: "GET".to_owned(),
-            scheme: Scheme::Https,
-            authority_field: AuthorityField::Once,
-            authority: role.standard_name().to_owned(),
-            host: None,
-            form: TargetForm::Origin,
-            path: "/".to_owned(),
-            headers: Vec::new(),
-            body: None,
-        };
+        let request = WireRequest::get(role.standard_name().to_owned(), "/");
         let _ = tokio::time::timeout(IDLE, connection.send(&request)).await;
         connection
             .origin_frames()
@@ -247,18 +236,13 @@ impl Gateway {
             .unwrap_or_else(|| role.standard_name().to_owned());
         let request = WireRequest {
             method: head.method.clone(),
-            scheme: Scheme::Https,
-            authority_field: AuthorityField::Once,
-            authority,
-            host: None,
-            form: TargetForm::Origin,
-            path: forward.path.clone(),
             headers: forward
                 .request_id
                 .iter()
                 .map(|id| (REQUEST_ID_HEADER.to_owned(), id.clone()))
                 .collect(),
             body: (!forward.body.is_empty()).then(|| forward.body.clone()),
+            ..WireRequest::get(authority, &forward.path)
         };
         match tokio::time::timeout(IDLE, connection.send(&request)).await {
             Ok(ExchangeOutcome::Response(response)) => Answer {

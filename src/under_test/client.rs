@@ -23,7 +23,7 @@ use misdirect_core::deployment::{Role, fetch_path, san_covers};
 use misdirect_core::fault::Fault;
 use misdirect_core::observe::ExchangeOutcome;
 use misdirect_core::protocol::Protocol;
-use misdirect_core::scenario::{Fetch, Scheme, TargetForm};
+use misdirect_core::scenario::Fetch;
 
 /// How many times a client with [`Fault::ClientRetriesForever`] retries; bounded, as everything
 /// misdirect runs is.
@@ -72,18 +72,13 @@ pub async fn run_reference(
         let host = fetch.role.standard_name();
         let mut request = WireRequest {
             method: fetch.method.clone(),
-            scheme: Scheme::Https,
             authority_field: if fault == Some(Fault::ClientOmitsAuthority) {
                 AuthorityField::Absent
             } else {
                 AuthorityField::Once
             },
-            authority: format!("{host}:{}", address.port()),
-            host: None,
-            form: TargetForm::Origin,
-            path: fetch_path(index),
-            headers: Vec::new(),
             body: fetch.body.clone().map(Bytes::from),
+            ..WireRequest::get(format!("{host}:{}", address.port()), &fetch_path(index))
         };
         let origin = format!("https://{host}:{}", address.port());
         let usable = |pooled: &Pooled| {
