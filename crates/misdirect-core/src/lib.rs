@@ -23,8 +23,10 @@
 //!   [`conclude`]: how a case ends, from how its run ended;
 //! - [`policy`]: the reference target's decisions;
 //! - [`baseline`]: a server's known deviations; [`report`]: the renderers; [`soak`]: what a
-//!   soak under load counts and how it is judged.
+//!   soak under load counts and how it is judged; [`audit`]: what an audit of a live edge asks
+//!   and how it judges the answers.
 
+pub mod audit;
 pub mod baseline;
 pub mod catalogue;
 pub mod check;
