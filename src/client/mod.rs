@@ -23,7 +23,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use misdirect_core::deployment::Role;
-use misdirect_core::observe::{Established, ExchangeOutcome};
+use misdirect_core::observe::{Established, ExchangeOutcome, Identity};
 use misdirect_core::protocol::Protocol;
 use misdirect_core::scenario::{Scheme, TargetForm, TlsVersion};
 use tls::{ConnectionTickets, Credentials};
@@ -455,6 +455,8 @@ struct ResponseFields {
     expires: Option<String>,
     date: Option<String>,
     alt_svc: Option<String>,
+    /// Those of the identifying headers present, for the response's identity.
+    identifying: Vec<(String, String)>,
 }
 
 impl ResponseFields {
@@ -479,6 +481,10 @@ impl ResponseFields {
             expires: cut("expires", 1024),
             date: cut("date", 1024),
             alt_svc: cut("alt-svc", 1024),
+            identifying: Identity::HEADERS
+                .iter()
+                .filter_map(|name| Some(((*name).to_owned(), cut(name, 256)?)))
+                .collect(),
         }
     }
 
@@ -496,6 +502,7 @@ impl ResponseFields {
             alt_svc: self.alt_svc,
             reset_after: None,
             body_excerpt: text.chars().take(160).collect(),
+            identity: Identity::new(self.identifying, body),
         }
     }
 }

@@ -20,7 +20,7 @@
 use std::fmt;
 
 use crate::deployment::{normalize_host, san_covers};
-use crate::observe::ExchangeOutcome;
+use crate::observe::{ExchangeOutcome, Identity, Response};
 use crate::outcome::{CaseResult, Cited, Finding};
 use crate::protocol::Protocol;
 use crate::verdict::{Level, Verdict};
@@ -113,39 +113,26 @@ fn made_up_name(host: &str, nonce: &str, covers: impl Fn(&str) -> bool) -> Optio
     .find(|name| !covers(name))
 }
 
-/// What identifies an answer when nobody says who sent it: its status, the headers that tend to
-/// differ between sites, and a digest of its body.
+/// What identifies an answer: its status, the tenant it names if it names one, and the
+/// response's [`Identity`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fingerprint {
     pub status: u16,
-    /// Lower-case names with their values, e.g. `server`, `content-type`, `location`.
-    pub headers: Vec<(String, String)>,
-    /// FNV-1a over the body as read, with its length.
-    pub body_digest: u64,
-    pub body_length: usize,
+    pub tenant: Option<String>,
+    pub identity: Identity,
 }
 
 impl Fingerprint {
-    /// The headers that identify a site rather than a response.
-    pub const IDENTIFYING: [&'static str; 5] = [
-        "server",
-        "content-type",
-        "location",
-        "content-security-policy",
-        crate::deployment::TENANT_HEADER,
-    ];
-
-    pub fn new(status: u16, headers: Vec<(String, String)>, body: &[u8]) -> Self {
+    pub fn of(response: &Response) -> Self {
         Self {
-            status,
-            headers,
-            body_digest: fnv1a(body),
-            body_length: body.len(),
+            status: response.status,
+            tenant: response.tenant.clone(),
+            identity: response.identity.clone(),
         }
     }
 
     /// How `self` differs from `other`, in words; empty when it does not. With `bodies`
-    /// false, only status and headers are compared.
+    /// false, only status, tenant marker and identifying headers are compared.
     fn differences(&self, other: &Self, bodies: bool) -> Vec<String> {
         let mut differences = Vec::new();
         if self.status != other.status {
@@ -154,27 +141,27 @@ impl Fingerprint {
                 self.status, other.status
             ));
         }
-        for name in Self::IDENTIFYING {
-            let value = |fingerprint: &Self| {
-                fingerprint
-                    .headers
-                    .iter()
-                    .find(|(header, _)| header == name)
-                    .map(|(_, value)| value.clone())
-            };
-            let (mine, theirs) = (value(self), value(other));
+        if self.tenant != other.tenant {
+            differences.push(format!(
+                "tenant marker {} instead of {}",
+                self.tenant.as_deref().unwrap_or("(none)"),
+                other.tenant.as_deref().unwrap_or("(none)")
+            ));
+        }
+        for name in Identity::HEADERS {
+            let (mine, theirs) = (self.identity.header(name), other.identity.header(name));
             if mine != theirs {
                 differences.push(format!(
                     "{name} {} instead of {}",
-                    mine.as_deref().unwrap_or("(none)"),
-                    theirs.as_deref().unwrap_or("(none)")
+                    mine.unwrap_or("(none)"),
+                    theirs.unwrap_or("(none)")
                 ));
             }
         }
-        if bodies && self.body_digest != other.body_digest {
+        if bodies && self.identity.body_digest != other.identity.body_digest {
             differences.push(format!(
                 "a body of {} bytes unlike the {} bytes",
-                self.body_length, other.body_length
+                self.identity.body_length, other.identity.body_length
             ));
         }
         differences
@@ -184,22 +171,18 @@ impl Fingerprint {
 impl fmt::Display for Fingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.status)?;
-        for (name, value) in &self.headers {
+        if let Some(tenant) = &self.tenant {
+            write!(f, ", tenant marker {tenant}")?;
+        }
+        for (name, value) in &self.identity.headers {
             write!(f, ", {name}: {value}")?;
         }
         write!(
             f,
             ", body {} bytes #{:016x}",
-            self.body_length, self.body_digest
+            self.identity.body_length, self.identity.body_digest
         )
     }
-}
-
-/// The 64-bit FNV-1a hash: enough to tell two bodies apart, no cryptography needed.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 fn cite(id: &str, level: Level) -> Cited {
@@ -384,7 +367,6 @@ pub fn judge_covered(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observe::Response;
 
     fn sans(names: &[&str]) -> Vec<String> {
         names.iter().map(|name| (*name).to_owned()).collect()
@@ -440,16 +422,7 @@ mod tests {
     }
 
     fn response(status: u16) -> ExchangeOutcome {
-        ExchangeOutcome::Response(Response {
-            status,
-            tenant: None,
-            cache_control: None,
-            expires: None,
-            date: None,
-            alt_svc: None,
-            reset_after: None,
-            body_excerpt: String::new(),
-        })
+        ExchangeOutcome::Response(Response::named(status, None))
     }
 
     #[test]
@@ -478,11 +451,11 @@ mod tests {
     #[test]
     fn a_covered_name_is_compared_with_fresh_connections() {
         let page = |body: &[u8], server: &str| {
-            Answered::Fingerprint(Fingerprint::new(
-                200,
-                vec![("server".to_owned(), server.to_owned())],
-                body,
-            ))
+            Answered::Fingerprint(Fingerprint {
+                status: 200,
+                tenant: None,
+                identity: Identity::new(vec![("server".to_owned(), server.to_owned())], body),
+            })
         };
         let judge = |shared: &Answered, fresh: &Answered, again: Option<&Answered>| {
             judge_covered("a.test", "b.test", Protocol::Http2, shared, fresh, again)

@@ -298,6 +298,48 @@ pub struct Response {
     pub reset_after: Option<u64>,
     /// The first bytes of the body, for the transcript.
     pub body_excerpt: String,
+    /// What identifies it when nobody says who sent it (`misdirect audit`).
+    pub identity: Identity,
+}
+
+/// What identifies a response when nobody says who sent it, as on a live edge: the headers that
+/// tend to differ between sites, and a digest of the body as read.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Identity {
+    /// Those of [`Identity::HEADERS`] the response has: lower-case names, values cut to 256
+    /// characters.
+    pub headers: Vec<(String, String)>,
+    /// FNV-1a over the body: enough to tell two bodies apart, no cryptography needed.
+    pub body_digest: u64,
+    pub body_length: usize,
+}
+
+impl Identity {
+    /// The headers that identify a site rather than one response.
+    pub const HEADERS: [&'static str; 4] = [
+        "server",
+        "content-type",
+        "location",
+        "content-security-policy",
+    ];
+
+    pub fn new(headers: Vec<(String, String)>, body: &[u8]) -> Self {
+        Self {
+            headers,
+            body_digest: body.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+                (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+            }),
+            body_length: body.len(),
+        }
+    }
+
+    /// The value of one of [`Identity::HEADERS`].
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(header, _)| header == name)
+            .map(|(_, value)| value.as_str())
+    }
 }
 
 #[cfg(test)]
@@ -313,6 +355,7 @@ impl Response {
             alt_svc: None,
             reset_after: None,
             body_excerpt: String::new(),
+            identity: Identity::default(),
         }
     }
 }

@@ -1007,16 +1007,7 @@ mod tests {
     use crate::observe::Response;
 
     fn response(status: u16, tenant: Option<&str>) -> ExchangeOutcome {
-        ExchangeOutcome::Response(Response {
-            status,
-            tenant: tenant.map(str::to_owned),
-            cache_control: None,
-            expires: None,
-            date: None,
-            alt_svc: None,
-            reset_after: None,
-            body_excerpt: String::new(),
-        })
+        ExchangeOutcome::Response(Response::named(status, tenant))
     }
 
     fn tally() -> SoakTally {
