@@ -185,14 +185,6 @@ impl fmt::Display for Fingerprint {
     }
 }
 
-fn cite(id: &str, level: Level) -> Cited {
-    Cited {
-        id: id.to_owned(),
-        level,
-        section: crate::catalogue::find(id).map_or_else(String::new, |entry| entry.section.clone()),
-    }
-}
-
 /// A case of an audit: `audit/<host>/<check>/<name>` on one protocol.
 fn case(
     host: &str,
@@ -203,11 +195,7 @@ fn case(
     requirements: Vec<Cited>,
     findings: Vec<Finding>,
 ) -> CaseResult {
-    let verdict = findings
-        .iter()
-        .map(|finding| finding.verdict)
-        .max()
-        .unwrap_or(Verdict::Pass);
+    let verdict = Finding::gravest(&findings);
     let scenario = format!("audit/{host}/{check}/{name}");
     CaseResult {
         name: format!("{scenario} [{}]", protocol.key()),
@@ -255,8 +243,8 @@ pub fn judge_uncovered(
     let title = format!(
         "{name} ({asked}, not covered by {host}'s certificate) is refused on {host}'s connection"
     );
-    let must = cite("R9110-7.4-b", Level::Must);
-    let should = cite("R9110-7.4-c", Level::Should);
+    let must = Cited::from_catalogue("R9110-7.4-b", Level::Must);
+    let should = Cited::from_catalogue("R9110-7.4-c", Level::Should);
     let findings = match outcome.refused() {
         Some(false) => vec![finding(
             Verdict::Fail,
@@ -312,7 +300,7 @@ pub fn judge_covered(
     let title = format!(
         "{name}, covered by {host}'s certificate, gets on {host}'s connection what a fresh connection gets"
     );
-    let should = cite("R9110-4.3.3-a", Level::Should);
+    let should = Cited::from_catalogue("R9110-4.3.3-a", Level::Should);
     let findings = match (shared, fresh) {
         (Answered::Fingerprint(shared), Answered::Fingerprint(fresh)) => {
             let dynamic = match again {

@@ -22,6 +22,19 @@ pub struct Cited {
     pub section: String,
 }
 
+impl Cited {
+    /// A rule of the catalogue cited at `level`, for the cases no scenario file states (a soak,
+    /// an audit); the section is the catalogue's.
+    pub fn from_catalogue(id: &str, level: Level) -> Self {
+        Self {
+            id: id.to_owned(),
+            level,
+            section: crate::catalogue::find(id)
+                .map_or_else(String::new, |entry| entry.section.clone()),
+        }
+    }
+}
+
 impl From<&Requirement> for Cited {
     fn from(requirement: &Requirement) -> Self {
         Self {
@@ -49,6 +62,15 @@ pub struct Finding {
 }
 
 impl Finding {
+    /// The verdict of a case with these findings: the gravest of theirs, PASS without any.
+    pub fn gravest(findings: &[Self]) -> Verdict {
+        findings
+            .iter()
+            .map(|finding| finding.verdict)
+            .max()
+            .unwrap_or(Verdict::Pass)
+    }
+
     /// One line: the requirement cited, if any, what was expected and what was observed.
     pub fn summary(&self) -> String {
         let cited = self

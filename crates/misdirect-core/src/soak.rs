@@ -663,14 +663,6 @@ impl Default for Thresholds {
     }
 }
 
-fn cite(id: &str, level: Level) -> Cited {
-    Cited {
-        id: id.to_owned(),
-        level,
-        section: crate::catalogue::find(id).map_or_else(String::new, |entry| entry.section.clone()),
-    }
-}
-
 fn rate(part: u64, whole: u64) -> f64 {
     if whole == 0 {
         0.0
@@ -686,10 +678,10 @@ fn percent(fraction: f64) -> String {
 /// The requirements a soak judges by.
 fn requirements() -> Vec<Cited> {
     vec![
-        cite("R9110-7.4-b", Level::Must),
-        cite("R9110-4.3.3-a", Level::Must),
-        cite("R9110-7.4-c", Level::Should),
-        cite("R9113-9.1.1-d", Level::Should),
+        Cited::from_catalogue("R9110-7.4-b", Level::Must),
+        Cited::from_catalogue("R9110-4.3.3-a", Level::Must),
+        Cited::from_catalogue("R9110-7.4-c", Level::Should),
+        Cited::from_catalogue("R9113-9.1.1-d", Level::Should),
     ]
 }
 
@@ -838,7 +830,7 @@ pub fn judge(tally: &SoakTally, thresholds: &Thresholds) -> CaseResult {
             .join("; ");
         findings.push(finding(
             Verdict::Fail,
-            Some(cite(id, Level::Must)),
+            Some(Cited::from_catalogue(id, Level::Must)),
             expected.to_owned(),
             observed,
         ));
@@ -853,7 +845,7 @@ pub fn judge(tally: &SoakTally, thresholds: &Thresholds) -> CaseResult {
         if authority.counts.refused_other > 0 && other > thresholds.max_other_refusals {
             findings.push(finding(
                 Verdict::Warn,
-                Some(cite("R9110-7.4-c", Level::Should)),
+                Some(Cited::from_catalogue("R9110-7.4-c", Level::Should)),
                 format!(
                     "requests for {} refused with 421 (other refusals at most {})",
                     authority.authority,
@@ -878,7 +870,7 @@ pub fn judge(tally: &SoakTally, thresholds: &Thresholds) -> CaseResult {
         if refused > thresholds.max_spurious_refusals {
             findings.push(finding(
                 Verdict::Warn,
-                Some(cite("R9113-9.1.1-d", Level::Should)),
+                Some(Cited::from_catalogue("R9113-9.1.1-d", Level::Should)),
                 format!(
                     "requests for {} served on connections made for it (refusals at most {})",
                     authority.authority,
@@ -959,11 +951,7 @@ fn case(
     findings: Vec<Finding>,
     figures: Option<String>,
 ) -> CaseResult {
-    let verdict = findings
-        .iter()
-        .map(|finding| finding.verdict)
-        .max()
-        .unwrap_or(Verdict::Pass);
+    let verdict = Finding::gravest(&findings);
     let scenario = format!("soak/{}", tally.shape);
     CaseResult {
         name: format!("{scenario} [{}]", tally.protocol.key()),
