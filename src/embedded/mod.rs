@@ -492,7 +492,7 @@ impl Shared {
         if overflowed {
             let asked = head.authority.as_ref().or(head.host.first());
             let authority = asked.map_or("", String::as_str);
-            return Reply::Respond(Answer::served(Role::Primary, authority, facts));
+            return Reply::Respond(Answer::served(Role::Primary, authority));
         }
         self.decide_and_forward(facts, memory, head, forward).await
     }

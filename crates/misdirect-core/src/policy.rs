@@ -135,15 +135,16 @@ pub struct Answer {
 }
 
 impl Answer {
-    /// Content from `role`'s tenant, naming itself, the authority it answered and the SNI.
-    pub fn served(role: Role, authority: &str, connection: &ConnectionFacts) -> Self {
+    /// Content from `role`'s tenant, naming itself and the authority it answered: the same
+    /// on whichever connection it travels, as a correct origin's content is (an audit compares
+    /// a name's content on a shared connection with a fresh one's).
+    pub fn served(role: Role, authority: &str) -> Self {
         Self {
             status: 200,
             tenant: Some(role),
             body: format!(
-                "tenant={} authority={authority} sni={}\n",
+                "tenant={} authority={authority}\n",
                 role.tenant().unwrap_or("none"),
-                connection.sni.as_deref().unwrap_or("-")
             ),
             cache_control: None,
             close: false,
@@ -230,7 +231,7 @@ impl Policy {
         request: &RequestHead,
     ) -> Reply {
         match self.route(connection, memory, request) {
-            Ok((role, authority)) => Reply::Respond(Answer::served(role, &authority, connection)),
+            Ok((role, authority)) => Reply::Respond(Answer::served(role, &authority)),
             Err(Refusal::BadRequest(reason)) => Reply::Respond(Answer::refusal(
                 400,
                 format!("bad request: {reason}\n"),
