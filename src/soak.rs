@@ -242,7 +242,11 @@ impl Soak {
                 self.stopped.store(true, Ordering::Relaxed);
                 None
             }
-            Err(ConnectError::Refused(detail) | ConnectError::Failed(detail)) => {
+            Err(
+                ConnectError::Refused(detail)
+                | ConnectError::Failed(detail)
+                | ConnectError::Untrusted(detail),
+            ) => {
                 self.live.failed.fetch_add(1, Ordering::Relaxed);
                 self.tally().connect_failed(&detail);
                 tokio::time::sleep(BACKOFF).await;

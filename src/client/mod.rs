@@ -189,6 +189,8 @@ pub enum ConnectError {
     Refused(String),
     /// The target does not speak the protocol (ALPN): the case does not apply.
     Unsupported(String),
+    /// The target's certificate failed verification against what the harness trusts.
+    Untrusted(String),
     /// The harness could not get a connection to test with: unreachable, untrusted, or the
     /// target dropped it or broke the protocol while setting it up.
     Failed(String),
@@ -395,7 +397,7 @@ fn classify_handshake_error(error: std::io::Error) -> ConnectError {
             rustls::Error::AlertReceived(alert) => {
                 ConnectError::Refused(format!("TLS alert {alert:?}"))
             }
-            rustls::Error::InvalidCertificate(reason) => ConnectError::Failed(format!(
+            rustls::Error::InvalidCertificate(reason) => ConnectError::Untrusted(format!(
                 "the target's certificate is not trusted ({reason:?}); check the CA the harness trusts"
             )),
             other => ConnectError::Failed(format!(

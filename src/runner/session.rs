@@ -315,7 +315,7 @@ impl Session<'_> {
                     Slot::Refused(detail),
                 )
             }
-            Err(ConnectError::Failed(detail)) => {
+            Err(ConnectError::Failed(detail) | ConnectError::Untrusted(detail)) => {
                 self.record
                     .event(name, format!("connection failed: {detail}"));
                 (
