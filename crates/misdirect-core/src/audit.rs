@@ -13,9 +13,17 @@
 //!    when they differ: content that a fresh connection gives twice and the shared connection
 //!    does not is reported as "differs from a fresh connection" (WARN, R9110-4.3.3-a judged at
 //!    SHOULD), never as another tenant's; content that differs between two fresh connections is
-//!    dynamic, and only status and identifying headers are compared.
+//!    dynamic, and only status and identifying headers are compared. Content on the shared
+//!    connection for a name whose own connections the edge refuses at the handshake (it wants
+//!    a client certificate, say) is its SNI policy bypassed: a FAIL (R6066-3-d).
 //! 3. Wildcard SANs name no host to ask for, and names past `max_names` are not asked; the plan
-//!    says which were left out and why.
+//!    says which were left out and why, and [`Plan::fit`] keeps it within the request budget.
+//! 4. A refusal proves something only when the edge serves its own host on the same kind of
+//!    connection: the host's own answer ([`judge_own`]) is the baseline, and a refusal that
+//!    looks exactly like it (the same status, or the edge refusing its host too) is an ERROR,
+//!    never a PASS: an edge that serves nothing refuses every name.
+//! 5. Without SNI the edge presents its default certificate; a name it does not cover must be
+//!    refused on that connection as on any other, and refusing the handshake is refusing too.
 
 use std::fmt;
 
@@ -32,6 +40,18 @@ pub enum Uncovered {
     Also,
     /// A label misdirect made up under the host's parent domain.
     MadeUp,
+    /// Asked on a connection made without SNI, whose (default) certificate does not cover it.
+    WithoutSni,
+}
+
+impl Uncovered {
+    /// The check of a case about such a name, in its ID.
+    fn check(&self) -> &'static str {
+        match self {
+            Self::Also | Self::MadeUp => "uncovered",
+            Self::WithoutSni => "without-sni",
+        }
+    }
 }
 
 /// The names an audit asks for, from the host and the certificate its connection presented.
@@ -97,6 +117,34 @@ impl Plan {
             plan.uncovered.push((made_up, Uncovered::MadeUp));
         }
         plan
+    }
+
+    /// The most requests the plan takes on each protocol: the host's own, each uncovered
+    /// name once, and each covered name on the shared connection and on up to two fresh ones.
+    pub fn requests_per_protocol(&self) -> usize {
+        1 + self.uncovered.len() + 3 * self.covered.len()
+    }
+
+    /// Leaves names out until `protocols` protocols and `extra` further requests (the probe
+    /// without SNI) fit in `budget`: covered names first, from the last, then the user's other
+    /// hostnames; the made-up name stays, as the one check every audit makes.
+    pub fn fit(&mut self, budget: usize, protocols: usize, extra: usize) {
+        let total = |plan: &Self| plan.requests_per_protocol() * protocols.max(1) + extra;
+        let reason = format!("past --max-requests {budget}");
+        while total(self) > budget {
+            if let Some(name) = self.covered.pop() {
+                self.left_out.push((name, reason.clone()));
+            } else if let Some(at) = self
+                .uncovered
+                .iter()
+                .rposition(|(_, why)| *why == Uncovered::Also)
+            {
+                let (name, _) = self.uncovered.remove(at);
+                self.left_out.push((name, reason.clone()));
+            } else {
+                break;
+            }
+        }
     }
 }
 
@@ -213,6 +261,46 @@ fn case(
     }
 }
 
+/// A case of an audit that could not be judged: ERROR (could not test) or SKIP (does not
+/// apply), with the reason.
+pub fn unable(
+    host: &str,
+    check: &str,
+    name: &str,
+    protocol: Protocol,
+    title: String,
+    verdict: Verdict,
+    reason: String,
+) -> CaseResult {
+    let findings = vec![finding(verdict, None, "a connection to audit", reason)];
+    case(host, check, name, protocol, title, Vec::new(), findings)
+}
+
+/// Step 4: the host itself, asked on its own connection: the baseline every refusal is
+/// compared with. Any status but 421 is an answer of its own; 421, a reset or no answer leaves
+/// nothing to compare with.
+pub fn judge_own(host: &str, protocol: Protocol, outcome: &ExchangeOutcome) -> CaseResult {
+    let title = format!("{host} answers for itself on its own connection");
+    let findings = match own_status(outcome) {
+        Some(_) => Vec::new(),
+        None => vec![finding(
+            Verdict::Error,
+            None,
+            "an answer for the URL itself (any status but 421), to compare refusals with",
+            format!("{outcome}: give a URL the edge serves"),
+        )],
+    };
+    case(host, "own", host, protocol, title, Vec::new(), findings)
+}
+
+/// The status the edge gave its own host, when it answered with one of its own (not 421).
+fn own_status(outcome: &ExchangeOutcome) -> Option<u16> {
+    match outcome {
+        ExchangeOutcome::Response(response) if response.status != 421 => Some(response.status),
+        _ => None,
+    }
+}
+
 fn finding(
     verdict: Verdict,
     requirement: Option<Cited>,
@@ -228,23 +316,41 @@ fn finding(
     }
 }
 
-/// Step 1: `name`, which the certificate of `host`'s connection does not cover, asked on it.
+/// Steps 1, 4 and 5: `name`, which the certificate of the connection does not cover, asked on
+/// it; `own` is what the host got on its own connection over the same protocol.
 pub fn judge_uncovered(
     host: &str,
     name: &str,
     why: &Uncovered,
     protocol: Protocol,
     outcome: &ExchangeOutcome,
+    own: &ExchangeOutcome,
 ) -> CaseResult {
-    let asked = match why {
-        Uncovered::Also => "one of your hostnames",
-        Uncovered::MadeUp => "a name misdirect made up",
+    let title = match why {
+        Uncovered::Also => format!(
+            "{name} (one of your hostnames, not covered by {host}'s certificate) is refused on {host}'s connection"
+        ),
+        Uncovered::MadeUp => format!(
+            "{name} (a name misdirect made up, not covered by {host}'s certificate) is refused on {host}'s connection"
+        ),
+        Uncovered::WithoutSni => format!(
+            "{name} is refused on a connection made without SNI, whose certificate does not cover it"
+        ),
     };
-    let title = format!(
-        "{name} ({asked}, not covered by {host}'s certificate) is refused on {host}'s connection"
-    );
     let must = Cited::from_catalogue("R9110-7.4-b", Level::Must);
     let should = Cited::from_catalogue("R9110-7.4-c", Level::Should);
+    let status = match outcome {
+        ExchangeOutcome::Response(response) => Some(response.status),
+        _ => None,
+    };
+    let refusal_like_own = match own_status(own) {
+        // The edge answered its host with a status of its own: a refusal with the same status
+        // may be about the path, not the name; 421 always says "not here".
+        Some(own) => status == Some(own) && own != 421,
+        // The edge did not answer its own host: no refusal proves anything.
+        None => true,
+    };
+    let handshake_refused = matches!(outcome, ExchangeOutcome::HandshakeRefused { .. });
     let findings = match outcome.refused() {
         Some(false) => vec![finding(
             Verdict::Fail,
@@ -252,15 +358,23 @@ pub fn judge_uncovered(
             "refused: the connection's certificate does not cover the name",
             format!("served: {outcome}"),
         )],
-        Some(true) => match outcome {
-            ExchangeOutcome::Response(response) if response.status == 421 => Vec::new(),
-            _ => vec![finding(
-                Verdict::Warn,
-                Some(should.clone()),
-                "421, so that clients retry on a connection of the name's own",
-                format!("{outcome}"),
-            )],
-        },
+        Some(true) if refusal_like_own && !handshake_refused => vec![finding(
+            Verdict::Error,
+            None,
+            "a refusal unlike the host's own answer",
+            format!(
+                "{outcome}, and the host itself got {own}: nothing shows that the edge told the names apart"
+            ),
+        )],
+        // Refusing a handshake without SNI refuses every name on it, in the edge's own words.
+        Some(true) if handshake_refused && *why == Uncovered::WithoutSni => Vec::new(),
+        Some(true) if status == Some(421) => Vec::new(),
+        Some(true) => vec![finding(
+            Verdict::Warn,
+            Some(should.clone()),
+            "421, so that clients retry on a connection of the name's own",
+            format!("{outcome}"),
+        )],
         None => vec![finding(
             Verdict::Error,
             None,
@@ -270,7 +384,7 @@ pub fn judge_uncovered(
     };
     case(
         host,
-        "uncovered",
+        why.check(),
         name,
         protocol,
         title,
@@ -282,25 +396,65 @@ pub fn judge_uncovered(
 /// What one request for a covered name got.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answered {
+    /// A response of the edge's own (any status but 421).
     Fingerprint(Fingerprint),
-    /// No answer that can be compared: the outcome in words.
+    /// The edge refused it in its own words (421, a reset, a refused handshake), in words;
+    /// `at_handshake` when it refused the connection itself.
+    Refused { said: String, at_handshake: bool },
+    /// No answer from the edge (a timeout, a dropped connection): the outcome in words.
     Not(String),
 }
 
+impl Answered {
+    /// What a request's outcome gives to compare.
+    pub fn of(outcome: &ExchangeOutcome) -> Self {
+        match outcome {
+            ExchangeOutcome::Response(response) if response.status != 421 => {
+                Self::Fingerprint(Fingerprint::of(response))
+            }
+            other if other.refused() == Some(true) => Self::Refused {
+                said: other.to_string(),
+                at_handshake: matches!(other, ExchangeOutcome::HandshakeRefused { .. }),
+            },
+            other => Self::Not(other.to_string()),
+        }
+    }
+}
+
+impl fmt::Display for Answered {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Fingerprint(fingerprint) => write!(f, "{fingerprint}"),
+            Self::Refused { said, .. } | Self::Not(said) => f.write_str(said),
+        }
+    }
+}
+
 /// Step 2: `name`, covered by `host`'s certificate, asked on `host`'s connection (`shared`)
-/// and on fresh connections made for it (`fresh`, then `again` when they differ).
+/// and on fresh connections made for it (`fresh`, then `again` when they differ). Content on
+/// the shared connection for a name whose own connections the edge refuses at the handshake
+/// (a client certificate it requires, say) is a policy chosen by SNI bypassed: a FAIL
+/// (R6066-3-d).
 pub fn judge_covered(
     host: &str,
     name: &str,
     protocol: Protocol,
-    shared: &Answered,
-    fresh: &Answered,
-    again: Option<&Answered>,
+    (shared, fresh, again): (&Answered, &Answered, Option<&Answered>),
+    own: &ExchangeOutcome,
 ) -> CaseResult {
     let title = format!(
         "{name}, covered by {host}'s certificate, gets on {host}'s connection what a fresh connection gets"
     );
     let should = Cited::from_catalogue("R9110-4.3.3-a", Level::Should);
+    let must = Cited::from_catalogue("R6066-3-d", Level::Must);
+    let differs = |fresh: &Answered| {
+        vec![finding(
+            Verdict::Warn,
+            Some(should.clone()),
+            "the answer a fresh connection made for the name gets",
+            format!("differs from a fresh connection: shared: {shared}; fresh: {fresh}"),
+        )]
+    };
     let findings = match (shared, fresh) {
         (Answered::Fingerprint(shared), Answered::Fingerprint(fresh)) => {
             let dynamic = match again {
@@ -327,18 +481,43 @@ pub fn judge_covered(
                 )]
             }
         }
-        (_, Answered::Not(why)) => vec![finding(
+        (
+            Answered::Fingerprint(_),
+            Answered::Refused {
+                said,
+                at_handshake: true,
+            },
+        ) => {
+            vec![finding(
+                Verdict::Fail,
+                Some(must.clone()),
+                "refused, as on a connection of the name's own: the edge applies a policy to it by SNI",
+                format!("served on {host}'s connection: {shared}; a connection of its own: {said}"),
+            )]
+        }
+        (Answered::Fingerprint(_), Answered::Refused { .. }) => differs(fresh),
+        (_, Answered::Not(why)) | (Answered::Not(why), _) => vec![finding(
             Verdict::Error,
             None,
-            "an answer on a fresh connection made for the name, to compare with",
+            "an answer on the host's connection and on a fresh connection made for the name",
             why.clone(),
         )],
         // Refusing a covered name on another name's connection is allowed (a MAY).
-        (Answered::Not(why), Answered::Fingerprint(_)) => vec![finding(
+        (Answered::Refused { said, .. }, Answered::Fingerprint(_)) => vec![finding(
             Verdict::Info,
             None,
             "the name served on the host's connection, or refused there",
-            format!("not served on {host}'s connection: {why}"),
+            format!("not served on {host}'s connection: {said}"),
+        )],
+        // Refused everywhere, in the edge's own words, by an edge that serves its host.
+        (Answered::Refused { .. }, Answered::Refused { .. }) if own_status(own).is_some() => {
+            Vec::new()
+        }
+        (Answered::Refused { said, .. }, Answered::Refused { .. }) => vec![finding(
+            Verdict::Error,
+            None,
+            "an edge that serves its own host, for refusals to mean something",
+            format!("{said} on both connections, and the host itself got {own}"),
         )],
     };
     case(
@@ -347,7 +526,7 @@ pub fn judge_covered(
         name,
         protocol,
         title,
-        vec![should],
+        vec![should, must],
         findings,
     )
 }
@@ -415,24 +594,79 @@ mod tests {
 
     #[test]
     fn an_uncovered_name_must_be_refused_ideally_with_421() {
-        let judge = |outcome| {
-            judge_uncovered(
-                "a.test",
-                "c.test",
-                &Uncovered::Also,
-                Protocol::Http2,
-                &outcome,
-            )
-            .verdict
+        let judge = |why: &Uncovered, outcome, own| {
+            judge_uncovered("a.test", "c.test", why, Protocol::Http2, &outcome, &own).verdict
         };
-        assert_eq!(judge(response(421)), Verdict::Pass);
-        assert_eq!(judge(response(404)), Verdict::Warn);
-        assert_eq!(judge(response(200)), Verdict::Fail);
+        let also = |outcome| judge(&Uncovered::Also, outcome, response(200));
+        assert_eq!(also(response(421)), Verdict::Pass);
+        assert_eq!(also(response(404)), Verdict::Warn);
+        assert_eq!(also(response(200)), Verdict::Fail);
         assert_eq!(
-            judge(ExchangeOutcome::TimedOut {
+            also(ExchangeOutcome::TimedOut {
                 after: std::time::Duration::from_secs(1)
             }),
             Verdict::Error
+        );
+        let refused = || ExchangeOutcome::HandshakeRefused {
+            detail: "TLS alert UnrecognisedName".to_owned(),
+        };
+        assert_eq!(also(refused()), Verdict::Warn);
+        assert_eq!(
+            judge(&Uncovered::WithoutSni, refused(), response(200)),
+            Verdict::Pass
+        );
+    }
+
+    #[test]
+    fn a_refusal_proves_nothing_when_the_edge_refuses_its_host_alike() {
+        let judge = |outcome, own| {
+            judge_uncovered(
+                "a.test",
+                "c.test",
+                &Uncovered::MadeUp,
+                Protocol::Http2,
+                &outcome,
+                &own,
+            )
+            .verdict
+        };
+        // The host's URL is a 404: a 421 still tells the names apart, another 404 does not.
+        assert_eq!(judge(response(421), response(404)), Verdict::Pass);
+        assert_eq!(judge(response(404), response(404)), Verdict::Error);
+        assert_eq!(judge(response(403), response(404)), Verdict::Warn);
+        // An edge that refuses its own host with 421 proves nothing by refusing others.
+        assert_eq!(judge(response(421), response(421)), Verdict::Error);
+        assert_eq!(judge(response(200), response(421)), Verdict::Fail);
+        let own = |outcome| judge_own("a.test", Protocol::Http2, &outcome).verdict;
+        assert_eq!(own(response(404)), Verdict::Pass);
+        assert_eq!(own(response(421)), Verdict::Error);
+    }
+
+    #[test]
+    fn the_plan_fits_the_budget_covered_names_first() {
+        let mut plan = Plan::new(
+            "a.test",
+            &sans(&["a.test", "b.test", "d.test", "e.test"]),
+            &sans(&["c.test", "x.test"]),
+            "01",
+            10,
+        );
+        assert_eq!(plan.requests_per_protocol(), 1 + 3 + 9);
+        plan.fit(22, 2, 1);
+        assert_eq!(plan.covered, sans(&["b.test", "d.test"]));
+        plan.fit(8, 2, 1);
+        assert!(plan.covered.is_empty());
+        assert_eq!(
+            plan.uncovered
+                .iter()
+                .map(|(name, _)| name.as_str())
+                .collect::<Vec<_>>(),
+            ["c.test", "misdirect-01.test"]
+        );
+        assert!(
+            plan.left_out
+                .iter()
+                .any(|(name, why)| name == "x.test" && why == "past --max-requests 8")
         );
     }
 
@@ -446,7 +680,13 @@ mod tests {
             })
         };
         let judge = |shared: &Answered, fresh: &Answered, again: Option<&Answered>| {
-            judge_covered("a.test", "b.test", Protocol::Http2, shared, fresh, again)
+            judge_covered(
+                "a.test",
+                "b.test",
+                Protocol::Http2,
+                (shared, fresh, again),
+                &response(200),
+            )
         };
         let bravo = page(b"tenant=bravo", "edge");
         assert_eq!(judge(&bravo, &bravo, None).verdict, Verdict::Pass);
@@ -464,8 +704,36 @@ mod tests {
         assert_eq!(dynamic.verdict, Verdict::Pass);
         let other_server = judge(&page(b"x", "other"), &bravo, Some(&page(b"y", "edge")));
         assert_eq!(other_server.verdict, Verdict::Warn);
-        let refused = Answered::Not("421".to_owned());
+        let refused = Answered::of(&response(421));
         assert_eq!(judge(&refused, &bravo, None).verdict, Verdict::Info);
-        assert_eq!(judge(&bravo, &refused, None).verdict, Verdict::Error);
+        assert_eq!(judge(&bravo, &refused, None).verdict, Verdict::Warn);
+        assert_eq!(judge(&refused, &refused, None).verdict, Verdict::Pass);
+        // An edge that refuses everything proves nothing by refusing a name twice.
+        let refuses_everything = judge_covered(
+            "a.test",
+            "b.test",
+            Protocol::Http2,
+            (&refused, &refused, None),
+            &response(421),
+        );
+        assert_eq!(refuses_everything.verdict, Verdict::Error);
+        // A name whose own connections need what the shared one did not present (a client
+        // certificate): served on the shared connection, the policy is bypassed.
+        let certificate_required = Answered::of(&ExchangeOutcome::HandshakeRefused {
+            detail: "TLS alert CertificateRequired".to_owned(),
+        });
+        assert_eq!(
+            judge(&bravo, &certificate_required, None).verdict,
+            Verdict::Fail
+        );
+        assert_eq!(
+            judge(&refused, &certificate_required, None).verdict,
+            Verdict::Pass
+        );
+        let silent = Answered::of(&ExchangeOutcome::TimedOut {
+            after: std::time::Duration::from_secs(1),
+        });
+        assert_eq!(judge(&bravo, &silent, None).verdict, Verdict::Error);
+        assert_eq!(judge(&silent, &bravo, None).verdict, Verdict::Error);
     }
 }
