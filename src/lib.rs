@@ -12,10 +12,12 @@
 //! ([`embedded`]) and the gateways' mock upstreams ([`embedded::upstream`]), reaches, launches or runs
 //! what is under test ([`under_test`]), carries out cases under their deadlines ([`runner`]),
 //! and offers it all as a command line ([`cli`]), a benchmark ([`bench`](mod@bench)), load with
-//! every response verified ([`soak`](mod@soak)) and `cargo test` trials ([`harness`]).
+//! every response verified ([`soak`](mod@soak)), the audit of a live edge from its URL
+//! ([`audit`](mod@audit)) and `cargo test` trials ([`harness`]).
 //!
 //! `ARCHITECTURE.md` at the repository root has the map and the invariants.
 
+pub mod audit;
 pub mod bench;
 pub mod cli;
 pub mod client;

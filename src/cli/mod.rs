@@ -3,10 +3,11 @@
 //! one ERROR and no FAIL; 3 invalid input (arguments or scenario files).
 //!
 //! One file a concern: `run` (running suites against a target: selection, the target, the
-//! baseline), `address` (where a server of yours is), `list`, `merge`, `matrix` (every profile
-//! in turn), `serve` (the embedded target on its own, and its benchmark), `progress` (the live
-//! lines and bar), `reports` (where reports go and how they are written); this module parses
-//! the flags and dispatches.
+//! baseline), `target` (the options that name and reach a target), `address` (where a server
+//! of yours is), `list`, `merge`, `matrix` (every profile in turn), `serve` (the embedded
+//! target on its own), `bench`, `soak`, `audit` (a live edge from its URL), `progress` (the
+//! live lines and bar), `reports` (where reports go and how they are written); this module
+//! parses the flags and dispatches.
 
 use std::path::PathBuf;
 
@@ -64,6 +65,7 @@ impl std::fmt::Write for Said {
 }
 
 mod address;
+mod audit;
 mod bench;
 mod list;
 mod matrix;
@@ -75,6 +77,7 @@ mod serve;
 mod soak;
 mod target;
 
+use audit::AuditArgs;
 use bench::{BenchArgs, bench};
 use list::{ListArgs, list};
 use matrix::{MatrixArgs, matrix};
@@ -123,6 +126,10 @@ enum Command {
     /// Load a target with many connections and streams for a bounded time or count, verifying
     /// every response: the right tenant, and 421 (or a refusal) exactly where required.
     Soak(Box<SoakArgs>),
+    /// Audit a live edge from its URL alone: names its certificate does not cover must be
+    /// refused on its connection (ideally with 421), names it covers must get what a fresh
+    /// connection gets; over h2, h1, h3 (where advertised) and without SNI, politely.
+    Audit(Box<AuditArgs>),
     /// Run the suites against every server profile that can start here and write the results
     /// matrix (Markdown and HTML), each cell linked to its evidence in the server's reports.
     Matrix(MatrixArgs),
@@ -265,6 +272,7 @@ pub fn run(cli: Cli) -> Result<Exit, Failure> {
         Command::Serve(args) => serve(&args),
         Command::Bench(args) => bench(&args),
         Command::Soak(args) => soak::soak(&args),
+        Command::Audit(args) => audit::audit(&args),
         Command::Matrix(args) => matrix(&args),
         Command::Certs { dir, out } => {
             let Some(folder) = dir.or(out) else {
