@@ -184,15 +184,8 @@ impl Auditor<'_> {
                 }
                 Err(ConnectError::Unsupported(reason)) => {
                     let title = format!("{host} over {}", protocol.key());
-                    let skipped = judge::unable(
-                        &host,
-                        "connection",
-                        &host,
-                        protocol,
-                        title,
-                        Verdict::Skip,
-                        reason,
-                    );
+                    let skipped =
+                        judge::unable(&host, "connection", protocol, title, Verdict::Skip, reason);
                     self.push(skipped, line.evidence(), Duration::ZERO);
                 }
                 Err(error) => {
@@ -200,7 +193,6 @@ impl Auditor<'_> {
                     let failed = judge::unable(
                         &host,
                         "connection",
-                        &host,
                         protocol,
                         title,
                         Verdict::Error,
@@ -234,7 +226,6 @@ impl Auditor<'_> {
             let failed = judge::unable(
                 &host,
                 "connection",
-                &host,
                 first_line.protocol,
                 title,
                 Verdict::Error,
@@ -350,7 +341,6 @@ impl Auditor<'_> {
             judge::unable(
                 &host,
                 "without-sni",
-                &host,
                 protocol,
                 title.clone(),
                 verdict,
@@ -434,7 +424,6 @@ impl Auditor<'_> {
             judge::unable(
                 &host,
                 "connection",
-                &host,
                 Protocol::Http3,
                 format!("{host} over h3"),
                 Verdict::Skip,
@@ -478,7 +467,6 @@ impl Auditor<'_> {
                 let failed = judge::unable(
                     &host,
                     "connection",
-                    &host,
                     Protocol::Http3,
                     title,
                     verdict,

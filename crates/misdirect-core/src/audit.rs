@@ -44,16 +44,6 @@ pub enum Uncovered {
     WithoutSni,
 }
 
-impl Uncovered {
-    /// The check of a case about such a name, in its ID.
-    fn check(&self) -> &'static str {
-        match self {
-            Self::Also | Self::MadeUp => "uncovered",
-            Self::WithoutSni => "without-sni",
-        }
-    }
-}
-
 /// The names an audit asks for, from the host and the certificate its connection presented.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Plan {
@@ -233,18 +223,20 @@ impl fmt::Display for Fingerprint {
     }
 }
 
-/// A case of an audit: `audit/<host>/<check>/<name>` on one protocol.
+/// A case of an audit: `audit/<host>/<check>` on one protocol, where the check names the name
+/// it asks for when it is the user's or the certificate's (`uncovered/c.example`), and not when
+/// misdirect chose it (`uncovered/made-up`, `without-sni`): case IDs stay the same from one
+/// audit to the next, for CI's history.
 fn case(
     host: &str,
     check: &str,
-    name: &str,
     protocol: Protocol,
     title: String,
     requirements: Vec<Cited>,
     findings: Vec<Finding>,
 ) -> CaseResult {
     let verdict = Finding::gravest(&findings);
-    let scenario = format!("audit/{host}/{check}/{name}");
+    let scenario = format!("audit/{host}/{check}");
     CaseResult {
         name: format!("{scenario} [{}]", protocol.key()),
         scenario,
@@ -266,14 +258,13 @@ fn case(
 pub fn unable(
     host: &str,
     check: &str,
-    name: &str,
     protocol: Protocol,
     title: String,
     verdict: Verdict,
     reason: String,
 ) -> CaseResult {
     let findings = vec![finding(verdict, None, "a connection to audit", reason)];
-    case(host, check, name, protocol, title, Vec::new(), findings)
+    case(host, check, protocol, title, Vec::new(), findings)
 }
 
 /// Step 4: the host itself, asked on its own connection: the baseline every refusal is
@@ -290,7 +281,7 @@ pub fn judge_own(host: &str, protocol: Protocol, outcome: &ExchangeOutcome) -> C
             format!("{outcome}: give a URL the edge serves"),
         )],
     };
-    case(host, "own", host, protocol, title, Vec::new(), findings)
+    case(host, "own", protocol, title, Vec::new(), findings)
 }
 
 /// The status the edge gave its own host, when it answered with one of its own (not 421).
@@ -382,15 +373,12 @@ pub fn judge_uncovered(
             format!("{outcome}"),
         )],
     };
-    case(
-        host,
-        why.check(),
-        name,
-        protocol,
-        title,
-        vec![must, should],
-        findings,
-    )
+    let check = match why {
+        Uncovered::Also => format!("uncovered/{name}"),
+        Uncovered::MadeUp => "uncovered/made-up".to_owned(),
+        Uncovered::WithoutSni => "without-sni".to_owned(),
+    };
+    case(host, &check, protocol, title, vec![must, should], findings)
 }
 
 /// What one request for a covered name got.
@@ -522,8 +510,7 @@ pub fn judge_covered(
     };
     case(
         host,
-        "covered",
-        name,
+        &format!("covered/{name}"),
         protocol,
         title,
         vec![should, must],
