@@ -241,13 +241,28 @@ impl Auditor<'_> {
             &self.settings.nonce,
             self.settings.max_names,
         );
-        let remaining = tcp
+        // The protocols still to audit, the first connection's first; those past the budget
+        // are left out whole, the last first.
+        let mut remaining: Vec<Protocol> = self
+            .settings
+            .protocols
             .iter()
-            .skip_while(|protocol| **protocol != first_line.protocol)
-            .count();
-        let h3 = usize::from(self.settings.protocols.contains(&Protocol::Http3));
-        plan.fit(self.settings.max_requests, remaining + h3, 1);
-        for line in describe(&plan, self.settings) {
+            .copied()
+            .skip_while(|protocol| *protocol != first_line.protocol)
+            .collect();
+        let fitting = plan.fit(self.settings.max_requests, remaining.len(), 1);
+        for protocol in remaining.split_off(fitting) {
+            let title = format!("{host} over {}", protocol.key());
+            let reason = format!(
+                "left out: the plan takes {} requests per protocol, past --max-requests {}",
+                plan.requests_per_protocol(),
+                self.settings.max_requests
+            );
+            let skipped =
+                judge::unable(&host, "connection", protocol, title, Verdict::Skip, reason);
+            self.push(skipped, Vec::new(), Duration::ZERO);
+        }
+        for line in describe(&plan, &remaining, self.settings) {
             (self.say)(&line);
         }
         self.audited.plan = Some(plan.clone());
@@ -257,7 +272,7 @@ impl Auditor<'_> {
         let mut first_line = Some(first_line);
         let mut alternative = None;
         let mut first_own = None;
-        for &protocol in &tcp {
+        for &protocol in tcp.iter().filter(|protocol| remaining.contains(protocol)) {
             if self.stopped() {
                 return;
             }
@@ -276,7 +291,7 @@ impl Auditor<'_> {
                 first_own = Some(own);
             }
         }
-        if self.settings.protocols.contains(&Protocol::Http3) && !self.stopped() {
+        if remaining.contains(&Protocol::Http3) && !self.stopped() {
             self.http3(alternative, &plan).await;
         }
     }
@@ -479,7 +494,7 @@ impl Auditor<'_> {
 }
 
 /// The plan in words, before any request goes out (and all that `--dry-run` shows).
-fn describe(plan: &Plan, settings: &Settings) -> Vec<String> {
+fn describe(plan: &Plan, protocols: &[Protocol], settings: &Settings) -> Vec<String> {
     let names = |names: &mut dyn Iterator<Item = String>| {
         let names: Vec<String> = names.collect();
         if names.is_empty() {
@@ -488,8 +503,7 @@ fn describe(plan: &Plan, settings: &Settings) -> Vec<String> {
             names.join(", ")
         }
     };
-    let protocols: Vec<String> = settings
-        .protocols
+    let protocols: Vec<String> = protocols
         .iter()
         .map(|protocol| match protocol {
             Protocol::Http3 => "h3 where Alt-Svc advertises it".to_owned(),

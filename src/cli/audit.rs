@@ -117,9 +117,9 @@ fn check(args: &AuditArgs) -> Result<(), Failure> {
     if !within(args.timeout, 0.01, 600.0) {
         return Err(Failure::invalid("--timeout takes 0.01 to 600 seconds"));
     }
-    if !(1..=10_000).contains(&args.max_requests) || args.max_names > 1000 {
+    if !(3..=10_000).contains(&args.max_requests) || args.max_names > 1000 {
         return Err(Failure::invalid(
-            "--max-requests takes 1 to 10000, --max-names 0 to 1000",
+            "--max-requests takes 3 to 10000, --max-names 0 to 1000",
         ));
     }
     Ok(())

@@ -6,6 +6,7 @@
 //! listener, a served profile, a signal) is a trial function below the table. The profiled real
 //! servers come from `targets/*.yaml` themselves.
 
+mod audit;
 mod browser;
 mod report;
 mod schema;
@@ -714,6 +715,7 @@ pub(crate) fn trials() -> Vec<Trial> {
         .needs(&["python3"]),
     ]);
     trials.push(browser::html_report_renders_failures_first());
+    trials.extend(audit::trials());
     trials.extend(schema::trials());
     // Real clients under test from their profiles in `clients/`, where the machine has them;
     // listed but ignored where it has not: each run matches the client's baseline.
@@ -1079,13 +1081,14 @@ fn profiled_clients() -> Vec<(String, Vec<String>)> {
 
 /// `misdirect serve` on a port of its choosing with its PKI in `dir/certs`: the process and
 /// the port it listens on.
-fn served_embedded(dir: &Path) -> Result<(std::process::Child, u16), Failed> {
+fn served_embedded(dir: &Path, serve_args: &[&str]) -> Result<(std::process::Child, u16), Failed> {
     let certs = dir.join("certs");
     // Port 0: the server says where it listens, so no other process can take the port between
     // a check and its bind.
     let mut server = Command::new(env!("CARGO_BIN_EXE_misdirect"))
         .args(["serve", "--for", "30", "--port", "0", "--certs"])
         .arg(&certs)
+        .args(serve_args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -1114,7 +1117,7 @@ fn served_embedded(dir: &Path) -> Result<(std::process::Child, u16), Failed> {
 /// report names it as written and where it was reached.
 fn hostname_target_through_connect_to() -> Result<(), Failed> {
     let dir = scratch("connect-to");
-    let (mut server, port) = served_embedded(&dir)?;
+    let (mut server, port) = served_embedded(&dir, &[])?;
     let junit = dir.join("junit.xml");
     let outcome = misdirect(&[
         "run",
@@ -1157,7 +1160,7 @@ fn against_served_profile(
     environment: &[(&str, &str)],
 ) -> Result<(i32, Reported, String), Failed> {
     let dir = scratch(name);
-    let (mut server, port) = served_embedded(&dir)?;
+    let (mut server, port) = served_embedded(&dir, &[])?;
     let profile = dir.join("edge.yaml");
     let text = format!("server: edge\naddress: 127.0.0.1:{port}\n{profile_tail}");
     std::fs::write(&profile, text).map_err(|error| error.to_string())?;

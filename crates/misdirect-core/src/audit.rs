@@ -115,15 +115,19 @@ impl Plan {
         1 + self.uncovered.len() + 3 * self.covered.len()
     }
 
-    /// Leaves names out until `protocols` protocols and `extra` further requests (the probe
-    /// without SNI) fit in `budget`: covered names first, from the last, then the user's other
-    /// hostnames; the made-up name stays, as the one check every audit makes.
-    pub fn fit(&mut self, budget: usize, protocols: usize, extra: usize) {
-        let total = |plan: &Self| plan.requests_per_protocol() * protocols.max(1) + extra;
+    /// Leaves names and protocols out until the protocols and `extra` further requests (the
+    /// probe without SNI) fit in `budget`: covered names first, from the last, then protocols,
+    /// from the last, then the user's other hostnames; the made-up name and one protocol stay,
+    /// as the one check every audit makes. Returns how many of the `protocols` fit.
+    pub fn fit(&mut self, budget: usize, mut protocols: usize, extra: usize) -> usize {
+        let total =
+            |plan: &Self, protocols: usize| plan.requests_per_protocol() * protocols.max(1) + extra;
         let reason = format!("past --max-requests {budget}");
-        while total(self) > budget {
+        while total(self, protocols) > budget {
             if let Some(name) = self.covered.pop() {
                 self.left_out.push((name, reason.clone()));
+            } else if protocols > 1 {
+                protocols -= 1;
             } else if let Some(at) = self
                 .uncovered
                 .iter()
@@ -135,6 +139,7 @@ impl Plan {
                 break;
             }
         }
+        protocols.max(1)
     }
 }
 
@@ -639,9 +644,12 @@ mod tests {
             10,
         );
         assert_eq!(plan.requests_per_protocol(), 1 + 3 + 9);
-        plan.fit(22, 2, 1);
+        assert_eq!(plan.fit(22, 2, 1), 2);
         assert_eq!(plan.covered, sans(&["b.test", "d.test"]));
-        plan.fit(8, 2, 1);
+        // Protocols go before the user's names.
+        assert_eq!(plan.fit(8, 2, 1), 1);
+        assert_eq!(plan.uncovered.len(), 3);
+        assert_eq!(plan.fit(4, 2, 1), 1);
         assert!(plan.covered.is_empty());
         assert_eq!(
             plan.uncovered
@@ -653,7 +661,7 @@ mod tests {
         assert!(
             plan.left_out
                 .iter()
-                .any(|(name, why)| name == "x.test" && why == "past --max-requests 8")
+                .any(|(name, why)| name == "x.test" && why == "past --max-requests 4")
         );
     }
 
