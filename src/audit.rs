@@ -158,8 +158,16 @@ impl Auditor<'_> {
         }
     }
 
+    /// Records a case with its evidence: the events it joined, each once (the exchanges of a
+    /// case share their connection's).
     fn push(&mut self, mut result: CaseResult, evidence: Vec<Event>, took: Duration) {
-        result.transcript = Transcript { events: evidence };
+        let mut events: Vec<Event> = Vec::with_capacity(evidence.len());
+        for event in evidence {
+            if !events.contains(&event) {
+                events.push(event);
+            }
+        }
+        result.transcript = Transcript { events };
         result.duration = took;
         self.audited.results.push(result);
     }
@@ -563,6 +571,8 @@ struct Line {
     connection: Option<Connection>,
     /// How each connection of the line was made (or failed to be), the current one last.
     opened: Vec<Event>,
+    /// Requests the current connection carried.
+    carried: usize,
     label: String,
 }
 
@@ -574,6 +584,7 @@ impl Line {
             address,
             connection: None,
             opened: Vec::new(),
+            carried: 0,
             label: String::new(),
         }
     }
@@ -622,6 +633,7 @@ impl Line {
             ),
         };
         self.opened.push(auditor.event(&self.label, what));
+        self.carried = 0;
         result.map(|(connection, established)| {
             self.connection = Some(connection);
             established
@@ -629,8 +641,9 @@ impl Line {
     }
 
     /// Asks for `name` on this line's connection, opening it (again) if it is not open, and
-    /// once more on a new one when the edge had closed it before the request went out. The
-    /// events start with the connection the request went on.
+    /// once more on a new one when the edge had closed it before the request went out or
+    /// closed a connection that had carried other requests before answering. The events
+    /// start with the connection the request went on.
     async fn ask(&mut self, auditor: &mut Auditor<'_>, name: &str) -> Asked {
         let began = Instant::now();
         let mut events = Vec::new();
@@ -661,9 +674,19 @@ impl Line {
             }
             let sent = self.send(auditor, name).await;
             events.push(auditor.event(&self.label, sent.1));
-            let unsendable = matches!(sent.0, ExchangeOutcome::Unsendable { .. });
+            // A connection that had carried a request before may have been closed as that
+            // one's consequence, or for idling, as this one went out (RFC 9112 §9.3.1 lets a
+            // client retry an idempotent request then): only a fresh connection's close answers
+            // this request.
+            let retry = match sent.0 {
+                ExchangeOutcome::Unsendable { .. } => true,
+                ExchangeOutcome::ConnectionClosed { .. } | ExchangeOutcome::Dropped { .. } => {
+                    self.carried > 1
+                }
+                _ => false,
+            };
             outcome = Some(sent.0);
-            if !unsendable {
+            if !retry {
                 break;
             }
             self.connection = None;
@@ -698,6 +721,7 @@ impl Line {
                 detail: "no connection".to_owned(),
             },
             (Ok(()), Some(connection)) => {
+                self.carried += 1;
                 let deadline = auditor.settings.deadline;
                 let outcome = client::bounded(deadline, connection.send(&request)).await;
                 connection
