@@ -131,6 +131,11 @@ pub(super) fn audit(args: &AuditArgs) -> Result<Exit, Failure> {
     if selected.is_empty() {
         selected = vec![Protocol::Http2, Protocol::Http1, Protocol::Http3];
     }
+    if !selected.iter().any(|protocol| *protocol != Protocol::Http3) {
+        return Err(Failure::invalid(
+            "an audit learns of HTTP/3 from the Alt-Svc of an h2 or h1 answer: add --protocol h2 or h1",
+        ));
+    }
     let mut seen = Vec::new();
     selected.retain(|protocol| {
         let first = !seen.contains(protocol);

@@ -194,6 +194,10 @@ pub(super) fn trials() -> Vec<Trial> {
             untrusted_certificate_is_error,
         ),
         Trial::test("cli::audit-dry-run-sends-nothing", dry_run_sends_nothing),
+        Trial::test(
+            "cli::audit-rejects-what-it-cannot-audit",
+            rejects_what_it_cannot_audit,
+        ),
     ]);
     // Real servers, started from their profiles: the audit's verdict on the foreign name is
     // the suites' on server/uncovered-authority.
@@ -350,6 +354,37 @@ fn dry_run_sends_nothing() -> Result<(), Failed> {
         && stdout.contains("compared with fresh connections: b.test");
     if code != 0 || !planned || stdout.contains("requests sent") || junit.exists() {
         return Err(format!("exit {code}\n{stdout}{stderr}").into());
+    }
+    Ok(())
+}
+
+/// What an audit cannot run with exits 3 with the reason, before any connection.
+fn rejects_what_it_cannot_audit() -> Result<(), Failed> {
+    let offline = ":443:127.0.0.1:1";
+    let cases: [(&[&str], &str); 4] = [
+        (&["audit", "http://a.test/"], "the URL is https"),
+        (&["audit", "https://127.0.0.1/"], "an IP address"),
+        (
+            &["audit", "https://a.test/", "--protocol", "h3"],
+            "--protocol h2 or h1",
+        ),
+        (
+            &[
+                "audit",
+                "https://a.test/",
+                "--connect-to",
+                offline,
+                "--max-requests",
+                "2",
+            ],
+            "--max-requests takes 3",
+        ),
+    ];
+    for (args, says) in cases {
+        let (code, stdout, stderr) = misdirect(args)?;
+        if code != 3 || !format!("{stdout}{stderr}").contains(says) {
+            return Err(format!("{args:?}: exit {code}\n{stdout}{stderr}").into());
+        }
     }
     Ok(())
 }
