@@ -57,7 +57,6 @@ impl Edge {
 }
 
 /// How an audit asks.
-#[derive(Clone)]
 pub struct Settings {
     /// The user's other hostnames, which the certificate may or may not cover.
     pub also: Vec<String>,
@@ -80,20 +79,17 @@ pub struct Settings {
     pub stop: Arc<AtomicBool>,
 }
 
-/// What an audit of one edge found, as it went.
+/// What an audit of one edge found.
 #[derive(Debug, Default)]
 pub struct Audited {
-    /// Facts about the edge, one line each: its certificate, ALPN, ORIGIN, Alt-Svc.
-    pub facts: Vec<String>,
-    /// The plan, once the first connection told what to plan from.
-    pub plan: Option<Plan>,
     pub results: Vec<CaseResult>,
     /// Requests sent.
     pub requests: usize,
 }
 
-/// Audits `edge`; with `dry_run`, stops after the first handshake, with the plan. `say` hears
-/// each fact as soon as it is known.
+/// Audits `edge`; with `dry_run`, stops after the first handshake and the plan. `say` hears
+/// each fact about the edge (its certificate, ALPN, ORIGIN, Alt-Svc) and the plan as soon as
+/// they are known.
 pub async fn audit(
     edge: &Edge,
     settings: &Settings,
@@ -145,9 +141,8 @@ impl Auditor<'_> {
         self.settings.stop.load(Ordering::Relaxed)
     }
 
-    fn fact(&mut self, line: String) {
-        (self.say)(&line);
-        self.audited.facts.push(line);
+    fn fact(&self, line: &str) {
+        (self.say)(line);
     }
 
     fn event(&self, connection: &str, what: String) -> Event {
@@ -214,7 +209,7 @@ impl Auditor<'_> {
         let Some((first_line, established)) = first else {
             return;
         };
-        self.fact(format!(
+        self.fact(&format!(
             "{host} at {}: {}, ALPN {}, certificate for {}",
             self.edge.address,
             established.tls_version,
@@ -271,32 +266,30 @@ impl Auditor<'_> {
             self.push(skipped, Vec::new(), Duration::ZERO);
         }
         for line in describe(&plan, &remaining, self.settings) {
-            (self.say)(&line);
+            self.fact(&line);
         }
-        self.audited.plan = Some(plan.clone());
         if dry_run {
             return;
         }
+        // The first protocol goes on the first connection, and alone probes without SNI and
+        // reads the Alt-Svc.
         let mut first_line = Some(first_line);
         let mut alternative = None;
-        let mut first_own = None;
         for &protocol in tcp.iter().filter(|protocol| remaining.contains(protocol)) {
             if self.stopped() {
                 return;
             }
-            let line = match first_line.take_if(|line| line.protocol == protocol) {
-                Some(line) => line,
-                None if first_own.is_none() => continue,
-                None => Line::new(protocol, Some(host.clone()), self.edge.address),
-            };
+            let first = first_line.take();
+            let is_first = first.is_some();
+            let line =
+                first.unwrap_or_else(|| Line::new(protocol, Some(host.clone()), self.edge.address));
             let own = self.protocol(line, &plan).await;
-            if first_own.is_none() {
+            if is_first {
                 alternative = match &own {
                     ExchangeOutcome::Response(response) => response.h3_alternative(),
                     _ => None,
                 };
                 self.without_sni(protocol, &plan, &own).await;
-                first_own = Some(own);
             }
         }
         if remaining.contains(&Protocol::Http3) && !self.stopped() {
@@ -311,7 +304,7 @@ impl Auditor<'_> {
         let protocol = line.protocol;
         let own = line.ask(self, &host).await;
         if let Some(facts) = line.origin_and_alt_svc(&own.outcome) {
-            self.fact(format!("{}: {facts}", protocol.key()));
+            self.fact(&format!("{}: {facts}", protocol.key()));
         }
         let judged = judge::judge_own(&host, protocol, &own.outcome);
         self.push(judged, own.events.clone(), own.took);
@@ -475,7 +468,7 @@ impl Auditor<'_> {
                 return;
             }
         };
-        self.fact(format!("h3 at {address} (Alt-Svc)"));
+        self.fact(&format!("h3 at {address} (Alt-Svc)"));
         let mut line = Line::new(Protocol::Http3, Some(host.clone()), address);
         match line.open(self).await {
             Ok(_) => {
