@@ -440,12 +440,12 @@ pub fn judge_covered(
     );
     let should = Cited::from_catalogue("R9110-4.3.3-a", Level::Should);
     let must = Cited::from_catalogue("R6066-3-d", Level::Must);
-    let differs = |fresh: &Answered| {
+    let differs = |detail: String| {
         vec![finding(
             Verdict::Warn,
             Some(should.clone()),
             "the answer a fresh connection made for the name gets",
-            format!("differs from a fresh connection: shared: {shared}; fresh: {fresh}"),
+            format!("differs from a fresh connection: {detail}"),
         )]
     };
     let findings = match (shared, fresh) {
@@ -458,20 +458,15 @@ pub fn judge_covered(
             if differences.is_empty() {
                 Vec::new()
             } else {
-                vec![finding(
-                    Verdict::Warn,
-                    Some(should.clone()),
-                    "the answer a fresh connection made for the name gets",
-                    format!(
-                        "differs from a fresh connection: {}{} (shared: {shared}; fresh: {fresh})",
-                        differences.join(", "),
-                        if dynamic {
-                            "; bodies not compared, they differ between fresh connections"
-                        } else {
-                            ""
-                        }
-                    ),
-                )]
+                differs(format!(
+                    "{}{} (shared: {shared}; fresh: {fresh})",
+                    differences.join(", "),
+                    if dynamic {
+                        "; bodies not compared, they differ between fresh connections"
+                    } else {
+                        ""
+                    }
+                ))
             }
         }
         (
@@ -488,7 +483,9 @@ pub fn judge_covered(
                 format!("served on {host}'s connection: {shared}; a connection of its own: {said}"),
             )]
         }
-        (Answered::Fingerprint(_), Answered::Refused { .. }) => differs(fresh),
+        (Answered::Fingerprint(_), Answered::Refused { .. }) => {
+            differs(format!("shared: {shared}; fresh: {fresh}"))
+        }
         (_, Answered::Not(why)) | (Answered::Not(why), _) => vec![finding(
             Verdict::Error,
             None,
