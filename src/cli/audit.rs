@@ -184,11 +184,6 @@ pub(super) fn audit(args: &AuditArgs) -> Result<Exit, Failure> {
     let mut stop_signals = StopSignals::install(&runtime)?;
     let began = Instant::now();
     let (results, stopped) = runtime.block_on(async {
-        let signal = async {
-            let exit = stop_signals.received().await;
-            stop.store(true, Ordering::Relaxed);
-            exit
-        };
         let all = async {
             let mut results = Vec::new();
             for edge in &edges {
@@ -211,13 +206,8 @@ pub(super) fn audit(args: &AuditArgs) -> Result<Exit, Failure> {
             }
             results
         };
-        tokio::pin!(signal);
-        tokio::pin!(all);
         // A signal stops the requests; the audit under way ends with what it judged.
-        tokio::select! {
-            results = &mut all => (results, None),
-            exit = &mut signal => (all.await, Some(exit)),
-        }
+        stop_signals.finish_or_stop(all, &stop).await
     });
     let wall = began.elapsed();
     if args.dry_run {

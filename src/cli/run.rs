@@ -461,6 +461,23 @@ impl StopSignals {
             _ = self.terminate.recv() => Exit::Terminated,
         }
     }
+
+    /// Runs `work` to its end. A signal on the way sets `stop`, which `work` heeds by ending
+    /// early with what it has, and is the exit the command then calls for.
+    pub(super) async fn finish_or_stop<T>(
+        &mut self,
+        work: impl Future<Output = T>,
+        stop: &std::sync::atomic::AtomicBool,
+    ) -> (T, Option<Exit>) {
+        tokio::pin!(work);
+        tokio::select! {
+            done = &mut work => (done, None),
+            exit = self.received() => {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                (work.await, Some(exit))
+            }
+        }
+    }
 }
 
 /// `--client` names a client profile when it is a YAML file: loaded, with its tools present.

@@ -196,14 +196,6 @@ pub(super) fn soak(args: &SoakArgs) -> Result<Exit, Failure> {
     let (judged, stopped) = runtime.block_on(async {
         let started = start(target, selected.contains(&Protocol::Http3)).await?;
         let stop = Arc::new(AtomicBool::new(false));
-        let signal = {
-            let stop = Arc::clone(&stop);
-            async move {
-                let exit = stop_signals.received().await;
-                stop.store(true, Ordering::Relaxed);
-                exit
-            }
-        };
         let all = async {
             let mut judged = Vec::new();
             for &protocol in &selected {
@@ -226,18 +218,8 @@ pub(super) fn soak(args: &SoakArgs) -> Result<Exit, Failure> {
             }
             judged
         };
-        tokio::pin!(signal);
-        tokio::pin!(all);
         // A signal stops the load; the soak under way still ends with what it counted.
-        let mut stopped = None;
-        let judged = tokio::select! {
-            judged = &mut all => judged,
-            exit = &mut signal => {
-                stopped = Some(exit);
-                all.await
-            }
-        };
-        Ok::<_, Failure>((judged, stopped))
+        Ok::<_, Failure>(stop_signals.finish_or_stop(all, &stop).await)
     })?;
     let (results, tallies): (Vec<CaseResult>, Vec<Option<SoakTally>>) = judged.into_iter().unzip();
     let wall = began.elapsed();
