@@ -701,6 +701,10 @@ pub(crate) fn trials() -> Vec<Trial> {
             interrupted_run_writes_its_reports,
         ),
         Trial::test(
+            "cli::interrupted-soak-and-audit-write-their-reports",
+            interrupted_soak_and_audit_write_their_reports,
+        ),
+        Trial::test(
             "cli::system-trust-without-client-certificate",
             system_trust_without_client_certificate,
         ),
@@ -1307,20 +1311,7 @@ fn interrupted_run_writes_its_reports() -> Result<(), Failed> {
             .spawn()
             .map_err(|error| format!("cannot start misdirect: {error}"))?;
         std::thread::sleep(Duration::from_millis(1500));
-        let sent = Instant::now();
-        let _ = Command::new("kill")
-            .args([format!("-{signal}"), child.id().to_string()])
-            .status();
-        let status = loop {
-            if let Some(status) = child.try_wait().map_err(|error| error.to_string())? {
-                break status;
-            }
-            if sent.elapsed() > Duration::from_secs(5) {
-                let _ = child.kill();
-                return Err(format!("SIG{signal} did not stop the run within 5 s").into());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let status = stop_with(&mut child, signal)?;
         if status.code() != Some(exit) {
             return Err(format!("SIG{signal}: expected exit {exit}, got {status}").into());
         }
@@ -1337,6 +1328,94 @@ fn interrupted_run_writes_its_reports() -> Result<(), Failed> {
         }
     }
     Ok(())
+}
+
+/// Sends SIG`signal` to `child` and waits at most 5 s for it to end: its exit status.
+fn stop_with(
+    child: &mut std::process::Child,
+    signal: &str,
+) -> Result<std::process::ExitStatus, Failed> {
+    let sent = Instant::now();
+    let _ = Command::new("kill")
+        .args([format!("-{signal}"), child.id().to_string()])
+        .status();
+    loop {
+        if let Some(status) = child.try_wait().map_err(|error| error.to_string())? {
+            return Ok(status);
+        }
+        if sent.elapsed() > Duration::from_secs(5) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("SIG{signal} did not stop misdirect within 5 s").into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// SIGINT stops a soak's load and an audit's requests at once: exit 130, and the reports hold
+/// what was judged by then.
+fn interrupted_soak_and_audit_write_their_reports() -> Result<(), Failed> {
+    let dir = scratch("interrupted-soak-and-audit");
+    let (mut server, port) = served_embedded(&dir, &[])?;
+    let url = format!("https://a.test:{port}/");
+    let connect_to = format!("a.test:{port}:127.0.0.1:{port}");
+    let ca = dir.join("certs/ca.pem");
+    let commands: [(&str, Vec<&str>); 2] = [
+        ("soak", vec!["soak", "--for", "60", "--tallies"]),
+        (
+            "audit",
+            vec![
+                "audit",
+                &url,
+                "--connect-to",
+                &connect_to,
+                "--trust",
+                ca.to_str().unwrap_or_default(),
+                "--also",
+                "c.test",
+                "--rate",
+                "2",
+            ],
+        ),
+    ];
+    let mut outcome = Ok(());
+    for (name, mut args) in commands {
+        let junit = dir.join(format!("{name}.xml"));
+        let tallies = dir.join(format!("{name}-tallies.json"));
+        if name == "soak" {
+            args.push(tallies.to_str().unwrap_or_default());
+        }
+        let html = dir.join(format!("{name}.html"));
+        let json = dir.join(format!("{name}.json"));
+        let spawned = Command::new(env!("CARGO_BIN_EXE_misdirect"))
+            .args(&args)
+            .args(["--junit", junit.to_str().unwrap_or_default()])
+            .args(["--html", html.to_str().unwrap_or_default()])
+            .args(["--json", json.to_str().unwrap_or_default()])
+            .current_dir(root())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        let Ok(mut child) = spawned else {
+            outcome = Err(format!("cannot start misdirect {name}").into());
+            break;
+        };
+        std::thread::sleep(Duration::from_millis(1500));
+        let checked = stop_with(&mut child, "INT").and_then(|status| {
+            let reported = Reported::read(&junit)?;
+            if status.code() != Some(130) || reported.count("PASS") == 0 {
+                return Err(format!("{name}: {status}, {}", reported.summary()).into());
+            }
+            Ok(())
+        });
+        if checked.is_err() {
+            outcome = checked;
+            break;
+        }
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    outcome
 }
 
 /// The JUnit of a passing, a failing, a strict and a baseline run validates against the Jenkins
